@@ -1,0 +1,26 @@
+"""The module the ``implicit_temperature`` entry point names: hook implementations only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+import implicit_temperature
+
+from .adapter import DiceAdapter
+
+
+@implicit_temperature.hookimpl
+def register_adapters(register: Callable[[type], None]) -> None:
+    register(DiceAdapter)
+
+
+def parity(samples: torch.Tensor) -> torch.Tensor:
+    """Quantizer ``example-parity``: key 0 for even faces, 1 for odd faces."""
+    return torch.as_tensor(samples).long() % 2
+
+
+@implicit_temperature.hookimpl
+def register_quantizers(register: Callable[..., None]) -> None:
+    register("example-parity", lambda: parity)

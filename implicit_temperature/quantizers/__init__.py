@@ -1,0 +1,38 @@
+"""Quantizers: turn samples into integer keys, so that "the same outcome" is well defined.
+
+Temperature acts on the distribution over keys: samples with equal keys are one outcome. Built-in
+quantizers (registered through the ``register_quantizers`` hook, like third-party ones):
+
+* ``exact`` (:class:`ExactQuantizer`): the sample itself; discrete outputs; loses nothing.
+* ``grid`` (:class:`GridQuantizer`): ``floor((x - origin) / cell_size)``; few continuous dims.
+* ``codebook`` (:class:`CodebookQuantizer`): nearest k-means centroid, ``fit`` on a pilot batch;
+  continuous outputs with many dims.
+* ``classifier`` (:class:`ClassifierQuantizer`): any function returning integer labels.
+
+:func:`resolve_quantizer` turns a name, a quantizer object or a plain callable into a quantizer.
+Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)`` ->
+``(B, n)``/``(B, n, d)`` with ``batched=True``. See docs/plugins.md.
+
+This package imports only torch, numpy and the plugins layer (never an adapter).
+"""
+
+from .base import Quantizer, QuantizerError
+from .classifier import ClassifierQuantizer
+from .codebook import CodebookQuantizer, kmeans, nearest_code
+from .exact import ExactQuantizer
+from .grid import GridQuantizer
+from .resolve import CallableQuantizer, quantize, resolve_quantizer
+
+__all__ = [
+    "CallableQuantizer",
+    "ClassifierQuantizer",
+    "CodebookQuantizer",
+    "ExactQuantizer",
+    "GridQuantizer",
+    "Quantizer",
+    "QuantizerError",
+    "kmeans",
+    "nearest_code",
+    "quantize",
+    "resolve_quantizer",
+]
