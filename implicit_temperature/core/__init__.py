@@ -1,0 +1,44 @@
+"""The model-agnostic core: torch only, no model code.
+
+exact sampler (collision + Bernoulli factory, vectorised lanes), batch selection (generalised
+binomial cascade), keys, cost formulas, results and errors.
+"""
+
+from .api import AUTO_BUDGET_FACTOR, METHODS, temperature_sample
+from .batch import BatchSelection, batch_selection, select_from_batch, selection_probabilities
+from .cost import ExactCost, estimate_exact_draws, expected_exact_cost, expected_exact_draws
+from .errors import (
+    DrawBudgetExceeded,
+    ImplicitTemperatureError,
+    InvalidKeysError,
+    InvalidTemperatureError,
+    SamplerOutputError,
+)
+from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
+from .grouping import group_counts
+from .keys import exact_rows
+from .result import TemperatureResult
+
+__all__ = [
+    "AUTO_BUDGET_FACTOR",
+    "DEFAULT_MAX_DRAWS_PER_OUTPUT",
+    "DEFAULT_MAX_LANES",
+    "METHODS",
+    "BatchSelection",
+    "DrawBudgetExceeded",
+    "ExactCost",
+    "ImplicitTemperatureError",
+    "InvalidKeysError",
+    "InvalidTemperatureError",
+    "SamplerOutputError",
+    "TemperatureResult",
+    "batch_selection",
+    "estimate_exact_draws",
+    "exact_rows",
+    "expected_exact_cost",
+    "expected_exact_draws",
+    "group_counts",
+    "select_from_batch",
+    "selection_probabilities",
+    "temperature_sample",
+]

@@ -1,0 +1,116 @@
+"""The batch approximation: pick one of N samples so that its outcome is ~P^(1/T)-distributed.
+
+For each problem, every sample i has the count ``c_i`` of samples sharing its key. With
+s = 1/T, outcome x gets weight C(c_x, s) (the generalised binomial
+Gamma(c+1) / (Gamma(s+1) Gamma(c-s+1)), via lgamma), which qualifies when c_x > s - 1. At
+T = 1/n this is the published CALM rule bit for bit: weights C(c, n) over outcomes with c >= n.
+If no outcome qualifies the level drops s -> s - 1 -> ... (the published cascade n, n-1, ..., 1);
+the level reached is reported. A chosen outcome's sample is picked uniformly among its copies,
+so each sample i is drawn with probability proportional to C(c_i, s) / c_i.
+
+This is an approximation: biased for finite N (it cannot choose an outcome it did not see).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .grouping import group_counts
+from .keys import normalize_batch_keys
+from .validation import check_temperature, inverse_temperature, make_generator, uniform
+
+ESTIMATORS = ("binomial", "plugin")
+
+
+@dataclass(frozen=True)
+class BatchSelection:
+    """What :func:`batch_selection` chose, per problem.
+
+    index:  LongTensor (B,), the chosen sample's position in [0, N).
+    level:  float64 (B,), the power s actually used (1/T unless the cascade stepped down).
+    depth:  LongTensor (B,), cascade steps taken (0: no outcome was missing at level 1/T).
+    counts: LongTensor (B, N), how many samples share each sample's key.
+    """
+
+    index: torch.Tensor
+    level: torch.Tensor
+    depth: torch.Tensor
+    counts: torch.Tensor
+
+
+def _log_weights(
+    counts: torch.Tensor, s: float, estimator: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample log selection weights (B, N) float64, with the level and cascade depth (B,)."""
+    c = counts.double()
+    b = c.shape[0]
+    if estimator == "plugin":
+        level = torch.full((b,), s, dtype=torch.float64, device=c.device)
+        depth = torch.zeros(b, dtype=torch.long, device=c.device)
+        return (s - 1.0) * torch.log(c), level, depth
+    c_max = c.amax(dim=1)
+    # smallest k >= 0 with some count c > s - k - 1, i.e. k > s - 1 - c_max
+    depth = torch.clamp(torch.floor(s - 1.0 - c_max) + 1.0, min=0.0)
+    level = s - depth
+    gap = c - level.unsqueeze(1) + 1.0  # > 0 where the sample's outcome qualifies
+    qualifies = gap > 0
+    log_w = torch.lgamma(c + 1.0) - torch.lgamma(torch.where(qualifies, gap, torch.ones_like(gap)))
+    log_w = log_w - torch.log(c)
+    log_w = torch.where(qualifies, log_w, torch.full_like(log_w, float("-inf")))
+    return log_w, level, depth.long()
+
+
+def _prepare(keys: torch.Tensor, temperature: float, estimator: str):
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    t = check_temperature(temperature)
+    k = normalize_batch_keys(keys)
+    counts, _ = group_counts(k)
+    log_w, level, depth = _log_weights(counts, inverse_temperature(t), estimator)
+    return counts, log_w, level, depth
+
+
+def selection_probabilities(
+    keys: torch.Tensor, temperature: float, *, estimator: str = "binomial"
+) -> torch.Tensor:
+    """Exact probability (float64 (B, N)) that :func:`select_from_batch` picks each sample."""
+    _, log_w, _, _ = _prepare(keys, temperature, estimator)
+    return torch.softmax(log_w, dim=1)
+
+
+def batch_selection(
+    keys: torch.Tensor,
+    temperature: float,
+    *,
+    generator: torch.Generator | int | None = None,
+    estimator: str = "binomial",
+) -> BatchSelection:
+    """Choose one sample per problem; see the module docstring for the rule.
+
+    keys: integer tensor (B, N) or (B, N, d) on any device; rows of d are compared exactly.
+    estimator: "binomial" (generalised binomial with cascade; the published rule at T = 1/n) or
+    "plugin" ((c/N)^(1/T), kept for comparison).
+    Vectorised over B and N with fixed shapes: no Python loop over rows or samples, no host sync.
+    """
+    counts, log_w, level, depth = _prepare(keys, temperature, estimator)
+    if generator is None:  # torch's global RNG on the keys' device
+        u = torch.rand(log_w.shape, dtype=torch.float64, device=log_w.device)
+    else:
+        u = uniform(tuple(log_w.shape), make_generator(generator), log_w.device)
+    u = u.clamp_(min=1e-300)
+    gumbel = -torch.log(-torch.log(u))
+    index = torch.argmax(log_w + gumbel, dim=1)
+    return BatchSelection(index=index, level=level, depth=depth, counts=counts)
+
+
+def select_from_batch(
+    keys: torch.Tensor,
+    temperature: float,
+    generator: torch.Generator | int | None = None,
+    *,
+    estimator: str = "binomial",
+) -> torch.Tensor:
+    """The chosen sample index per problem: LongTensor (B,). See :func:`batch_selection`."""
+    return batch_selection(keys, temperature, generator=generator, estimator=estimator).index

@@ -1,0 +1,29 @@
+"""Exceptions raised by the core. Every message says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ImplicitTemperatureError(Exception):
+    """Base class of every error raised by implicit-temperature."""
+
+
+class InvalidTemperatureError(ImplicitTemperatureError, ValueError):
+    """The temperature is not a finite real number > 0, or the method cannot reach it."""
+
+
+class SamplerOutputError(ImplicitTemperatureError, ValueError):
+    """``draw(m)`` returned something other than m samples (wrong length, shape, type, NaN)."""
+
+
+class InvalidKeysError(ImplicitTemperatureError, ValueError):
+    """Keys are not an integer tensor of shape (m,)/(m, d) (or (B, N)/(B, N, d))."""
+
+
+class DrawBudgetExceeded(ImplicitTemperatureError, RuntimeError):
+    """An exact run would exceed ``max_draws``. ``stats`` holds the progress made so far."""
+
+    def __init__(self, message: str, stats: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.stats = stats

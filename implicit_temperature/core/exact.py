@@ -1,0 +1,249 @@
+"""The exact sampler: draws from P^(1/T) for T <= 1 using only draws from P.
+
+One round, with s = 1/T = n + a:
+  stage 1 (collision, n >= 1 draws): the first draw is the candidate x; each further draw must
+  equal x (early exit at the first mismatch) -> passes with probability P(x)^n;
+  stage 2 (Bernoulli factory, only if a > 0): for i = 1, 2, ...: one draw, equal to x -> accept;
+  else with probability a / i -> reject -> passes with probability P(x)^a.
+A round accepts x with probability P(x)^(1/T), so accepted candidates are exactly P_T-distributed.
+
+Vectorisation: many rounds run side by side as lanes of a tensor (B problems x m lanes, one
+``draw(m)`` per step feeds every lane). Lanes that finish are refilled with new rounds. Rounds are
+numbered in the order they start (ties broken by lane position, never by value); outputs are the
+first ``num_outputs`` accepted rounds in that order, so they are i.i.d. P_T whatever the rounds'
+durations: a round's outcome only depends on draws made after it started. Rounds that start after
+the last needed acceptance are abandoned. The number of lanes follows the estimated acceptance
+rate, so the draws spent stay close to the sequential expectation (see :mod:`.cost`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .drawing import DrawSource
+from .errors import DrawBudgetExceeded
+from .samples import Samples
+from .validation import uniform
+
+_NONE = torch.iinfo(torch.long).max  # round id of "no accepted round"
+
+DEFAULT_MAX_LANES = 1024
+DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
+
+
+@dataclass
+class ExactStats:
+    """Bookkeeping of one exact run (totals over the B problems)."""
+
+    draws: int = 0
+    calls: int = 0
+    rounds: int = 0  # rounds started
+    accepted: int = 0
+    rejected: int = 0
+    abandoned: int = 0
+    max_lanes_used: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "draws": self.draws,
+            "model_calls": self.calls,
+            "rounds": self.rounds,
+            "accepted_rounds": self.accepted,
+            "rejected_rounds": self.rejected,
+            "abandoned_rounds": self.abandoned,
+            "max_lanes_used": self.max_lanes_used,
+        }
+
+
+@dataclass
+class ExactOutput:
+    samples: Samples  # (B, Q, ...)
+    keys: torch.Tensor  # (B, Q, d)
+    stats: ExactStats
+
+
+class _Lanes:
+    """Per-lane round state, all (B, L): active, round id, stage-1 matches k, factory flip index
+    (0 while in stage 1), the candidate's key (B, L, d) and the candidate sample."""
+
+    NAMES = ("active", "rid", "k", "flip", "cand_keys")
+
+    def __init__(self, y: Samples, y_keys: torch.Tensor) -> None:
+        b, m = y_keys.shape[:2]
+        zeros = torch.zeros(b, m, dtype=torch.long, device=y_keys.device)
+        self.active = torch.zeros(b, m, dtype=torch.bool, device=y_keys.device)
+        self.rid, self.k, self.flip = zeros, zeros.clone(), zeros.clone()
+        self.cand_keys = torch.zeros_like(y_keys)
+        self.cand = y
+
+    def _apply(self, fn) -> None:
+        for name in self.NAMES:
+            setattr(self, name, fn(getattr(self, name)))
+
+    def compact(self) -> None:
+        """Move in-progress lanes to the front of each row, keeping their order."""
+        perm = torch.sort((~self.active).long(), dim=1, stable=True).indices
+        rows = torch.arange(perm.shape[0], device=perm.device).unsqueeze(1)
+        self._apply(lambda t: t[rows, perm])
+        self.cand = self.cand.gather(perm)
+
+    def resize(self, m: int, filler: Samples) -> None:
+        """Keep the first m lanes, or append idle lanes (their candidate taken from ``filler``)."""
+        b, cur = self.active.shape
+        if m < cur:
+            self._apply(lambda t: t[:, :m])
+            self.cand = self.cand.gather(torch.arange(m, device=self.active.device).expand(b, m))
+        elif m > cur:
+            pad = m - cur
+            self._apply(lambda t: torch.cat([t, t.new_zeros((b, pad) + tuple(t.shape[2:]))], dim=1))
+            self.cand = self.cand.cat(
+                filler.gather(torch.zeros(b, pad, dtype=torch.long, device=self.active.device))
+            )
+
+
+def run_exact(
+    source: DrawSource,
+    s: float,
+    num_outputs: int,
+    *,
+    max_draws: int | None,
+    max_lanes: int = DEFAULT_MAX_LANES,
+) -> ExactOutput:
+    """Run the exact sampler until every problem has ``num_outputs`` accepted rounds.
+
+    ``s`` = 1/T >= 1. ``max_draws`` bounds the total base draws (B * m per call); before a call
+    that would exceed it a :class:`DrawBudgetExceeded` carrying the statistics is raised.
+    One host synchronisation per step (the next lane count and the step's tallies).
+    """
+    n = int(math.floor(s))
+    a = s - n
+    q = num_outputs
+    stats = ExactStats()
+    gen = source.generator
+    lanes: _Lanes | None = None
+    # per-problem tallies (B,), created with the lanes on the first draw
+    n_acc = n_fin = next_id = in_prog = want = torch.zeros(0, dtype=torch.long)
+    m = min(q, max_lanes)  # first step: one round per wanted output
+    b = source.num_problems or 1
+
+    while True:
+        if lanes is not None:
+            lanes.compact()
+            in_prog = lanes.active.sum(1)
+            need = (q - n_acc).clamp(min=0)  # outputs each problem still lacks
+            z_hat = (n_acc + 1).double() / (n_fin + 1).double()  # acceptance rate per round
+            target = torch.ceil(need.double() / z_hat).long().clamp(max=max_lanes)
+            want = torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
+            sizes = torch.stack([(in_prog + want).max(), in_prog.max()]).cpu()
+            m, m_min = int(sizes[0]), int(sizes[1])
+            if m == 0:
+                break
+            if max_draws is not None and source.draws + b * m > max_draws:
+                if m_min == 0 or source.draws + b * m_min > max_draws:
+                    stats.draws, stats.calls = source.draws, source.calls
+                    raise DrawBudgetExceeded(
+                        f"the exact sampler would need more than max_draws={max_draws} base draws "
+                        f"(spent {stats.draws}, accepted {stats.accepted} rounds for {b * q} "
+                        'outputs); raise max_draws, or use method="batch" (approximate, fixed '
+                        'cost) or method="auto"',
+                        stats.as_dict(),
+                    )
+                want = torch.zeros_like(want)
+                m = m_min
+        elif max_draws is not None and b * m > max_draws:
+            raise DrawBudgetExceeded(
+                f"max_draws={max_draws} is below the first step's {b * m} draws; raise max_draws",
+                stats.as_dict(),
+            )
+
+        y, y_keys = source(m)
+        stats.draws, stats.calls = source.draws, source.calls
+        stats.max_lanes_used = max(stats.max_lanes_used, m)
+        dev = y_keys.device
+        lane = torch.arange(m, device=dev).unsqueeze(0)
+        if lanes is None:
+            b = y_keys.shape[0]
+            lanes = _Lanes(y, y_keys)
+            in_prog = torch.zeros(b, dtype=torch.long, device=dev)
+            want = torch.full((b,), m, dtype=torch.long, device=dev)
+            next_id = torch.zeros(b, dtype=torch.long, device=dev)
+            n_acc = torch.zeros(b, dtype=torch.long, device=dev)
+            n_fin = torch.zeros(b, dtype=torch.long, device=dev)
+            acc_ids = torch.full((b, q), _NONE, dtype=torch.long, device=dev)
+            acc_keys = torch.zeros(b, q, y_keys.shape[-1], dtype=torch.long, device=dev)
+            acc_samples = y.gather(torch.zeros(b, q, dtype=torch.long, device=dev))
+        else:
+            lanes.resize(m, y)
+        active, k, flip, rid, cand_keys = (
+            lanes.active,
+            lanes.k,
+            lanes.flip,
+            lanes.rid,
+            lanes.cand_keys,
+        )
+
+        # --- rounds in progress, decided on their state before this step ------------------
+        match = (y_keys == cand_keys).all(-1)
+        in_stage2 = active & (flip > 0)
+        in_stage1 = active & (flip == 0)
+        accept = in_stage2 & match  # factory: heads
+        if a > 0:
+            coin = uniform((b, m), gen, dev)
+            tails = in_stage2 & ~match & (coin * flip.clamp(min=1).double() < a)  # prob a / i
+        else:
+            tails = torch.zeros_like(active)
+        reject = tails | (in_stage1 & ~match)  # collision stage: early exit at a mismatch
+        flip = torch.where(in_stage2 & ~accept & ~tails, flip + 1, flip)
+        k = torch.where(in_stage1 & match, k + 1, k)
+
+        # --- new rounds in lanes [in_prog, in_prog + want), numbered in lane order ----------
+        start = (lane >= in_prog.unsqueeze(1)) & (lane < (in_prog + want).unsqueeze(1))
+        rid = torch.where(start, next_id.unsqueeze(1) + lane - in_prog.unsqueeze(1), rid)
+        next_id = next_id + want
+        k = torch.where(start, torch.ones_like(k), k)
+        flip = torch.where(start, torch.zeros_like(flip), flip)
+        cand_keys = torch.where(start.unsqueeze(-1), y_keys, cand_keys)
+        lanes.cand = lanes.cand.cat(y).gather(torch.where(start, lane + m, lane))
+        live = (active & ~accept & ~reject) | start
+
+        # --- stage 1 complete: accept (a == 0) or enter the Bernoulli factory ---------------
+        done1 = live & (flip == 0) & (k >= n)
+        if a > 0:
+            flip = torch.where(done1, torch.ones_like(flip), flip)
+        else:
+            accept = accept | done1
+        live = live & ~accept
+
+        # --- keep the first q accepted rounds per problem, in start order -----------------
+        all_ids = torch.cat([acc_ids, torch.where(accept, rid, torch.full_like(rid, _NONE))], 1)
+        order = torch.sort(all_ids, dim=1, stable=True).indices[:, :q]
+        acc_ids = all_ids.gather(1, order)
+        acc_keys = torch.cat([acc_keys, cand_keys], 1).gather(
+            1, order.unsqueeze(-1).expand(b, q, acc_keys.shape[-1])
+        )
+        acc_samples = acc_samples.cat(lanes.cand).gather(order)
+        n_acc = n_acc + accept.sum(1)
+        n_fin = n_fin + (accept | reject).sum(1)
+
+        # --- rounds that started after the q-th acceptance can no longer matter --------------
+        abandon = live & (rid > acc_ids[:, q - 1].unsqueeze(1))
+        live = live & ~abandon
+
+        lanes.active, lanes.k, lanes.flip, lanes.rid, lanes.cand_keys = (
+            live,
+            k,
+            flip,
+            rid,
+            cand_keys,
+        )
+        tallies = torch.stack([want.sum(), accept.sum(), reject.sum(), abandon.sum()]).cpu()
+        stats.rounds += int(tallies[0])
+        stats.accepted += int(tallies[1])
+        stats.rejected += int(tallies[2])
+        stats.abandoned += int(tallies[3])
+
+    return ExactOutput(samples=acc_samples, keys=acc_keys, stats=stats)

@@ -1,0 +1,158 @@
+"""Keys: integer labels that say which samples are the same outcome.
+
+A key function maps samples to a LongTensor: (m,) or (m, d) per call (batched: (B, m) or
+(B, m, d)). Two samples are the same outcome iff their key rows are equal. Internally keys are
+held as int64 (B, m, d).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InvalidKeysError, SamplerOutputError
+from .samples import Samples
+
+_BIT_VIEW = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
+
+
+def exact_rows(x: torch.Tensor, lead: int) -> torch.Tensor:
+    """Rows of ``x`` (first ``lead`` dims kept, the rest flattened) as int64, compared exactly.
+
+    Integer and bool tensors keep their values; floats are compared by their bit patterns (so
+    0.0 and -0.0 differ); NaN is refused.
+    """
+    if x.is_complex():
+        x = torch.view_as_real(x)
+    flat = x.reshape(*x.shape[:lead], -1) if x.dim() > lead else x.reshape(*x.shape[:lead], 1)
+    if flat.is_floating_point():
+        if torch.isnan(flat).any():
+            raise SamplerOutputError(
+                "draw() returned NaN values; fix the sampler (NaN cannot be compared) "
+                "or pass a key= "
+                "function that maps NaN samples to a label of their own"
+            )
+        if flat.dtype not in _BIT_VIEW:
+            flat = flat.double()
+        return flat.contiguous().view(_BIT_VIEW[flat.dtype]).long()
+    return flat.long()
+
+
+class KeyFunction:
+    """Applies the user's key function (or the exact default) and checks what it returns.
+
+    ``batched`` selects the expected shapes; the key width d must stay the same across calls.
+    Python objects in lists are interned to consecutive ints, consistently for one run.
+    """
+
+    def __init__(self, key: Callable[[Any], Any] | None, batched: bool) -> None:
+        if key is not None and not callable(key):
+            raise TypeError(
+                f"key must be a callable samples -> LongTensor or None, got {type(key).__name__}"
+            )
+        self.key = key
+        self.batched = batched
+        self.width: int | None = None
+        self.squeeze = False  # True when keys were one integer per sample (no d dimension)
+        self._intern: dict[Any, int] = {}
+
+    def __call__(self, raw: Any, samples: Samples) -> torch.Tensor:
+        if self.key is None:
+            keys = self._default(samples)
+        else:
+            keys = self._check(self.key(raw), samples)
+        if self.width is None:
+            self.width = int(keys.shape[-1])
+        elif keys.shape[-1] != self.width:
+            raise InvalidKeysError(
+                f"key function returned rows of width {keys.shape[-1]} after width {self.width}; "
+                "keys of one run must all have the same width"
+            )
+        return keys
+
+    def _default(self, samples: Samples) -> torch.Tensor:
+        if samples.kind in ("tensor", "ndarray"):
+            data = samples.data
+            if samples.kind == "ndarray":
+                data = torch.from_numpy(np.ascontiguousarray(data))
+            self.squeeze = data.dim() == 2
+            return exact_rows(data, 2)
+        self.squeeze = True
+        ids = []
+        for row in samples.data:
+            out = []
+            for obj in row:
+                try:
+                    out.append(self._intern.setdefault(obj, len(self._intern)))
+                except TypeError as exc:
+                    raise InvalidKeysError(
+                        f"samples of type {type(obj).__name__} are not hashable; "
+                        "pass key= a function "
+                        "mapping samples to a LongTensor"
+                    ) from exc
+            ids.append(out)
+        return torch.tensor(ids, dtype=torch.long).unsqueeze(-1)
+
+    def _check(self, keys: Any, samples: Samples) -> torch.Tensor:
+        if isinstance(keys, np.ndarray):
+            keys = torch.from_numpy(keys)
+        if not isinstance(keys, torch.Tensor):
+            raise InvalidKeysError(
+                f"key(samples) must return an integer torch.Tensor, got {type(keys).__name__}"
+            )
+        if keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
+            raise InvalidKeysError(
+                f"key(samples) must return integer keys, got dtype {keys.dtype}; quantise "
+                "continuous values first, e.g. torch.round(x / cell_size).long()"
+            )
+        b, m = samples.num_problems, samples.size
+        expected = f"({b}, {m}) or ({b}, {m}, d)" if self.batched else f"({m},) or ({m}, d)"
+        lead = (b, m) if self.batched else (m,)
+        if tuple(keys.shape[: len(lead)]) != lead or keys.dim() not in (len(lead), len(lead) + 1):
+            raise InvalidKeysError(
+                f"key(samples) returned shape {tuple(keys.shape)}; expected {expected} for these "
+                "samples (one key, or one row of d integers, per sample)"
+            )
+        keys = keys.long()
+        self.squeeze = keys.dim() == len(lead)
+        if self.squeeze:
+            keys = keys.unsqueeze(-1)
+        if not self.batched:
+            keys = keys.unsqueeze(0)
+        return keys
+
+
+def normalize_batch_keys(keys: Any) -> torch.Tensor:
+    """Check keys given to :func:`select_from_batch`: (B, N) or (B, N, d) integers -> (B, N, d)."""
+    if isinstance(keys, np.ndarray):
+        keys = torch.from_numpy(keys)
+    if not isinstance(keys, torch.Tensor):
+        raise InvalidKeysError(
+            f"keys must be an integer torch.Tensor (B, N) or (B, N, d), got {type(keys).__name__}"
+        )
+    if keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
+        raise InvalidKeysError(
+            f"keys must be integers, got dtype {keys.dtype}; "
+            "quantise continuous samples first, e.g. "
+            "torch.round(x / cell_size).long()"
+        )
+    if (
+        keys.dim() not in (2, 3)
+        or keys.shape[0] < 1
+        or keys.shape[1] < 1
+        or (keys.dim() == 3 and keys.shape[2] < 1)
+    ):
+        raise InvalidKeysError(
+            f"keys must have shape (B, N) or (B, N, d) with B, N, d >= 1, got {tuple(keys.shape)}; "
+            "for one problem use keys[None]"
+        )
+    keys = keys.long()
+    return keys.unsqueeze(-1) if keys.dim() == 2 else keys

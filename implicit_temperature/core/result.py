@@ -1,0 +1,69 @@
+"""The result object returned by temperature_sample and TemperatureSampler.sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TemperatureResult:
+    """Chosen samples and how they were obtained.
+
+    samples:  the chosen samples in the type ``draw`` returned (tensor, ndarray or list), leading
+              dim num_outputs; batched runs: (B, num_outputs, ...).
+    keys:     their keys, LongTensor (num_outputs,) or (num_outputs, d); batched: leading B.
+    method:   the method that produced them, "exact" or "batch" (``requested_method`` says what
+              was asked for, e.g. "auto").
+    draws:    base samples drawn in total (every problem, pilot included).
+    model_calls: number of ``draw`` calls.
+    rounds / accepted_rounds / rejected_rounds / abandoned_rounds: exact method bookkeeping.
+    cascade_level: batch method, float64 (num_outputs,) (batched (B, num_outputs)): the power s
+              actually used; below 1/T where no outcome of the batch qualified (N too small).
+    cascade_depth: batch method, how many levels the cascade stepped down (0 = none).
+    reason:   method="auto": why exact or batch was chosen.
+    expected_draws: method="auto": the pilot's estimate of the exact method's total draws.
+    """
+
+    samples: Any
+    keys: torch.Tensor
+    method: str
+    temperature: float
+    draws: int
+    model_calls: int
+    requested_method: str
+    num_outputs: int
+    rounds: int | None = None
+    accepted_rounds: int | None = None
+    rejected_rounds: int | None = None
+    abandoned_rounds: int | None = None
+    max_lanes_used: int | None = None
+    cascade_level: torch.Tensor | None = None
+    cascade_depth: torch.Tensor | None = None
+    reason: str | None = None
+    expected_draws: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def draws_per_output(self) -> float:
+        """Base draws spent per returned sample (over all problems)."""
+        b = self.keys.shape[0] if self.keys.dim() >= 2 and self.extra.get("batched") else 1
+        return self.draws / (self.num_outputs * b)
+
+    def summary(self) -> str:
+        """One line for logs: method, draws, and the method's own figures."""
+        parts = [
+            f"method={self.method}",
+            f"T={self.temperature:g}",
+            f"draws={self.draws}",
+            f"calls={self.model_calls}",
+        ]
+        if self.rounds is not None:
+            parts.append(f"rounds={self.rounds}")
+        if self.cascade_depth is not None:
+            parts.append(f"cascade_steps_max={int(self.cascade_depth.max())}")
+        if self.reason:
+            parts.append(f"reason={self.reason!r}")
+        return " ".join(parts)

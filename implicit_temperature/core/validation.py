@@ -1,0 +1,85 @@
+"""Argument checks shared by the public functions."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from .errors import InvalidTemperatureError
+
+# 1/T values within this relative distance of an integer are snapped to it, so that T = 1/3
+# (whose float reciprocal is 3.0000000000000004 on some paths) uses the integer rule exactly.
+_SNAP_RTOL = 1e-9
+
+
+def check_temperature(temperature: object) -> float:
+    """Return ``temperature`` as a float after checking it is a finite real number > 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
+            temperature = float(temperature)
+        else:
+            raise TypeError(
+                f"temperature must be a real number > 0 (e.g. 0.5), got "
+                f"{type(temperature).__name__} "
+                f"{temperature!r}"
+            )
+    t = float(temperature)
+    if math.isnan(t) or math.isinf(t) or t <= 0.0:
+        raise InvalidTemperatureError(
+            f"temperature must be a finite number > 0, got {t!r}; use e.g. 0.5 to sharpen, 1.0 for "
+            "the model's own distribution, 2.0 to flatten"
+        )
+    return t
+
+
+def inverse_temperature(t: float) -> float:
+    """s = 1/T, snapped to the nearest integer when it is one up to float error."""
+    s = 1.0 / t
+    r = round(s)
+    if r >= 1 and abs(s - r) <= _SNAP_RTOL * max(1.0, s):
+        return float(r)
+    return s
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int after checking it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def make_generator(
+    generator: torch.Generator | int | None, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A torch.Generator from ``generator`` (a Generator is used as is; an int seeds a new one;
+    None seeds a new one from torch's global RNG, so ``torch.manual_seed`` makes runs
+    repeatable)."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    if generator is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    elif isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        seed = int(generator)
+    else:
+        raise TypeError(
+            "generator must be a torch.Generator, an int seed or None, got "
+            f"{type(generator).__name__}"
+        )
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def uniform(
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    device: torch.device,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Uniform(0, 1) numbers on ``device`` drawn from ``generator`` (whatever its device)."""
+    u = torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)
+    return u.to(device, non_blocking=True)

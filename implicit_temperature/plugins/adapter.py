@@ -1,0 +1,58 @@
+"""The adapter base class: how one model family's samples are drawn and compared."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+
+class Adapter:
+    """Base class (and protocol) for model adapters.
+
+    Contract:
+
+    * ``name`` (class attribute, str): the name users pass as ``adapter=`` and that
+      ``itemp plugins`` lists.
+    * ``handles(model) -> bool`` (classmethod): True when this adapter can drive ``model``. Keep it
+      specific: ``TemperatureSampler(model)`` refuses to guess when several adapters say yes.
+    * ``__init__(model, **options)``: options are adapter specific (quantizer, context, call
+      kwargs, batch sizes).
+    * ``draw(n, generator=None)``: ``n`` i.i.d. samples from the model, in as few model calls as
+      memory allows. Unbatched adapters return leading dim ``n``; adapters with ``batched = True``
+      run ``num_problems`` independent problems (e.g. B prompts) at once and return ``(B, n, ...)``.
+      ``generator`` is a ``torch.Generator``: the same generator state gives the same samples.
+    * ``quantize(samples) -> LongTensor``: keys; equal keys mean the same outcome. Shape
+      ``(n,)``/``(n, d)``, or ``(B, n)``/``(B, n, d)`` when batched.
+    """
+
+    name: ClassVar[str] = ""
+    batched: bool = False
+
+    def __init__(self, model: Any, **options: Any) -> None:
+        if options:
+            raise TypeError(
+                f"adapter {self.name!r} takes no options, got {sorted(options)}; "
+                "check the adapter's documentation for the options it accepts"
+            )
+        self.model = model
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{cls.__name__}.handles(model) must be implemented")
+
+    @property
+    def num_problems(self) -> int | None:
+        """B, the number of independent problems a batched adapter runs at once (else None)."""
+        return None
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> Any:  # pragma: no cover
+        raise NotImplementedError(
+            f"{type(self).__name__}.draw(n, generator=None) must be implemented"
+        )
+
+    def quantize(self, samples: Any) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.quantize(samples) must be implemented")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} adapter {self.name!r} for {type(self.model).__name__}>"

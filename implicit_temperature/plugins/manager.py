@@ -1,0 +1,238 @@
+"""One pluggy PluginManager, entry-point loading and the adapter/quantizer registries.
+
+Built-in plugins (``BUILTIN_PLUGINS``) are registered through exactly the same hooks as third-party
+ones, which are found in the entry-point group ``implicit_temperature``. A plugin that fails to
+import, or raises inside a hook, is recorded in :func:`plugin_errors` and skipped; the rest load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "implicit_temperature"
+OWN_DISTRIBUTION = "implicit-temperature"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "implicit_temperature.quantizers.plugin",
+    "implicit_temperature.adapters.calm.plugin",
+    "implicit_temperature.adapters.diffusion.plugin",
+    "implicit_temperature.adapters.flow_matching.plugin",
+)
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded or registered something inconsistent."""
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """One plugin: where it came from, and its error if it failed to load or register."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registered adapter class or quantizer factory and the plugin that provided it."""
+
+    name: str
+    obj: Any
+    plugin: str
+    distribution: str
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginRecord] = {}
+        self.adapters: dict[str, Registration] = {}
+        self.quantizers: dict[str, Registration] = {}
+        self.conflicts: dict[tuple[str, str], list[Registration]] = {}
+        self._origin: dict[str, tuple[str, str]] = {}  # pluggy name -> (distribution, version)
+        self._load()
+
+    # -- loading --------------------------------------------------------------------------
+    def _load(self) -> None:
+        own_version = _version_of(OWN_DISTRIBUTION)
+        for module_name in BUILTIN_PLUGINS:
+            self._register_module(
+                module_name,
+                lambda m=module_name: importlib.import_module(m),
+                OWN_DISTRIBUTION,
+                own_version,
+            )
+        for ep in _entry_points():
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "?"
+            dist_version = dist.version if dist is not None else "?"
+            self._register_module(ep.name, ep.load, dist_name, dist_version)
+        self._collect("register_adapters", self.adapters, "adapter", self._register_adapter)
+        self._collect("register_quantizers", self.quantizers, "quantizer", self._register_quantizer)
+
+    def _register_module(self, name: str, loader: Any, dist: str, version: str) -> None:
+        if name in self.plugins:
+            self.plugins[f"{name} ({dist})"] = PluginRecord(
+                name, dist, version, f"a plugin named {name!r} is already registered"
+            )
+            return
+        try:
+            module = loader()
+            self.pm.register(module, name=name)
+        except Exception as exc:  # noqa: BLE001 - report any failure by name, keep the others
+            self.plugins[name] = PluginRecord(name, dist, version, f"{type(exc).__name__}: {exc}")
+            return
+        self.plugins[name] = PluginRecord(name, dist, version)
+        self._origin[name] = (dist, version)
+
+    def _collect(self, hook_name: str, table: dict, kind: str, check: Any) -> None:
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            plugin = impl.plugin_name
+            dist = self._origin.get(plugin, ("?", "?"))[0]
+            pending: list[Registration] = []
+
+            def register(*args: Any, _pending=pending, _plugin=plugin, _dist=dist) -> None:
+                name, obj = check(*args)
+                _pending.append(Registration(name, obj, _plugin, _dist))
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # noqa: BLE001
+                old = self.plugins[plugin]
+                self.plugins[plugin] = PluginRecord(
+                    old.name,
+                    old.distribution,
+                    old.version,
+                    f"{hook_name} raised {type(exc).__name__}: {exc}",
+                )
+                continue
+            for reg in pending:
+                if reg.name in table:
+                    self.conflicts.setdefault((kind, reg.name), [table[reg.name]]).append(reg)
+                else:
+                    table[reg.name] = reg
+
+    @staticmethod
+    def _register_adapter(cls: Any) -> tuple[str, Any]:
+        name = getattr(cls, "name", None)
+        if not isinstance(cls, type) or not isinstance(name, str) or not name:
+            raise PluginError(
+                f"register() takes an adapter class with a non-empty str `name`, got {cls!r}"
+            )
+        for attr in ("handles", "draw", "quantize"):
+            if not callable(getattr(cls, attr, None)):
+                raise PluginError(f"adapter class {cls.__name__} has no callable {attr!r}")
+        return name, cls
+
+    @staticmethod
+    def _register_quantizer(name: Any, factory: Any = None) -> tuple[str, Any]:
+        if not isinstance(name, str) or not name or not callable(factory):
+            raise PluginError(
+                "register(name, factory) takes a non-empty str and a callable factory"
+            )
+        return name, factory
+
+    # -- lookups --------------------------------------------------------------------------
+    def lookup(self, kind: str, name: str) -> Registration:
+        table = self.adapters if kind == "adapter" else self.quantizers
+        if (kind, name) in self.conflicts:
+            sources = ", ".join(
+                f"{r.plugin} ({r.distribution})" for r in self.conflicts[(kind, name)]
+            )
+            raise PluginError(
+                f"{kind} name {name!r} is registered by more than one plugin: {sources}. "
+                "Uninstall or rename one of them."
+            )
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise PluginError(
+                f"no {kind} named {name!r} is registered (known: {known}); "
+                "run `itemp plugins` to see what is installed"
+            )
+        return table[name]
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _version_of(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "source"
+
+
+_lock = threading.Lock()
+_registry: _Registry | None = None
+
+
+def _get() -> _Registry:
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = _Registry()
+        return _registry
+
+
+def reload_plugins() -> None:
+    """Forget everything loaded and load all plugins again on next use (e.g. after pip install)."""
+    global _registry
+    with _lock:
+        _registry = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The one pluggy PluginManager, with built-in and entry-point plugins registered."""
+    return _get().pm
+
+
+def get_adapters() -> dict[str, Registration]:
+    """Registered adapters by name (conflicting names excluded; see :func:`plugin_errors`)."""
+    reg = _get()
+    return {k: v for k, v in reg.adapters.items() if ("adapter", k) not in reg.conflicts}
+
+
+def get_quantizers() -> dict[str, Registration]:
+    """Registered quantizer factories by name (conflicting names excluded)."""
+    reg = _get()
+    return {k: v for k, v in reg.quantizers.items() if ("quantizer", k) not in reg.conflicts}
+
+
+def get_adapter(name: str) -> type:
+    """The adapter class registered as ``name``; PluginError names the fix if there is none."""
+    return _get().lookup("adapter", name).obj
+
+
+def get_quantizer(name: str, **options: Any) -> Any:
+    """A new quantizer from the factory registered as ``name``."""
+    return _get().lookup("quantizer", name).obj(**options)
+
+
+def list_plugins() -> list[PluginRecord]:
+    """Every plugin seen, built-in and third-party, with its error (None when it loaded)."""
+    return list(_get().plugins.values())
+
+
+def plugin_errors() -> list[str]:
+    """Human-readable problems: plugins that failed to load/register, and name conflicts."""
+    reg = _get()
+    out = [
+        f"plugin {p.name!r} ({p.distribution}): {p.error}" for p in reg.plugins.values() if p.error
+    ]
+    for (kind, name), regs in reg.conflicts.items():
+        sources = ", ".join(f"{r.plugin} ({r.distribution})" for r in regs)
+        out.append(f"{kind} name {name!r} registered by more than one plugin: {sources}")
+    return out

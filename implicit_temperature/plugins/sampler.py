@@ -1,0 +1,117 @@
+"""TemperatureSampler: temperature control for a model, through the adapter that handles it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..core import TemperatureResult, temperature_sample
+from .adapter import Adapter
+from .manager import PluginError, get_adapter, get_adapters
+
+
+class AdapterSelectionError(PluginError, LookupError):
+    """No adapter, or more than one, claims a model; the message names the candidates."""
+
+
+def _model_name(model: Any) -> str:
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
+def find_adapter_class(model: Any) -> type:
+    """The one registered adapter class whose ``handles(model)`` is True."""
+    registered = get_adapters()
+    matches, failures = [], []
+    for name, reg in sorted(registered.items()):
+        try:
+            if reg.obj.handles(model):
+                matches.append(reg)
+        except Exception as exc:  # noqa: BLE001 - a broken handles() must not hide the others
+            failures.append(f"{name} ({type(exc).__name__}: {exc})")
+    if len(matches) == 1:
+        return matches[0].obj
+    if not matches:
+        known = ", ".join(sorted(registered)) or "none"
+        extra = f"; handles() raised in: {', '.join(failures)}" if failures else ""
+        raise AdapterSelectionError(
+            f"no registered adapter handles a {_model_name(model)} "
+            f"(registered adapters: {known}{extra}). "
+            "Pass adapter=NAME to force one, or write an adapter plugin (docs/plugins.md); "
+            "`itemp plugins` lists what is installed."
+        )
+    names = ", ".join(f"{r.name!r} (from {r.plugin}, {r.distribution})" for r in matches)
+    raise AdapterSelectionError(
+        f"several adapters handle a {_model_name(model)}: {names}. Choose one with "
+        f"TemperatureSampler(model, adapter={matches[0].name!r})."
+    )
+
+
+class TemperatureSampler:
+    """Temperature-controlled sampling from ``model`` through an adapter.
+
+    Args:
+        model: anything an adapter handles (a CALM model, a diffusers pipeline, ...).
+        adapter: None (ask every registered adapter's ``handles(model)``), a registered adapter
+            name, an adapter class, or a ready adapter instance (then no options).
+        **adapter_options: passed to the adapter's constructor (e.g. ``context=``, ``quantizer=``).
+
+    ``sampler.adapter`` is the adapter instance in use.
+    """
+
+    def __init__(
+        self, model: Any, adapter: str | type | Adapter | None = None, **adapter_options: Any
+    ) -> None:
+        if adapter is None:
+            cls = find_adapter_class(model)
+        elif isinstance(adapter, str):
+            cls = get_adapter(adapter)
+        elif isinstance(adapter, type):
+            cls = adapter
+        else:
+            if adapter_options:
+                raise TypeError(
+                    "adapter options can't be given with an adapter instance; pass "
+                    "them to the adapter's constructor"
+                )
+            if not (
+                callable(getattr(adapter, "draw", None))
+                and callable(getattr(adapter, "quantize", None))
+            ):
+                raise TypeError(
+                    f"adapter must be a name, an adapter class or an instance with draw() "
+                    f"and quantize(), got {adapter!r}"
+                )
+            self.model, self.adapter = model, adapter
+            return
+        self.model = model
+        self.adapter = cls(model, **adapter_options)
+
+    def sample(
+        self,
+        temperature: float,
+        *,
+        method: str = "exact",
+        num_samples: int = 200,
+        num_outputs: int = 1,
+        max_draws: int | None = None,
+        generator: torch.Generator | int | None = None,
+        **options: Any,
+    ) -> TemperatureResult:
+        """Samples at ``temperature``; same arguments and result as :func:`temperature_sample`
+        (``options``: share_pool, max_lanes, estimator). Batched adapters give a leading B dim."""
+        return temperature_sample(
+            self.adapter.draw,
+            temperature,
+            key=self.adapter.quantize,
+            batched=bool(getattr(self.adapter, "batched", False)),
+            method=method,
+            num_samples=num_samples,
+            num_outputs=num_outputs,
+            max_draws=max_draws,
+            generator=generator,
+            **options,
+        )
+
+    def __repr__(self) -> str:
+        return f"TemperatureSampler({self.adapter!r})"
