@@ -73,9 +73,12 @@ def resolve_quantizer(spec: Any = "exact", **options: Any) -> Quantizer:
     if spec is None:
         spec = "exact"
     if isinstance(spec, str):
-        from ..plugins.manager import get_quantizer, get_quantizers
+        from ..plugins.manager import get_quantizer, get_quantizers, plugin_errors
 
         known = get_quantizers()
+        conflict = [e for e in plugin_errors() if e.startswith(f"quantizer name {spec!r} ")]
+        if conflict:
+            raise QuantizerError(f"{conflict[0]}; uninstall or rename one of them")
         if spec not in known:
             names = ", ".join(sorted(known)) or "none"
             raise QuantizerError(

@@ -18,8 +18,10 @@ class LoadedDie:
     def __init__(self, probs: Sequence[float] | torch.Tensor) -> None:
         p = torch.as_tensor(probs, dtype=torch.float64)
         if p.dim() != 1 or p.numel() < 1 or (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-9:
-            raise ValueError(f"probs must be a 1-D list of k >= 1 non-negative numbers summing to 1, "
-                             f"got {probs!r}")
+            raise ValueError(
+                "probs must be a 1-D list of k >= 1 non-negative numbers summing to 1, "
+                f"got {probs!r}"
+            )
         self.probs = p
 
     @property

@@ -17,10 +17,15 @@ def register_adapters(register: Callable[[type], None]) -> None:
 
 
 def parity(samples: torch.Tensor) -> torch.Tensor:
-    """Quantizer ``example-parity``: key 0 for even faces, 1 for odd faces."""
+    """Key 0 for even faces, 1 for odd faces: LongTensor (n,)."""
     return torch.as_tensor(samples).long() % 2
+
+
+def make_parity_quantizer() -> Callable[[torch.Tensor], torch.Tensor]:
+    """Factory of the quantizer ``example-parity`` (takes no options)."""
+    return parity
 
 
 @implicit_temperature.hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
-    register("example-parity", lambda: parity)
+    register("example-parity", make_parity_quantizer)

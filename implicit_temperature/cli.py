@@ -1,0 +1,275 @@
+"""``itemp``: the command line of implicit-temperature.
+
+* ``itemp plugins [--json]``: adapters and quantizers with the plugin and distribution that
+  provided each, every plugin seen, and plugin errors / name conflicts.
+* ``itemp demo [NAME] [demo options]``: run one demo, or (no NAME) every available demo in order
+  with default arguments. Each demo is a module defining ``add_arguments(parser)`` and
+  ``run(args) -> int``; it is imported only when ``itemp demo`` needs it, and a demo that is
+  missing or fails to import is shown as unavailable (with the reason) without breaking the rest.
+* ``itemp --version``.
+
+Also runs as ``python -m implicit_temperature``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from . import __version__
+
+# Demo name -> module, in the order `itemp demo` runs them.
+DEMOS: dict[str, str] = {
+    "categorical": "implicit_temperature.demos.categorical",
+    "calm": "implicit_temperature.adapters.calm.demo",
+    "diffusion": "implicit_temperature.adapters.diffusion.demo",
+    "flow": "implicit_temperature.adapters.flow_matching.demo",
+}
+
+_RULE = "=" * 78
+
+
+@dataclass
+class Demo:
+    """One demo module: loaded (``module`` set) or unavailable (``error`` says why)."""
+
+    name: str
+    module_path: str
+    module: ModuleType | None = None
+    error: str | None = None
+    optional: bool = False  # unavailable only because an optional third-party package is missing
+
+    @property
+    def summary(self) -> str:
+        doc = (self.module.__doc__ or "").strip() if self.module else ""
+        return doc.splitlines()[0] if doc else f"demo from {self.module_path}"
+
+
+def load_demo(name: str) -> Demo:
+    """Import the demo module ``DEMOS[name]``; never raises (failures land in ``Demo.error``)."""
+    path = DEMOS[name]
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        optional = bool(missing) and missing.split(".")[0] != "implicit_temperature"
+        hint = ("; install the optional dependency (e.g. pip install 'implicit-temperature[all]')"
+                if optional else "")
+        return Demo(name, path, error=f"ModuleNotFoundError: {exc}{hint}", optional=optional)
+    except Exception as exc:  # noqa: BLE001 - a broken demo must not break the others
+        return Demo(name, path, error=f"{type(exc).__name__}: {exc}")
+    for attr in ("add_arguments", "run"):
+        if not callable(getattr(module, attr, None)):
+            return Demo(name, path, error=f"{path} defines no callable {attr}()")
+    return Demo(name, path, module=module)
+
+
+def demo_status(name: str) -> str:
+    """Cheap availability for ``itemp --help``: finds the module without importing it."""
+    try:
+        found = importlib.util.find_spec(DEMOS[name]) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    except Exception as exc:  # noqa: BLE001 - a parent package that fails to import
+        return f"unavailable ({type(exc).__name__}: {exc})"
+    return "available" if found else f"unavailable (module {DEMOS[name]} not found)"
+
+
+def _demos_to_load(argv: Sequence[str]) -> list[str]:
+    """Which demo modules this command line needs: none, the one named, or all."""
+    positional = [a for a in argv if not a.startswith("-")]
+    if not positional or positional[0] != "demo":
+        return []
+    if len(positional) > 1 and positional[1] in DEMOS:
+        return [positional[1]]
+    return list(DEMOS)
+
+
+class _Parsers:
+    def __init__(self, load: Iterable[str]) -> None:
+        load = set(load)
+        self.demos: dict[str, Demo] = {}
+        self.demo_parsers: dict[str, argparse.ArgumentParser] = {}
+        self.parser = argparse.ArgumentParser(
+            prog="itemp",
+            description="implicit-temperature: temperature control for generative models that only "
+            "hand out samples (CALM, diffusion, flow matching). Exact for T <= 1 (collision + "
+            "Bernoulli factory), batch approximation for any T > 0.",
+            epilog=self._epilog(lazy=not load),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
+
+        plugins = sub.add_parser(
+            "plugins", help="list adapters, quantizers and plugins (with errors and conflicts)",
+            description="List the registered adapters and quantizers with the plugin and "
+            "distribution that provided each, every plugin seen, and plugin errors/conflicts.",
+        )
+        plugins.add_argument("--json", action="store_true", help="print JSON instead of tables")
+        plugins.set_defaults(handler=_cmd_plugins)
+
+        demo = sub.add_parser(
+            "demo", help="run a demo (no NAME: every available demo, default arguments)",
+            description="Run one demo, or with no NAME every available demo in the order "
+            f"{', '.join(DEMOS)} with its default arguments. `itemp demo NAME --help` shows a "
+            "demo's options.",
+        )
+        demo.set_defaults(handler=self._cmd_demo_all)
+        demo_sub = demo.add_subparsers(dest="demo_name", metavar="NAME")
+        for name in DEMOS:
+            if name not in load:
+                demo_sub.add_parser(name, help=f"demo from {DEMOS[name]}")
+                continue
+            info = self.demos[name] = load_demo(name)
+            if info.module is None:
+                sp = demo_sub.add_parser(name, help=f"UNAVAILABLE: {info.error}",
+                                         description=f"unavailable: {info.error}")
+                sp.set_defaults(handler=lambda args, info=info: _unavailable(info))
+                continue
+            sp = demo_sub.add_parser(
+                name, help=info.summary, description=(info.module.__doc__ or "").strip() or None,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            info.module.add_arguments(sp)
+            sp.set_defaults(handler=lambda args, info=info: _run_demo(info, args))
+            self.demo_parsers[name] = sp
+
+    @staticmethod
+    def _epilog(lazy: bool) -> str:
+        lines = ["demos (itemp demo NAME):"]
+        for name, path in DEMOS.items():
+            status = demo_status(name) if lazy else ""
+            lines.append(f"  {name:<12} {path}  {status}".rstrip())
+        lines += ["", "examples:", "  itemp plugins", "  itemp demo categorical --help",
+                  "  itemp demo            # every available demo, default arguments"]
+        return "\n".join(lines)
+
+    def _cmd_demo_all(self, args: argparse.Namespace) -> int:
+        status = 0
+        report = []
+        for name in DEMOS:
+            info = self.demos.get(name) or load_demo(name)
+            print(_RULE)
+            print(f"itemp demo {name}  ({info.module_path})")
+            print(_RULE, flush=True)
+            if info.module is None:
+                print(f"skipped: unavailable: {info.error}", flush=True)
+                report.append((name, "unavailable" + (" (optional)" if info.optional else "")))
+                status = status or (0 if info.optional else 1)
+                continue
+            demo_args = self.demo_parsers[name].parse_args([])
+            start = time.perf_counter()
+            try:
+                rc = _run_demo(info, demo_args)
+            except Exception:  # noqa: BLE001 - report it, run the remaining demos
+                traceback.print_exc()
+                rc = 1
+            seconds = time.perf_counter() - start
+            outcome = "ok" if rc == 0 else f"FAILED (exit {rc})"
+            report.append((name, f"{outcome} in {seconds:.1f} s"))
+            status = status or (1 if rc else 0)
+            print(flush=True)
+        print(_RULE)
+        print("summary:")
+        for name, line in report:
+            print(f"  {name:<12} {line}")
+        return status
+
+
+def _unavailable(info: Demo) -> int:
+    print(f"itemp demo {info.name}: unavailable: {info.error}", file=sys.stderr)
+    return 1
+
+
+def _run_demo(info: Demo, args: argparse.Namespace) -> int:
+    assert info.module is not None
+    rc = info.module.run(args)
+    return int(rc) if rc is not None else 0
+
+
+def plugin_report() -> dict[str, Any]:
+    """What ``itemp plugins`` shows, as plain data (also its ``--json`` output)."""
+    from .plugins import get_adapters, get_quantizers, list_plugins, plugin_errors
+
+    versions = {p.name: p.version for p in list_plugins()}
+
+    def rows(table: dict) -> list[dict[str, str]]:
+        return [
+            {
+                "name": name,
+                "object": f"{getattr(reg.obj, '__module__', '?')}."
+                          f"{getattr(reg.obj, '__qualname__', type(reg.obj).__name__)}",
+                "plugin": reg.plugin,
+                "distribution": reg.distribution,
+                "version": versions.get(reg.plugin, "?"),
+            }
+            for name, reg in sorted(table.items())
+        ]
+
+    return {
+        "adapters": rows(get_adapters()),
+        "quantizers": rows(get_quantizers()),
+        "plugins": [
+            {"name": p.name, "distribution": p.distribution, "version": p.version,
+             "error": p.error}
+            for p in list_plugins()
+        ],
+        "errors": plugin_errors(),
+    }
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    if not rows:
+        return ["  (none)"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    head = "  " + "  ".join(c.upper().ljust(widths[c]) for c in columns)
+    return [head.rstrip()] + [
+        ("  " + "  ".join(str(r[c]).ljust(widths[c]) for c in columns)).rstrip() for r in rows
+    ]
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    report = plugin_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cols = ("name", "object", "plugin", "distribution", "version")
+    lines = ["Adapters:", *_table(report["adapters"], cols), "", "Quantizers:",
+             *_table(report["quantizers"], cols), "", "Plugins:"]
+    plugin_rows = [dict(p, status="ok" if p["error"] is None else "ERROR")
+                   for p in report["plugins"]]
+    lines += _table(plugin_rows, ("name", "distribution", "version", "status"))
+    lines += ["", "Problems:"]
+    lines += [f"  {e}" for e in report["errors"]] or ["  (none)"]
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser(load_demos: Iterable[str] = ()) -> argparse.ArgumentParser:
+    """The ``itemp`` parser; demo subcommands get their options from the demos in ``load_demos``."""
+    return _Parsers(load_demos).parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``itemp`` and ``python -m implicit_temperature``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parsers = _Parsers(_demos_to_load(argv))
+    args = parsers.parser.parse_args(argv)
+    if args.command is None:
+        parsers.parser.print_help()
+        return 0
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
