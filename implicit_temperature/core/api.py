@@ -13,7 +13,7 @@ from .batch import ESTIMATORS, batch_selection
 from .cost import estimate_exact_draws
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded, InvalidTemperatureError
-from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES, run_exact
+from .exact import DEFAULT_MAX_LANES, run_exact
 from .grouping import group_counts
 from .result import TemperatureResult
 from .validation import check_positive_int, check_temperature, inverse_temperature, make_generator
@@ -97,10 +97,7 @@ def temperature_sample(
     if method == "batch":
         return _run_batch(source, t, n_samples, n_out, share_pool, estimator, gen, common)
     if method == "exact":
-        budget = max_draws
-        if budget is None:
-            budget = DEFAULT_MAX_DRAWS_PER_OUTPUT * n_out * (source.num_problems or 1)
-        return _run_exact(source, t, n_out, budget, lanes, common)
+        return _run_exact(source, t, n_out, max_draws, lanes, common)
     return _run_auto(
         source, t, n_samples, n_out, max_draws, share_pool, lanes, estimator, gen, common
     )
@@ -132,7 +129,13 @@ def _finish(
 
 
 def _run_exact(
-    source: DrawSource, t: float, n_out: int, budget: int, lanes: int, common: dict, **fields: Any
+    source: DrawSource,
+    t: float,
+    n_out: int,
+    budget: int | None,
+    lanes: int,
+    common: dict,
+    **fields: Any,
 ) -> TemperatureResult:
     out = run_exact(source, inverse_temperature(t), n_out, max_draws=budget, max_lanes=lanes)
     st = out.stats

@@ -105,6 +105,56 @@ class _Lanes:
             )
 
 
+class _Accepted:
+    """Accepted rounds per problem (round id, key, sample), stored compactly in chunks.
+
+    Only accepted lanes are kept (memory ~ outputs, not draws); :meth:`merge` sorts by round id
+    (start order) and keeps the first q per problem, padding with id ``_NONE``.
+    """
+
+    def __init__(self, q: int) -> None:
+        self.q = q
+        self.chunks: list[tuple[torch.Tensor, torch.Tensor, Samples]] = []
+
+    def add(
+        self, accept: torch.Tensor, rid: torch.Tensor, keys: torch.Tensor, cand: Samples, width: int
+    ) -> None:
+        """Store the accepted lanes (at most ``width`` per problem) of one step."""
+        if width == 0:
+            return
+        order = torch.sort((~accept).long(), dim=1, stable=True).indices[:, :width]
+        ids = torch.where(accept, rid, torch.full_like(rid, _NONE)).gather(1, order)
+        d = keys.shape[-1]
+        self.chunks.append(
+            (ids, keys.gather(1, order.unsqueeze(-1).expand(-1, -1, d)), cand.gather(order))
+        )
+
+    def merge(self) -> tuple[torch.Tensor, torch.Tensor, Samples]:
+        """(ids (B, q), keys (B, q, d), samples (B, q, ...)), sorted by round id."""
+        ids = torch.cat([c[0] for c in self.chunks], 1)
+        keys = torch.cat([c[1] for c in self.chunks], 1)
+        samples = self.chunks[0][2]
+        for chunk in self.chunks[1:]:
+            samples = samples.cat(chunk[2])
+        if ids.shape[1] < self.q:  # pad so that every problem has q slots
+            pad = self.q - ids.shape[1]
+            ids = torch.cat([ids, ids.new_full((ids.shape[0], pad), _NONE)], 1)
+            keys = torch.cat([keys, keys.new_zeros((keys.shape[0], pad, keys.shape[2]))], 1)
+            samples = samples.cat(samples.gather(ids.new_zeros((ids.shape[0], pad))))
+        order = torch.sort(ids, dim=1, stable=True).indices[:, : self.q]
+        merged = (
+            ids.gather(1, order),
+            keys.gather(1, order.unsqueeze(-1).expand(-1, -1, keys.shape[2])),
+            samples.gather(order),
+        )
+        self.chunks = [merged]
+        return merged
+
+    def cutoff(self) -> torch.Tensor:
+        """Per problem, the id of the q-th accepted round in start order (``_NONE`` if fewer)."""
+        return self.merge()[0][:, self.q - 1]
+
+
 def run_exact(
     source: DrawSource,
     s: float,
@@ -117,7 +167,8 @@ def run_exact(
 
     ``s`` = 1/T >= 1. ``max_draws`` bounds the total base draws (B * m per call); before a call
     that would exceed it a :class:`DrawBudgetExceeded` carrying the statistics is raised.
-    One host synchronisation per step (the next lane count and the step's tallies).
+    None means ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` per output and problem (B is known after the
+    first call). One host synchronisation per step (the next lane count and the step's tallies).
     """
     n = int(math.floor(s))
     a = s - n
@@ -127,6 +178,7 @@ def run_exact(
     lanes: _Lanes | None = None
     # per-problem tallies (B,), created with the lanes on the first draw
     n_acc = n_fin = next_id = in_prog = want = torch.zeros(0, dtype=torch.long)
+    accepted = _Accepted(q)
     m = min(q, max_lanes)  # first step: one round per wanted output
     b = source.num_problems or 1
 
@@ -161,6 +213,8 @@ def run_exact(
             )
 
         y, y_keys = source(m)
+        if max_draws is None:
+            max_draws = DEFAULT_MAX_DRAWS_PER_OUTPUT * q * y_keys.shape[0]
         stats.draws, stats.calls = source.draws, source.calls
         stats.max_lanes_used = max(stats.max_lanes_used, m)
         dev = y_keys.device
@@ -173,18 +227,11 @@ def run_exact(
             next_id = torch.zeros(b, dtype=torch.long, device=dev)
             n_acc = torch.zeros(b, dtype=torch.long, device=dev)
             n_fin = torch.zeros(b, dtype=torch.long, device=dev)
-            acc_ids = torch.full((b, q), _NONE, dtype=torch.long, device=dev)
-            acc_keys = torch.zeros(b, q, y_keys.shape[-1], dtype=torch.long, device=dev)
-            acc_samples = y.gather(torch.zeros(b, q, dtype=torch.long, device=dev))
+            accepted = _Accepted(q)
         else:
             lanes.resize(m, y)
-        active, k, flip, rid, cand_keys = (
-            lanes.active,
-            lanes.k,
-            lanes.flip,
-            lanes.rid,
-            lanes.cand_keys,
-        )
+        active, k, flip, rid = lanes.active, lanes.k, lanes.flip, lanes.rid
+        cand_keys = lanes.cand_keys
 
         # --- rounds in progress, decided on their state before this step ------------------
         match = (y_keys == cand_keys).all(-1)
@@ -218,32 +265,24 @@ def run_exact(
             accept = accept | done1
         live = live & ~accept
 
-        # --- keep the first q accepted rounds per problem, in start order -----------------
-        all_ids = torch.cat([acc_ids, torch.where(accept, rid, torch.full_like(rid, _NONE))], 1)
-        order = torch.sort(all_ids, dim=1, stable=True).indices[:, :q]
-        acc_ids = all_ids.gather(1, order)
-        acc_keys = torch.cat([acc_keys, cand_keys], 1).gather(
-            1, order.unsqueeze(-1).expand(b, q, acc_keys.shape[-1])
-        )
-        acc_samples = acc_samples.cat(lanes.cand).gather(order)
         n_acc = n_acc + accept.sum(1)
         n_fin = n_fin + (accept | reject).sum(1)
-
-        # --- rounds that started after the q-th acceptance can no longer matter --------------
-        abandon = live & (rid > acc_ids[:, q - 1].unsqueeze(1))
-        live = live & ~abandon
-
-        lanes.active, lanes.k, lanes.flip, lanes.rid, lanes.cand_keys = (
-            live,
-            k,
-            flip,
-            rid,
-            cand_keys,
-        )
-        tallies = torch.stack([want.sum(), accept.sum(), reject.sum(), abandon.sum()]).cpu()
+        tallies = torch.stack(
+            [want.sum(), accept.sum(), reject.sum(), accept.sum(1).max(), (n_acc >= q).any()]
+        ).cpu()
         stats.rounds += int(tallies[0])
         stats.accepted += int(tallies[1])
         stats.rejected += int(tallies[2])
-        stats.abandoned += int(tallies[3])
 
-    return ExactOutput(samples=acc_samples, keys=acc_keys, stats=stats)
+        # --- keep accepted rounds; once a problem has q, the q-th in start order is a cutoff ---
+        accepted.add(accept, rid, cand_keys, lanes.cand, int(tallies[3]))
+        if bool(tallies[4]):
+            abandon = live & (rid > accepted.cutoff().unsqueeze(1))
+            live = live & ~abandon  # started after the q-th acceptance: can no longer matter
+            stats.abandoned += int(abandon.sum())
+
+        lanes.active, lanes.k, lanes.flip, lanes.rid = live, k, flip, rid
+        lanes.cand_keys = cand_keys
+
+    ids, keys, samples = accepted.merge()
+    return ExactOutput(samples=samples, keys=keys, stats=stats)

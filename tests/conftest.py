@@ -1,0 +1,68 @@
+"""Shared fixtures: known categorical laws and their tempered targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+# Significance level of every goodness-of-fit test in the suite. Seeds are fixed, so a test either
+# always passes or always fails; alpha says how unlikely a correct sampler is to fail it.
+ALPHA = 1e-3
+
+PEAKED = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+ZIPF = torch.arange(1, 31, dtype=torch.float64) ** -1.1
+ZIPF = ZIPF / ZIPF.sum()
+
+
+def tempered(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The target P^(1/T) / Z_T."""
+    w = p.double() ** (1.0 / temperature)
+    return w / w.sum()
+
+
+def categorical_draw(p: torch.Tensor):
+    """draw(m, generator) -> LongTensor (m,) of outcome ids ~ p."""
+
+    def draw(m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.multinomial(p.float(), m, replacement=True, generator=generator)
+
+    return draw
+
+
+def chi_square_pvalue(outcomes: torch.Tensor, target: torch.Tensor, min_expected: float = 5.0):
+    """Pearson chi-square p-value of observed outcome ids against target probabilities.
+
+    Cells with expected count < min_expected are pooled into one cell (the usual validity rule).
+    """
+    n = outcomes.numel()
+    observed = torch.bincount(outcomes.flatten(), minlength=target.numel()).double().numpy()
+    expected = target.double().numpy() * n
+    impossible = expected == 0
+    assert observed[impossible].sum() == 0, "an outcome of target probability 0 was returned"
+    observed, expected = observed[~impossible], expected[~impossible]
+    big = expected >= min_expected
+    obs = list(observed[big])
+    exp = list(expected[big])
+    if (~big).any():
+        obs.append(observed[~big].sum())
+        exp.append(expected[~big].sum())
+    obs, exp = np.array(obs), np.array(exp)
+    assert obs.sum() == n, "an outcome outside the target's support was returned"
+    return stats.chisquare(obs, exp).pvalue
+
+
+def total_variation(outcomes: torch.Tensor, target: torch.Tensor) -> float:
+    freq = torch.bincount(outcomes.flatten(), minlength=target.numel()).double()
+    return 0.5 * float((freq / freq.sum() - target).abs().sum())
+
+
+@pytest.fixture
+def peaked():
+    return PEAKED
+
+
+@pytest.fixture
+def zipf():
+    return ZIPF

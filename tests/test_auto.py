@@ -1,0 +1,51 @@
+"""method="auto": a pilot batch estimates the exact cost; exact if it fits, else batch."""
+
+from __future__ import annotations
+
+import torch
+from conftest import ALPHA, PEAKED, ZIPF, categorical_draw, chi_square_pvalue, tempered
+
+import implicit_temperature as it
+from implicit_temperature.core import estimate_exact_draws, group_counts
+
+
+def test_pilot_estimate_is_close_to_formula():
+    draw = categorical_draw(PEAKED)
+    keys = draw(2000, torch.Generator().manual_seed(0))[None, :, None]
+    counts, _ = group_counts(keys)
+    for t in (0.8, 0.5, 0.37):
+        est = float(estimate_exact_draws(counts, t)[0])
+        true = it.expected_exact_draws(PEAKED, t)
+        assert abs(est / true - 1) < 0.1, (t, est, true)
+
+
+def test_auto_picks_exact_when_affordable_and_is_exact():
+    res = it.temperature_sample(categorical_draw(PEAKED), 0.5, method="auto", num_outputs=4000,
+                                generator=1)
+    assert res.method == "exact" and res.requested_method == "auto"
+    assert "budget" in res.reason and res.expected_draws > 0
+    assert chi_square_pvalue(res.samples, tempered(PEAKED, 0.5)) > ALPHA
+
+
+def test_auto_picks_batch_when_exact_is_too_costly():
+    res = it.temperature_sample(categorical_draw(ZIPF), 0.1, method="auto", num_outputs=10,
+                                generator=1)
+    assert res.method == "batch"
+    assert res.draws == 200 + 200 * 10  # pilot + one batch of N per output
+
+
+def test_auto_respects_max_draws():
+    draw = categorical_draw(PEAKED)
+    cheap = it.temperature_sample(draw, 0.5, method="auto", num_outputs=100, generator=2)
+    assert cheap.method == "exact"
+    tight = it.temperature_sample(draw, 0.5, method="auto", num_outputs=100, max_draws=300,
+                                  generator=2)
+    assert tight.method == "batch" and "budget" in tight.reason
+
+
+def test_auto_above_one_is_batch_and_at_one_is_exact():
+    draw = categorical_draw(PEAKED)
+    hot = it.temperature_sample(draw, 2.0, method="auto", num_outputs=5, generator=0)
+    assert hot.method == "batch" and "T = 1" in hot.reason
+    one = it.temperature_sample(draw, 1.0, method="auto", num_outputs=5, generator=0)
+    assert one.method == "exact" and one.draws == 5
