@@ -136,3 +136,13 @@ def test_cascade_level_in_result():
                                 num_samples=4, num_outputs=3)
     assert res.cascade_level.tolist() == [1.0, 1.0, 1.0]
     assert res.cascade_depth.tolist() == [1, 1, 1]
+
+
+def test_selection_makes_no_data_dependent_host_read():
+    """On the meta device tensors have shapes but no data: any .item(), .tolist(), boolean mask
+    or data-dependent shape would raise. So the selection would not sync a CUDA stream either."""
+    keys = torch.randint(0, 4, (8, 50, 3)).to("meta")
+    for generator in (None, 3):
+        sel = batch_selection(keys, 0.37, generator=generator)
+        assert sel.index.device.type == "meta" and sel.index.shape == (8,)
+        assert sel.level.shape == (8,) and sel.counts.shape == (8, 50)
