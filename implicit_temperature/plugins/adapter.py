@@ -22,6 +22,8 @@ class Adapter:
       memory allows. Unbatched adapters return leading dim ``n``; adapters with ``batched = True``
       run ``num_problems`` independent problems (e.g. B prompts) at once and return ``(B, n, ...)``.
       ``generator`` is a ``torch.Generator``: the same generator state gives the same samples.
+      It may live on another device than the model (int seeds give a CPU generator): draw the
+      noise on ``generator.device`` and move it, as diffusers' ``randn_tensor`` does.
     * ``quantize(samples) -> LongTensor``: keys; equal keys mean the same outcome. Shape
       ``(n,)``/``(n, d)``, or ``(B, n)``/``(B, n, d)`` when batched.
     """
