@@ -1,0 +1,125 @@
+"""The ``diffusion`` adapter: temperature control for a diffusers ``DiffusionPipeline``.
+
+Handles every diffusers pipeline whose scheduler is *not* a flow-matching one (those go to the
+``flow_matching`` adapter, so ``TemperatureSampler(pipe)`` never sees two candidates): DDPM, DDIM,
+latent diffusion, prompt-conditioned pipelines (through ``num_images_per_prompt``), custom
+``DiffusionPipeline`` subclasses such as the shipped DDPM demo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...plugins import Adapter
+from .detect import is_diffusion_pipeline, is_flow_matching_pipeline
+from .driver import PipelineDriver
+from .keys import AdapterKeys
+
+
+class SampleAdapter(Adapter):
+    """Shared machinery: a ``driver(n, generator) -> tensor`` plus :class:`AdapterKeys`."""
+
+    def _setup(
+        self,
+        model: Any,
+        driver: Any,
+        *,
+        quantizer: Any,
+        quantizer_options: dict[str, Any] | None,
+        fit_samples: int,
+        fit_seed: int,
+    ) -> None:
+        self.model = model
+        self._driver = driver
+        self._keys = AdapterKeys(
+            quantizer, quantizer_options, model=model, pilot=self._draw_unbatched_pilot,
+            fit_samples=fit_samples, fit_seed=fit_seed,
+        )
+
+    @property
+    def batched(self) -> bool:  # type: ignore[override]
+        return self.num_problems is not None
+
+    @property
+    def num_problems(self) -> int | None:
+        return getattr(self._driver, "num_problems", None)
+
+    @property
+    def quantizer(self) -> Any:
+        """The quantizer in use (None until the default is chosen from the first samples)."""
+        return self._keys.quantizer
+
+    def _draw_unbatched_pilot(self, m: int, generator: torch.Generator) -> torch.Tensor:
+        x = self._driver(m, generator)
+        return x.flatten(0, 1) if self.batched else x
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` i.i.d. samples as one tensor ``(n, ...)`` (``(B, n, ...)`` for B prompts).
+
+        Images come back channels-first ``(n, C, H, W)``; see
+        :mod:`implicit_temperature.adapters.diffusion.outputs`. The same ``generator`` state
+        gives the same samples (CPU; on GPU up to the usual kernel non-determinism).
+        """
+        return self._driver(n, generator)
+
+    def quantize(self, samples: Any) -> torch.Tensor:
+        """Keys for ``samples``: LongTensor ``(n,)``/``(n, d)`` (batched: ``(B, n, ...)``)."""
+        return self._keys(samples, batched=self.batched)
+
+
+class DiffusionAdapter(SampleAdapter):
+    """Adapter ``diffusion`` for diffusers pipelines (not flow-matching ones).
+
+    Options (all keyword):
+        quantizer: what "the same outcome" means. None (default): nearest mixture component for
+            pipelines with ``mixture_means`` (the demos), else an average hash of the
+            downsampled image (:class:`~.keys.ImageHashQuantizer`, see its limits); a registered
+            quantizer name (``"grid"``, ``"codebook"``, ``"classifier"``, ...); a quantizer
+            object; or any callable ``samples -> integer labels``.
+        quantizer_options: dict of options for a registered quantizer name.
+        batch_size: most samples per pipeline call (memory); default the pipeline's
+            ``default_draw_batch_size`` or 16.
+        prompt: a string, or a list of B strings (then the adapter is batched: B problems).
+        progress: tqdm bar over chunks: True, False, or None (when >= 4 chunks).
+        pipeline_progress_bar: keep the pipeline's own per-call bar (default off).
+        fit_samples, fit_seed: pilot size and seed for quantizers that need ``fit``.
+        **call_kwargs: passed to every pipeline call (``num_inference_steps=``, ...).
+    """
+
+    name = "diffusion"
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        quantizer: Any = None,
+        quantizer_options: dict[str, Any] | None = None,
+        batch_size: int | None = None,
+        prompt: str | list[str] | None = None,
+        progress: bool | None = None,
+        pipeline_progress_bar: bool = False,
+        fit_samples: int = 1024,
+        fit_seed: int = 0,
+        **call_kwargs: Any,
+    ) -> None:
+        if not is_diffusion_pipeline(model):
+            raise TypeError(
+                f"the diffusion adapter drives a diffusers.DiffusionPipeline, got "
+                f"{type(model).__module__}.{type(model).__qualname__}. Load one (e.g. "
+                "DDPMPipeline.from_pretrained(...)); for a plain velocity field v(x, t) use "
+                "adapter='flow_matching' with sample_shape=...; for any other sampler wrap it "
+                "as draw(n) and call implicit_temperature.temperature_sample"
+            )
+        driver = PipelineDriver(
+            model, batch_size=batch_size, prompt=prompt, progress=progress,
+            pipeline_progress_bar=pipeline_progress_bar, call_kwargs=call_kwargs,
+        )
+        self._setup(model, driver, quantizer=quantizer, quantizer_options=quantizer_options,
+                    fit_samples=fit_samples, fit_seed=fit_seed)
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """True for diffusers pipelines whose scheduler is not a flow-matching one."""
+        return is_diffusion_pipeline(model) and not is_flow_matching_pipeline(model)

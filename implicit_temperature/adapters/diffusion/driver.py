@@ -1,0 +1,160 @@
+"""Drawing n samples from a diffusers pipeline: chunked calls, generator, progress bar.
+
+:class:`PipelineDriver` is shared by the ``diffusion`` and ``flow_matching`` adapters. One call
+of ``driver(n, generator)`` makes ceil(n / batch_size) pipeline calls (a loop over memory-sized
+chunks, never over samples), passes the same ``torch.Generator`` to each (so the generator's
+state alone fixes the result), and returns a tensor ``(n, ...)`` — ``(B, n, ...)`` for a list of
+B prompts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from .outputs import samples_to_tensor
+
+#: Chunk size when neither ``batch_size=`` nor the pipeline's ``default_draw_batch_size`` is set.
+DEFAULT_BATCH_SIZE = 16
+#: Show our progress bar (``progress=None``) when one draw needs at least this many chunks.
+PROGRESS_MIN_CHUNKS = 4
+
+
+def _call_parameters(pipe: Any) -> tuple[set[str], bool]:
+    params = inspect.signature(pipe.__call__).parameters.values()
+    names = {p.name for p in params}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return names, var_kw
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+class PipelineDriver:
+    """Call a diffusers pipeline for n samples in chunks.
+
+    Args:
+        pipe: a ``diffusers.DiffusionPipeline``.
+        batch_size: most samples per pipeline call (memory). Default: the pipeline's
+            ``default_draw_batch_size`` attribute if it has one, else 16.
+        prompt: None (unconditional: called with ``batch_size=chunk``), a string (called with
+            ``prompt=..., num_images_per_prompt=chunk``), or a list of B strings (one call for all
+            B prompts; samples come back as ``(B, n, ...)``).
+        progress: True/False, or None to show a tqdm bar when a draw needs >= 4 chunks.
+        pipeline_progress_bar: keep the pipeline's own per-call progress bar (default: turned off
+            with ``pipe.set_progress_bar_config(disable=True)``, else it prints once per chunk).
+        call_kwargs: passed to every pipeline call (``num_inference_steps``, ``guidance_scale``,
+            ...). ``output_type`` defaults to ``"pt"`` where the pipeline takes it.
+    """
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        batch_size: int | None = None,
+        prompt: str | list[str] | None = None,
+        progress: bool | None = None,
+        pipeline_progress_bar: bool = False,
+        call_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.pipe = pipe
+        default = getattr(pipe, "default_draw_batch_size", None) or DEFAULT_BATCH_SIZE
+        self.batch_size = check_positive_int(
+            default if batch_size is None else batch_size, "batch_size"
+        )
+        self.progress = progress
+        names, var_kw = _call_parameters(pipe)
+        kwargs = dict(call_kwargs or {})
+        reserved = {"batch_size", "num_images_per_prompt", "generator", "prompt"} & set(kwargs)
+        if reserved:
+            raise TypeError(
+                f"{sorted(reserved)} are set by the adapter; use the adapter options batch_size= "
+                "(samples per call) and prompt=, and pass generator= to sample()"
+            )
+        unknown = sorted(set(kwargs) - names) if not var_kw else []
+        if unknown:
+            raise TypeError(
+                f"{type(pipe).__name__}.__call__ takes no argument(s) {unknown}; its arguments "
+                f"are {sorted(names - {'self'})}. Adapter options are quantizer, "
+                "quantizer_options, batch_size, prompt, progress, pipeline_progress_bar"
+            )
+        if "output_type" in names and "output_type" not in kwargs:
+            kwargs["output_type"] = "pt"
+        self.call_kwargs = kwargs
+        self.pass_generator = "generator" in names or var_kw
+        if isinstance(prompt, (list, tuple)):
+            if not prompt or not all(isinstance(p, str) for p in prompt):
+                raise TypeError("prompt must be a string or a non-empty list of strings")
+            prompt = list(prompt)
+        elif prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a string or a list of strings, got {prompt!r}")
+        self.prompt = prompt
+        if prompt is not None:
+            if "num_images_per_prompt" not in names:
+                raise TypeError(
+                    f"{type(pipe).__name__} takes no num_images_per_prompt, so the adapter cannot "
+                    "draw several samples for one prompt; leave prompt=None for an unconditional "
+                    "pipeline, or pass the conditioning through the pipeline's own arguments"
+                )
+            self.count_arg = "num_images_per_prompt"
+        elif "batch_size" in names:
+            self.count_arg = "batch_size"
+        elif "num_images_per_prompt" in names:
+            raise TypeError(
+                f"{type(pipe).__name__} is prompt-conditioned: pass prompt='...' (or a list of "
+                "prompts) as an adapter option, e.g. TemperatureSampler(pipe, prompt='a cat')"
+            )
+        else:
+            raise TypeError(
+                f"{type(pipe).__name__}.__call__ has neither batch_size nor "
+                "num_images_per_prompt, so the adapter cannot ask it for n samples; wrap it in a "
+                "callable draw(n) and use implicit_temperature.temperature_sample"
+            )
+        if hasattr(pipe, "set_progress_bar_config") and not pipeline_progress_bar:
+            pipe.set_progress_bar_config(disable=True)
+
+    @property
+    def num_problems(self) -> int | None:
+        return len(self.prompt) if isinstance(self.prompt, list) else None
+
+    def _call(self, count: int, generator: torch.Generator | None) -> Any:
+        kwargs = dict(self.call_kwargs)
+        kwargs[self.count_arg] = count
+        if self.prompt is not None:
+            kwargs["prompt"] = self.prompt
+        if self.pass_generator:
+            kwargs["generator"] = generator
+        return self.pipe(**kwargs)
+
+    def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples ``(n, ...)`` (``(B, n, ...)`` for B prompts), in chunks."""
+        n = check_positive_int(n, "n")
+        b = self.num_problems
+        per_call = max(1, self.batch_size // (b or 1))
+        chunks = [min(per_call, n - i) for i in range(0, n, per_call)]
+        show = self.progress if self.progress is not None else len(chunks) >= PROGRESS_MIN_CHUNKS
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n * (b or 1), unit="sample", desc=type(self.pipe).__name__)
+        parts = []
+        try:
+            for count in chunks:  # memory-sized chunks, not samples
+                out = samples_to_tensor(self._call(count, generator), count * (b or 1))
+                if b is not None:  # prompt-major order: p0 x count, p1 x count, ...
+                    out = out.reshape(b, count, *out.shape[1:])
+                parts.append(out)
+                if bar is not None:
+                    bar.update(count * (b or 1))
+        finally:
+            if bar is not None:
+                bar.close()
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts, dim=0 if b is None else 1)

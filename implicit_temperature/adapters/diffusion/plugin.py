@@ -1,0 +1,13 @@
+"""Built-in plugin: registers the ``diffusion`` adapter (through the same hook as third parties)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...plugins.hookspecs import hookimpl
+from .adapter import DiffusionAdapter
+
+
+@hookimpl
+def register_adapters(register: Callable[[type], None]) -> None:
+    register(DiffusionAdapter)

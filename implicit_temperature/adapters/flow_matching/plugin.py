@@ -1,0 +1,13 @@
+"""Built-in plugin: registers the ``flow_matching`` adapter (same hook as third parties)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...plugins.hookspecs import hookimpl
+from .adapter import FlowMatchingAdapter
+
+
+@hookimpl
+def register_adapters(register: Callable[[type], None]) -> None:
+    register(FlowMatchingAdapter)
