@@ -95,7 +95,7 @@ def _demos_to_load(argv: Sequence[str]) -> list[str]:
 
 
 class _Parsers:
-    def __init__(self, load: Iterable[str]) -> None:
+    def __init__(self, load: Iterable[str], demo_status: bool = True) -> None:
         load = set(load)
         self.demos: dict[str, Demo] = {}
         self.demo_parsers: dict[str, argparse.ArgumentParser] = {}
@@ -104,7 +104,7 @@ class _Parsers:
             description="implicit-temperature: temperature control for generative models that only "
             "hand out samples (CALM, diffusion, flow matching). Exact for T <= 1 (collision + "
             "Bernoulli factory), batch approximation for any T > 0.",
-            epilog=self._epilog(lazy=not load),
+            epilog=self._epilog(status=demo_status and not load),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -131,25 +131,32 @@ class _Parsers:
                 demo_sub.add_parser(name, help=f"demo from {DEMOS[name]}")
                 continue
             info = self.demos[name] = load_demo(name)
+            options = argparse.ArgumentParser(add_help=False)
+            if info.module is not None:
+                try:
+                    info.module.add_arguments(options)
+                except Exception as exc:  # noqa: BLE001 - a broken demo must not break the others
+                    info.module = None
+                    info.error = f"add_arguments raised {type(exc).__name__}: {exc}"
             if info.module is None:
                 sp = demo_sub.add_parser(name, help=f"UNAVAILABLE: {info.error}",
                                          description=f"unavailable: {info.error}")
                 sp.set_defaults(handler=lambda args, info=info: _unavailable(info))
                 continue
-            sp = demo_sub.add_parser(
-                name, help=info.summary, description=(info.module.__doc__ or "").strip() or None,
+            sp = demo_sub.add_parser(  # the demo's options, description and epilog
+                name, help=info.summary, parents=[options], epilog=options.epilog,
+                description=options.description or (info.module.__doc__ or "").strip() or None,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
-            info.module.add_arguments(sp)
             sp.set_defaults(handler=lambda args, info=info: _run_demo(info, args))
             self.demo_parsers[name] = sp
 
     @staticmethod
-    def _epilog(lazy: bool) -> str:
+    def _epilog(status: bool) -> str:
         lines = ["demos (itemp demo NAME):"]
         for name, path in DEMOS.items():
-            status = demo_status(name) if lazy else ""
-            lines.append(f"  {name:<12} {path}  {status}".rstrip())
+            state = demo_status(name) if status else ""
+            lines.append(f"  {name:<12} {path}  {state}".rstrip())
         lines += ["", "examples:", "  itemp plugins", "  itemp demo categorical --help",
                   "  itemp demo            # every available demo, default arguments"]
         return "\n".join(lines)
@@ -263,7 +270,9 @@ def build_parser(load_demos: Iterable[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``itemp`` and ``python -m implicit_temperature``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parsers = _Parsers(_demos_to_load(argv))
+    # demo availability in the top-level help costs imports of adapter packages: only for help
+    wants_help = "-h" in argv or "--help" in argv or not any(a for a in argv if a[:1] != "-")
+    parsers = _Parsers(_demos_to_load(argv), demo_status=wants_help)
     args = parsers.parser.parse_args(argv)
     if args.command is None:
         parsers.parser.print_help()

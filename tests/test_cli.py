@@ -150,6 +150,14 @@ def fake_demos(tmp_path, monkeypatch):
     '''))
     (pkg / "needs_dep.py").write_text("import itemp_no_such_dependency_xyz\n")
     (pkg / "no_run.py").write_text("def add_arguments(parser):\n    pass\n")
+    (pkg / "bad_args.py").write_text(textwrap.dedent('''
+        def add_arguments(parser):
+            parser.add_argument("--x")
+            parser.add_argument("--x")
+
+        def run(args):
+            return 0
+    '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     demos = {
         "good": "itemp_fake_demos.good",
@@ -158,6 +166,7 @@ def fake_demos(tmp_path, monkeypatch):
         "fails": "itemp_fake_demos.fails",
         "needs-dep": "itemp_fake_demos.needs_dep",
         "no-run": "itemp_fake_demos.no_run",
+        "bad-args": "itemp_fake_demos.bad_args",
     }
     monkeypatch.setattr(cli, "DEMOS", demos)
     yield demos
@@ -183,6 +192,7 @@ def test_demo_help_shows_unavailable_demos_with_reasons(capsys, fake_demos):
             "'itemp_fake_demos.not_there'") in out
     assert "no-run UNAVAILABLE: itemp_fake_demos.no_run defines no callable run()" in out
     assert "needs-dep UNAVAILABLE" in out and "install the optional dependency" in out
+    assert "bad-args UNAVAILABLE: add_arguments raised ArgumentError" in out
     with pytest.raises(SystemExit):
         cli.main(["demo", "good", "--help"])
     assert "--faces FACES" in capsys.readouterr().out
@@ -213,6 +223,7 @@ def test_demo_without_name_runs_every_available_demo_in_order(capsys, fake_demos
     assert "broken       unavailable" in summary
     assert "fails        FAILED (exit 1)" in summary
     assert "needs-dep    unavailable (optional)" in summary
+    assert "bad-args     unavailable\n" in summary + "\n"
 
 
 def test_demo_all_succeeds_when_only_optional_dependencies_are_missing(capsys, fake_demos,
