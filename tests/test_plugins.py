@@ -167,6 +167,23 @@ def test_plugin_raising_in_its_hook_is_reported_and_registers_nothing(fake_dist)
     assert "example-dice" in get_adapters()
 
 
+def test_errors_in_both_hooks_are_both_reported(fake_dist):
+    fake_dist("itemp-two-bad-hooks", "two-bad-hooks", "itemp_two_bad_hooks_mod", """
+        import implicit_temperature
+
+        @implicit_temperature.hookimpl
+        def register_adapters(register):
+            raise KeyError("adapters")
+
+        @implicit_temperature.hookimpl
+        def register_quantizers(register):
+            raise TypeError("quantizers")
+    """)
+    error = {p.name: p for p in list_plugins()}["two-bad-hooks"].error
+    assert "register_adapters raised KeyError: 'adapters'" in error
+    assert "register_quantizers raised TypeError: quantizers" in error
+
+
 def test_invalid_registration_is_reported(fake_dist):
     fake_dist("itemp-bad-register", "bad-register", "itemp_bad_register_mod", """
         import implicit_temperature

@@ -111,11 +111,12 @@ class _Registry:
                 impl.function(register=register)
             except Exception as exc:  # noqa: BLE001
                 old = self.plugins[plugin]
+                msg = f"{hook_name} raised {type(exc).__name__}: {exc}"
                 self.plugins[plugin] = PluginRecord(
                     old.name,
                     old.distribution,
                     old.version,
-                    f"{hook_name} raised {type(exc).__name__}: {exc}",
+                    f"{old.error}; {msg}" if old.error else msg,  # keep both hooks' errors
                 )
                 continue
             for reg in pending:
@@ -175,15 +176,26 @@ def _version_of(dist: str) -> str:
         return "source"
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a plugin that calls back while loading gets an error
 _registry: _Registry | None = None
+_loading = False
 
 
 def _get() -> _Registry:
-    global _registry
+    global _registry, _loading
     with _lock:
         if _registry is None:
-            _registry = _Registry()
+            if _loading:
+                raise PluginError(
+                    "a plugin used the implicit_temperature.plugins registry while plugins were "
+                    "still loading (at import time or inside a register hook); move that call "
+                    "into a function that runs later, e.g. the adapter's __init__"
+                )
+            _loading = True
+            try:
+                _registry = _Registry()
+            finally:
+                _loading = False
         return _registry
 
 
