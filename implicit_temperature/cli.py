@@ -174,10 +174,11 @@ class _Parsers:
                 report.append((name, "unavailable" + (" (optional)" if info.optional else "")))
                 status = status or (0 if info.optional else 1)
                 continue
-            demo_args = self.demo_parsers[name].parse_args([])
             start = time.perf_counter()
             try:
-                rc = _run_demo(info, demo_args)
+                rc = _run_demo(info, self.demo_parsers[name].parse_args([]))
+            except SystemExit as exc:  # argparse or the demo exited (e.g. a required argument)
+                rc = exc.code if isinstance(exc.code, int) else 1
             except Exception:  # noqa: BLE001 - report it, run the remaining demos
                 traceback.print_exc()
                 rc = 1

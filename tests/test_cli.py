@@ -158,6 +158,13 @@ def fake_demos(tmp_path, monkeypatch):
         def run(args):
             return 0
     '''))
+    (pkg / "needs_arg.py").write_text(textwrap.dedent('''
+        def add_arguments(parser):
+            parser.add_argument("--must", required=True)
+
+        def run(args):
+            return 0
+    '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     demos = {
         "good": "itemp_fake_demos.good",
@@ -167,6 +174,7 @@ def fake_demos(tmp_path, monkeypatch):
         "needs-dep": "itemp_fake_demos.needs_dep",
         "no-run": "itemp_fake_demos.no_run",
         "bad-args": "itemp_fake_demos.bad_args",
+        "needs-arg": "itemp_fake_demos.needs_arg",
     }
     monkeypatch.setattr(cli, "DEMOS", demos)
     yield demos
@@ -223,7 +231,8 @@ def test_demo_without_name_runs_every_available_demo_in_order(capsys, fake_demos
     assert "broken       unavailable" in summary
     assert "fails        FAILED (exit 1)" in summary
     assert "needs-dep    unavailable (optional)" in summary
-    assert "bad-args     unavailable\n" in summary + "\n"
+    assert "bad-args     unavailable\n" in summary
+    assert "needs-arg    FAILED (exit 2)" in summary, "a required argument fails only that demo"
 
 
 def test_demo_all_succeeds_when_only_optional_dependencies_are_missing(capsys, fake_demos,
