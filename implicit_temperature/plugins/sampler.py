@@ -8,7 +8,7 @@ import torch
 
 from ..core import TemperatureResult, temperature_sample
 from .adapter import Adapter
-from .manager import PluginError, get_adapter, get_adapters
+from .manager import PluginError, get_adapter, get_adapters, plugin_errors
 
 
 class AdapterSelectionError(PluginError, LookupError):
@@ -34,6 +34,9 @@ def find_adapter_class(model: Any) -> type:
     if not matches:
         known = ", ".join(sorted(registered)) or "none"
         extra = f"; handles() raised in: {', '.join(failures)}" if failures else ""
+        problems = plugin_errors()
+        if problems:
+            extra += "; plugin problems: " + " | ".join(problems)
         raise AdapterSelectionError(
             f"no registered adapter handles a {_model_name(model)} "
             f"(registered adapters: {known}{extra}). "
