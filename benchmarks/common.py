@@ -1,0 +1,86 @@
+"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, timing, the machine."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+#: The two known laws every section uses: one peaked, one heavy-tailed.
+PEAKED = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+_ZIPF = torch.arange(1, 31, dtype=torch.float64) ** -1.1
+ZIPF = _ZIPF / _ZIPF.sum()
+LAWS: dict[str, torch.Tensor] = {
+    "peaked [.5, .3, .15, .05]": PEAKED,
+    "Zipf(1.1), 30 outcomes": ZIPF,
+}
+
+
+def tempered(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The target law P^(1/T) / Z_T (float64)."""
+    w = p.double() ** (1.0 / temperature)
+    return w / w.sum()
+
+
+def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """``draw(m, generator=None)`` -> LongTensor (m,) of outcome ids, i.i.d. ~ ``p``.
+
+    Inverse-CDF sampling in float64, so every outcome keeps its exact probability.
+    """
+    cdf = torch.cumsum(p.double(), 0)
+    cdf[-1] = 1.0
+    last = p.numel() - 1
+
+    def draw(m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = torch.rand(m, dtype=torch.float64, generator=generator)
+        return torch.searchsorted(cdf, u, right=True).clamp_(max=last)
+
+    return draw
+
+
+def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
+    """0.5 * sum |q - p| of two laws on the same outcomes."""
+    return 0.5 * float((q.double() - p.double()).abs().sum())
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls (``time.perf_counter``)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """What the numbers were measured on: CPU, cores, threads, OS, Python, torch, CUDA, date."""
+    info = {
+        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "CPU": _cpu_model(),
+        "logical cores": str(os.cpu_count()),
+        "torch threads (torch.get_num_threads)": str(torch.get_num_threads()),
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "torch": torch.__version__,
+        "CUDA": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
+    }
+    return info

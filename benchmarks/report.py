@@ -1,0 +1,409 @@
+"""Render the sections' results as Markdown (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from .end_to_end import MODULES
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    """A number with ``digits`` significant figures (plain notation where readable)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf"
+        if value == 0:
+            return "0"
+        if 1e-4 <= abs(value) < 1e6:
+            decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
+            return f"{value:.{decimals}f}"
+        return f"{value:.{digits - 1}e}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table; cells go through :func:`fmt` unless already strings."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = [c if isinstance(c, str) else fmt(c) for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1e3
+
+
+def header(env: dict, commands: dict, mode: str, timings: dict, load: tuple) -> str:
+    rows = [(k, v) for k, v in env.items()]
+    rows.append(("mode", mode))
+    rows.append(("load average (1 min) at start / end", f"{load[0]:.2f} / {load[1]:.2f}"))
+    rows.append(
+        ("wall time per section (s)", ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    )
+    cmd_lines = "\n".join(f"    {c}" for c in commands.values())
+    return "\n\n".join(
+        [
+            "# Benchmarks",
+            "What the toolkit costs on top of a sampler, how close it gets to the true P^(1/T), "
+            "and what the alternatives give. Every number below comes from one run of the "
+            "command shown; rerun it to check them on your machine. These are measurements, "
+            "not tests: nothing here fails on a slow machine. Timings on a shared or loaded "
+            "machine are noisy (see the load average); ratios measured side by side in one run "
+            "are more stable than absolute times.",
+            "## Machine and commands",
+            table(("", ""), rows),
+            "Produced by (from the repository root):\n\n" + cmd_lines,
+            "Full run: `make bench` (= `.venv/bin/python -m benchmarks`, about 10 minutes on 2 CPU "
+            "cores); quick run: `make bench-quick` (= `.venv/bin/python -m benchmarks --quick`, "
+            "under a minute, fewer repeats and a smaller grid). `--out PATH` writes the report "
+            "elsewhere (figures go to `figures/` beside it); `--only SECTION ...` runs some "
+            "sections.",
+        ]
+    )
+
+
+def summary(results: dict) -> str:
+    lines = ["## Summary"]
+    sel = results.get("selection")
+    if sel:
+        for r in sel["rows"]:
+            if r["B"] == 256 and r["N"] == 200:
+                one = r.get("speedup_1thread_vs_published")
+                extra = "" if one is None else f"; with one torch thread **{one:.1f}x**"
+                lines.append(
+                    f"- Selection, B = 256, N = 200, T = {fmt(r['T'])}: `select_from_batch` "
+                    f"{fmt(_ms(r['ours_s']))} ms vs the published per-row loop "
+                    f"{fmt(_ms(r['published_s']))} ms: **{r['speedup_vs_published']:.1f}x** "
+                    f"with {sel['threads']} torch threads{extra} (target: 10x)."
+                )
+    ex = results.get("exact")
+    if ex:
+        ratios = [r["ratio"] for r in ex["rows"]]
+        lines.append(
+            f"- Exact sampler, draws per output / expected (corrected formula), "
+            f"num_outputs = {ex['outputs']}: "
+            f"{min(ratios):.2f} to {max(ratios):.2f} over {len(ratios)} settings "
+            f"(target: within 1.3x; {sum(x <= 1.3 for x in ratios)} of {len(ratios)} are)."
+        )
+    acc = results.get("accuracy")
+    if acc:
+        for law in dict.fromkeys(r["law"] for r in acc["rows"]):
+            cells = [
+                f"T={fmt(r['T'])}: {fmt(r['tv_binomial'], 2)}"
+                for r in acc["rows"]
+                if r["law"] == law and r["N"] == 200
+            ]
+            lines.append(f"- Batch method TV to P^(1/T) at N = 200, {law}: " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def selection_section(res: dict, figure: str | None) -> str:
+    def ratio(x: float | None) -> str:
+        return "—" if x is None else f"**{x:.1f}x**"
+
+    rows = [
+        (
+            r["T"],
+            r["B"],
+            r["N"],
+            _ms(r["published_s"]),
+            _ms(r["tuned_s"]),
+            _ms(r["ours_s"]),
+            ratio(r["speedup_vs_published"]),
+            f"{r['speedup_vs_tuned']:.1f}x",
+            None if r["ours_1thread_s"] is None else _ms(r["ours_1thread_s"]),
+            ratio(r["speedup_1thread_vs_published"]),
+        )
+        for r in res["rows"]
+    ]
+    parts = [
+        "## 1. Selection speed: `select_from_batch` vs the published per-row loop",
+        f"Keys: B problems x N samples x K = {res['K']} positions, each position i.i.d. over 4 "
+        "symbols with probabilities [.55, .25, .15, .05] (so chunks collide, as CALM chunks do "
+        "at low T). *published loop*: a re-statement of the published CALM loop (per problem: "
+        "one `tuple(chunk.tolist())` per sample, `collections.Counter`, then for n = 1/T, ..., 1 "
+        "the chunks seen at least n times, `random.choices` with weights `math.comb(count, n)`; "
+        "`benchmarks/bench_selection.py: published_select`). *tuned loop*: the same with one "
+        "`.tolist()` per batch. *ours*: `select_from_batch(keys, T, generator=g)` plus gathering "
+        "the chosen chunks. Times are medians over "
+        f"{res['repeats']} calls (fewer for the loops at B x N > 51200) with "
+        f"`time.perf_counter`, device `{res['device']}`. *ours* runs with torch's default "
+        f"`torch.get_num_threads()` = {res['threads']} and again after "
+        "`torch.set_num_threads(1)`; the loops are single-threaded Python either way. "
+        "Ratio = published loop time / ours (higher is better for ours).",
+        table(
+            (
+                "T",
+                "B",
+                "N",
+                "published loop (ms)",
+                "tuned loop (ms)",
+                f"ours, {res['threads']} threads (ms)",
+                "ratio",
+                "ratio vs tuned loop",
+                "ours, 1 thread (ms)",
+                "ratio, 1 thread",
+            ),
+            rows,
+        ),
+        "On a machine whose cores are busy with other work (load average above the core "
+        "count), torch's multi-threaded kernels can be far slower than one thread; compare "
+        "both columns and consider `torch.set_num_threads(1)` there.",
+    ]
+    if figure:
+        parts.append(f"![selection speed ratio]({figure})")
+    return "\n\n".join(parts)
+
+
+def exact_section(res: dict, figure: str | None) -> str:
+    rows = []
+    for r in res["rows"]:
+        lanes, seq = r["single_lanes"], r["single_sequential"]
+        rows.append(
+            (
+                r["law"],
+                r["T"],
+                r["formula"],
+                r["design_formula"],
+                f"{fmt(r['draws_per_output'])} ± {fmt(r['draws_se'], 2)}",
+                f"**{r['ratio']:.2f}**",
+                f"{r['ratio_design']:.2f}",
+                r["abandoned_fraction"],
+                r["calls_per_output"],
+                _ms(r["seconds_per_output"]),
+                f"{fmt(seq['calls'])} / {fmt(seq['draws'])}",
+                f"{fmt(lanes['calls'])} / {fmt(lanes['draws'])}",
+            )
+        )
+    follows = sum(
+        abs(r["ratio"] - 1.0) < abs(r["ratio_design"] - 1.0)
+        for r in res["rows"]
+        if abs(r["formula"] - r["design_formula"]) > 1e-9 * r["formula"]
+    )
+    differ = sum(abs(r["formula"] - r["design_formula"]) > 1e-9 * r["formula"] for r in res["rows"])
+    seq_ratios = [r["seq_ratio"] for r in res["rows"]]
+    parts = [
+        "## 2. Exact sampler: draws per output against the formula, and latency",
+        "With s = 1/T = n + a and S(r) = sum_x P(x)^r, Z_T = S(s):",
+        "- **corrected** (`implicit_temperature.expected_exact_draws`, `core/cost.py`, used by the "
+        "code): [1 + S(1) + ... + S(n-1) + S(s-1)·[a>0]] / Z_T. The collision stage makes its "
+        "k-th draw iff the first k-1 agreed, and the draw that ends a round at its first mismatch "
+        "is counted;\n"
+        "- **DESIGN** §2 as written: [S(1) + ... + S(n) + S(s-1)·[a>0]] / Z_T, which leaves that "
+        "draw out. The two agree for n = 1 (T > 1/2).",
+        f'Measured: `temperature_sample(draw, T, method="exact", num_outputs={res["outputs"]})` '
+        f"with the default lanes (max_lanes = {res['max_lanes']}), {res['replicates']} "
+        "independent replicates; draws per output is their mean ± standard error. *abandoned*: "
+        "fraction of started rounds dropped because they began after the last needed acceptance. "
+        "*calls/output*: sequential `draw` calls per output in that run. The two last columns "
+        f"are the latency of a single output (`num_outputs=1`, mean of {res['single_repeats']} "
+        "runs): sequential draw calls / draws, without lanes (`max_lanes=1`, the sequential "
+        "baseline: one draw per call) and with lanes (default). `draw` samples a known "
+        "categorical law (inverse CDF in float64).",
+        table(
+            (
+                "law",
+                "T",
+                "expected (corrected)",
+                "expected (DESIGN)",
+                "measured draws/output",
+                "measured / corrected",
+                "measured / DESIGN",
+                "abandoned",
+                "calls/output",
+                "ms/output",
+                "1 output, max_lanes=1: calls / draws",
+                "1 output, lanes: calls / draws",
+            ),
+            rows,
+        ),
+        f"Which formula the measurements follow: in the {differ} settings where the two differ "
+        f"(T <= 1/2), the measured draws are closer to the corrected formula in {follows}. The "
+        "sequential baseline's draws (one output at a time, no lanes, so no waste) give "
+        f"measured / corrected from {min(seq_ratios):.2f} to {max(seq_ratios):.2f} "
+        f"(each a mean of only {res['single_repeats']} outputs). Lanes cut the sequential calls "
+        "per output (latency) at the price of extra draws when only one output is wanted.",
+    ]
+    scaling = res.get("scaling")
+    if scaling:
+        parts.append(
+            "**Draws per output against `num_outputs`** (default lanes; mean ± standard error "
+            "over independent runs). The lane count follows an acceptance rate estimated on the "
+            "fly; early on, quick rejections are seen before slow acceptances, so the sampler "
+            "starts more rounds than needed, and rounds that finish before the last needed "
+            "acceptance is known are paid for. The overhead is per call, so it fades as "
+            "`num_outputs` grows; `max_lanes=1` has none."
+        )
+        parts.append(
+            table(
+                ("law", "T", "num_outputs", "runs", "draws/output", "measured / corrected"),
+                (
+                    (
+                        r["law"],
+                        r["T"],
+                        r["num_outputs"],
+                        r["runs"],
+                        f"{fmt(r['draws_per_output'])} ± {fmt(r['draws_se'], 2)}",
+                        f"**{r['ratio']:.2f}**",
+                    )
+                    for r in scaling
+                ),
+            )
+        )
+    if figure:
+        parts.append(f"![exact cost against T]({figure})")
+    return "\n\n".join(parts)
+
+
+def accuracy_section(res: dict, figure: str | None) -> str:
+    parts = [
+        "## 3. Accuracy: total-variation distance to P^(1/T)",
+        "How: for M independent batches of N draws from a known law P, "
+        "`selection_probabilities(keys, T)` gives the exact probability that the batch method "
+        "picks each sample. Scatter-adding them per outcome gives w_b(x), the exact law of the "
+        "output given batch b; the method's output law is q(x) = E_b[w_b(x)], estimated over the "
+        "M batches with the batch frequency c_b(x)/N (known mean P(x)) as a control variate. "
+        "TV = 0.5 sum_x |q(x) - P_T(x)|. *noise* = 0.5 sum_x SE_x sqrt(2/pi), the TV a perfect "
+        "method would show with the same M: values near it are at the measurement floor. "
+        "Cells: **ours** (generalised binomial with cascade) / plug-in (c/N)^(1/T). At T = 1/n "
+        "(0.25, 0.5) the published rule is ours by construction (identity check below), so its "
+        "TV is the first number.",
+    ]
+    for law in dict.fromkeys(r["law"] for r in res["rows"]):
+        sub = [r for r in res["rows"] if r["law"] == law]
+        sizes = sorted({r["N"] for r in sub})
+        temps = sorted({r["T"] for r in sub})
+        cell = {(r["T"], r["N"]): r for r in sub}
+        rows = []
+        for t in temps:
+            row: list[object] = [
+                f"{fmt(t)}"
+                + (" (published = ours)" if cell[(t, sizes[0])]["published_is_ours"] else "")
+            ]
+            for n in sizes:
+                r = cell[(t, n)]
+                row.append(f"**{fmt(r['tv_binomial'], 2)}** / {fmt(r['tv_plugin'], 2)}")
+            rows.append(row)
+        noise = [
+            f"N={n}: M={cell[(temps[0], n)]['batches']}, noise <= "
+            f"{fmt(max(cell[(t, n)]['noise_binomial'] for t in temps), 2)}"
+            for n in sizes
+        ]
+        parts.append(f"**{law}** — TV ours / plug-in")
+        parts.append(table(["T"] + [f"N = {n}" for n in sizes], rows))
+        parts.append("Batches and noise floor: " + "; ".join(noise) + ".")
+    ident = res["identity"]
+    if ident:
+        worst = max(r["max_abs_diff"] for r in ident)
+        parts.append(
+            "**Published rule = ours at T = 1/n.** For each law, N and T in {0.25, 0.5}, the "
+            f"first {ident[0]['batches']} batches: per-outcome selection probabilities of "
+            "`selection_probabilities` (scatter-added) against a `math.comb` restatement of the "
+            f"published rule (`benchmarks/bench_accuracy.py: published_outcome_law`). Largest "
+            f"absolute difference over {len(ident)} settings: **{worst:.1e}** (float rounding)."
+        )
+    if figure:
+        parts.append(f"![accuracy against N]({figure})")
+    return "\n\n".join(parts)
+
+
+def auto_section(res: dict) -> str:
+    rows = [
+        (
+            r["law"],
+            r["T"],
+            r["N"],
+            r["outputs"],
+            r["max_draws"],
+            f"**{r['method']}**",
+            r["pilot_estimate"],
+            r["true_expected"],
+            r["draws"],
+            r["reason"],
+        )
+        for r in res["rows"]
+    ]
+    return "\n\n".join(
+        [
+            '## 4. What `method="auto"` chooses',
+            "auto draws a pilot batch of N, estimates the exact cost from it and runs exact when "
+            "the estimate fits `max_draws` (default: "
+            f"{res['budget_factor']} x N draws per output), else the batch method. *pilot "
+            "estimate* and *true expected* are the exact method's total draws for all outputs "
+            "(the latter from the known law); *draws* is what the run spent, pilot included.",
+            table(
+                (
+                    "law",
+                    "T",
+                    "N",
+                    "outputs",
+                    "max_draws",
+                    "method",
+                    "pilot estimate",
+                    "true expected",
+                    "draws",
+                    "reason",
+                ),
+                rows,
+            ),
+        ]
+    )
+
+
+def _render_value(title: str, value: object, level: int) -> list[str]:
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        keys = list(dict.fromkeys(k for v in value for k in v))
+        return [f"*{title}*", table(keys, ([v.get(k) for k in keys] for v in value))]
+    if isinstance(value, dict):
+        out = [f"*{title}*"] if title else []
+        scalars = [(k, v) for k, v in value.items() if not isinstance(v, list | dict)]
+        if scalars:
+            out.append(table(("", ""), scalars))
+        for k, v in value.items():
+            if isinstance(v, list | dict):
+                out.extend(_render_value(str(k), v, level + 1))
+        return out
+    return [f"*{title}*: {fmt(value)}"]
+
+
+def end_to_end_section(res: dict) -> str:
+    parts = [
+        "## 5. End to end",
+        "Each adapter's benchmark module reports its own measurements (tokens or outputs per "
+        "second at T = 1, T = 0.5 batch with N = 200 and T = 0.5 exact, peak memory); they are "
+        "rendered as returned.",
+    ]
+    for name, title in MODULES.items():
+        entry = res.get(name, {"status": "not run"})
+        parts.append(f"### {title} (`benchmarks/{name}.py`)")
+        if entry["status"] != "ok":
+            parts.append(entry["status"])
+            continue
+        result = entry["result"]
+        text = result.get("markdown")
+        if isinstance(text, str):
+            parts.append(text)
+        rest = {k: v for k, v in result.items() if k != "markdown"}
+        if rest:
+            parts.extend(_render_value("", rest, 0))
+        parts.append(f"(section wall time {entry['seconds']:.1f} s)")
+    return "\n\n".join(parts)
+
+
+def figures_section(figures: dict) -> str:
+    if not figures:
+        return ""
+    lines = ["## Figures"]
+    for title, path in figures.items():
+        lines.append(f"- [{title}]({path})")
+    return "\n".join(lines)

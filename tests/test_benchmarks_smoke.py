@@ -1,0 +1,132 @@
+"""Smoke test of the benchmarks: ``python -m benchmarks --quick --out PATH`` produces the report.
+
+It checks that every section's table is there and that its numbers parse (and the few that are
+facts, not speeds, hold: TVs lie in [0, 1], the published rule matches ours to float rounding).
+It never asserts a speed: benchmarks measure, they do not fail CI on a slow machine.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?$|^inf$")
+
+
+def _tables(text: str) -> dict[str, list[list[list[str]]]]:
+    """Markdown tables under each heading: {heading: [table, ...]}, a table = rows of cells."""
+    tables: dict[str, list[list[list[str]]]] = {}
+    heading, inside = "", False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        is_row = line.startswith("|")
+        if is_row and not line.startswith("|---"):
+            if not inside:
+                tables.setdefault(heading, []).append([])
+            tables[heading][-1].append([c.strip() for c in line.strip("|").split("|")])
+        inside = is_row
+    return tables
+
+
+def _section(text: str, prefix: str) -> list[list[list[str]]]:
+    (found,) = [v for k, v in _tables(text).items() if k.startswith(prefix)]
+    return found
+
+
+def _number(cell: str) -> float:
+    """A table cell as a float: strips bold, a trailing 'x' and a '± SE' part."""
+    cell = cell.replace("*", "").split("±")[0].strip().removesuffix("x")
+    assert NUMBER.match(cell), f"not a number: {cell!r}"
+    return float(cell)
+
+
+def _column(rows: list[list[str]], name: str) -> list[str]:
+    header = rows[0]
+    assert name in header, f"column {name!r} missing from {header}"
+    i = header.index(name)
+    return [r[i] for r in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.exists(), "the report was not written to --out"
+    return out.read_text(encoding="utf-8"), out.parent
+
+
+def test_header_names_machine_torch_date_and_command(report: tuple[str, Path]) -> None:
+    text, _ = report
+    rows = {r[0]: r[1] for r in _section(text, "Machine and commands")[0]}
+    assert re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", rows["date (UTC)"])
+    assert rows["torch"] and rows["mode"] == "quick"
+    assert "python -m benchmarks --quick --out" in text
+
+
+def test_selection_table_parses(report: tuple[str, Path]) -> None:
+    text, _ = report
+    (rows,) = _section(text, "1. Selection speed")
+    sizes = {(int(b), int(n)) for b, n in zip(_column(rows, "B"), _column(rows, "N"), strict=True)}
+    assert (256, 200) in sizes
+    for name in ("published loop (ms)", "tuned loop (ms)", "ratio", "ratio, 1 thread"):
+        assert all(_number(c) > 0 for c in _column(rows, name))
+
+
+def test_exact_table_parses(report: tuple[str, Path]) -> None:
+    text, _ = report
+    rows, scaling = _section(text, "2. Exact sampler")
+    temps = sorted({_number(c) for c in _column(rows, "T")})
+    assert temps == [0.25, 0.37, 0.5, 0.8, 0.9]
+    corrected = [_number(c) for c in _column(rows, "expected (corrected)")]
+    design = [_number(c) for c in _column(rows, "expected (DESIGN)")]
+    for ratio in _column(rows, "measured / corrected"):
+        assert 0 < _number(ratio) < float("inf")
+    # the DESIGN variant leaves a draw out, so it is never above the corrected formula
+    assert all(d <= c * (1 + 1e-9) for c, d in zip(corrected, design, strict=True))
+    assert all(_number(c) > 0 for c in _column(scaling, "measured / corrected"))
+
+
+def test_accuracy_tables_parse(report: tuple[str, Path]) -> None:
+    text, _ = report
+    section = text.split("## 3. Accuracy")[1].split("## 4.")[0]
+    tables = _tables("## x\n" + section)["x"]
+    assert len(tables) == 2  # one per law
+    rows = [r for t in tables for r in t[1:]]
+    assert len(rows) == 10  # 5 temperatures x 2 laws
+    for row in rows:
+        for cell in row[1:]:
+            ours, plugin = (_number(c) for c in cell.split("/"))
+            assert 0.0 <= ours <= 1.0 and 0.0 <= plugin <= 1.0
+    diff = re.search(r"Largest absolute difference over \d+ settings: \*\*([^*]+)\*\*", section)
+    assert diff is not None and float(diff.group(1)) < 1e-9
+
+
+def test_auto_and_end_to_end_sections(report: tuple[str, Path]) -> None:
+    text, _ = report
+    (rows,) = _section(text, "4. What")
+    methods = {c.strip("*") for c in _column(rows, "method")}
+    assert methods <= {"exact", "batch"} and len(rows) > 1
+    section = text.split("## 5. End to end")[1]
+    for name in ("bench_calm", "bench_diffusion"):
+        part = section.split(f"`benchmarks/{name}.py`")[1].split("###")[0]
+        assert "|" in part or "not available:" in part or "failed:" in part
+
+
+def test_figures_written_as_png(report: tuple[str, Path]) -> None:
+    text, folder = report
+    for name in ("accuracy_vs_N.png", "cost_vs_T.png", "selection_speed.png"):
+        assert f"(figures/{name})" in text
+        assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
