@@ -73,8 +73,14 @@ class MixturePipelineBase(DiffusionPipeline):
     def mixture_std(self) -> float:
         return float(self.config.mixture_std)
 
-    def _initial_noise(self, batch_size: int, generator) -> torch.Tensor:
+    def _initial_noise(self, batch_size: int, generator, latents) -> torch.Tensor:
+        """Standard normal (batch_size, D) from ``generator``, or the given ``latents``."""
         dim = self.denoiser.config.sample_dim
+        if latents is not None:
+            if tuple(latents.shape) != (batch_size, dim):
+                raise ValueError(f"latents must have shape {(batch_size, dim)}, "
+                                 f"got {tuple(latents.shape)}")
+            return latents.to(device=self.device, dtype=self.denoiser.dtype)
         return randn_tensor((batch_size, dim), generator=generator, device=self.device,
                             dtype=self.denoiser.dtype)
 
@@ -91,8 +97,9 @@ class MixturePipelineBase(DiffusionPipeline):
 class MixtureDDPMPipeline(MixturePipelineBase):
     """DDPM ancestral sampling of the demo mixture (``DDPMScheduler``, epsilon prediction).
 
-    ``pipe(batch_size, generator=None, num_inference_steps=25, output_type="pt")`` returns
-    ``MixturePipelineOutput(samples=(batch_size, 2))``.
+    ``pipe(batch_size, generator=None, num_inference_steps=25, latents=None, output_type="pt")``
+    returns ``MixturePipelineOutput(samples=(batch_size, 2))``. ``latents`` replaces the initial
+    noise (the ancestral steps still draw fresh noise from ``generator``).
     """
 
     @torch.no_grad()
@@ -101,11 +108,12 @@ class MixtureDDPMPipeline(MixturePipelineBase):
         batch_size: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_inference_steps: int | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
     ):
         steps = num_inference_steps or self.default_num_inference_steps
-        x = self._initial_noise(batch_size, generator)
+        x = self._initial_noise(batch_size, generator, latents)
         self.scheduler.set_timesteps(steps, device=self.device)
         for t in self.progress_bar(self.scheduler.timesteps):
             eps = self.denoiser(x, t)

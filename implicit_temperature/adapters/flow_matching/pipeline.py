@@ -17,8 +17,9 @@ __all__ = ["MixtureFlowMatchingPipeline", "MixturePipelineOutput"]
 class MixtureFlowMatchingPipeline(MixturePipelineBase):
     """Flow-matching sampling of the demo mixture.
 
-    ``pipe(batch_size, generator=None, num_inference_steps=20, output_type="pt")`` returns
-    ``MixturePipelineOutput(samples=(batch_size, 2))``. Deterministic given the initial noise.
+    ``pipe(batch_size, generator=None, num_inference_steps=20, latents=None, output_type="pt")``
+    returns ``MixturePipelineOutput(samples=(batch_size, 2))``. Deterministic given the initial
+    noise (``latents``, or drawn from ``generator``).
     """
 
     default_num_inference_steps = 20
@@ -29,11 +30,12 @@ class MixtureFlowMatchingPipeline(MixturePipelineBase):
         batch_size: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         num_inference_steps: int | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
     ):
         steps = num_inference_steps or self.default_num_inference_steps
-        x = self._initial_noise(batch_size, generator)
+        x = self._initial_noise(batch_size, generator, latents)
         self.scheduler.set_timesteps(steps, device=self.device)
         for t in self.progress_bar(self.scheduler.timesteps):
             v = self.denoiser(x, t)
