@@ -1,0 +1,229 @@
+"""The ``calm`` adapter: next-chunk draws from a CALM model for B contexts at once.
+
+The adapter only touches the attributes of the CALM reference structure (arXiv 2510.27688):
+``patch_size``, ``transformer`` (with ``embed_tokens``; called with ``inputs_embeds=``),
+``embed_proj``, ``generative_head.sample`` and ``ae_model.decoder``. So it drives the shipped demo
+model and a checkpoint of the reference implementation alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from ...plugins.adapter import Adapter
+
+REQUIRED_ATTRIBUTES: tuple[str, ...] = (
+    "patch_size",
+    "transformer",
+    "transformer.embed_tokens",
+    "embed_proj",
+    "generative_head",
+    "generative_head.sample",
+    "ae_model",
+    "ae_model.decoder",
+)
+
+
+def missing_calm_attributes(model: Any) -> list[str]:
+    """The attributes of the CALM structure that ``model`` lacks (empty list: it has them all)."""
+    missing = []
+    for path in REQUIRED_ATTRIBUTES:
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is None:
+            missing.append(path)
+    if "patch_size" not in missing:
+        k = model.patch_size
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            missing.append("patch_size (an int >= 1)")
+    for path in ("transformer", "embed_proj", "generative_head.sample", "ae_model.decoder"):
+        if path not in missing:
+            obj = model
+            for part in path.split("."):
+                obj = getattr(obj, part)
+            if not callable(obj):
+                missing.append(f"{path} (callable)")
+    return missing
+
+
+def check_calm_model(model: Any) -> None:
+    """Raise ``TypeError`` naming every missing attribute when ``model`` is not a CALM model."""
+    missing = missing_calm_attributes(model)
+    if missing:
+        raise TypeError(
+            f"{type(model).__name__} is not a CALM model: missing {missing}. The calm adapter "
+            "needs patch_size (K), transformer (causal backbone with embed_tokens, called with "
+            "inputs_embeds=), embed_proj, generative_head.sample(hidden) and "
+            "ae_model.decoder(latents); see docs/calm.md"
+        )
+
+
+def model_device(model: Any) -> torch.device:
+    """Device of the model's token embedding (where contexts must live)."""
+    weight = getattr(model.transformer.embed_tokens, "weight", None)
+    return weight.device if isinstance(weight, torch.Tensor) else torch.device("cpu")
+
+
+def check_input_ids(model: Any, input_ids: Any, name: str = "input_ids") -> torch.Tensor:
+    """Validate token ids ``(B, L)`` for a CALM model (integer dtype, B >= 1, L a positive multiple
+    of K, ids inside the vocabulary) and move them to the model's device."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"{name} must be a LongTensor (B, L), got {type(input_ids).__name__}")
+    dtype = input_ids.dtype
+    if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+    if input_ids.dim() != 2:
+        raise ValueError(
+            f"{name} must have shape (B, L), got {tuple(input_ids.shape)}; "
+            "for one prompt use ids[None] (tokenizer.encode already returns (1, L))"
+        )
+    b, length = input_ids.shape
+    k = model.patch_size
+    if b == 0:
+        raise ValueError(f"{name} has no rows (B = 0): pass at least one prompt")
+    if length == 0:
+        raise ValueError(
+            f"{name} is empty (L = 0): the prompt must hold at least one chunk of {k} tokens"
+        )
+    if length % k:
+        raise ValueError(
+            f"{name} length {length} is not a multiple of the model's patch_size K={k}: CALM reads "
+            f"whole chunks, so give a prompt of {k}, {2 * k}, ... tokens (for the demo grammar "
+            "every chunk is a 3-letter word plus a space or '.', e.g. 'cat saw ')"
+        )
+    vocab = getattr(model.transformer.embed_tokens, "num_embeddings", None)
+    lo, hi = int(input_ids.min()), int(input_ids.max())
+    if lo < 0 or (vocab is not None and hi >= vocab):
+        raise ValueError(f"{name} holds token ids outside [0, {vocab}): min {lo}, max {hi}")
+    return input_ids.to(device=model_device(model), dtype=torch.long)
+
+
+@torch.no_grad()
+def context_hidden_states(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """Backbone hidden state after the last chunk of each context: ``(B, L) -> (B, H)``."""
+    b, length = input_ids.shape
+    embeds = model.transformer.embed_tokens(input_ids).reshape(b, length // model.patch_size, -1)
+    out = model.transformer(inputs_embeds=model.embed_proj(embeds))
+    return out[0][:, -1, :]
+
+
+def _takes_generator(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+@torch.no_grad()
+def sample_chunks(
+    model: Any, hidden: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``n`` next-chunk draws per row of ``hidden (B, H)``: LongTensor ``(B, n, K)``.
+
+    One ``generative_head.sample`` call on the hidden states expanded n times and one
+    ``ae_model.decoder`` call; the K tokens are the decoder's argmax. When the head's ``sample``
+    takes no ``generator`` (the reference implementation), its noise comes from the global RNG,
+    forked and seeded from ``generator`` so the result is still reproducible.
+    """
+    b = hidden.shape[0]
+    h = hidden[:, None, :].expand(b, n, hidden.shape[-1])
+    head = model.generative_head
+    if _takes_generator(head.sample):
+        latents = head.sample(h, generator=generator)
+    elif generator is None:
+        latents = head.sample(h)
+    else:
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        devices = [hidden.device] if hidden.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            latents = head.sample(h)
+    logits = model.ae_model.decoder(latents)
+    k = model.patch_size
+    if logits.dim() < 2 or logits.numel() != b * n * k * logits.shape[-1]:
+        raise ValueError(
+            f"ae_model.decoder returned logits of shape {tuple(logits.shape)} for {b * n} latents; "
+            f"expected (..., K={k}, V)"
+        )
+    return logits.argmax(dim=-1).reshape(b, n, k)
+
+
+class CALMAdapter(Adapter):
+    """Adapter ``calm``: one problem per context, each sample a K-token chunk.
+
+    Options (exactly one of):
+        context: LongTensor ``(B, L)``, L a positive multiple of ``model.patch_size``. The backbone
+            runs once over it (lazily, at the first draw) and its last hidden state is cached, so
+            the many ``draw`` calls of the exact sampler cost one head + decoder call each.
+        hidden_states: ``(B, H)`` backbone hidden states to condition on directly (what
+            :func:`generate` uses with its KV cache).
+
+    ``draw(n, generator=None)`` -> LongTensor ``(B, n, K)``: n i.i.d. next chunks per context from
+    one batched model call. ``quantize(samples)`` returns the token ids themselves (keys
+    ``(B, n, K)``): chunks are compared exactly, so temperature acts on the chunk law itself.
+    """
+
+    name = "calm"
+    batched = True
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        context: torch.Tensor | None = None,
+        hidden_states: torch.Tensor | None = None,
+    ) -> None:
+        check_calm_model(model)
+        super().__init__(model)
+        if (context is None) == (hidden_states is None):
+            raise ValueError(
+                "the calm adapter needs exactly one of context= (LongTensor (B, L) of token ids) "
+                "or hidden_states= ((B, H) backbone states), e.g. "
+                "TemperatureSampler(model, context=tokenizer.encode('cat '))"
+            )
+        self.context = None if context is None else check_input_ids(model, context, "context")
+        if hidden_states is not None:
+            if not isinstance(hidden_states, torch.Tensor) or hidden_states.dim() != 2:
+                raise ValueError(
+                    "hidden_states must be a tensor (B, H), got "
+                    f"{getattr(hidden_states, 'shape', type(hidden_states).__name__)}"
+                )
+        self._hidden = hidden_states
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """True for models with the CALM structure (patch_size, transformer.embed_tokens,
+        embed_proj, generative_head.sample, ae_model.decoder); False for anything else."""
+        return not missing_calm_attributes(model)
+
+    @property
+    def num_problems(self) -> int:
+        src = self.context if self.context is not None else self._hidden
+        return int(src.shape[0])
+
+    @property
+    def hidden_states(self) -> torch.Tensor:
+        """``(B, H)``: the backbone state after each context (computed once, then cached)."""
+        if self._hidden is None:
+            self._hidden = context_hidden_states(self.model, self.context)
+        return self._hidden
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"draw(n) needs an int n >= 1, got {n!r}")
+        return sample_chunks(self.model, self.hidden_states, n, generator=generator)
+
+    def quantize(self, samples: torch.Tensor) -> torch.Tensor:
+        if not isinstance(samples, torch.Tensor) or samples.dim() != 3:
+            raise ValueError(
+                "calm samples are LongTensor (B, n, K) chunks, got "
+                f"{getattr(samples, 'shape', type(samples).__name__)}"
+            )
+        return samples.long()

@@ -1,0 +1,208 @@
+"""Chunk-by-chunk CALM decoding at any temperature, B prompts at once, with a KV cache."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ...core import temperature_sample
+from ...core.validation import check_temperature
+from .adapter import CALMAdapter, check_calm_model, check_input_ids, model_device
+
+METHODS = ("exact", "batch", "auto")
+
+
+@dataclass
+class CALMGenerateOutput:
+    """What ``generate(..., return_dict_in_generate=True)`` returns.
+
+    sequences:  LongTensor (B, L + new): prompts followed by the generated tokens.
+    steps:      chunks generated (decoding steps run).
+    draws:      next-chunk draws spent in total (all steps, all prompts).
+    cascade_levels: batch method: per step, float64 (B_active,) power s the selection used
+                (below 1/T where the N draws held no outcome often enough: raise num_samples).
+    """
+
+    sequences: torch.Tensor
+    steps: int = 0
+    draws: int = 0
+    cascade_levels: list[torch.Tensor] = field(default_factory=list)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
+    if eos_token_id is None:
+        return None
+    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
+        raise ValueError(
+            f"eos_token_id must be a token id >= 0 or a list of them, got {eos_token_id!r}"
+        )
+    return torch.tensor(ids, dtype=torch.long, device=device)
+
+
+def _make_generator(
+    generator: torch.Generator | int | None, device: torch.device
+) -> torch.Generator:
+    if isinstance(generator, torch.Generator):
+        return generator
+    g = torch.Generator(device=device)
+    if generator is None:
+        g.manual_seed(int(torch.randint(0, 2**62, (1,))))  # follows torch.manual_seed
+    elif isinstance(generator, int) and not isinstance(generator, bool):
+        g.manual_seed(generator)
+    else:
+        raise TypeError(
+            f"generator must be a torch.Generator, an int seed or None, got {generator!r}"
+        )
+    return g
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    input_ids: torch.Tensor,
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    method: str = "batch",
+    num_samples: int = 200,
+    eos_token_id: int | Sequence[int] | None = None,
+    pad_token_id: int | None = None,
+    generator: torch.Generator | int | None = None,
+    max_draws: int | None = None,
+    return_dict_in_generate: bool = False,
+) -> torch.Tensor | CALMGenerateOutput:
+    """Decode B prompts chunk by chunk at ``temperature``.
+
+    Each step runs the backbone on the new chunk with the KV cache, then picks the next chunk of
+    every unfinished prompt with one call of the core sampler (``temperature_sample(...,
+    batched=True)`` over the :class:`CALMAdapter` draws; selection vectorised over B).
+
+    Args:
+        model: a model with the CALM structure (see :mod:`.adapter`).
+        input_ids: LongTensor ``(B, L)``, L a positive multiple of ``model.patch_size`` (K).
+        temperature: T > 0. T = 1 draws one chunk per step (plain ancestral sampling).
+        max_new_tokens: at most this many new tokens (``ceil(max_new_tokens / K)`` steps; the last
+            chunk is cut to fit).
+        method: ``"batch"`` (N = ``num_samples`` draws per step and prompt; any T; approximate),
+            ``"exact"`` (exact P^(1/T) per chunk; T <= 1; random cost) or ``"auto"``.
+        num_samples: N of the batch method (and the pilot of ``"auto"``).
+        eos_token_id: token id (or list of ids) that ends a sequence; None: never stop early.
+            A chunk containing it finishes its sequence: the tokens after the first EOS in that
+            chunk and every later chunk are ``pad_token_id``. Decoding stops when all are done.
+        pad_token_id: filler after EOS; default ``model.config.pad_token_id``, else the first
+            ``eos_token_id``.
+        generator: torch.Generator or int seed (same seed, same output); None follows torch's
+            global seed.
+        max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
+        return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
+
+    Returns:
+        LongTensor ``(B, L + new)``, new <= max_new_tokens (smaller when every sequence ended).
+
+    Note: the chunk law at T is exact per step (method ``"exact"``), which is the
+    chunk-level temperature of the CALM paper, not the temperature of the whole sequence.
+    """
+    check_calm_model(model)
+    t = check_temperature(temperature)
+    num_samples = _check_positive_int("num_samples", num_samples)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "exact" and t > 1:
+        raise ValueError(
+            f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm samples "
+            "P^(1/T) exactly for T > 1; use method='batch'"
+        )
+
+    def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
+        if t == 1.0:
+            out.draws += adapter.num_problems
+            return adapter.draw(1, generator=g)[:, 0, :]
+        res = temperature_sample(
+            adapter.draw, t, key=adapter.quantize, method=method, num_samples=num_samples,
+            generator=g, batched=True, max_draws=max_draws,
+        )
+        out.draws += res.draws
+        if res.cascade_level is not None:
+            out.cascade_levels.append(res.cascade_level[:, 0])
+        return res.samples[:, 0, :]
+
+    out = decode_chunks(model, input_ids, pick, max_new_tokens=max_new_tokens,
+                        eos_token_id=eos_token_id, pad_token_id=pad_token_id, generator=generator)
+    return out if return_dict_in_generate else out.sequences
+
+
+PickFn = Callable[[CALMAdapter, torch.Generator, CALMGenerateOutput], torch.Tensor]
+
+
+@torch.no_grad()
+def decode_chunks(
+    model: Any,
+    input_ids: torch.Tensor,
+    pick: PickFn,
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | Sequence[int] | None = None,
+    pad_token_id: int | None = None,
+    generator: torch.Generator | int | None = None,
+) -> CALMGenerateOutput:
+    """The decoding loop under :func:`generate`, with the chunk choice left to ``pick``.
+
+    Each step runs the backbone on the last chunk with the KV cache (the whole prompt at step 0)
+    and calls ``pick(adapter, generator, out)`` with a :class:`CALMAdapter` over the unfinished
+    rows' hidden states; ``pick`` returns their next chunks ``(B_active, K)``. Arguments and
+    EOS/padding rules as in :func:`generate`.
+    """
+    check_calm_model(model)
+    input_ids = check_input_ids(model, input_ids)
+    max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens)
+    device = model_device(model)
+    eos = _eos_tensor(eos_token_id, device)
+    if pad_token_id is None:
+        pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
+        if pad_token_id is None:
+            pad_token_id = int(eos[0]) if eos is not None else 0
+    g = _make_generator(generator, device)
+
+    k = model.patch_size
+    b, prompt_len = input_ids.shape
+    steps = math.ceil(max_new_tokens / k)
+    unfinished = torch.ones(b, dtype=torch.bool, device=device)
+    all_rows = torch.arange(b, device=device)
+    out = CALMGenerateOutput(sequences=input_ids)
+    chunks: list[torch.Tensor] = []
+    past = None
+
+    embeds = model.embed_proj(
+        model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1))
+    for step in range(steps):
+        result = model.transformer(inputs_embeds=embeds, past_key_values=past, use_cache=True)
+        hidden, past = result[0][:, -1, :], result.past_key_values
+        rows = all_rows if eos is None or step == 0 else unfinished.nonzero().squeeze(1)
+        picked = pick(CALMAdapter(model, hidden_states=hidden.index_select(0, rows)), g, out)
+        chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
+        chunk.index_copy_(0, rows, picked.to(torch.long))
+        if eos is not None:
+            is_eos = torch.isin(chunk, eos) & unfinished[:, None]
+            after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0         # strictly after first EOS
+            chunk = chunk.masked_fill(after, pad_token_id)
+            unfinished = unfinished & ~is_eos.any(dim=1)
+        chunks.append(chunk)
+        out.steps = step + 1
+        if step == steps - 1 or (eos is not None and not bool(unfinished.any())):
+            break
+        embeds = model.embed_proj(model.transformer.embed_tokens(chunk).reshape(b, 1, -1))
+
+    new = torch.cat(chunks, dim=1)[:, :max_new_tokens]
+    out.sequences = torch.cat([input_ids, new], dim=1)
+    return out

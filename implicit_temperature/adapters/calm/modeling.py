@@ -1,0 +1,367 @@
+"""A small Continuous Autoregressive Language Model (CALM) with the reference structure.
+
+Mirrors the structure of the CALM reference implementation (Shao et al. 2025, arXiv 2510.27688),
+without depending on ``transformers``:
+
+* ``model.patch_size`` (K): tokens per chunk.
+* ``model.transformer``: a causal transformer over chunk embeddings, with ``embed_tokens``
+  (token ids -> vectors) and called as ``transformer(inputs_embeds=(B, S, H),
+  past_key_values=cache, use_cache=True)``; the output's ``[0]`` is the hidden states
+  ``(B, S, H)`` and ``.past_key_values`` the KV cache (one ``(key, value)`` pair per layer, each
+  ``(B, heads, S_total, head_dim)``). Rotary position embeddings, so no length limit.
+* ``model.embed_proj``: ``(..., K * H)`` (the K token embeddings concatenated) -> ``(..., H)``.
+* ``model.generative_head.sample(hidden, generator=None)``: ``(..., H)`` + uniform noise ->
+  latent ``(..., D)``; one independent draw per leading index (trained with the energy score).
+* ``model.ae_model.encoder(input_ids (..., L))`` -> ``(..., L / K, 2 D)`` (mean, log std) and
+  ``model.ae_model.decoder(latent_states (..., D))`` -> token logits ``(..., K, V)`` whose argmax
+  is the K tokens.
+
+Weights are stored with safetensors next to a JSON config (:meth:`CALM.save_pretrained`,
+:meth:`CALM.from_pretrained`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_NAME = "model"
+
+KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+@dataclass
+class CALMConfig:
+    """Explicit configuration of :class:`CALM` (all sizes; no hidden defaults elsewhere)."""
+
+    vocab_size: int = 30
+    patch_size: int = 4
+    latent_size: int = 4
+    # autoencoder
+    ae_embed_size: int = 32
+    ae_hidden_size: int = 128
+    # causal backbone
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 192
+    rope_theta: float = 10000.0
+    # generative head
+    noise_size: int = 16
+    head_hidden_size: int = 128
+    head_num_blocks: int = 3
+    # special tokens
+    pad_token_id: int = 0
+    eos_token_id: int = 1
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
+            raise ValueError("hidden_size must split into num_heads heads of even size (RoPE)")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int) and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"config field {f.name} must be a non-negative int, got {v!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CALMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown CALMConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------------------------
+# Autoencoder: K tokens <-> one latent vector
+# --------------------------------------------------------------------------------------------
+class ChunkEncoder(nn.Module):
+    """``input_ids (..., L)`` with L a multiple of K -> ``(..., L / K, 2 D)``: mean and log std."""
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.embed = nn.Embedding(config.vocab_size, config.ae_embed_size)
+        self.net = nn.Sequential(
+            nn.Linear(config.patch_size * config.ae_embed_size, config.ae_hidden_size),
+            nn.SiLU(),
+            nn.Linear(config.ae_hidden_size, config.ae_hidden_size),
+            nn.SiLU(),
+            nn.Linear(config.ae_hidden_size, 2 * config.latent_size),
+        )
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        *lead, length = input_ids.shape
+        if length % self.patch_size:
+            raise ValueError(
+                f"encoder input length {length} is not a multiple of K={self.patch_size}"
+            )
+        e = self.embed(input_ids).reshape(*lead, length // self.patch_size, -1)
+        return self.net(e)
+
+
+class ChunkDecoder(nn.Module):
+    """``latent_states (..., D)`` -> token logits ``(..., K, V)``."""
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.vocab_size = config.vocab_size
+        self.net = nn.Sequential(
+            nn.Linear(config.latent_size, config.ae_hidden_size),
+            nn.SiLU(),
+            nn.Linear(config.ae_hidden_size, config.ae_hidden_size),
+            nn.SiLU(),
+            nn.Linear(config.ae_hidden_size, config.patch_size * config.vocab_size),
+        )
+
+    def forward(self, latent_states: torch.Tensor) -> torch.Tensor:
+        out = self.net(latent_states)
+        return out.reshape(*latent_states.shape[:-1], self.patch_size, self.vocab_size)
+
+
+class Autoencoder(nn.Module):
+    """The (frozen at CALM-training time) chunk autoencoder: ``encoder`` and ``decoder``."""
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.encoder = ChunkEncoder(config)
+        self.decoder = ChunkDecoder(config)
+
+
+# --------------------------------------------------------------------------------------------
+# Causal backbone with a KV cache
+# --------------------------------------------------------------------------------------------
+class BackboneOutput(NamedTuple):
+    """``[0]``/``.last_hidden_state``: ``(B, S, H)``; ``.past_key_values``: the KV cache or None."""
+
+    last_hidden_state: torch.Tensor
+    past_key_values: KVCache | None
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def _rotate(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+    """Rotary position embedding of ``x (B, h, S, d)`` at integer ``positions (S,)``."""
+    d = x.shape[-1]
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
+    ang = positions.to(torch.float32)[:, None] * inv[None, :]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.theta = config.rope_theta
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
+        self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        b, s, _ = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        offset = 0 if past is None else past[0].shape[2]
+        pos = torch.arange(offset, offset + s, device=x.device)
+        q, k = _rotate(q, pos, self.theta), _rotate(k, pos, self.theta)
+        if past is not None:
+            k = torch.cat((past[0], k), dim=2)
+            v = torch.cat((past[1], v), dim=2)
+        total = k.shape[2]
+        # query i (absolute offset + i) sees keys 0..offset + i
+        mask = torch.arange(total, device=x.device)[None, :] <= pos[:, None]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(b, s, -1)), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(config.hidden_size)
+        self.attn = Attention(config)
+        self.norm2 = RMSNorm(config.hidden_size)
+        self.gate_up = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
+        a, present = self.attn(self.norm1(x), past)
+        x = x + a
+        g, u = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
+        return x + self.down(F.silu(g) * u), present
+
+
+class CausalTransformer(nn.Module):
+    """Causal transformer over chunk embeddings (Llama-like: RMSNorm, RoPE, SwiGLU)."""
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size)
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
+    ) -> BackboneOutput:
+        if inputs_embeds.dim() != 3:
+            raise ValueError(f"inputs_embeds must be (B, S, H), got {tuple(inputs_embeds.shape)}")
+        if past_key_values is not None and len(past_key_values) != len(self.layers):
+            raise ValueError("past_key_values must hold one (key, value) pair per layer")
+        x = inputs_embeds
+        presents = []
+        for i, layer in enumerate(self.layers):
+            x, present = layer(x, None if past_key_values is None else past_key_values[i])
+            presents.append(present)
+        return BackboneOutput(self.norm(x), tuple(presents) if use_cache else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Generative head: hidden state + uniform noise -> latent
+# --------------------------------------------------------------------------------------------
+class ResidualBlock(nn.Module):
+    def __init__(self, size: int, cond: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(size, elementwise_affine=False)
+        self.film = nn.Linear(cond, 2 * size)
+        self.fc1 = nn.Linear(size, size)
+        self.fc2 = nn.Linear(size, size)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x) * (1 + scale) + shift
+        return x + self.fc2(F.silu(self.fc1(h)))
+
+
+class MLPGenerator(nn.Module):
+    """Energy-score generative head: ``sample(hidden (..., H))`` -> one latent ``(..., D)`` per
+    leading index, from noise ``U(-1/2, 1/2)^noise_size`` pushed through a conditioned MLP."""
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.noise_size = config.noise_size
+        width = config.head_hidden_size
+        self.noise_in = nn.Linear(config.noise_size, width)
+        self.cond = nn.Sequential(nn.Linear(config.hidden_size, width), nn.SiLU())
+        self.blocks = nn.ModuleList(
+            ResidualBlock(width, width) for _ in range(config.head_num_blocks)
+        )
+        self.out_norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, config.latent_size)
+
+    def sample(
+        self, hidden_states: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``hidden_states (..., H)`` -> latents ``(..., D)``, one fresh noise draw per leading
+        index. Leading dims that are broadcast views (stride 0, e.g. from ``expand``) have their
+        conditioning computed once and broadcast, so n draws per context cost little more than
+        n noise passes."""
+        noise = torch.rand(
+            *hidden_states.shape[:-1], self.noise_size,
+            generator=generator, device=hidden_states.device, dtype=hidden_states.dtype,
+        ) - 0.5
+        base = hidden_states
+        for d in range(hidden_states.dim() - 1):
+            if hidden_states.stride(d) == 0 and hidden_states.shape[d] > 1:
+                base = base.narrow(d, 0, 1)
+        c = self.cond(base)
+        films = [block.film(c).chunk(2, dim=-1) for block in self.blocks]
+        x = self.noise_in(noise) + c
+        for block, (scale, shift) in zip(self.blocks, films, strict=True):
+            x = block(x, scale, shift)
+        return self.out(self.out_norm(x))
+
+    forward = sample
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+class CALM(nn.Module):
+    """Continuous autoregressive LM: one latent vector (-> K tokens) per step.
+
+    Inference only needs the attributes listed in the module docstring; see
+    :func:`implicit_temperature.adapters.calm.generate` for decoding.
+    """
+
+    def __init__(self, config: CALMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.patch_size = config.patch_size
+        self.transformer = CausalTransformer(config)
+        self.embed_proj = nn.Linear(config.patch_size * config.hidden_size, config.hidden_size)
+        self.generative_head = MLPGenerator(config)
+        self.ae_model = Autoencoder(config)
+
+    def chunk_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``input_ids (B, L)`` (L a multiple of K) -> backbone inputs ``(B, L / K, H)``."""
+        b, length = input_ids.shape
+        if length % self.patch_size:
+            raise ValueError(f"input length {length} is not a multiple of K={self.patch_size}")
+        e = self.transformer.embed_tokens(input_ids).reshape(b, length // self.patch_size, -1)
+        return self.embed_proj(e)
+
+    def save_pretrained(
+        self, directory: str | Path, name: str = DEFAULT_NAME, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Write ``{name}.safetensors`` and ``{name}.json`` (config plus ``extra`` metadata)."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(d / f"{name}.safetensors"))
+        payload = {"model_type": "calm-demo", "config": self.config.to_dict(), **(extra or {})}
+        (d / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, name: str = DEFAULT_NAME) -> CALM:
+        """Load a model written by :meth:`save_pretrained` (local files only, no network)."""
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        cfg_path, w_path = d / f"{name}.json", d / f"{name}.safetensors"
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} not found; run scripts/train_calm.py to create it")
+        payload = json.loads(cfg_path.read_text())
+        model = cls(CALMConfig.from_dict(payload["config"]))
+        model.load_state_dict(load_file(str(w_path)))
+        return model.eval()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "CALM",
+    "Autoencoder",
+    "BackboneOutput",
+    "CALMConfig",
+    "CausalTransformer",
+    "ChunkDecoder",
+    "ChunkEncoder",
+    "MLPGenerator",
+    "count_parameters",
+]
