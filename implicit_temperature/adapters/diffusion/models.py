@@ -58,8 +58,9 @@ class MLPDenoiser(ModelMixin, ConfigMixin):
         self.net = nn.Sequential(*layers)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int) -> torch.Tensor:
-        t = torch.as_tensor(timestep, device=sample.device)
-        if t.ndim == 0:
-            t = t.expand(sample.shape[0])
+        t = torch.as_tensor(timestep, device=sample.device).reshape(-1)
+        n = sample.shape[0]
+        if t.numel() > 1 and bool((t == t[0]).all()):
+            t = t[:1]  # one shared timestep (sampling): embed it once
         emb = timestep_embedding(t, self.config.time_embed_dim).to(sample.dtype)
-        return self.net(torch.cat([sample, emb], dim=1))
+        return self.net(torch.cat([sample, emb.expand(n, -1)], dim=1))

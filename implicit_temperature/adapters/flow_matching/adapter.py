@@ -18,8 +18,8 @@ import torch
 
 from ..diffusion.adapter import SampleAdapter
 from ..diffusion.detect import is_diffusion_pipeline, is_flow_matching_pipeline
-from ..diffusion.driver import DEFAULT_BATCH_SIZE, PipelineDriver
-from .velocity import VelocityField, VelocityFieldDriver
+from ..diffusion.driver import PipelineDriver
+from .velocity import VELOCITY_BATCH_SIZE, VelocityField, VelocityFieldDriver
 
 
 class FlowMatchingAdapter(SampleAdapter):
@@ -33,7 +33,7 @@ class FlowMatchingAdapter(SampleAdapter):
 
     Velocity fields: ``sample_shape`` (required for a bare callable), ``num_steps`` (default 50),
     ``solver`` ("euler" or "heun"), ``device`` (default: the module's parameters' device, else
-    CPU), ``dtype`` (default float32).
+    CPU), ``dtype`` (default float32); ``batch_size`` defaults to 1024 here.
     """
 
     name = "flow_matching"
@@ -86,7 +86,7 @@ class FlowMatchingAdapter(SampleAdapter):
                 )
             driver = VelocityFieldDriver(
                 model, sample_shape=tuple(sample_shape), num_steps=num_steps, solver=solver,
-                batch_size=batch_size or 4 * DEFAULT_BATCH_SIZE ** 2, device=device,
+                batch_size=batch_size or VELOCITY_BATCH_SIZE, device=device,
                 dtype=dtype, progress=progress,
             )
         else:

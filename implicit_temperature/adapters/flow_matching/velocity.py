@@ -3,8 +3,8 @@
 Convention (Lipman et al. 2023, rectified flow): t runs from 0 (standard Gaussian noise) to 1
 (data), and ``dx/dt = v(x, t)``. ``v`` is called as ``v(x, t)`` with ``x`` of shape
 ``(m, *sample_shape)`` and ``t`` a float tensor of shape ``(m,)`` (all entries equal). Models
-trained with the opposite convention (diffusers: sigma = 1 is noise) can be wrapped:
-``lambda x, t: -net(x, 1 - t)``.
+trained with the opposite convention (diffusers: sigma = 1 is noise, timestep = 1000 * sigma,
+velocity noise - data) can be wrapped: ``lambda x, t: -net(x, 1000 * (1 - t))``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 SOLVERS = ("euler", "heun")
+#: Samples per call of a velocity field when ``batch_size`` is not given.
+VELOCITY_BATCH_SIZE = 1024
 
 
 @dataclass(frozen=True)
