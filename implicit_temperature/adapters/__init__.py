@@ -1,0 +1,1 @@
+"""Model adapters (each a plugin)."""
