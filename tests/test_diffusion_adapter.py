@@ -172,6 +172,9 @@ def test_quantizer_by_name_object_and_callable(ddpm):
     assert torch.equal(by_name.quantize(x), _brightness_label(x))
     assert torch.equal(by_callable.quantize(x), _brightness_label(x))
     assert by_object.quantize(x).shape == (6,)
+    registered = DiffusionAdapter(ddpm, quantizer="image_hash", quantizer_options={"hash_size": 2})
+    assert torch.equal(registered.quantize(x), ImageHashQuantizer(hash_size=2)(x))
+    assert isinstance(registered.quantizer, ImageHashQuantizer)
 
 
 def test_codebook_quantizer_is_fitted_on_a_separate_pilot():
