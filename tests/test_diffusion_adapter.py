@@ -103,6 +103,16 @@ def test_draw_shapes_chunks_and_generator(ddpm):
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
 
 
+def test_progress_bar_on_long_draws(capsys):
+    pipe = PromptPipeline(DDPMScheduler(num_train_timesteps=10))
+    DiffusionAdapter(pipe, prompt="x", batch_size=2).draw(6)  # 3 chunks: no bar by default
+    assert "sample" not in capsys.readouterr().err
+    DiffusionAdapter(pipe, prompt="x", batch_size=2).draw(8)  # 4 chunks: bar
+    assert "8/8" in capsys.readouterr().err
+    DiffusionAdapter(pipe, prompt="x", batch_size=2, progress=False).draw(8)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("output_type", ["pil", "np"])
 def test_output_types_give_the_same_tensor(ddpm, output_type):
     ref = DiffusionAdapter(ddpm, num_inference_steps=2, output_type="pt").draw(
