@@ -11,6 +11,9 @@ Both learn the 2-D Gaussian mixture of ``implicit_temperature.adapters.diffusion
 
     .venv/bin/python scripts/train_diffusion_demo.py            # both models
     .venv/bin/python scripts/train_diffusion_demo.py --model flow --steps 3000
+
+Needs the package importable (``pip install -e .``, as ``make setup`` does; or ``PYTHONPATH=.``).
+Afterwards it reloads each saved pipeline and prints its component frequencies.
 """
 
 from __future__ import annotations
