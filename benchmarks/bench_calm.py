@@ -11,8 +11,8 @@ All settings decode B prompts chunk by chunk with the KV cache (``decode_chunks`
   the cost of drawing alone. ``batch / keep-first`` is the overhead of the selection rule itself
   (target <= 1.1x).
 
-Times are medians over repeats (``time.perf_counter``) on whatever device runs the model (CPU
-here); tokens/s = B * new tokens / seconds.
+Times are medians over repeats (``time.perf_counter``; the settings take turns within each
+repeat) on whatever device runs the model (CPU here); tokens/s = B * new tokens / seconds.
 """
 
 from __future__ import annotations
@@ -34,14 +34,18 @@ def _keep_first(adapter, g, out):
     return adapter.draw(N, generator=g)[:, 0, :]
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved_medians(settings: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per setting; the settings take turns within each repeat, so a change of
+    machine load during the run affects them alike."""
+    for fn in settings.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in settings}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in settings.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def run(quick: bool) -> dict:
@@ -84,9 +88,10 @@ def run(quick: bool) -> dict:
             model, ids, _keep_first, max_new_tokens=new_tokens, generator=0
         ),
     }
+    medians = _interleaved_medians(settings, repeats)
     rows = {}
     for name, fn in settings.items():
-        seconds = _median_seconds(fn, repeats)
+        seconds = medians[name]
         out = fn()
         tokens = batch_size * (out.sequences.shape[1] - ids.shape[1])
         rows[name] = {

@@ -215,3 +215,23 @@ def test_adapter_rejects_bad_options(demo):
         CALMAdapter(model, context=torch.full((1, 4), 99))
     with pytest.raises(ValueError, match="int n >= 1"):
         CALMAdapter(model, context=tok.encode("cat ")).draw(0)
+
+
+# -- the grammar the demo model is trained on ----------------------------------------------------
+def test_grammar_law_and_sampler():
+    from scipy import stats
+
+    m = grammar.transition_matrix()
+    torch.testing.assert_close(m.sum(1), torch.ones(len(m), dtype=torch.float64))
+    law = grammar.next_chunk_law(CharTokenizer(), "cat ")
+    assert law == {"saw ": 0.5, "fed ": 0.3, "met ": 0.15, "hid ": 0.05}
+    assert grammar.next_chunk_law(CharTokenizer(), "dog ")["fed "] == 0.5
+    streams = grammar.sample_chunk_streams(20000, 4, generator=torch.Generator().manual_seed(0))
+    # first chunk ~ BRANCH over subjects; the verb after subject 0 ~ row 0 of the matrix
+    first = torch.bincount(streams[:, 0], minlength=13).double()
+    assert stats.chisquare(first[:4], 20000 * m[13, :4]).pvalue > 1e-3 and first[4:].sum() == 0
+    after_cat = streams[streams[:, 0] == 0, 1]
+    verbs = torch.bincount(after_cat, minlength=13).double()
+    assert stats.chisquare(verbs[4:8], len(after_cat) * m[0, 4:8]).pvalue > 1e-3
+    with pytest.raises(ValueError, match="multiple of 4"):
+        grammar.next_chunk_law(CharTokenizer(), "cat")

@@ -33,7 +33,10 @@ def missing_calm_attributes(model: Any) -> list[str]:
     for path in REQUIRED_ATTRIBUTES:
         obj = model
         for part in path.split("."):
-            obj = getattr(obj, part, None)
+            try:
+                obj = getattr(obj, part, None)
+            except Exception:  # noqa: BLE001 - an odd __getattr__ means "not a CALM model"
+                obj = None
             if obj is None:
                 break
         if obj is None:
@@ -135,6 +138,11 @@ def sample_chunks(
     b = hidden.shape[0]
     h = hidden[:, None, :].expand(b, n, hidden.shape[-1])
     head = model.generative_head
+    if generator is not None and generator.device.type != hidden.device.type:
+        # e.g. a CPU generator for a CUDA model: seed a generator on the model's device from it
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        generator = torch.Generator(device=hidden.device)
+        generator.manual_seed(seed)
     if _takes_generator(head.sample):
         latents = head.sample(h, generator=generator)
     elif generator is None:
