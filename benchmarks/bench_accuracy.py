@@ -78,8 +78,8 @@ def output_law(
 
 
 def _batches(size: int, quick: bool) -> int:
-    budget = 200_000 if quick else 4_000_000  # draws per (law, N)
-    return max(500 if quick else 4000, budget // size)
+    budget = 64_000 if quick else 4_000_000  # draws per (law, N)
+    return max(200 if quick else 4000, budget // size)
 
 
 def run(quick: bool) -> dict:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections import Counter
 
 import torch
 
 from implicit_temperature import select_from_batch
 
-from .common import median_time
+from .common import call_times
 
 SYMBOL_PROBS = torch.tensor([0.55, 0.25, 0.15, 0.05], dtype=torch.float64)
 K = 4
@@ -79,12 +80,12 @@ def _timer(device: str):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def timed(fn, repeats: int) -> float:
+    def timed(fn, repeats: int) -> list[float]:
         def call() -> None:
             fn()
             sync()
 
-        return median_time(call, repeats)
+        return call_times(call, repeats)
 
     return timed
 
@@ -127,20 +128,22 @@ def run(quick: bool, device: str = "cpu") -> dict:
                     )
                 tuned = timed(lambda k=keys, t=t: tuned_select(k, t, rng), slow_repeats)
                 published = timed(lambda k=keys, t=t: published_select(k, t, rng), slow_repeats)
+                med = statistics.median
                 rows.append(
                     {
                         "T": t,
                         "B": b,
                         "N": n,
-                        "ours_s": ours,
-                        "ours_1thread_s": ours1,
-                        "tuned_s": tuned,
-                        "published_s": published,
-                        "speedup_vs_published": published / ours,
-                        "speedup_1thread_vs_published": None
-                        if ours1 is None
-                        else published / ours1,
-                        "speedup_vs_tuned": tuned / ours,
+                        "ours_s": med(ours),
+                        "ours_1thread_s": None if ours1 is None else med(ours1),
+                        "tuned_s": med(tuned),
+                        "published_s": med(published),
+                        "speedup_vs_published": med(published) / med(ours),
+                        "speedup_best_vs_published": min(published) / min(ours),
+                        "speedup_1thread_vs_published": (
+                            None if ours1 is None else med(published) / med(ours1)
+                        ),
+                        "speedup_vs_tuned": med(tuned) / med(ours),
                     }
                 )
     return {"rows": rows, "device": device, "threads": threads, "repeats": repeats, "K": K}

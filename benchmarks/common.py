@@ -48,8 +48,8 @@ def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
     return 0.5 * float((q.double() - p.double()).abs().sum())
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls (``time.perf_counter``)."""
+def call_times(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds (``time.perf_counter``) of each of ``repeats`` calls of ``fn()``, after warm-up."""
     for _ in range(warmup):
         fn()
     times = []
@@ -57,7 +57,12 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls (``time.perf_counter``)."""
+    return statistics.median(call_times(fn, repeats, warmup))
 
 
 def _cpu_model() -> str:

@@ -10,6 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from implicit_temperature import expected_exact_draws  # noqa: E402
+
+from .bench_exact import design_formula  # noqa: E402
+from .common import LAWS  # noqa: E402
+
 
 def _laws(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["law"] for r in rows))
@@ -45,24 +50,25 @@ def accuracy_figure(res: dict, path: Path) -> None:
 
 
 def cost_figure(res: dict, path: Path) -> None:
-    """Exact draws per output against T: both formulas (lines) and measurements (points)."""
+    """Exact draws per output against T: both formulas (dense curves) and measurements (points)."""
     laws = _laws(res["rows"])
+    dense = [0.2 + 0.0025 * i for i in range(321)]  # T from 0.2 to 1.0
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for i, law in enumerate(laws):
         sub = sorted((r for r in res["rows"] if r["law"] == law), key=lambda r: r["T"])
-        temps = [r["T"] for r in sub]
         colour = f"C{i}"
-        ax.plot(temps, [r["formula"] for r in sub], "-", color=colour, label=f"{law}: corrected")
-        ax.plot(
-            temps, [r["design_formula"] for r in sub], ":", color=colour, label="DESIGN §2 variant"
-        )
+        p = LAWS[law]
+        corrected = [expected_exact_draws(p, t) for t in dense]
+        ax.plot(dense, corrected, "-", color=colour, label=f"{law}: corrected formula")
+        design = [design_formula(p, t) for t in dense]
+        ax.plot(dense, design, ":", color=colour, label="DESIGN §2 variant")
         ax.errorbar(
-            temps,
+            [r["T"] for r in sub],
             [r["draws_per_output"] for r in sub],
             yerr=[0.0 if math.isnan(r["draws_se"]) else r["draws_se"] for r in sub],
             fmt="o",
             color=colour,
-            label="measured (lanes)",
+            label=f"measured (lanes, {res['outputs']} outputs)",
         )
     ax.axhline(200, color="grey", ls="--", lw=1, label="batch method, N = 200")
     ax.set_yscale("log")

@@ -120,6 +120,7 @@ def selection_section(res: dict, figure: str | None) -> str:
             _ms(r["tuned_s"]),
             _ms(r["ours_s"]),
             ratio(r["speedup_vs_published"]),
+            f"{r['speedup_best_vs_published']:.1f}x",
             f"{r['speedup_vs_tuned']:.1f}x",
             None if r["ours_1thread_s"] is None else _ms(r["ours_1thread_s"]),
             ratio(r["speedup_1thread_vs_published"]),
@@ -140,7 +141,9 @@ def selection_section(res: dict, figure: str | None) -> str:
         f"`time.perf_counter`, device `{res['device']}`. *ours* runs with torch's default "
         f"`torch.get_num_threads()` = {res['threads']} and again after "
         "`torch.set_num_threads(1)`; the loops are single-threaded Python either way. "
-        "Ratio = published loop time / ours (higher is better for ours).",
+        "Ratio = published loop time / ours, medians (higher is better for ours); *best of "
+        "repeats* divides the fastest calls instead, which is less sensitive to other work "
+        "on the machine.",
         table(
             (
                 "T",
@@ -150,6 +153,7 @@ def selection_section(res: dict, figure: str | None) -> str:
                 "tuned loop (ms)",
                 f"ours, {res['threads']} threads (ms)",
                 "ratio",
+                "ratio, best of repeats",
                 "ratio vs tuned loop",
                 "ours, 1 thread (ms)",
                 "ratio, 1 thread",
@@ -364,6 +368,12 @@ def _render_value(title: str, value: object, level: int) -> list[str]:
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         keys = list(dict.fromkeys(k for v in value for k in v))
         return [f"*{title}*", table(keys, ([v.get(k) for k in keys] for v in value))]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        keys = list(dict.fromkeys(k for v in value.values() for k in v))
+        flat = all(not isinstance(v.get(k), list | dict) for v in value.values() for k in keys)
+        if flat:  # {row name: {column: scalar}} -> one table
+            rows = ([name] + [v.get(k) for k in keys] for name, v in value.items())
+            return [f"*{title}*" if title else "", table([""] + keys, rows)]
     if isinstance(value, dict):
         out = [f"*{title}*"] if title else []
         scalars = [(k, v) for k, v in value.items() if not isinstance(v, list | dict)]
@@ -380,8 +390,12 @@ def end_to_end_section(res: dict) -> str:
     parts = [
         "## 5. End to end",
         "Each adapter's benchmark module reports its own measurements (tokens or outputs per "
-        "second at T = 1, T = 0.5 batch with N = 200 and T = 0.5 exact, peak memory); they are "
-        "rendered as returned.",
+        "second at T = 1, T = 0.5 batch with N = 200 and T = 0.5 exact); they are rendered as "
+        "returned. Peak memory is measured here (full run): the module's quick run once more in "
+        "a fresh subprocess under `tracemalloc` (Python-heap peak; torch's CPU tensors bypass "
+        "it), `torch.cuda.max_memory_allocated` where CUDA exists, and the subprocess's peak "
+        "resident set size (`VmHWM`; includes the interpreter and torch, whose peak after the "
+        "imports alone is shown for reference).",
     ]
     for name, title in MODULES.items():
         entry = res.get(name, {"status": "not run"})
@@ -396,6 +410,16 @@ def end_to_end_section(res: dict) -> str:
         rest = {k: v for k, v in result.items() if k != "markdown"}
         if rest:
             parts.extend(_render_value("", rest, 0))
+        memory = entry.get("memory")
+        if memory is None:
+            parts.append("Peak memory: measured in the full run only.")
+        elif "status" in memory:
+            parts.append(f"Peak memory: {memory['status']}")
+        else:
+            parts.append(
+                "Peak memory of `run(quick=True)` in a fresh subprocess (MiB): "
+                + ", ".join(f"{k} {fmt(v)}" for k, v in memory.items())
+            )
         parts.append(f"(section wall time {entry['seconds']:.1f} s)")
     return "\n\n".join(parts)
 
