@@ -227,6 +227,24 @@ def test_adapters_are_registered_and_selection_is_unambiguous(ddpm):
         TemperatureSampler(torch.nn.Linear(2, 2))  # a bare module: nobody claims it
 
 
+def test_loading_the_plugins_does_not_import_diffusers():
+    """handles() recognises pipelines through sys.modules, so plugin loading stays cheap."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import sys, implicit_temperature.plugins as p\n"
+            "assert {'diffusion', 'flow_matching'} <= set(p.get_adapters())\n"
+            "print('diffusers' in sys.modules)\n")
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 
