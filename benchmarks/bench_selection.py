@@ -90,7 +90,7 @@ def _timer(device: str):
     return timed
 
 
-def _with_threads(n: int, fn):
+def with_threads(n: int, fn):
     """Run ``fn()`` with ``torch.set_num_threads(n)``, restoring the previous setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -123,7 +123,7 @@ def run(quick: bool, device: str = "cpu") -> dict:
                 ours = timed(lambda k=keys, t=t: ours_select(k, t, g), repeats)
                 ours1 = None
                 if device == "cpu":
-                    ours1 = _with_threads(
+                    ours1 = with_threads(
                         1, lambda k=keys, t=t: timed(lambda: ours_select(k, t, g), repeats)
                     )
                 tuned = timed(lambda k=keys, t=t: tuned_select(k, t, rng), slow_repeats)
