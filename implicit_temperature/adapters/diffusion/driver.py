@@ -3,8 +3,8 @@
 :class:`PipelineDriver` is shared by the ``diffusion`` and ``flow_matching`` adapters. One call
 of ``driver(n, generator)`` makes ceil(n / batch_size) pipeline calls (a loop over memory-sized
 chunks, never over samples), passes the same ``torch.Generator`` to each (so the generator's
-state alone fixes the result), and returns a tensor ``(n, ...)`` — ``(B, n, ...)`` for a list of
-B prompts.
+state alone fixes the result, for a given batch size), and returns a tensor ``(n, ...)`` —
+``(B, n, ...)`` for a list of B prompts.
 """
 
 from __future__ import annotations
