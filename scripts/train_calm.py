@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ae-batch", type=int, default=512)
     p.add_argument("--ae-lr", type=float, default=3e-3)
     p.add_argument("--kl-weight", type=float, default=0.01)
-    p.add_argument("--ae-noise", type=float, default=0.0,
+    p.add_argument("--ae-noise", type=float, default=0.5,
                    help="extra isotropic latent noise while training the autoencoder, so the "
                         "decoder maps whole regions (also between chunks) to grammar chunks")
     p.add_argument("--steps", type=int, default=3000)

@@ -105,13 +105,14 @@ def batch_bias(p: torch.Tensor, n: int, num_batches: int = 20_000) -> float:
 
 def test_reference_law_is_the_grammar_branch(reference):
     """The demo model learned the grammar: after 'cat ' the verbs saw/fed/met/hid with
-    0.5/0.3/0.15/0.05 (TV < 0.05) and almost no off-grammar chunk."""
+    0.5/0.3/0.15/0.05 (TV < 0.03; 0.015 when trained), under 2% on other chunks."""
     _, p = reference
     top = torch.sort(p, descending=True).values
     grammar = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
     padded = torch.zeros(max(len(top), 4), dtype=torch.float64)
     padded[: len(top)] = top
-    assert 0.5 * (padded[:4] - grammar).abs().sum().item() + padded[4:].sum().item() < 0.05
+    assert 0.5 * (padded[:4] - grammar).abs().sum().item() + padded[4:].sum().item() < 0.03
+    assert padded[4:].sum().item() < 0.02
 
 
 def test_exact_method_matches_squared_law(demo, reference):
