@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import platform
 import statistics
@@ -49,14 +50,25 @@ def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
 
 
 def call_times(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
-    """Seconds (``time.perf_counter``) of each of ``repeats`` calls of ``fn()``, after warm-up."""
+    """Seconds (``time.perf_counter``) of each of ``repeats`` calls of ``fn()``, after warm-up.
+
+    Python's garbage collector is paused while timing, as ``timeit`` does: otherwise a
+    collection triggered by the Python loops' many small tuples lands in a random call.
+    """
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    finally:
+        if was_enabled:
+            gc.enable()
     return times
 
 
