@@ -85,7 +85,7 @@ def run(quick: bool) -> dict:
     if quick:
         replicates, outputs, single = 2, 100, 5
     else:
-        replicates, outputs, single = 5, 1000, 40
+        replicates, outputs, single = 5, 1000, 100
     rows = []
     for li, (law_name, p) in enumerate(LAWS.items()):
         draw = categorical_draw(p)

@@ -212,7 +212,7 @@ def exact_section(res: dict, figure: str | None) -> str:
                 r["abandoned_fraction"],
                 r["calls_per_output"],
                 _ms(r["seconds_per_output"]),
-                f"{fmt(seq['calls'])} / {fmt(seq['draws'])}",
+                f"{fmt(seq['draws'])} ± {fmt(seq['draws_se'], 2)}",
                 f"{fmt(lanes['calls'])} / {fmt(lanes['draws'])}",
             )
         )
@@ -232,9 +232,9 @@ def exact_section(res: dict, figure: str | None) -> str:
         "fraction of started rounds dropped because they began after the last needed acceptance. "
         "*calls/output*: sequential `draw` calls per output in that run. The two last columns "
         f"are the latency of a single output (`num_outputs=1`, mean of {res['single_repeats']} "
-        "runs): sequential draw calls / draws, without lanes (`max_lanes=1`, the sequential "
-        "baseline: one draw per call) and with lanes (default). `draw` samples a known "
-        "categorical law (inverse CDF in float64).",
+        "runs): without lanes (`max_lanes=1`, the sequential baseline: one draw per call, so "
+        "calls = draws, shown ± standard error) and with lanes (default; sequential draw calls "
+        "/ draws). `draw` samples a known categorical law (inverse CDF in float64).",
         table(
             (
                 "law",
@@ -247,7 +247,7 @@ def exact_section(res: dict, figure: str | None) -> str:
                 "abandoned",
                 "calls/output",
                 "ms/output",
-                "1 output, max_lanes=1: calls / draws",
+                "1 output, max_lanes=1: calls = draws",
                 "1 output, lanes: calls / draws",
             ),
             rows,
