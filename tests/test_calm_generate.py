@@ -104,15 +104,23 @@ def test_temperature_above_one_with_batch_method(demo):
     assert len(out.cascade_levels) == 1 and (out.cascade_levels[0] == 2.0 ** -1).all()
 
 
-def test_demo_runs_with_defaults(capsys):
+def test_demo_runs(capsys):
+    """The demo with small sizes (its defaults only differ in sample counts), and its errors."""
     import argparse
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--max-new-tokens", "8"])
+    defaults = parser.parse_args([])
+    assert (defaults.temperature, defaults.method, defaults.seed) == (0.5, "batch", 0)
+    args = parser.parse_args(["--max-new-tokens", "8", "--reference-draws", "5000",
+                              "--table-samples", "300"])
     assert run(args) == 0
     text = capsys.readouterr().out
     assert "T = 0.5" in text and "total variation" in text and "P^(1/T)/Z" in text
-    bad = parser.parse_args(["--prompt", "Cat!"])
-    assert run(bad) == 2
-    assert "allowed characters" in capsys.readouterr().err
+    assert "'saw '" in text
+    for argv, message in ((["--prompt", "Cat!"], "allowed characters"),
+                          (["--prompt", "cat"], "multiple of the model's patch_size"),
+                          (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+                          (["--method", "exact", "--temperature", "2"], "use --method batch")):
+        assert run(parser.parse_args(argv)) == 2
+        assert message in capsys.readouterr().err
