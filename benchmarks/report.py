@@ -106,6 +106,13 @@ def summary(results: dict) -> str:
             f"(target: within 1.3x; {sum(x <= 1.3 for x in ratios)} of {len(ratios)} are). "
             f"{_which_formula(ex['rows'])}"
         )
+        cheaper = [r for r in ex["rows"] if r["draws_per_output"] < 200]
+        dearer = [f"{r['law']} at T = {fmt(r['T'])}" for r in ex["rows"] if r not in cheaper]
+        lines.append(
+            f"- The exact method (exact P^(1/T)) spent fewer draws per output than one batch of "
+            f"N = 200 in {len(cheaper)} of {len(ex['rows'])} settings"
+            + (f"; not for {', '.join(dearer)}." if dearer else ".")
+        )
         scaling = ex.get("scaling") or []
         if scaling:
             worst = max(scaling, key=lambda r: r["ratio"])
