@@ -1,6 +1,7 @@
 """Benchmarks for implicit-temperature: cost, accuracy and speed, rerunnable by anyone.
 
-Run ``python -m benchmarks`` (``make bench``; about 10 minutes on 2 CPU cores) or
+Run ``python -m benchmarks`` (``make bench``; 1.5 to 10 minutes on 2 CPU cores, depending on
+what else keeps them busy) or
 ``python -m benchmarks --quick`` (``make bench-quick``; under a minute). Both write
 ``docs/benchmarks.md`` (tables: machine, torch version, date, exact commands) and the figures in
 ``docs/figures/``; ``--out PATH`` writes elsewhere (figures go to ``figures/`` beside PATH).

@@ -14,16 +14,16 @@ Each call is timed with ``time.perf_counter``; the median over repeats is report
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 import statistics
+import time
 from collections import Counter
 
 import torch
 
 from implicit_temperature import select_from_batch
-
-from .common import call_times
 
 SYMBOL_PROBS = torch.tensor([0.55, 0.25, 0.15, 0.05], dtype=torch.float64)
 K = 4
@@ -75,19 +75,36 @@ def ours_select(keys: torch.Tensor, temperature: float, g: torch.Generator) -> t
     return keys[torch.arange(keys.shape[0], device=keys.device), idx]
 
 
-def _timer(device: str):
+def interleaved_times(fns: dict, repeats: int, device: str = "cpu") -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each ``fns[name]()``, called in turn (round robin).
+
+    Interleaving exposes every contender to the same background load; each is warmed up once,
+    calls are timed with ``time.perf_counter`` (CUDA synchronised) and the garbage collector is
+    paused, as ``timeit`` does.
+    """
+
     def sync() -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def timed(fn, repeats: int) -> list[float]:
-        def call() -> None:
-            fn()
-            sync()
-
-        return call_times(call, repeats)
-
-    return timed
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - start)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return times
 
 
 def with_threads(n: int, fn):
@@ -105,12 +122,12 @@ def run(quick: bool, device: str = "cpu") -> dict:
 
     ``ours`` runs with torch's default thread count and again with one thread (CPU only): on a
     machine whose cores are busy, multi-threaded kernels can be much slower than one thread.
+    The contenders are called in turn, ``repeats`` times each; medians are reported.
     """
     if quick:
         grid_b, grid_n, temps, repeats = (1, 256), (64, 200), (0.5,), 3
     else:
-        grid_b, grid_n, temps, repeats = (1, 32, 256), (64, 200, 1000), (0.5, 0.25), 7
-    timed = _timer(device)
+        grid_b, grid_n, temps, repeats = (1, 32, 256), (64, 200, 1000), (0.5, 0.25), 15
     rng = random.Random(0)
     g = torch.Generator(device=device).manual_seed(0)
     threads = torch.get_num_threads()
@@ -119,16 +136,17 @@ def run(quick: bool, device: str = "cpu") -> dict:
         for b in grid_b:
             for n in grid_n:
                 keys = make_keys(b, n, seed=b * 7919 + n, device=device)
-                slow_repeats = repeats if b * n <= 256 * 200 else max(3, repeats // 2)
-                ours = timed(lambda k=keys, t=t: ours_select(k, t, g), repeats)
-                ours1 = None
+                fns = {
+                    "ours": lambda k=keys, t=t: ours_select(k, t, g),
+                    "tuned": lambda k=keys, t=t: tuned_select(k, t, rng),
+                    "published": lambda k=keys, t=t: published_select(k, t, rng),
+                }
                 if device == "cpu":
-                    ours1 = with_threads(
-                        1, lambda k=keys, t=t: timed(lambda: ours_select(k, t, g), repeats)
-                    )
-                tuned = timed(lambda k=keys, t=t: tuned_select(k, t, rng), slow_repeats)
-                published = timed(lambda k=keys, t=t: published_select(k, t, rng), slow_repeats)
+                    fns["ours1"] = lambda k=keys, t=t: with_threads(1, lambda: ours_select(k, t, g))
+                times = interleaved_times(fns, repeats, device)
                 med = statistics.median
+                ours, published = times["ours"], times["published"]
+                ours1 = times.get("ours1")
                 rows.append(
                     {
                         "T": t,
@@ -136,14 +154,14 @@ def run(quick: bool, device: str = "cpu") -> dict:
                         "N": n,
                         "ours_s": med(ours),
                         "ours_1thread_s": None if ours1 is None else med(ours1),
-                        "tuned_s": med(tuned),
+                        "tuned_s": med(times["tuned"]),
                         "published_s": med(published),
                         "speedup_vs_published": med(published) / med(ours),
                         "speedup_best_vs_published": min(published) / min(ours),
                         "speedup_1thread_vs_published": (
                             None if ours1 is None else med(published) / med(ours1)
                         ),
-                        "speedup_vs_tuned": med(tuned) / med(ours),
+                        "speedup_vs_tuned": med(times["tuned"]) / med(ours),
                     }
                 )
     return {"rows": rows, "device": device, "threads": threads, "repeats": repeats, "K": K}

@@ -1,13 +1,10 @@
-"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, timing, the machine."""
+"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, TV, the machine."""
 
 from __future__ import annotations
 
 import datetime
-import gc
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -47,34 +44,6 @@ def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
 def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
     """0.5 * sum |q - p| of two laws on the same outcomes."""
     return 0.5 * float((q.double() - p.double()).abs().sum())
-
-
-def call_times(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
-    """Seconds (``time.perf_counter``) of each of ``repeats`` calls of ``fn()``, after warm-up.
-
-    Python's garbage collector is paused while timing, as ``timeit`` does: otherwise a
-    collection triggered by the Python loops' many small tuples lands in a random call.
-    """
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return times
-
-
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls (``time.perf_counter``)."""
-    return statistics.median(call_times(fn, repeats, warmup))
 
 
 def _cpu_model() -> str:

@@ -63,9 +63,10 @@ def header(env: dict, commands: dict, mode: str, timings: dict, load: tuple) -> 
             "## Machine and commands",
             table(("", ""), rows),
             "Produced by (from the repository root):\n\n" + cmd_lines,
-            "Full run: `make bench` (= `.venv/bin/python -m benchmarks`, about 10 minutes on 2 CPU "
-            "cores); quick run: `make bench-quick` (= `.venv/bin/python -m benchmarks --quick`, "
-            "under a minute, fewer repeats and a smaller grid). `--out PATH` writes the report "
+            "Full run: `make bench` (= `.venv/bin/python -m benchmarks`; about 1.5 minutes on an "
+            "idle 2-core machine, up to 10 when other work keeps the cores busy); quick run: "
+            "`make bench-quick` (= `.venv/bin/python -m benchmarks --quick`, under a minute, "
+            "fewer repeats and a smaller grid). `--out PATH` writes the report "
             "elsewhere (figures go to `figures/` beside it); `--only SECTION ...` runs some "
             "sections.",
         ]
@@ -96,6 +97,14 @@ def summary(results: dict) -> str:
                     f"**{r['speedup_vs_published']:.1f}x** with {sel['threads']} torch threads "
                     f"(medians; best of repeats {r['speedup_best_vs_published']:.1f}x){extra}."
                 )
+        slowest = min(sel["rows"], key=lambda r: r["speedup_vs_published"])
+        if slowest["speedup_vs_published"] < 1.0:
+            lines.append(
+                f"- For one small problem the loop wins: at B = {slowest['B']}, "
+                f"N = {slowest['N']} ours takes {fmt(_ms(slowest['ours_s']))} ms (a fixed cost "
+                f"per call) against {fmt(_ms(slowest['published_s']))} ms "
+                f"({fmt(slowest['speedup_vs_published'], 2)}x)."
+            )
     ex = results.get("exact")
     if ex:
         ratios = [r["ratio"] for r in ex["rows"]]
@@ -169,9 +178,9 @@ def selection_section(res: dict, figure: str | None) -> str:
         "the chunks seen at least n times, `random.choices` with weights `math.comb(count, n)`; "
         "`benchmarks/bench_selection.py: published_select`). *tuned loop*: the same with one "
         "`.tolist()` per batch. *ours*: `select_from_batch(keys, T, generator=g)` plus gathering "
-        "the chosen chunks. Times are medians over "
-        f"{res['repeats']} calls (fewer for the loops at B x N > 51200) with "
-        "`time.perf_counter`, the garbage collector paused as `timeit` does, device "
+        "the chosen chunks. The contenders are called in turn (so background load hits all "
+        f"alike), {res['repeats']} calls each after a warm-up; times are medians, measured "
+        "with `time.perf_counter`, the garbage collector paused as `timeit` does, device "
         f"`{res['device']}`. *ours* runs with torch's default "
         f"`torch.get_num_threads()` = {res['threads']} and again after "
         "`torch.set_num_threads(1)`; the loops are single-threaded Python either way. "
