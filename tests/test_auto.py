@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import ALPHA, PEAKED, ZIPF, categorical_draw, chi_square_pvalue, tempered
 
@@ -36,11 +37,14 @@ def test_auto_picks_batch_when_exact_is_too_costly():
 
 def test_auto_respects_max_draws():
     draw = categorical_draw(PEAKED)
-    cheap = it.temperature_sample(draw, 0.5, method="auto", num_outputs=100, generator=2)
-    assert cheap.method == "exact"
-    tight = it.temperature_sample(draw, 0.5, method="auto", num_outputs=100, max_draws=300,
+    cheap = it.temperature_sample(draw, 0.25, method="auto", num_outputs=10, generator=2)
+    assert cheap.method == "exact"  # ~354 draws expected, default budget 20000
+    # 2300 draws: pilot 200 + batch 2000 fit, and exact (~354) does not fit beside the batch
+    # reserve (2300 - 200 - 2000 = 100)
+    tight = it.temperature_sample(draw, 0.25, method="auto", num_outputs=10, max_draws=2300,
                                   generator=2)
-    assert tight.method == "batch" and "budget" in tight.reason
+    assert tight.method == "batch" and "budget 100" in tight.reason
+    assert tight.draws == 2200
 
 
 def test_auto_above_one_is_batch_and_at_one_is_exact():
@@ -49,3 +53,19 @@ def test_auto_above_one_is_batch_and_at_one_is_exact():
     assert hot.method == "batch" and "T = 1" in hot.reason
     one = it.temperature_sample(draw, 1.0, method="auto", num_outputs=5, generator=0)
     assert one.method == "exact" and one.draws == 5
+
+
+def test_auto_never_exceeds_max_draws():
+    """Whatever auto picks (or falls back to), the draws stay within max_draws, or it says why."""
+    draw = categorical_draw(ZIPF)
+    for budget in (1_000, 2_500, 20_000):
+        try:
+            res = it.temperature_sample(draw, 0.25, method="auto", num_outputs=5, max_draws=budget,
+                                        generator=0)
+        except it.DrawBudgetExceeded as exc:
+            assert "max_draws" in str(exc) and exc.stats["draws"] <= budget
+        else:
+            assert res.draws <= budget, (budget, res.method, res.draws, res.reason)
+    with pytest.raises(it.DrawBudgetExceeded, match="neither method fits"):
+        it.temperature_sample(draw, 0.1, method="auto", num_outputs=5, max_draws=1_000,
+                              generator=0)

@@ -123,7 +123,7 @@ def test_auto_section(report: tuple[str, Path]) -> None:
     text, _ = report
     (rows,) = _section(text, "4. What")
     methods = {c.strip("*") for c in _column(rows, "method")}
-    assert methods == {"exact", "batch"}
+    assert methods == {"exact", "batch", "DrawBudgetExceeded"}
     assert all(_number(c) >= 1 for c in _column(rows, "draws"))
     assert "## 5. End to end" not in text  # not requested with --only
 

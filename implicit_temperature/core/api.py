@@ -231,37 +231,56 @@ def _run_auto(
             reason="T = 1: the exact method costs one draw per output",
             expected_draws=float(b * n_out),
         )
+    if max_draws is not None and max_draws < n:
+        raise DrawBudgetExceeded(
+            f'method="auto" needs a pilot of num_samples={n} draws but max_draws={max_draws}; '
+            "raise max_draws or lower num_samples",
+            {"draws": 0, "model_calls": 0},
+        )
     _, pilot_keys = source(n)
     b = pilot_keys.shape[0]
     counts, _ = group_counts(pilot_keys)
-    per_output = estimate_exact_draws(counts, t)  # (B,)
-    expected = float(per_output.sum()) * n_out
+    expected = float(estimate_exact_draws(counts, t).sum()) * n_out  # (B,) per output, summed
     budget = max_draws if max_draws is not None else AUTO_BUDGET_FACTOR * n * n_out * b
     remaining = budget - source.draws
+    batch_cost = n * (1 if share_pool else n_out) * b
+    # keep the batch method's draws in reserve, so a fallback after an exact overrun still fits
+    exact_budget = remaining - batch_cost
+    if batch_cost > remaining and not expected <= remaining:
+        raise DrawBudgetExceeded(
+            f'method="auto": neither method fits max_draws={max_draws} after the pilot '
+            f"({source.draws} drawn): exact needs ~{expected:.3g} draws (pilot estimate), batch "
+            f"needs {batch_cost}; raise max_draws or lower num_samples / num_outputs",
+            {"draws": source.draws, "model_calls": source.calls},
+        )
+    if batch_cost > remaining:  # only exact can fit: no reserve, no fallback
+        exact_budget = remaining
     if not math.isfinite(expected):
         return batch(
             f"the pilot of N={n} saw no {inverse_temperature(t):g}-fold collision, so "
             "Z_T is tiny and the exact method would be very costly",
             expected,
         )
-    if expected > remaining:
+    if expected > exact_budget:
         return batch(
-            f"exact needs ~{expected:.3g} draws (pilot estimate) > budget {remaining}", expected
+            f"exact needs ~{expected:.3g} draws (pilot estimate) > budget {exact_budget}", expected
         )
     try:
         return _run_exact(
             source,
             t,
             n_out,
-            remaining,
+            exact_budget,
             lanes,
             common,
-            reason=f"exact needs ~{expected:.3g} draws (pilot estimate) <= budget {remaining}",
+            reason=f"exact needs ~{expected:.3g} draws (pilot estimate) <= budget {exact_budget}",
             expected_draws=expected,
         )
     except DrawBudgetExceeded as exc:
+        if batch_cost > budget - source.draws:
+            raise
         return batch(
-            f"exact ran over its budget of {remaining} draws after the pilot estimated "
+            f"exact ran over its budget of {exact_budget} draws after the pilot estimated "
             f"~{expected:.3g} ({exc.stats['draws']} spent); fell back to batch",
             expected,
         )

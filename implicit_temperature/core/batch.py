@@ -13,6 +13,7 @@ This is an approximation: biased for finite N (it cannot choose an outcome it di
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,12 +55,27 @@ def _log_weights(
     # smallest k >= 0 with some count c > s - k - 1, i.e. k > s - 1 - c_max
     depth = torch.clamp(torch.floor(s - 1.0 - c_max) + 1.0, min=0.0)
     level = s - depth
-    gap = c - level.unsqueeze(1) + 1.0  # > 0 where the sample's outcome qualifies
+    n = c.shape[1]
+    depths = int(math.floor(s)) + 1  # depth is at most floor(s)
+    if depths * (n + 1) <= b * n:
+        # tabulate the weight of every (depth, count) pair once, then look samples up
+        table = _binomial_log_weights(
+            torch.arange(n + 1, dtype=torch.float64, device=c.device).unsqueeze(0),
+            s - torch.arange(depths, dtype=torch.float64, device=c.device).unsqueeze(1),
+        )
+        log_w = table.flatten()[depth.long().unsqueeze(1) * (n + 1) + counts]
+    else:
+        log_w = _binomial_log_weights(c, level.unsqueeze(1))
+    return log_w, level, depth.long()
+
+
+def _binomial_log_weights(c: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """log(C(c, level) / c) up to a per-level constant; -inf where c <= level - 1 (broadcasts)."""
+    gap = c - level + 1.0  # > 0 where the sample's outcome qualifies
     qualifies = gap > 0
     log_w = torch.lgamma(c + 1.0) - torch.lgamma(torch.where(qualifies, gap, torch.ones_like(gap)))
     log_w = log_w - torch.log(c)
-    log_w = torch.where(qualifies, log_w, torch.full_like(log_w, float("-inf")))
-    return log_w, level, depth.long()
+    return torch.where(qualifies, log_w, torch.full_like(log_w, float("-inf")))
 
 
 def _prepare(keys: torch.Tensor, temperature: float, estimator: str):

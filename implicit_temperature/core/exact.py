@@ -187,7 +187,9 @@ def run_exact(
             lanes.compact()
             in_prog = lanes.active.sum(1)
             need = (q - n_acc).clamp(min=0)  # outputs each problem still lacks
-            z_hat = (n_acc + 1).double() / (n_fin + 1).double()  # acceptance rate per round
+            # acceptance rate per round; rounds in progress count as possible acceptances, since
+            # quick rejections arrive before slow acceptances and would bias the rate low
+            z_hat = (n_acc + in_prog + 1).double() / (n_fin + in_prog + 1).double()
             target = torch.ceil(need.double() / z_hat).long().clamp(max=max_lanes)
             want = torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
             sizes = torch.stack([(in_prog + want).max(), in_prog.max()]).cpu()
