@@ -381,7 +381,9 @@ def auto_section(res: dict) -> str:
             '## 4. What `method="auto"` chooses',
             "auto draws a pilot batch of N, estimates the exact cost from it and runs exact when "
             "the estimate fits `max_draws` (default: "
-            f"{res['budget_factor']} x N draws per output), else the batch method. *pilot "
+            f"{res['budget_factor']} x N draws per output) beside the pilot and a reserve for "
+            "the batch method, else the batch method; when neither fits it raises "
+            "`DrawBudgetExceeded` (it never overspends `max_draws`). *pilot "
             "estimate* and *true expected* are the exact method's total draws for all outputs "
             "(the latter from the known law); *draws* is what the run spent, pilot included.",
             table(
