@@ -24,26 +24,32 @@ _BIT_VIEW = {
 }
 
 
-def exact_rows(x: torch.Tensor, lead: int) -> torch.Tensor:
-    """Rows of ``x`` (first ``lead`` dims kept, the rest flattened) as int64, compared exactly.
-
-    Integer and bool tensors keep their values; floats are compared by their bit patterns (so
-    0.0 and -0.0 differ); NaN is refused.
+def exact_values(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as int64 values that are equal exactly when the entries are (same shape; complex
+    tensors get a trailing dim of 2). Integers and bools keep their values; floats are compared
+    by their bit patterns (so 0.0 and -0.0 differ); NaN is refused (:class:`SamplerOutputError`).
     """
     if x.is_complex():
         x = torch.view_as_real(x)
-    flat = x.reshape(*x.shape[:lead], -1) if x.dim() > lead else x.reshape(*x.shape[:lead], 1)
-    if flat.is_floating_point():
-        if torch.isnan(flat).any():
-            raise SamplerOutputError(
-                "draw() returned NaN values; fix the sampler (NaN cannot be compared) "
-                "or pass a key= "
-                "function that maps NaN samples to a label of their own"
-            )
-        if flat.dtype not in _BIT_VIEW:
-            flat = flat.double()
-        return flat.contiguous().view(_BIT_VIEW[flat.dtype]).long()
-    return flat.long()
+    if not x.is_floating_point():
+        return x.long()
+    if torch.isnan(x).any():
+        raise SamplerOutputError(
+            "draw() returned NaN values; fix the sampler (NaN cannot be compared) "
+            "or pass a key= function that maps NaN samples to a label of their own"
+        )
+    if x.dtype not in _BIT_VIEW:
+        x = x.double()
+    return x.contiguous().view(_BIT_VIEW[x.dtype]).long()
+
+
+def exact_rows(x: torch.Tensor, lead: int) -> torch.Tensor:
+    """Rows of ``x`` (first ``lead`` dims kept, the rest flattened) as int64, compared exactly
+    (see :func:`exact_values`)."""
+    values = exact_values(x)
+    if values.dim() > lead:
+        return values.reshape(*values.shape[:lead], -1)
+    return values.reshape(*values.shape[:lead], 1)
 
 
 class KeyFunction:

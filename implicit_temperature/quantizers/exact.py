@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from ..core.errors import SamplerOutputError
+from ..core.keys import exact_values
 from .base import Quantizer, QuantizerError, rows
-
-_BIT_VIEW = {
-    torch.float64: torch.int64,
-    torch.float32: torch.int32,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-}
 
 
 class ExactQuantizer(Quantizer):
@@ -33,17 +28,14 @@ class ExactQuantizer(Quantizer):
     name = "exact"
 
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            values = exact_values(x)
+        except SamplerOutputError as exc:
+            raise QuantizerError(
+                "the 'exact' quantizer got NaN samples; NaN cannot be compared. Fix the "
+                "sampler, or use a 'classifier' quantizer that gives NaN samples a label of "
+                "their own"
+            ) from exc
         if x.is_complex():
-            x = torch.view_as_real(x).reshape(x.shape[0], -1)
-        if x.is_floating_point():
-            if torch.isnan(x).any():
-                raise QuantizerError(
-                    "the 'exact' quantizer got NaN samples; NaN cannot be compared. Fix the "
-                    "sampler, or use a 'classifier' quantizer that gives NaN samples a label of "
-                    "their own"
-                )
-            if x.dtype not in _BIT_VIEW:
-                x = x.double()
-            return rows(x.contiguous().view(_BIT_VIEW[x.dtype]).long())
-        return rows(x.long())
-
+            values = values.reshape(x.shape[0], -1)
+        return rows(values)
