@@ -123,6 +123,30 @@ def test_sampler_finds_the_adapter_through_handles(fresh_registry):
         it.TemperatureSampler(object())
 
 
+def test_two_adapters_claiming_one_model_is_a_clear_error(fake_dist):
+    """Several handles() == True: no guess; the error names both and how to choose one."""
+    fake_dist("itemp-greedy", "greedy", "itemp_greedy_mod", """
+import implicit_temperature
+from itemp_example_plugin import DiceAdapter
+
+class GreedyDice(DiceAdapter):
+    name = "greedy-dice"
+
+@implicit_temperature.hookimpl
+def register_adapters(register):
+    register(GreedyDice)
+""")
+    from itemp_example_plugin import LoadedDie
+
+    with pytest.raises(AdapterSelectionError) as info:
+        it.TemperatureSampler(LoadedDie([0.5, 0.5]))
+    message = str(info.value)
+    assert "'example-dice'" in message and "'greedy-dice'" in message
+    assert "adapter='example-dice'" in message
+    chosen = it.TemperatureSampler(LoadedDie([0.5, 0.5]), adapter="greedy-dice")
+    assert chosen.adapter.name == "greedy-dice"
+
+
 # -- robustness --------------------------------------------------------------------------------
 def test_plugin_raising_on_import_is_reported_and_skipped(fake_dist):
     fake_dist("itemp-broken-import", "broken-import", "itemp_broken_import_mod",
