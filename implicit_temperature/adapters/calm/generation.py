@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
-from ...core.validation import check_temperature
+from ...core.validation import check_temperature, make_generator
 from .adapter import CALMAdapter, check_calm_model, check_input_ids, model_device
 
 METHODS = ("exact", "batch", "auto")
@@ -48,23 +48,6 @@ def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
             f"eos_token_id must be a token id >= 0 or a list of them, got {eos_token_id!r}"
         )
     return torch.tensor(ids, dtype=torch.long, device=device)
-
-
-def _make_generator(
-    generator: torch.Generator | int | None, device: torch.device
-) -> torch.Generator:
-    if isinstance(generator, torch.Generator):
-        return generator
-    g = torch.Generator(device=device)
-    if generator is None:
-        g.manual_seed(int(torch.randint(0, 2**62, (1,))))  # follows torch.manual_seed
-    elif isinstance(generator, int) and not isinstance(generator, bool):
-        g.manual_seed(generator)
-    else:
-        raise TypeError(
-            f"generator must be a torch.Generator, an int seed or None, got {generator!r}"
-        )
-    return g
 
 
 @torch.no_grad()
@@ -172,7 +155,7 @@ def decode_chunks(
         pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
         if pad_token_id is None:
             pad_token_id = int(eos[0]) if eos is not None else 0
-    g = _make_generator(generator, device)
+    g = make_generator(generator, device)
 
     k = model.patch_size
     b, prompt_len = input_ids.shape
