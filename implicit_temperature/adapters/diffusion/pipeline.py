@@ -84,6 +84,27 @@ class MixturePipelineBase(DiffusionPipeline):
         return randn_tensor((batch_size, dim), generator=generator, device=self.device,
                             dtype=self.denoiser.dtype)
 
+    @torch.no_grad()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pt",
+        return_dict: bool = True,
+    ):
+        steps = num_inference_steps or self.default_num_inference_steps
+        x = self._initial_noise(batch_size, generator, latents)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            x = self._step(self.denoiser(x, t), t, x, generator)
+        return self._finish(x, output_type, return_dict)
+
+    def _step(self, model_output: torch.Tensor, t, x: torch.Tensor, generator) -> torch.Tensor:
+        """One scheduler step from the denoiser's output (defined by each pipeline)."""
+        raise NotImplementedError
+
     def _finish(self, x: torch.Tensor, output_type: str, return_dict: bool):
         if output_type == "np":
             x = x.cpu().numpy()
@@ -102,20 +123,6 @@ class MixtureDDPMPipeline(MixturePipelineBase):
     noise (the ancestral steps still draw fresh noise from ``generator``).
     """
 
-    @torch.no_grad()
-    def __call__(
-        self,
-        batch_size: int = 1,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        num_inference_steps: int | None = None,
-        latents: torch.Tensor | None = None,
-        output_type: str = "pt",
-        return_dict: bool = True,
-    ):
-        steps = num_inference_steps or self.default_num_inference_steps
-        x = self._initial_noise(batch_size, generator, latents)
-        self.scheduler.set_timesteps(steps, device=self.device)
-        for t in self.progress_bar(self.scheduler.timesteps):
-            eps = self.denoiser(x, t)
-            x = self.scheduler.step(eps, t, x, generator=generator).prev_sample
-        return self._finish(x, output_type, return_dict)
+    def _step(self, model_output: torch.Tensor, t, x: torch.Tensor, generator) -> torch.Tensor:
+        """One ancestral step from the predicted noise (fresh noise drawn from ``generator``)."""
+        return self.scheduler.step(model_output, t, x, generator=generator).prev_sample

@@ -24,20 +24,6 @@ class MixtureFlowMatchingPipeline(MixturePipelineBase):
 
     default_num_inference_steps = 20
 
-    @torch.no_grad()
-    def __call__(
-        self,
-        batch_size: int = 1,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        num_inference_steps: int | None = None,
-        latents: torch.Tensor | None = None,
-        output_type: str = "pt",
-        return_dict: bool = True,
-    ):
-        steps = num_inference_steps or self.default_num_inference_steps
-        x = self._initial_noise(batch_size, generator, latents)
-        self.scheduler.set_timesteps(steps, device=self.device)
-        for t in self.progress_bar(self.scheduler.timesteps):
-            v = self.denoiser(x, t)
-            x = self.scheduler.step(v, t, x).prev_sample
-        return self._finish(x, output_type, return_dict)
+    def _step(self, model_output: torch.Tensor, t, x: torch.Tensor, generator) -> torch.Tensor:
+        """One Euler step along the predicted velocity (deterministic)."""
+        return self.scheduler.step(model_output, t, x).prev_sample
