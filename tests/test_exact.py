@@ -178,3 +178,29 @@ def test_budget_error_is_prompt_and_carries_stats():
 def test_exact_refuses_temperature_above_one():
     with pytest.raises(it.InvalidTemperatureError, match='method="batch"'):
         it.temperature_sample(categorical_draw(PEAKED), 1.5)
+
+
+def test_batched_draw_with_active_skips_finished_problems():
+    """A batched draw that declares active= is called only for problems with rounds to run (the
+    usual case: one output per prompt, as in decoding); the outputs keep their law and far fewer
+    draws are spent than when every call covers all B."""
+    laws = torch.stack([torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]),
+                        torch.tensor([0.05, 0.95])] * 400).double()  # B = 1200, unequal costs
+    calls = []
+
+    def draw_all(m, generator=None):
+        return torch.multinomial(laws.float(), m, replacement=True, generator=generator)
+
+    def draw_some(m, generator=None, active=None):
+        calls.append(len(laws) if active is None else int(active.sum()))
+        rows = laws if active is None else laws[active]
+        return torch.multinomial(rows.float(), m, replacement=True, generator=generator)
+
+    full = it.temperature_sample(draw_all, 0.4, batched=True, num_outputs=1, generator=1)
+    part = it.temperature_sample(draw_some, 0.4, batched=True, num_outputs=1, generator=1)
+    assert min(calls) < len(laws), "finished problems were never left out"
+    assert part.draws < 0.5 * full.draws, (part.draws, full.draws)
+    assert part.samples.shape == (1200, 1)
+    for row in range(3):  # pool the 400 problems that share each law
+        outcomes = part.samples[row::3].flatten()
+        assert chi_square_pvalue(outcomes, tempered(laws[row], 0.4)) > ALPHA

@@ -14,11 +14,22 @@ from .samples import Samples, wrap_draw_output
 
 def accepts_generator(draw: Callable[..., Any]) -> bool:
     """True when ``draw`` takes a ``generator`` keyword (or **kwargs)."""
+    return _accepts(draw, "generator", var_keyword=True)
+
+
+def accepts_active(draw: Callable[..., Any]) -> bool:
+    """True when ``draw`` declares an ``active`` keyword (batched draws of some problems only)."""
+    return _accepts(draw, "active", var_keyword=False)
+
+
+def _accepts(fn: Callable[..., Any], name: str, *, var_keyword: bool) -> bool:
     try:
-        params = inspect.signature(draw).parameters.values()
+        params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return any(
+        p.name == name or (var_keyword and p.kind is inspect.Parameter.VAR_KEYWORD) for p in params
+    )
 
 
 class DrawSource:
@@ -26,6 +37,11 @@ class DrawSource:
 
     ``source(m)`` returns ``(samples, keys)``: :class:`Samples` (B, m, ...) and int64 keys
     (B, m, d). ``draws`` counts B * m per call (what the model produced).
+
+    Batched draws may declare a keyword ``active``: ``draw(m, active=mask)`` with a bool tensor
+    mask (B,) must return samples (B_active, m, ...) for the rows where mask is True, in order.
+    ``source(m, active=mask)`` then fills the other rows with placeholders (never used by the
+    caller) and counts B_active * m draws. Draws without it are always called for all B.
     """
 
     def __init__(
@@ -45,15 +61,28 @@ class DrawSource:
         self.batched = batched
         self.generator = generator
         self._pass_generator = accepts_generator(draw)
+        self.accepts_active = batched and accepts_active(draw)
         self.num_problems: int | None = None if batched else 1
         self.draws = 0
         self.calls = 0
 
-    def __call__(self, m: int) -> tuple[Samples, torch.Tensor]:
-        raw = self.draw(m, generator=self.generator) if self._pass_generator else self.draw(m)
-        samples = wrap_draw_output(raw, m, self.batched, self.num_problems)
-        self.num_problems = samples.num_problems
-        keys = self.keys(raw, samples)
+    def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
+        kwargs: dict[str, Any] = {"generator": self.generator} if self._pass_generator else {}
+        if active is None or not self.accepts_active:
+            raw = self.draw(m, **kwargs)
+            samples = wrap_draw_output(raw, m, self.batched, self.num_problems)
+            self.num_problems = samples.num_problems
+            keys = self.keys(raw, samples)
+            drawn = samples.num_problems
+        else:
+            rows = active.nonzero().flatten()  # a host sync, as every exact step has one anyway
+            raw = self.draw(m, active=active, **kwargs)
+            part = wrap_draw_output(raw, m, True, int(rows.numel()))
+            part_keys = self.keys(raw, part)
+            samples = part.scatter_rows(rows, self.num_problems)
+            keys = part_keys.new_zeros((self.num_problems,) + tuple(part_keys.shape[1:]))
+            keys[rows.to(keys.device)] = part_keys
+            drawn = int(rows.numel())
         self.calls += 1
-        self.draws += samples.num_problems * m
+        self.draws += drawn * m
         return samples, keys

@@ -169,6 +169,8 @@ def run_exact(
     that would exceed it a :class:`DrawBudgetExceeded` carrying the statistics is raised.
     None means ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` per output and problem (B is known after the
     first call). One host synchronisation per step (the next lane count and the step's tallies).
+    With B problems and a ``draw`` that takes ``active=``, problems that have no round to run
+    are left out of the call (see :class:`DrawSource`); otherwise every call draws for all B.
     """
     n = int(math.floor(s))
     a = s - n
@@ -192,12 +194,21 @@ def run_exact(
             z_hat = (n_acc + in_prog + 1).double() / (n_fin + in_prog + 1).double()
             target = torch.ceil(need.double() / z_hat).long().clamp(max=max_lanes)
             want = torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
-            sizes = torch.stack([(in_prog + want).max(), in_prog.max()]).cpu()
+            sizes = torch.stack(
+                [
+                    (in_prog + want).max(),
+                    in_prog.max(),
+                    ((in_prog + want) > 0).sum(),
+                    (in_prog > 0).sum(),
+                ]
+            ).cpu()
             m, m_min = int(sizes[0]), int(sizes[1])
+            # problems drawn for: all B, or only those with rounds to run when draw takes active=
+            rows, rows_min = (int(sizes[2]), int(sizes[3])) if source.accepts_active else (b, b)
             if m == 0:
                 break
-            if max_draws is not None and source.draws + b * m > max_draws:
-                if m_min == 0 or source.draws + b * m_min > max_draws:
+            if max_draws is not None and source.draws + rows * m > max_draws:
+                if m_min == 0 or source.draws + rows_min * m_min > max_draws:
                     stats.draws, stats.calls = source.draws, source.calls
                     raise DrawBudgetExceeded(
                         f"the exact sampler would need more than max_draws={max_draws} base draws "
@@ -207,14 +218,17 @@ def run_exact(
                         stats.as_dict(),
                     )
                 want = torch.zeros_like(want)
-                m = m_min
+                m, rows = m_min, rows_min
         elif max_draws is not None and b * m > max_draws:
             raise DrawBudgetExceeded(
                 f"max_draws={max_draws} is below the first step's {b * m} draws; raise max_draws",
                 stats.as_dict(),
             )
 
-        y, y_keys = source(m)
+        if lanes is not None and rows < b:
+            y, y_keys = source(m, active=(in_prog + want) > 0)
+        else:
+            y, y_keys = source(m)
         if max_draws is None:
             max_draws = DEFAULT_MAX_DRAWS_PER_OUTPUT * q * y_keys.shape[0]
         stats.draws, stats.calls = source.draws, source.calls

@@ -65,6 +65,20 @@ class Samples:
             return Samples(np.concatenate([self.data, other.data], axis=1), "ndarray")
         return Samples([a + b for a, b in zip(self.data, other.data, strict=True)], "list")
 
+    def scatter_rows(self, rows: torch.Tensor, num_problems: int) -> Samples:
+        """Samples of ``num_problems`` problems whose rows ``rows`` (LongTensor) are these rows;
+        the other rows are placeholders (copies of row 0, or None for lists)."""
+        if self.kind == "list":
+            full: list[Any] = [[None] * self.size for _ in range(num_problems)]
+            for i, row in zip(rows.tolist(), self.data, strict=True):
+                full[i] = row
+            return Samples(full, "list")
+        index = torch.zeros(num_problems, dtype=torch.long)
+        index[rows.cpu()] = torch.arange(rows.numel())
+        if self.kind == "tensor":
+            return Samples(self.data[index.to(self.data.device)], "tensor")
+        return Samples(self.data[index.numpy()], "ndarray")
+
     def output(self, batched: bool) -> Any:
         """The user-facing object: (B, K, ...) when batched, else (K, ...) (B must be 1)."""
         if batched:

@@ -24,6 +24,9 @@ class Adapter:
       ``generator`` is a ``torch.Generator``: the same generator state gives the same samples.
       It may live on another device than the model (int seeds give a CPU generator): draw the
       noise on ``generator.device`` and move it, as diffusers' ``randn_tensor`` does.
+    * Optional, batched adapters: ``draw(n, generator=None, active=None)`` where ``active`` is a
+      bool tensor (B,): return ``(B_active, n, ...)`` for those problems only. The exact sampler
+      passes it when some problems are done, so their draws are not computed.
     * ``quantize(samples) -> LongTensor``: keys; equal keys mean the same outcome. Shape
       ``(n,)``/``(n, d)``, or ``(B, n)``/``(B, n, d)`` when batched.
     """

@@ -223,10 +223,17 @@ class CALMAdapter(Adapter):
             self._hidden = context_hidden_states(self.model, self.context)
         return self._hidden
 
-    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw(
+        self, n: int, generator: torch.Generator | None = None, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, n, K)`` chunks; with ``active`` (bool (B,)) only the active contexts' rows
+        ``(B_active, n, K)`` (the exact sampler skips contexts that are already done)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"draw(n) needs an int n >= 1, got {n!r}")
-        return sample_chunks(self.model, self.hidden_states, n, generator=generator)
+        hidden = self.hidden_states
+        if active is not None:
+            hidden = hidden[active.to(hidden.device)]
+        return sample_chunks(self.model, hidden, n, generator=generator)
 
     def quantize(self, samples: torch.Tensor) -> torch.Tensor:
         if not isinstance(samples, torch.Tensor) or samples.dim() != 3:
