@@ -145,6 +145,17 @@ def test_prompt_single_and_batched():
     assert res.samples.shape == (3, 4, 1, 2, 2)
 
 
+
+def test_batched_prompts_draw_only_active_ones():
+    """The exact sampler passes active= to skip prompts that are done: only those are called."""
+    pipe = PromptPipeline(DDPMScheduler(num_train_timesteps=10))
+    adapter = DiffusionAdapter(pipe, prompt=["a", "b", "c"], batch_size=6, progress=False)
+    x = adapter.draw(4, generator=torch.Generator().manual_seed(0),
+                     active=torch.tensor([True, False, True]))
+    assert x.shape == (2, 4, 1, 2, 2)
+    assert pipe.calls == [(2, 3), (2, 1)]  # 2 prompts x 3 images per call, then the rest
+
+
 # -- quantizers ----------------------------------------------------------------------------
 
 

@@ -55,14 +55,19 @@ class SampleAdapter(Adapter):
         x = self._driver(m, generator)
         return x.flatten(0, 1) if self.batched else x
 
-    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` i.i.d. samples as one tensor ``(n, ...)`` (``(B, n, ...)`` for B prompts).
+    def draw(
+        self, n: int, generator: torch.Generator | None = None, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``n`` i.i.d. samples as one tensor ``(n, ...)`` (``(B, n, ...)`` for B prompts; with
+        ``active``, a bool (B,) mask, only those prompts: ``(B_active, n, ...)``).
 
         Images come back channels-first ``(n, C, H, W)``; see
         :mod:`implicit_temperature.adapters.diffusion.outputs`. The same ``generator`` state
         gives the same samples (CPU; on GPU up to the usual kernel non-determinism).
         """
-        return self._driver(n, generator)
+        if active is None:
+            return self._driver(n, generator)
+        return self._driver(n, generator, active)
 
     def quantize(self, samples: Any) -> torch.Tensor:
         """Keys for ``samples``: LongTensor ``(n,)``/``(n, d)`` (batched: ``(B, n, ...)``)."""

@@ -122,19 +122,26 @@ class PipelineDriver:
     def num_problems(self) -> int | None:
         return len(self.prompt) if isinstance(self.prompt, list) else None
 
-    def _call(self, count: int, generator: torch.Generator | None) -> Any:
+    def _call(self, count: int, generator: torch.Generator | None, prompt: Any) -> Any:
         kwargs = dict(self.call_kwargs)
         kwargs[self.count_arg] = count
-        if self.prompt is not None:
-            kwargs["prompt"] = self.prompt
+        if prompt is not None:
+            kwargs["prompt"] = prompt
         if self.pass_generator:
             kwargs["generator"] = generator
         return self.pipe(**kwargs)
 
-    def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``(n, ...)`` (``(B, n, ...)`` for B prompts), in chunks."""
+    def __call__(
+        self, n: int, generator: torch.Generator | None = None, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``n`` samples ``(n, ...)`` (``(B, n, ...)`` for B prompts), in chunks. ``active``
+        (bool (B,), prompts only): draw for those prompts only, ``(B_active, n, ...)``."""
         n = check_positive_int(n, "n")
-        b = self.num_problems
+        prompt = self.prompt
+        if active is not None and isinstance(prompt, list):
+            keep = active.detach().cpu().tolist()  # B flags, once per call
+            prompt = [p for p, k in zip(prompt, keep, strict=True) if k]
+        b = len(prompt) if isinstance(prompt, list) else None
         per_call = max(1, self.batch_size // (b or 1))
         chunks = [min(per_call, n - i) for i in range(0, n, per_call)]
         show = self.progress if self.progress is not None else len(chunks) >= PROGRESS_MIN_CHUNKS
@@ -146,7 +153,7 @@ class PipelineDriver:
         parts = []
         try:
             for count in chunks:  # memory-sized chunks, not samples
-                out = samples_to_tensor(self._call(count, generator), count * (b or 1))
+                out = samples_to_tensor(self._call(count, generator, prompt), count * (b or 1))
                 if b is not None:  # prompt-major order: p0 x count, p1 x count, ...
                     out = out.reshape(b, count, *out.shape[1:])
                 parts.append(out)
