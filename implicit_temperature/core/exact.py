@@ -32,6 +32,12 @@ _NONE = torch.iinfo(torch.long).max  # round id of "no accepted round"
 
 DEFAULT_MAX_LANES = 1024
 DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
+#: Rounds kept in flight per problem, as a fraction of the expected rounds still needed
+#: (outputs missing / estimated acceptance rate). 1.0 minimises draw calls; lower values waste
+#: fewer draws on rounds that start after the last needed acceptance. At 0.5 the draws per
+#: output stay within ~1.2x of the sequential expectation from 10 outputs per call (within
+#: ~1.4x for a single output) for ~30% more calls than at 1.0 (docs/benchmarks.md).
+LANE_FRACTION = 0.5
 
 
 @dataclass
@@ -192,7 +198,7 @@ def run_exact(
             # acceptance rate per round; rounds in progress count as possible acceptances, since
             # quick rejections arrive before slow acceptances and would bias the rate low
             z_hat = (n_acc + in_prog + 1).double() / (n_fin + in_prog + 1).double()
-            target = torch.ceil(need.double() / z_hat).long().clamp(max=max_lanes)
+            target = torch.ceil(LANE_FRACTION * need.double() / z_hat).long().clamp(max=max_lanes)
             want = torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
             sizes = torch.stack(
                 [
