@@ -52,6 +52,21 @@ def exact_rows(x: torch.Tensor, lead: int) -> torch.Tensor:
     return values.reshape(*values.shape[:lead], 1)
 
 
+def integer_tensor(keys: Any, what: str) -> torch.Tensor:
+    """``keys`` as a torch integer tensor (numpy arrays converted), else InvalidKeysError whose
+    message starts with ``what`` (e.g. "key(samples) must return") and names the fix."""
+    if isinstance(keys, np.ndarray):
+        keys = torch.from_numpy(keys)
+    if not isinstance(keys, torch.Tensor):
+        raise InvalidKeysError(f"{what} an integer torch.Tensor, got {type(keys).__name__}")
+    if keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
+        raise InvalidKeysError(
+            f"{what} integers (integer keys: equal keys = same outcome), got dtype {keys.dtype}; "
+            "quantise continuous values first, e.g. torch.round(x / cell_size).long()"
+        )
+    return keys
+
+
 class KeyFunction:
     """Applies the user's key function (or the exact default) and checks what it returns.
 
@@ -108,17 +123,7 @@ class KeyFunction:
         return torch.tensor(ids, dtype=torch.long).unsqueeze(-1)
 
     def _check(self, keys: Any, samples: Samples) -> torch.Tensor:
-        if isinstance(keys, np.ndarray):
-            keys = torch.from_numpy(keys)
-        if not isinstance(keys, torch.Tensor):
-            raise InvalidKeysError(
-                f"key(samples) must return an integer torch.Tensor, got {type(keys).__name__}"
-            )
-        if keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
-            raise InvalidKeysError(
-                f"key(samples) must return integer keys, got dtype {keys.dtype}; quantise "
-                "continuous values first, e.g. torch.round(x / cell_size).long()"
-            )
+        keys = integer_tensor(keys, "key(samples) must return")
         b, m = samples.num_problems, samples.size
         expected = f"({b}, {m}) or ({b}, {m}, d)" if self.batched else f"({m},) or ({m}, d)"
         lead = (b, m) if self.batched else (m,)
@@ -138,18 +143,7 @@ class KeyFunction:
 
 def normalize_batch_keys(keys: Any) -> torch.Tensor:
     """Check keys given to :func:`select_from_batch`: (B, N) or (B, N, d) integers -> (B, N, d)."""
-    if isinstance(keys, np.ndarray):
-        keys = torch.from_numpy(keys)
-    if not isinstance(keys, torch.Tensor):
-        raise InvalidKeysError(
-            f"keys must be an integer torch.Tensor (B, N) or (B, N, d), got {type(keys).__name__}"
-        )
-    if keys.is_floating_point() or keys.is_complex() or keys.dtype == torch.bool:
-        raise InvalidKeysError(
-            f"keys must be integers, got dtype {keys.dtype}; "
-            "quantise continuous samples first, e.g. "
-            "torch.round(x / cell_size).long()"
-        )
+    keys = integer_tensor(keys, "keys (B, N) or (B, N, d) must be")
     if (
         keys.dim() not in (2, 3)
         or keys.shape[0] < 1
