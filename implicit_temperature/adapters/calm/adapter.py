@@ -8,11 +8,11 @@ model and a checkpoint of the reference implementation alike.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
+from ...core.drawing import accepts_generator
 from ...plugins.adapter import Adapter
 
 REQUIRED_ATTRIBUTES: tuple[str, ...] = (
@@ -116,14 +116,6 @@ def context_hidden_states(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
     return out[0][:, -1, :]
 
 
-def _takes_generator(fn: Any) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "generator" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
 @torch.no_grad()
 def sample_chunks(
     model: Any, hidden: torch.Tensor, n: int, generator: torch.Generator | None = None
@@ -143,7 +135,7 @@ def sample_chunks(
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
         generator = torch.Generator(device=hidden.device)
         generator.manual_seed(seed)
-    if _takes_generator(head.sample):
+    if accepts_generator(head.sample):
         latents = head.sample(h, generator=generator)
     elif generator is None:
         latents = head.sample(h)
