@@ -19,7 +19,7 @@ rate, so the draws spent stay close to the sequential expectation (see :mod:`.co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -51,7 +51,6 @@ class ExactStats:
     rejected: int = 0
     abandoned: int = 0
     max_lanes_used: int = 0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -249,7 +248,6 @@ def run_exact(
             next_id = torch.zeros(b, dtype=torch.long, device=dev)
             n_acc = torch.zeros(b, dtype=torch.long, device=dev)
             n_fin = torch.zeros(b, dtype=torch.long, device=dev)
-            accepted = _Accepted(q)
         else:
             lanes.resize(m, y)
         active, k, flip, rid = lanes.active, lanes.k, lanes.flip, lanes.rid
