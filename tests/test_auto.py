@@ -69,3 +69,13 @@ def test_auto_never_exceeds_max_draws():
     with pytest.raises(it.DrawBudgetExceeded, match="neither method fits"):
         it.temperature_sample(draw, 0.1, method="auto", num_outputs=5, max_draws=1_000,
                               generator=0)
+
+
+def test_auto_at_one_with_batched_problems_counts_every_problem():
+    laws = torch.stack([PEAKED, PEAKED.flip(0), torch.full((4,), 0.25, dtype=torch.float64)])
+
+    def draw(m, generator=None):
+        return torch.multinomial(laws.float(), m, replacement=True, generator=generator)
+
+    res = it.temperature_sample(draw, 1.0, method="auto", batched=True, num_outputs=4, generator=0)
+    assert res.method == "exact" and res.draws == 12 and res.expected_draws == 12.0

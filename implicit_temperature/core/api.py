@@ -219,18 +219,18 @@ def _run_auto(
 
     if t > 1.0:
         return batch(f"T={t:g} > 1: no exact sample-only method exists above T = 1")
-    if t == 1.0:
-        b = source.num_problems or 1
-        return _run_exact(
+    if t == 1.0:  # B is only known after the first draw, so the expectation is set after it
+        res = _run_exact(
             source,
             t,
             n_out,
-            max_draws or b * n_out,
+            max_draws,
             lanes,
             common,
             reason="T = 1: the exact method costs one draw per output",
-            expected_draws=float(b * n_out),
         )
+        res.expected_draws = float(n_out * (res.keys.shape[0] if common["batched"] else 1))
+        return res
     if max_draws is not None and max_draws < n:
         raise DrawBudgetExceeded(
             f'method="auto" needs a pilot of num_samples={n} draws but max_draws={max_draws}; '
