@@ -22,8 +22,9 @@ import time
 
 import torch
 
-from implicit_temperature.adapters.calm import generate, load_demo_model
+from implicit_temperature.adapters.calm import generate
 from implicit_temperature.adapters.calm.generation import decode_chunks
+from implicit_temperature.demos.calm import load_demo_model
 
 N = 200
 T = 0.5

@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import torch
 
-from implicit_temperature.adapters.diffusion import load_demo_pipeline as load_ddpm
-from implicit_temperature.adapters.flow_matching import load_demo_pipeline as load_flow
+from implicit_temperature.demos.mixture import load_ddpm_pipeline as load_ddpm
+from implicit_temperature.demos.mixture import load_flow_pipeline as load_flow
 from implicit_temperature.plugins import TemperatureSampler
 
 N = 200

@@ -30,9 +30,9 @@ from . import __version__
 # Demo name -> module, in the order `itemp demo` runs them.
 DEMOS: dict[str, str] = {
     "categorical": "implicit_temperature.demos.categorical",
-    "calm": "implicit_temperature.adapters.calm.demo",
-    "diffusion": "implicit_temperature.adapters.diffusion.demo",
-    "flow": "implicit_temperature.adapters.flow_matching.demo",
+    "calm": "implicit_temperature.demos.calm.demo",
+    "diffusion": "implicit_temperature.demos.mixture.diffusion_demo",
+    "flow": "implicit_temperature.demos.mixture.flow_demo",
 }
 
 _RULE = "=" * 78

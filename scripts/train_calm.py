@@ -1,4 +1,4 @@
-"""Train the demo CALM model shipped in implicit_temperature/adapters/calm/ (CPU, a few minutes).
+"""Train the demo CALM model shipped in implicit_temperature/demos/calm/ (CPU, a few minutes).
 
 Two stages, as in the CALM paper (Shao et al. 2025):
 
@@ -8,7 +8,7 @@ Two stages, as in the CALM paper (Shao et al. 2025):
    score (a strictly proper scoring rule): loss = 2 E||x - y|| - E||x - x'|| where x, x' are
    generative-head samples and y samples of the target chunk's latent posterior N(mean, std^2).
 
-The corpus is drawn from the synthetic grammar in ``implicit_temperature.adapters.calm.grammar``.
+The corpus is drawn from the synthetic grammar in ``implicit_temperature.demos.calm.grammar``.
 At the end, every context's next-chunk law is estimated from the trained model by sampling and
 compared (total variation) with the grammar's exact law; these numbers and the training time are
 stored in the config JSON next to the weights.
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from implicit_temperature.adapters.calm import grammar
-from implicit_temperature.adapters.calm.modeling import CALM, CALMConfig, count_parameters
-from implicit_temperature.adapters.calm.pretrained import DEMO_MODEL_DIR, DEMO_MODEL_NAME
-from implicit_temperature.adapters.calm.tokenizer import CharTokenizer
+from implicit_temperature.demos.calm import grammar
+from implicit_temperature.demos.calm.modeling import CALM, CALMConfig, count_parameters
+from implicit_temperature.demos.calm.pretrained import DEMO_MODEL_DIR, DEMO_MODEL_NAME
+from implicit_temperature.demos.calm.tokenizer import CharTokenizer
 
 
 def streams_to_ids(streams: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

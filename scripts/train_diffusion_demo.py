@@ -1,12 +1,12 @@
 """Train the two demo models shipped with implicit-temperature (CPU, a few minutes).
 
 * DDPM: ``MixtureDDPMPipeline`` = ``DDPMScheduler`` (1000 training steps, epsilon prediction)
-  + ``MLPDenoiser``, saved to ``implicit_temperature/adapters/diffusion/demo_pipeline/``.
+  + ``MLPDenoiser``, saved to ``implicit_temperature/demos/mixture/weights/ddpm/``.
 * Flow matching: ``MixtureFlowMatchingPipeline`` = ``FlowMatchEulerDiscreteScheduler``
   + ``MLPDenoiser`` predicting the velocity, saved to
-  ``implicit_temperature/adapters/flow_matching/demo_pipeline/``.
+  ``implicit_temperature/demos/mixture/weights/flow/``.
 
-Both learn the 2-D Gaussian mixture of ``implicit_temperature.adapters.diffusion.mixture``
+Both learn the 2-D Gaussian mixture of ``implicit_temperature.demos.mixture.mixture``
 (weights 0.5 / 0.3 / 0.15 / 0.05). Deterministic given ``--seed`` and the torch build.
 
     .venv/bin/python scripts/train_diffusion_demo.py            # both models
@@ -26,16 +26,16 @@ from pathlib import Path
 import torch
 from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-from implicit_temperature.adapters.diffusion.mixture import (
+from implicit_temperature.demos.mixture.ddpm_pipeline import MixtureDDPMPipeline
+from implicit_temperature.demos.mixture.flow_pipeline import MixtureFlowMatchingPipeline
+from implicit_temperature.demos.mixture.mixture import (
     DEMO_MEANS,
     DEMO_STD,
     DEMO_WEIGHTS,
     NearestComponentQuantizer,
     sample_mixture,
 )
-from implicit_temperature.adapters.diffusion.models import MLPDenoiser
-from implicit_temperature.adapters.diffusion.pipeline import MixtureDDPMPipeline
-from implicit_temperature.adapters.flow_matching.pipeline import MixtureFlowMatchingPipeline
+from implicit_temperature.demos.mixture.models import MLPDenoiser
 
 PACKAGE = Path(__file__).resolve().parents[1] / "implicit_temperature" / "adapters"
 OUT_DIRS = {

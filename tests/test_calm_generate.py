@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from implicit_temperature.adapters.calm import (
-    CALMGenerateOutput,
-    generate,
-    grammar,
-    load_demo_model,
-)
-from implicit_temperature.adapters.calm.demo import add_arguments, run
+from implicit_temperature.adapters.calm import CALMGenerateOutput, generate
+from implicit_temperature.demos.calm import grammar, load_demo_model
+from implicit_temperature.demos.calm.demo import add_arguments, run
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,16 @@ import torch
 from torch import nn
 
 import implicit_temperature as it
-from implicit_temperature.adapters.calm import (
+from implicit_temperature.adapters.calm import CALMAdapter, check_calm_model
+from implicit_temperature.demos.calm import (
     CALM,
     DEMO_PROMPTS,
-    CALMAdapter,
     CALMConfig,
     CharTokenizer,
-    check_calm_model,
     grammar,
     load_demo_model,
 )
-from implicit_temperature.adapters.calm.pretrained import DEMO_MODEL_DIR, DEMO_MODEL_NAME
+from implicit_temperature.demos.calm.pretrained import DEMO_MODEL_DIR, DEMO_MODEL_NAME
 
 
 def tiny_config(**kw) -> CALMConfig:

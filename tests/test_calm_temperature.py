@@ -25,7 +25,8 @@ import pytest
 import torch
 
 import implicit_temperature as it
-from implicit_temperature.adapters.calm import CALMAdapter, generate, load_demo_model
+from implicit_temperature.adapters.calm import CALMAdapter, generate
+from implicit_temperature.demos.calm import load_demo_model
 
 T = 0.5
 S = 1.0 / T

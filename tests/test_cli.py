@@ -256,4 +256,4 @@ def test_console_script_is_declared():
 
 def test_real_demo_table():
     assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow"]
-    assert cli.DEMOS["flow"] == "implicit_temperature.adapters.flow_matching.demo"
+    assert cli.DEMOS["flow"] == "implicit_temperature.demos.mixture.flow_demo"

@@ -18,19 +18,15 @@ from diffusers import (
 )
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from implicit_temperature.adapters.diffusion import (
-    DiffusionAdapter,
-    ImageHashQuantizer,
+from implicit_temperature.adapters.diffusion import DiffusionAdapter, ImageHashQuantizer
+from implicit_temperature.adapters.flow_matching import FlowMatchingAdapter, VelocityField
+from implicit_temperature.core import SamplerOutputError
+from implicit_temperature.demos.mixture import (
     MixtureDDPMPipeline,
+    MixtureFlowMatchingPipeline,
     MLPDenoiser,
     NearestComponentQuantizer,
 )
-from implicit_temperature.adapters.flow_matching import (
-    FlowMatchingAdapter,
-    MixtureFlowMatchingPipeline,
-    VelocityField,
-)
-from implicit_temperature.core import SamplerOutputError
 from implicit_temperature.plugins import (
     AdapterSelectionError,
     TemperatureSampler,

@@ -69,11 +69,10 @@ def _frequencies(keys: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["ddpm", "flow"])
 def demo(request):
-    if request.param == "ddpm":
-        from implicit_temperature.adapters.diffusion import load_demo_pipeline
-    else:
-        from implicit_temperature.adapters.flow_matching import load_demo_pipeline
-    pipe = load_demo_pipeline()
+    from implicit_temperature.demos import mixture
+
+    load = mixture.load_ddpm_pipeline if request.param == "ddpm" else mixture.load_flow_pipeline
+    pipe = load()
     sampler = TemperatureSampler(pipe, progress=False)
     x = sampler.adapter.draw(M1, generator=torch.Generator().manual_seed(1))
     p_hat = _frequencies(sampler.adapter.quantize(x))

@@ -9,13 +9,13 @@ import math
 import pytest
 import torch
 
-from implicit_temperature.adapters.diffusion import DEMO_MEANS, DEMO_WEIGHTS
 from implicit_temperature.adapters.flow_matching import (
     FlowMatchingAdapter,
     VelocityField,
     integrate,
 )
 from implicit_temperature.core import SamplerOutputError
+from implicit_temperature.demos.mixture import DEMO_MEANS, DEMO_WEIGHTS
 from implicit_temperature.plugins import TemperatureSampler
 
 
@@ -83,10 +83,9 @@ def test_diffusers_flow_denoiser_as_velocity_field():
     """The documented wrapper turns diffusers' convention (sigma = 1 is noise) into ours: the
     shipped flow denoiser integrated by our Euler solver lands on the mixture (a sign or time
     error would scatter the samples)."""
-    from implicit_temperature.adapters.diffusion import NearestComponentQuantizer
-    from implicit_temperature.adapters.flow_matching import load_demo_pipeline
+    from implicit_temperature.demos.mixture import NearestComponentQuantizer, load_flow_pipeline
 
-    pipe = load_demo_pipeline()
+    pipe = load_flow_pipeline()
     net = pipe.denoiser
     field = VelocityField(lambda x, t: -net(x, 1000 * (1 - t)), (2,))
     sampler = TemperatureSampler(field, num_steps=20)
@@ -103,10 +102,11 @@ def test_diffusers_flow_denoiser_as_velocity_field():
 
 @pytest.fixture(scope="module", params=["diffusion", "flow_matching"])
 def shipped(request):
-    import importlib
+    from implicit_temperature.demos import mixture
 
-    module = importlib.import_module(f"implicit_temperature.adapters.{request.param}")
-    return request.param, module.load_demo_pipeline()
+    loaders = {"diffusion": mixture.load_ddpm_pipeline, "flow_matching": mixture.load_flow_pipeline}
+    load = loaders[request.param]
+    return request.param, load()
 
 
 def test_shipped_demo_pipelines(shipped, tmp_path):
@@ -115,7 +115,7 @@ def test_shipped_demo_pipelines(shipped, tmp_path):
     torch.testing.assert_close(pipe.mixture_means, torch.tensor(DEMO_MEANS))
     torch.testing.assert_close(pipe.mixture_weights, torch.tensor(DEMO_WEIGHTS))
     assert TemperatureSampler(pipe).adapter.name == name
-    from implicit_temperature.adapters.diffusion.demo_model import load_pipeline
+    from implicit_temperature.demos.mixture.loading import load_pipeline
 
     pipe.save_pretrained(tmp_path)
     again = load_pipeline(type(pipe), tmp_path, None, None)  # from_pretrained, offline, quiet
@@ -125,11 +125,11 @@ def test_shipped_demo_pipelines(shipped, tmp_path):
     assert a.shape == (64, 2) and torch.equal(a, b)
 
 
-@pytest.mark.parametrize("module", ["diffusion", "flow_matching"])
+@pytest.mark.parametrize("module", ["diffusion_demo", "flow_demo"])
 def test_cli_demo_runs(module, tmp_path, capsys):
     import importlib
 
-    demo = importlib.import_module(f"implicit_temperature.adapters.{module}.demo")
+    demo = importlib.import_module(f"implicit_temperature.demos.mixture.{module}")
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
     defaults = parser.parse_args([])

@@ -8,6 +8,8 @@ quantizers (registered through the ``register_quantizers`` hook, like third-part
 * ``codebook`` (:class:`CodebookQuantizer`): nearest k-means centroid, ``fit`` on a pilot batch;
   continuous outputs with many dims.
 * ``classifier`` (:class:`ClassifierQuantizer`): any function returning integer labels.
+* ``nearest_component`` (:class:`NearestComponentQuantizer`): index of the nearest of K given
+  means (option ``means``); mixtures with known components.
 
 :func:`resolve_quantizer` turns a name, a quantizer object or a plain callable into a quantizer.
 Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)`` ->
@@ -21,6 +23,7 @@ from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer, kmeans, nearest_code
 from .exact import ExactQuantizer
 from .grid import GridQuantizer
+from .nearest_component import NearestComponentQuantizer
 from .resolve import CallableQuantizer, quantize, resolve_quantizer
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "CodebookQuantizer",
     "ExactQuantizer",
     "GridQuantizer",
+    "NearestComponentQuantizer",
     "Quantizer",
     "QuantizerError",
     "kmeans",

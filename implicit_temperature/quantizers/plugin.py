@@ -9,12 +9,20 @@ from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer
 from .exact import ExactQuantizer
 from .grid import GridQuantizer
+from .nearest_component import NearestComponentQuantizer
 
-BUILTIN_QUANTIZERS = (ExactQuantizer, GridQuantizer, CodebookQuantizer, ClassifierQuantizer)
+BUILTIN_QUANTIZERS = (
+    ExactQuantizer,
+    GridQuantizer,
+    CodebookQuantizer,
+    ClassifierQuantizer,
+    NearestComponentQuantizer,
+)
 
 
 @hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
-    """``exact``, ``grid``, ``codebook``, ``classifier``: each class is its own factory."""
+    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``: each class is its
+    own factory."""
     for cls in BUILTIN_QUANTIZERS:
         register(cls.name, cls)

@@ -21,7 +21,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...quantizers import Quantizer, QuantizerError, resolve_quantizer
+from ...quantizers import (
+    NearestComponentQuantizer,
+    Quantizer,
+    QuantizerError,
+    resolve_quantizer,
+)
 
 
 class ImageHashQuantizer(Quantizer):
@@ -67,8 +72,6 @@ def default_quantizer_for(model: Any, samples: torch.Tensor | None = None) -> Qu
     the image hash for image-shaped samples ``(n, C, H, W)`` / ``(n, H, W)``; else None."""
     means = getattr(model, "mixture_means", None)
     if means is not None:
-        from .mixture import NearestComponentQuantizer
-
         return NearestComponentQuantizer(means)
     if samples is not None and samples.ndim in (3, 4):
         return ImageHashQuantizer()

@@ -1,8 +1,7 @@
-"""Built-in plugin: the ``diffusion`` adapter and the image/mixture quantizers.
+"""Built-in plugin: the ``diffusion`` adapter and the image quantizer.
 
-Registered through the same hooks as third-party plugins. Quantizer names:
-``image_hash`` (:class:`~.keys.ImageHashQuantizer`, option ``hash_size``) and
-``nearest_component`` (:class:`~.mixture.NearestComponentQuantizer`, option ``means``).
+Registered through the same hooks as third-party plugins. Quantizer name: ``image_hash``
+(:class:`~.keys.ImageHashQuantizer`, option ``hash_size``).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from collections.abc import Callable
 from ...plugins.hookspecs import hookimpl
 from .adapter import DiffusionAdapter
 from .keys import ImageHashQuantizer
-from .mixture import NearestComponentQuantizer
 
 
 @hookimpl
@@ -23,4 +21,3 @@ def register_adapters(register: Callable[[type], None]) -> None:
 @hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
     register("image_hash", ImageHashQuantizer)
-    register("nearest_component", NearestComponentQuantizer)

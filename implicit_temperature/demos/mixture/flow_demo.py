@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..diffusion.mixture_demo import add_common_arguments, run_mixture_demo
-from .demo_model import load_demo_pipeline
+from .loading import load_flow_pipeline
+from .runner import add_common_arguments, run_mixture_demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,4 +18,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_mixture_demo("Flow-matching demo (flow_matching adapter)", load_demo_pipeline, args)
+    return run_mixture_demo("Flow-matching demo (flow_matching adapter)", load_flow_pipeline, args)

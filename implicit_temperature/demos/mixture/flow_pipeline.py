@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusion.pipeline import MixturePipelineBase, MixturePipelineOutput
+from .ddpm_pipeline import MixturePipelineBase, MixturePipelineOutput
 
 __all__ = ["MixtureFlowMatchingPipeline", "MixturePipelineOutput"]
 

@@ -13,10 +13,9 @@ import time
 
 import torch
 
+from ...adapters.calm import CALMAdapter, generate
 from ...core import temperature_sample
 from . import grammar
-from .adapter import CALMAdapter
-from .generation import generate
 from .pretrained import DEMO_PROMPTS, load_demo_model
 
 REFERENCE_DRAWS = 50000   # T = 1 draws that estimate P(next chunk)
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         temps = sorted({1.0, 2.0, args.temperature}, reverse=True)
         print(f"CALM demo model (K = {model.patch_size} characters per step); "
               f"prompt {args.prompt!r}")
-        print(f"grammar: see implicit_temperature/adapters/calm/grammar.py (branch weights "
+        print(f"grammar: see implicit_temperature/demos/calm/grammar.py (branch weights "
               f"{grammar.BRANCH}, end of story {grammar.P_END})\n")
         for t in temps:
             method = args.method if t <= 1 or args.method == "batch" else "batch"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from .demo_model import load_demo_pipeline
-from .mixture_demo import add_common_arguments, run_mixture_demo
+from .loading import load_ddpm_pipeline
+from .runner import add_common_arguments, run_mixture_demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,4 +18,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_mixture_demo("DDPM demo (diffusion adapter)", load_demo_pipeline, args)
+    return run_mixture_demo("DDPM demo (diffusion adapter)", load_ddpm_pipeline, args)

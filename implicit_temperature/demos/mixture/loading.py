@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-#: Folder of the shipped DDPM demo (``save_pretrained`` output: model_index.json, denoiser/,
+#: Folders of the shipped demo pipelines (``save_pretrained`` output: model_index.json, denoiser/,
 #: scheduler/), trained by ``scripts/train_diffusion_demo.py``.
-DEMO_PIPELINE_PATH = Path(__file__).resolve().parent / "demo_pipeline"
+DDPM_PIPELINE_PATH = Path(__file__).resolve().parent / "weights" / "ddpm"
+FLOW_PIPELINE_PATH = Path(__file__).resolve().parent / "weights" / "flow"
 
 
 @contextlib.contextmanager
@@ -50,7 +51,7 @@ def load_pipeline(cls: Any, path: Path, device: str | torch.device | None,
     return pipe
 
 
-def load_demo_pipeline(device: str | torch.device | None = None,
+def load_ddpm_pipeline(device: str | torch.device | None = None,
                        torch_dtype: torch.dtype | None = None) -> Any:
     """The shipped DDPM demo: a :class:`MixtureDDPMPipeline` on the 2-D mixture.
 
@@ -58,6 +59,19 @@ def load_demo_pipeline(device: str | torch.device | None = None,
     trained on (weights 0.5 / 0.3 / 0.15 / 0.05). ``pipe(batch_size, generator=g).samples`` is
     ``(batch_size, 2)``. Loaded from the package's files, offline.
     """
-    from .pipeline import MixtureDDPMPipeline
+    from .ddpm_pipeline import MixtureDDPMPipeline
 
-    return load_pipeline(MixtureDDPMPipeline, DEMO_PIPELINE_PATH, device, torch_dtype)
+    return load_pipeline(MixtureDDPMPipeline, DDPM_PIPELINE_PATH, device, torch_dtype)
+
+
+def load_flow_pipeline(device: str | torch.device | None = None,
+                       torch_dtype: torch.dtype | None = None) -> Any:
+    """The shipped flow-matching demo: a :class:`MixtureFlowMatchingPipeline` on the 2-D mixture.
+
+    ``pipe.mixture_means`` (K, 2) and ``pipe.mixture_weights`` (K,) are the mixture it was
+    trained on (weights 0.5 / 0.3 / 0.15 / 0.05); its scheduler is
+    ``FlowMatchEulerDiscreteScheduler``. Loaded from the package's files, offline.
+    """
+    from .flow_pipeline import MixtureFlowMatchingPipeline
+
+    return load_pipeline(MixtureFlowMatchingPipeline, FLOW_PIPELINE_PATH, device, torch_dtype)

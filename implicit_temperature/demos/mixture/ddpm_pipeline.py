@@ -4,7 +4,7 @@
 ``register_modules(denoiser=..., scheduler=...)`` and the mixture it was trained on is part of its
 configuration (``model_index.json``), so ``save_pretrained``/``from_pretrained`` round-trip all of
 it. Load it through the class (``MixtureDDPMPipeline.from_pretrained(folder)``) or
-:func:`implicit_temperature.adapters.diffusion.load_demo_pipeline`; diffusers' generic
+:func:`implicit_temperature.demos.mixture.load_ddpm_pipeline`; diffusers' generic
 ``DiffusionPipeline.from_pretrained`` only finds classes that live inside diffusers.
 """
 
