@@ -7,41 +7,66 @@ Public contract (see docs/algorithms.md):
 * :func:`select_from_batch` — the vectorised batch selection rule over B problems of N keys.
 * :class:`TemperatureSampler` — the same for a model, through an adapter plugin.
 * :data:`hookimpl` — the marker third-party plugins use.
+
+The names below are imported on first use (PEP 562), so ``import implicit_temperature`` and the
+``itemp`` command line (``itemp --help``) do not import torch until something needs it.
 """
 
-from .core import (
-    BatchSelection,
-    DrawBudgetExceeded,
-    ImplicitTemperatureError,
-    InvalidKeysError,
-    InvalidTemperatureError,
-    SamplerOutputError,
-    TemperatureResult,
-    batch_selection,
-    expected_exact_draws,
-    select_from_batch,
-    selection_probabilities,
-    temperature_sample,
-)
-from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec
+from __future__ import annotations
 
-__all__ = [
-    "Adapter",
-    "BatchSelection",
-    "DrawBudgetExceeded",
-    "ImplicitTemperatureError",
-    "InvalidKeysError",
-    "InvalidTemperatureError",
-    "SamplerOutputError",
-    "TemperatureResult",
-    "TemperatureSampler",
-    "batch_selection",
-    "expected_exact_draws",
-    "hookimpl",
-    "hookspec",
-    "select_from_batch",
-    "selection_probabilities",
-    "temperature_sample",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "BatchSelection": ".core",
+    "DrawBudgetExceeded": ".core",
+    "ImplicitTemperatureError": ".core",
+    "InvalidKeysError": ".core",
+    "InvalidTemperatureError": ".core",
+    "SamplerOutputError": ".core",
+    "TemperatureResult": ".core",
+    "batch_selection": ".core",
+    "expected_exact_draws": ".core",
+    "select_from_batch": ".core",
+    "selection_probabilities": ".core",
+    "temperature_sample": ".core",
+    "Adapter": ".plugins",
+    "TemperatureSampler": ".plugins",
+    "hookimpl": ".plugins",
+    "hookspec": ".plugins",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .core import (  # noqa: F401
+        BatchSelection,
+        DrawBudgetExceeded,
+        ImplicitTemperatureError,
+        InvalidKeysError,
+        InvalidTemperatureError,
+        SamplerOutputError,
+        TemperatureResult,
+        batch_selection,
+        expected_exact_draws,
+        select_from_batch,
+        selection_probabilities,
+        temperature_sample,
+    )
+    from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

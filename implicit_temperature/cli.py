@@ -6,7 +6,12 @@
   with default arguments. Each demo is a module defining ``add_arguments(parser)`` and
   ``run(args) -> int``; it is imported only when ``itemp demo`` needs it, and a demo that is
   missing or fails to import is shown as unavailable (with the reason) without breaking the rest.
+* ``itemp sample MODEL --problems FILE --out DIR [options]``: a resumable sampling job over many
+  problems (see :mod:`implicit_temperature.jobs`); runs under ``torchrun`` as well.
 * ``itemp --version``.
+
+``itemp --help``, ``itemp sample --help`` and argument errors return without importing torch:
+this module imports only the standard library at start, and each command imports what it needs.
 
 Also runs as ``python -m implicit_temperature``.
 """
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import importlib.util
 import json
+import os
 import sys
 import time
 import traceback
@@ -73,14 +80,26 @@ def load_demo(name: str) -> Demo:
     return Demo(name, path, module=module)
 
 
+def find_module(path: str) -> bool:
+    """Whether module ``path`` exists, found without importing it or its parent packages (a
+    package's ``__init__`` may import torch; ``itemp --help`` must stay fast)."""
+    parts = path.split(".")
+    spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else \
+        getattr(sys.modules[parts[0]], "__spec__", None)
+    for part in parts[1:]:
+        locations = getattr(spec, "submodule_search_locations", None) if spec else None
+        if not locations:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(part, list(locations))
+    return spec is not None
+
+
 def demo_status(name: str) -> str:
     """Cheap availability for ``itemp --help``: finds the module without importing it."""
     try:
-        found = importlib.util.find_spec(DEMOS[name]) is not None
-    except ModuleNotFoundError:  # a parent package is missing
+        found = find_module(DEMOS[name])
+    except (ImportError, ValueError):  # a parent package that cannot be found
         found = False
-    except Exception as exc:  # noqa: BLE001 - a parent package that fails to import
-        return f"unavailable ({type(exc).__name__}: {exc})"
     return "available" if found else f"unavailable (module {DEMOS[name]} not found)"
 
 
@@ -118,6 +137,16 @@ class _Parsers:
         plugins.add_argument("--json", action="store_true", help="print JSON instead of tables")
         plugins.set_defaults(handler=_cmd_plugins)
 
+        from .jobs.args import DESCRIPTION, EPILOG, add_arguments
+
+        sample = sub.add_parser(
+            "sample", help="run a resumable sampling job over many problems (torchrun-ready)",
+            description=DESCRIPTION, epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(sample)
+        sample.set_defaults(handler=_cmd_sample)
+
         demo = sub.add_parser(
             "demo", help="run a demo (no NAME: every available demo, default arguments)",
             description="Run one demo, or with no NAME every available demo in the order "
@@ -154,11 +183,17 @@ class _Parsers:
     @staticmethod
     def _epilog(status: bool) -> str:
         lines = ["demos (itemp demo NAME):"]
+        width = max(len(path) for path in DEMOS.values())
         for name, path in DEMOS.items():
             state = demo_status(name) if status else ""
-            lines.append(f"  {name:<12} {path}  {state}".rstrip())
-        lines += ["", "examples:", "  itemp plugins", "  itemp demo categorical --help",
-                  "  itemp demo            # every available demo, default arguments"]
+            lines.append(f"  {name:<12} {path:<{width}}  {state}".rstrip())
+        lines += ["", "examples:",
+                  "  itemp plugins",
+                  "  itemp demo categorical --help",
+                  "  itemp demo                 # every available demo, default arguments",
+                  "  itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl "
+                  "--out runs/calm",
+                  "  itemp sample --help        # jobs: resumable, sharded with torchrun"]
         return "\n".join(lines)
 
     def _cmd_demo_all(self, args: argparse.Namespace) -> int:
@@ -203,6 +238,53 @@ def _run_demo(info: Demo, args: argparse.Namespace) -> int:
     assert info.module is not None
     rc = info.module.run(args)
     return int(rc) if rc is not None else 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    """``itemp sample``: run the job; library errors become one message and exit status 1,
+    Ctrl-C / SIGTERM exit status 130 with the command that resumes."""
+    import logging
+    import shlex
+    import signal
+
+    from .jobs.args import spec_kwargs
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="itemp sample: %(message)s")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    from .core.errors import ImplicitTemperatureError
+    from .jobs import JobInterrupted, JobSpec, run_job
+    from .plugins import PluginError
+
+    command = "itemp " + shlex.join(args.argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # launched by torchrun (or an equivalent launcher)
+        command = f"torchrun --nproc_per_node {world} -m implicit_temperature " + \
+            shlex.join(args.argv)
+    try:
+        summary = run_job(JobSpec(**spec_kwargs(args)), command=command)
+    except JobInterrupted as exc:
+        print(f"itemp sample: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the job loop started: nothing to keep
+        print("itemp sample: interrupted before any sampling", file=sys.stderr)
+        return 130
+    except (ImplicitTemperatureError, PluginError) as exc:
+        print(f"itemp sample: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if summary.rank == 0:
+        rate = summary.ran / summary.seconds if summary.seconds > 0 else 0.0
+        print(f"itemp sample: {summary.units} results in {summary.results} "
+              f"({summary.already_done} were already done, {summary.ran} run by rank 0 in "
+              f"{summary.seconds:.1f} s, {rate:.2f} problems/s on rank 0, "
+              f"world size {summary.world_size})", file=sys.stderr)
+    return 0
 
 
 def plugin_report() -> dict[str, Any]:
@@ -275,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wants_help = "-h" in argv or "--help" in argv or not any(a for a in argv if a[:1] != "-")
     parsers = _Parsers(_demos_to_load(argv), demo_status=wants_help)
     args = parsers.parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parsers.parser.print_help()
         return 0

@@ -1,0 +1,148 @@
+"""The options of ``itemp sample`` (argparse only: importing this module does not import torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+DESCRIPTION = """\
+Sample many problems at one or several temperatures, resumably, on one process or many.
+
+Writes OUT/results.jsonl: one JSON line per (problem, temperature) in problem order, with id,
+temperature, method, plan, seed, outputs (decoded text for CALM, PNG paths for images, keys
+otherwise), draws and diagnostics. OUT is also the checkpoint: rerun the same command to resume
+after a crash or Ctrl-C (finished problems are skipped; a resume with other arguments is refused).
+Each (problem, temperature) has its own generator seeded from (--seed, id, T), so results never
+depend on batching, sharding or the number of processes.
+
+A malformed line in the problems file stops the job before any sampling, with its line number
+(nothing is skipped silently): fix the line and rerun."""
+
+EPILOG = """\
+models:
+  calm                       the shipped demo CALM (needs --problems; prompts of 4-character chunks)
+  ddpm, flow                 the shipped 2-D mixture pipelines (unconditional: --num-problems N)
+  digits                     the digits image demo, where installed
+  PATH                       a diffusers pipeline folder (model_index.json)
+  package.module:factory     a function returning a model or (model, tokenizer)
+
+examples:
+  itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl \\
+      --temperature 0.5 1.0 --num-outputs 2 --out runs/calm
+  itemp sample ddpm --num-problems 100 --temperature 0.5 --method batch --out runs/ddpm
+  torchrun --nproc_per_node 8 -m implicit_temperature sample calm --problems prompts.jsonl \\
+      --temperature 0.5 --out runs/calm8      # 8 ranks, one results.jsonl
+
+See docs/scaling.md for torchrun on one node, multi-node, Ray and Slurm arrays."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.replace("-", "_"), _json_or_text(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``itemp sample``, each with its default in its help line."""
+    parser.add_argument("model", help="a shipped demo name, a diffusers pipeline folder, or "
+                        "package.module:factory (see 'models' below)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--problems", metavar="FILE",
+                     help="JSONL file ({\"id\": ..., \"prompt\": ...} per line) or text file "
+                     "(one prompt per line)")
+    src.add_argument("--num-problems", type=_positive_int, metavar="N",
+                     help="N unconditional problems, ids '0' .. 'N-1'")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder and checkpoint (created if missing)")
+    parser.add_argument("--temperature", "-t", dest="temperatures", type=_positive_float,
+                        nargs="+", default=[0.5], metavar="T",
+                        help="one or several temperatures > 0 (default: 0.5)")
+    parser.add_argument("--method", choices=("auto", "exact", "batch"), default="auto",
+                        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
+                        "from a pilot batch (default: %(default)s)")
+    parser.add_argument("--plan", type=_json_or_text, default=None, metavar="PLAN",
+                        help="exact method's plan, e.g. 'auto', 'flat' or a JSON tree; passed "
+                        "on only where the core supports plans (default: the core's own)")
+    parser.add_argument("--num-outputs", type=_positive_int, default=1, metavar="K",
+                        help="outputs per problem and temperature (default: %(default)s)")
+    parser.add_argument("--num-samples", type=_positive_int, default=200, metavar="N",
+                        help="N of the batch method and of auto's pilot (default: %(default)s)")
+    parser.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="L",
+                        help="CALM models: tokens to generate per output (default: %(default)s)")
+    parser.add_argument("--max-draws", type=_positive_int, default=None, metavar="D",
+                        help="exact/auto budget of base draws per call (per decoding step for "
+                        "CALM); an overrun is an error (default: the core's, 1e6 per output)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="job seed; each problem's generator comes from (seed, id, T) "
+                        "(default: %(default)s)")
+    parser.add_argument("--adapter", default=None, metavar="NAME",
+                        help="adapter name (see `itemp plugins`) (default: the one whose "
+                        "handles(model) is true)")
+    parser.add_argument("--quantizer", default=None, metavar="NAME",
+                        help="quantizer name, passed to the adapter as quantizer=NAME "
+                        "(default: the adapter's)")
+    parser.add_argument("-o", "--adapter-option", dest="adapter_options", type=_key_value,
+                        action="append", default=[], metavar="KEY=VALUE",
+                        help="adapter option, VALUE parsed as JSON when it is JSON, else text; "
+                        "repeatable, e.g. -o num_inference_steps=25 (default: none)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="'auto': each rank's own GPU when CUDA is available, else CPU "
+                        "(default: %(default)s)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (default: a bar on rank 0)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what the job does (resume counts, repairs) (default: off)")
+
+
+def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~implicit_temperature.jobs.JobSpec` fields of parsed ``itemp sample`` args."""
+    options = dict(args.adapter_options)
+    if args.quantizer is not None:
+        options["quantizer"] = args.quantizer
+    return dict(
+        model=args.model,
+        problems=args.problems if args.problems is not None else args.num_problems,
+        out=args.out,
+        temperatures=tuple(args.temperatures),
+        method=args.method,
+        plan=args.plan,
+        num_outputs=args.num_outputs,
+        num_samples=args.num_samples,
+        max_new_tokens=args.max_new_tokens,
+        max_draws=args.max_draws,
+        seed=args.seed,
+        adapter=args.adapter,
+        adapter_options=options,
+        device=args.device,
+        progress=args.progress,
+    )

@@ -1,0 +1,96 @@
+"""torch.distributed for jobs: who am I, on which device, and collective error handling.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process group is created here:
+backend nccl when the ranks run on CUDA, gloo on CPU; each rank uses ``cuda:LOCAL_RANK``. A
+process group created by the caller is used as it is. Without either, the job is one process.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from ..core.errors import ImplicitTemperatureError
+from .errors import JobError
+
+T = TypeVar("T")
+#: Ranks wait this long for each other at the final barrier (a big shard on a slow rank).
+BARRIER_TIMEOUT = datetime.timedelta(hours=24)
+
+
+@dataclass
+class DistContext:
+    """This process's place in the job: ``rank`` of ``world_size``, its ``device``."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @classmethod
+    def setup(cls, device: str = "auto") -> DistContext:
+        import torch.distributed as dist
+
+        env_world = int(os.environ.get("WORLD_SIZE", "1"))
+        use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        if device == "cuda" and not torch.cuda.is_available():
+            raise JobError("device 'cuda' was asked for, but torch sees no CUDA device")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = torch.device(f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}") \
+            if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(dev)
+        owns = False
+        if dist.is_available() and not dist.is_initialized() and env_world > 1:
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo",
+                                    timeout=BARRIER_TIMEOUT)
+            owns = True
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size(), dev, owns)
+        return cls(0, 1, dev, False)
+
+    def agree(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on every rank; if it raises a job/library/value error on any rank, raise a
+        :class:`JobError` with that message on every rank (so no rank waits forever)."""
+        err: BaseException | None = None
+        result: Any = None
+        try:
+            result = fn()
+        except (ImplicitTemperatureError, ValueError, TypeError, LookupError, OSError) as exc:
+            err = exc
+        if not self.distributed:
+            if err is not None:
+                raise err
+            return result
+        import torch.distributed as dist
+
+        messages: list[Any] = [None] * self.world_size
+        dist.all_gather_object(messages, None if err is None else
+                               (type(err).__name__, str(err)))
+        if err is not None:
+            raise err
+        for r, m in enumerate(messages):
+            if m is not None:
+                raise JobError(f"rank {r} failed: {m[0]}: {m[1]}")
+        return result
+
+    def barrier_async(self) -> Any:
+        import torch.distributed as dist
+
+        return dist.barrier(async_op=True) if self.distributed else None
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owns_group = False

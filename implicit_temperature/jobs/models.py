@@ -1,0 +1,136 @@
+"""Which model a job runs: shipped demo names, diffusers pipeline folders, ``module:factory``.
+
+:data:`DEMO_MODELS` maps each shipped demo name to a ``"module:function"`` loader string; the
+module is imported only when that model is used, so adding a demo is one line here, and a demo
+whose module is absent from this installation is reported as such (not as an unknown name).
+A loader returns the model, or ``(model, tokenizer)`` (CALM models: the job decodes text). When
+it takes a ``device`` argument it is called with the rank's device; otherwise the model is moved
+with ``.to(device)`` when it has one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobError
+
+#: Shipped demo name -> "module:function" returning the model or (model, tokenizer).
+DEMO_MODELS: dict[str, str] = {
+    "calm": "implicit_temperature.demos.calm:load_demo_model",
+    "ddpm": "implicit_temperature.demos.mixture:load_ddpm_pipeline",
+    "flow": "implicit_temperature.demos.mixture:load_flow_pipeline",
+    "digits": "implicit_temperature.demos.digits:load_pipeline",
+}
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model, its tokenizer (None unless the loader returned one) and where it came
+    from (for messages)."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+
+
+def _module_available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def demo_availability() -> dict[str, str]:
+    """Shipped demo name -> "available" or why not (cheap: modules are found, not imported)."""
+    out = {}
+    for name, target in DEMO_MODELS.items():
+        module = target.split(":")[0]
+        out[name] = "available" if _module_available(module) else \
+            f"not in this installation (module {module} not found)"
+    return out
+
+
+def _known_models_text() -> str:
+    rows = [f"{name} ({state})" if state != "available" else name
+            for name, state in demo_availability().items()]
+    return ("shipped demo models: " + ", ".join(rows) + "; or a diffusers pipeline folder "
+            "(with model_index.json); or package.module:factory")
+
+
+def resolve_target(model: str) -> tuple[str, str]:
+    """``model`` -> ``(kind, target)`` with kind "demo", "folder" or "factory", checked without
+    importing the model's module. Raises :class:`JobError` listing what is available."""
+    if model in DEMO_MODELS:
+        target = DEMO_MODELS[model]
+        module = target.split(":")[0]
+        if not _module_available(module):
+            raise JobError(
+                f"model {model!r} is a registered demo, but its module {module} is not part of "
+                f"this installation (update implicit-temperature); {_known_models_text()}"
+            )
+        return "demo", target
+    path = Path(model)
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise JobError(f"{path} is a folder without model_index.json, so not a diffusers "
+                           f"pipeline folder; {_known_models_text()}")
+        return "folder", str(path)
+    if ":" in model:
+        module, _, func = model.partition(":")
+        if not module or not func or not _module_available(module):
+            raise JobError(f"cannot find module {module!r} of model {model!r} (is its package "
+                           f"installed?); {_known_models_text()}")
+        return "factory", model
+    raise JobError(f"unknown model {model!r}; {_known_models_text()}")
+
+
+def _call_loader(fn: Any, device: Any) -> Any:
+    try:
+        takes_device = "device" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_device = False
+    return fn(device=device) if takes_device else fn()
+
+
+def load_model(model: str, device: Any) -> LoadedModel:
+    """Load ``model`` (see :func:`resolve_target`) onto ``device``."""
+    kind, target = resolve_target(model)
+    if kind == "folder":
+        try:
+            from diffusers import DiffusionPipeline
+        except ImportError:
+            raise JobError("a pipeline folder needs diffusers: pip install "
+                           "'implicit-temperature[diffusion]'") from None
+        try:
+            obj = DiffusionPipeline.from_pretrained(target, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - report with the folder named
+            raise JobError(f"diffusers could not load the pipeline in {target}: "
+                           f"{type(exc).__name__}: {exc}") from exc
+        if hasattr(obj, "set_progress_bar_config"):
+            obj.set_progress_bar_config(disable=True)
+    else:
+        module_name, _, func_name = target.partition(":")
+        module = importlib.import_module(module_name)
+        fn = module
+        for part in func_name.split("."):
+            fn = getattr(fn, part, None)
+            if fn is None:
+                raise JobError(f"module {module_name} has no {func_name!r} (model {model!r})")
+        if not callable(fn):
+            raise JobError(f"{target} is not callable (model {model!r})")
+        obj = _call_loader(fn, device)
+    tokenizer = None
+    if isinstance(obj, tuple):
+        if len(obj) != 2:
+            raise JobError(f"the loader of {model!r} returned a tuple of {len(obj)}; return the "
+                           "model or (model, tokenizer)")
+        obj, tokenizer = obj
+    if callable(getattr(obj, "to", None)):
+        moved = obj.to(device)
+        obj = moved if moved is not None else obj
+    return LoadedModel(obj, tokenizer, model)

@@ -1,0 +1,211 @@
+"""``run_job``: the per-shard entry point behind ``itemp sample`` (and torchrun, Ray, Slurm).
+
+Flow on every rank: read the problems; rank 0 checks the output folder (writable, manifest,
+torn last lines) while the others wait; every rank reads which units are finished; rank R runs
+the pending units ``pending[R::W]`` (each with its own generator, so results do not depend on R
+or W) and appends each result to ``parts/rank-R.jsonl`` as it finishes; after a barrier rank 0
+merges the parts into ``results.jsonl`` in problem order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .distributed import DistContext
+from .errors import JobError, JobInterrupted
+from .models import load_model, resolve_target
+from .problems import Problem, file_digest, load_problems
+from .sampling import make_runner
+from .seeding import problem_seed
+from .spec import JobSpec
+from .store import (
+    MANIFEST,
+    PartWatcher,
+    PartWriter,
+    merge,
+    prepare_folder,
+    read_done,
+    repair_parts,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobSummary:
+    """What a finished (or interrupted) job reports. ``results`` is None until merged."""
+
+    out: Path
+    results: Path | None
+    units: int           # (problem, temperature) pairs in the job
+    already_done: int    # finished before this run started
+    ran: int             # finished by this rank in this run
+    draws: int           # base draws spent by this rank in this run
+    seconds: float
+    rank: int = 0
+    world_size: int = 1
+    resumed: bool = False
+
+
+class _Progress:
+    """Rank 0's tqdm bar over every rank's units, with draws/s (falls back to log lines)."""
+
+    def __init__(self, enabled: bool, total: int, initial_draws: int, out: Path,
+                 watch: bool) -> None:
+        self.watcher = PartWatcher(out) if watch else None
+        if self.watcher is not None:
+            self.watcher.skip_existing()
+        self.draws = initial_draws
+        self.start = time.perf_counter()
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with the diffusion extra
+                logger.info("install tqdm for a progress bar")
+            else:
+                self.bar = tqdm(total=total, unit="problem", desc="itemp sample",
+                                dynamic_ncols=True, smoothing=0.1)
+
+    def step(self, units: int, draws: int) -> None:
+        if self.watcher is not None:  # count every rank's lines, ours included
+            units, draws = self.watcher.poll()
+        self.draws += draws
+        if self.bar is not None and units:
+            rate = self.draws / max(time.perf_counter() - self.start, 1e-9)
+            self.bar.set_postfix_str(f"{rate:,.0f} draws/s", refresh=False)
+            self.bar.update(units)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _resume_hint(out: Path, command: str | None) -> str:
+    how = f"rerun `{command}`" if command else "rerun the same job"
+    return f"{how} (same arguments, --out {out}) to resume; finished problems are kept"
+
+
+def run_job(spec: JobSpec | None = None, *, command: str | None = None,
+            on_result: Callable[[dict[str, Any]], None] | None = None,
+            **kwargs: Any) -> JobSummary:
+    """Run (or resume) a sampling job; returns a :class:`JobSummary`.
+
+    Args:
+        spec: a :class:`JobSpec`, or None and its fields as keyword arguments
+            (``run_job(model="calm", problems="prompts.jsonl", out="runs/a", temperatures=[0.5])``).
+        command: the command line to show in the "how to resume" message.
+        on_result: called with each record this rank writes (after it is on disk).
+
+    Under torchrun every rank calls this with the same arguments. Raises :class:`JobError` (bad
+    arguments, model, problems file, output folder), :class:`JobMismatchError` (``out`` holds
+    another job), :class:`JobCorruptError`, and :class:`JobInterrupted` on Ctrl-C/SIGTERM (what
+    finished is on disk; the message says how to resume).
+    """
+    if spec is None:
+        spec = JobSpec(**kwargs)
+    elif kwargs:
+        raise TypeError("give a JobSpec or keyword arguments, not both")
+    start = time.perf_counter()
+    out = Path(spec.out)
+    ctx = DistContext.setup(spec.device)
+    try:
+        return _run(spec, ctx, out, start, command, on_result)
+    finally:
+        ctx.close()
+
+
+def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str | None,
+         on_result: Callable[[dict[str, Any]], None] | None) -> JobSummary:
+    def preflight() -> tuple[list[Problem], str | None, bool]:
+        resolve_target(spec.model)  # unknown model: an error before the folder is touched
+        problems = load_problems(spec.problems)
+        digest = file_digest(spec.problems) if isinstance(spec.problems, str) else None
+        resumed = False
+        if ctx.rank == 0:
+            manifest = spec.manifest(digest, len(problems), ctx.device.type)
+            resumed = prepare_folder(out, manifest)
+            for note in repair_parts(out):
+                logger.warning(note)
+        return problems, digest, resumed
+
+    problems, _, resumed = ctx.agree(preflight)
+    known = {(p.id, t): i * len(spec.temperatures) + j
+             for i, p in enumerate(problems) for j, t in enumerate(spec.temperatures)}
+    order = sorted(known, key=known.__getitem__)
+    done = ctx.agree(lambda: read_done(out, known))
+    pending = [key for key in order if key not in done]
+    shard = pending[ctx.rank::ctx.world_size]
+    by_id = {p.id: p for p in problems}
+    if ctx.rank == 0:
+        logger.info("%d of %d results already in %s; %d to run on %d rank(s)", len(done),
+                    len(order), out, len(pending), ctx.world_size)
+
+    def setup_runner() -> Any:
+        if not shard:
+            return None
+        runner = make_runner(load_model(spec.model, ctx.device), spec, out)
+        for pid in dict.fromkeys(pid for pid, _ in shard):
+            runner.check(by_id[pid])  # every prompt checked before the first sample
+        return runner
+
+    runner = ctx.agree(setup_runner)
+    done_draws = 0
+    ran = 0
+    progress = _Progress(spec.progress and ctx.rank == 0, len(pending), 0, out,
+                         watch=ctx.distributed)
+    try:
+        if shard:
+            with PartWriter(out, ctx.rank) as writer:
+                for pid, t in shard:
+                    problem = by_id[pid]
+                    seed = problem_seed(spec.seed, pid, t)
+                    result = runner(problem, t, seed)
+                    record = {"id": pid, "temperature": t, "method": spec.method,
+                              "method_used": result["method_used"], "plan": result["plan"],
+                              "seed": seed, "num_outputs": spec.num_outputs}
+                    if problem.prompt is not None:
+                        record["prompt"] = problem.prompt
+                    record.update(outputs=result["outputs"], draws=result["draws"],
+                                  diagnostics=result["diagnostics"], stats=result["stats"])
+                    if problem.meta:
+                        record["meta"] = problem.meta
+                    writer.write(record)
+                    ran += 1
+                    done_draws += result["draws"]
+                    progress.step(1, result["draws"])
+                    if on_result is not None:
+                        on_result(record)
+        work = ctx.barrier_async()
+        while work is not None and not work.is_completed():
+            progress.step(0, 0)
+            time.sleep(0.2)
+        if work is not None:
+            work.wait()
+        progress.step(0, 0)
+    except KeyboardInterrupt:
+        progress.close()
+        total_done = len(done) + ran
+        raise JobInterrupted(
+            f"interrupted: rank {ctx.rank} saved {ran} new result(s) in {out} "
+            f"({total_done} of {len(order)} known to this rank); "
+            + _resume_hint(out, command)
+        ) from None
+    progress.close()
+    results = merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
+    if ctx.distributed:
+        ctx.agree(lambda: None)  # the merged file exists before any rank returns
+    seconds = time.perf_counter() - start
+    if ctx.rank == 0:
+        logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)
+    return JobSummary(out=out, results=results, units=len(order), already_done=len(done),
+                      ran=ran, draws=done_draws, seconds=seconds, rank=ctx.rank,
+                      world_size=ctx.world_size, resumed=resumed)
+
+
+__all__ = ["MANIFEST", "JobError", "JobSummary", "run_job"]

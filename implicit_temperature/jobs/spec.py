@@ -1,0 +1,136 @@
+"""``JobSpec``: everything that describes a sampling job, validated, and its manifest form."""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import JobError
+
+METHODS = ("auto", "exact", "batch")
+#: Bumped when the results format or the seeding changes (a manifest of another version is refused).
+FORMAT_VERSION = 1
+#: Fields that do not change any result: left out of the manifest, so they may differ on resume.
+RUNTIME_FIELDS = ("out", "device", "progress")
+
+
+@dataclass
+class JobSpec:
+    """A sampling job (the arguments of ``itemp sample``).
+
+    model: a shipped demo name (``calm``, ``ddpm``, ``flow``, ``digits``; see
+        :data:`implicit_temperature.jobs.models.DEMO_MODELS`), a diffusers pipeline folder, or
+        ``package.module:factory`` (a function returning a model, or ``(model, tokenizer)``).
+    problems: a JSONL or text file of prompts/contexts, or a count (unconditional models); see
+        :mod:`implicit_temperature.jobs.problems`.
+    out: the output folder (the job's checkpoint: ``results.jsonl``, ``manifest.json``,
+        ``parts/``, ``images/``).
+    temperatures: one or several T > 0; one result line per (problem, temperature).
+    method: ``"auto"`` | ``"exact"`` (T <= 1) | ``"batch"``.
+    plan: exact method's plan (e.g. ``"auto"``, ``"flat"`` or an explicit tree); None leaves the
+        core's default. Forwarded as ``plan=`` only; a core without plans refuses it clearly.
+    num_outputs: outputs per problem and temperature.
+    num_samples: N of the batch method (and of auto's pilot).
+    max_new_tokens: CALM models: tokens to generate per output.
+    max_draws: exact/auto budget of base draws (per call; per decoding step for CALM).
+    seed: the job seed; each (problem, temperature) gets its own generator from (seed, id, T).
+    adapter: an adapter name (None: the one whose ``handles(model)`` is True).
+    adapter_options: keyword options of the adapter (``quantizer``, ``num_inference_steps``, ...).
+    device: ``"auto"`` (each rank's own GPU when CUDA is available, else CPU), ``"cpu"``,
+        ``"cuda"``.
+    progress: show a tqdm bar on rank 0.
+    """
+
+    model: str
+    problems: str | int
+    out: str
+    temperatures: tuple[float, ...] = (0.5,)
+    method: str = "auto"
+    plan: Any = None
+    num_outputs: int = 1
+    num_samples: int = 200
+    max_new_tokens: int = 32
+    max_draws: int | None = None
+    seed: int = 0
+    adapter: str | None = None
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.temperatures, numbers.Real):
+            self.temperatures = (self.temperatures,)
+        self.temperatures = tuple(self.temperatures)
+        self.adapter_options = dict(self.adapter_options or {})
+        if isinstance(self.problems, Path):
+            self.problems = str(self.problems)
+        self.out = str(self.out)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`JobError` naming the argument when a value cannot work."""
+        if not isinstance(self.model, str) or not self.model:
+            raise JobError(f"model must be a non-empty string, got {self.model!r}")
+        if not self.temperatures:
+            raise JobError("give at least one temperature")
+        for t in self.temperatures:
+            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) \
+                    or t <= 0:
+                raise JobError(f"temperatures must be finite numbers > 0, got {t!r}")
+        self.temperatures = tuple(float(t) for t in self.temperatures)
+        if len(set(self.temperatures)) != len(self.temperatures):
+            raise JobError(f"temperatures repeat: {list(self.temperatures)}")
+        if self.method not in METHODS:
+            raise JobError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        hot = [t for t in self.temperatures if t > 1]
+        if self.method == "exact" and hot:
+            raise JobError(
+                f"method 'exact' needs T <= 1, got {hot}: no algorithm using only samples "
+                "flattens a law exactly; use method 'batch' (or 'auto') for T > 1"
+            )
+        for name in ("num_outputs", "num_samples", "max_new_tokens"):
+            _positive_int(name, getattr(self, name))
+        if self.max_draws is not None:
+            _positive_int("max_draws", self.max_draws)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise JobError(f"seed must be an integer, got {self.seed!r}")
+        if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter):
+            raise JobError(f"adapter must be a registered adapter name or None, got "
+                           f"{self.adapter!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise JobError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if isinstance(self.problems, bool) or not isinstance(self.problems, (str, int)):
+            raise JobError("problems must be a file path or a count of unconditional problems, "
+                           f"got {self.problems!r}")
+        try:
+            json.dumps(self.adapter_options)
+            json.dumps(self.plan)
+        except (TypeError, ValueError) as exc:
+            raise JobError(
+                f"adapter options and plan must be JSON values (they are recorded in the job's "
+                f"manifest): {exc}"
+            ) from None
+
+    def manifest(self, problems_digest: str | None, num_problems: int,
+                 device_type: str) -> dict[str, Any]:
+        """What ``DIR/manifest.json`` records: every argument that changes a result."""
+        job = {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
+        job["temperatures"] = list(self.temperatures)
+        if isinstance(self.problems, str):
+            job["problems"] = str(Path(self.problems).resolve())
+        return {
+            "format": FORMAT_VERSION,
+            "job": job,
+            "problems_sha256": problems_digest,
+            "num_problems": num_problems,
+            "device_type": device_type,
+        }
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise JobError(f"{name} must be an integer >= 1, got {value!r}")
