@@ -6,10 +6,15 @@ and by their owners' tests); ``cli.DEMOS`` is pointed at them.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -257,3 +262,117 @@ def test_console_script_is_declared():
 def test_real_demo_table():
     assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow"]
     assert cli.DEMOS["flow"] == "implicit_temperature.demos.mixture.flow_demo"
+
+
+# -- fast start: no torch for help and argument errors ----------------------------------------
+PROBE = """
+import json, sys
+from implicit_temperature import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["--help"], 0),
+    ([], 0),
+    (["sample", "--help"], 0),
+    (["sample", "calm", "--problems", "p.jsonl"], 2),                  # --out missing
+    (["sample", "calm", "--problems", "p.jsonl", "--out", "o", "-t", "0"], 2),
+    (["sample", "calm", "--num-problems", "0", "--out", "o"], 2),
+    (["sample", "calm", "--problems", "p", "--num-problems", "3", "--out", "o"], 2),
+    (["sample", "calm", "--problems", "p", "--out", "o", "-o", "novalue"], 2),
+    (["nope"], 2),
+])
+def test_help_and_argument_errors_do_not_import_torch(argv, code):
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"code": code, "torch": False}, proc.stderr
+
+
+def test_module_entry_help_imports_no_torch():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "implicit_temperature",
+                           "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and "sample" in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "implicit_temperature.cli" in imported
+
+
+def _options(parser):
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+def _subparser(parser, *names):
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def test_sample_help_gives_every_option_a_line_with_its_default():
+    sample = _subparser(cli.build_parser(), "sample")
+    options = _options(sample)
+    assert {"--out", "--temperature", "--method", "--plan", "--num-outputs", "--seed",
+            "--adapter", "--quantizer", "--adapter-option", "--device"} <= {
+        s for a in options for s in a.option_strings}
+    for action in options:
+        assert action.help, f"{action.option_strings} has no help"
+        assert "(default" in action.help or "(required" in action.help, action.option_strings
+    text = sample.format_help()
+    assert "(default: auto)" in text and "(default: 0.5)" in text
+    assert "docs/scaling.md" in text and "torchrun --nproc_per_node" in text
+
+
+def test_demo_calm_help_gives_every_option_its_default():
+    calm = _subparser(cli.build_parser(["calm"]), "demo", "calm")
+    for action in _options(calm):
+        assert action.help and "(default: " in action.help, action.option_strings
+    assert "(default: 0.5)" in calm.format_help()
+
+
+def test_top_level_help_columns_are_aligned(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("  ") and line.rstrip().endswith("available")]
+    assert len(rows) == len(cli.DEMOS)
+    assert len({line.rindex(" available") for line in rows}) == 1, rows
+
+
+# -- itemp sample ------------------------------------------------------------------------------
+PROMPTS = REPO / "implicit_temperature" / "demos" / "calm" / "prompts.jsonl"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sample_stops_cleanly_on_ctrl_c_and_says_how_to_resume(tmp_path, sig):
+    out = tmp_path / "job"
+    argv = ["sample", "calm", "--problems", str(PROMPTS), "-t", "0.3", "0.5", "0.7", "--method",
+            "exact", "--num-outputs", "8", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "implicit_temperature", *argv],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    part = out / "parts" / "rank-0.jsonl"
+    deadline = time.monotonic() + 120
+    while not (part.exists() and part.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    saved = part.read_text().splitlines()
+    assert 1 <= len(saved) < 36 and all(json.loads(line)["id"] for line in saved)
+    assert f"interrupted: {len(saved)} of 36 results are saved in {out}" in err
+    assert f"rerun `itemp {shlex.join(argv)}` to resume" in err
+
+
+def test_sample_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
+    rc = cli.main(["sample", "nope", "--num-problems", "2", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("itemp sample: error: unknown model 'nope'")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "cat "}\n{"prompt": "dog "\n')
+    rc = cli.main(["sample", "calm", "--problems", str(bad), "--out", str(tmp_path / "o")])
+    assert rc == 1 and f"{bad}:2: not valid JSON" in capsys.readouterr().err

@@ -79,12 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--problems", metavar="FILE",
                      help="JSONL file ({\"id\": ..., \"prompt\": ...} per line) or text file "
-                     "(one prompt per line)")
+                     "(one prompt per line) (required: this or --num-problems)")
     src.add_argument("--num-problems", type=_positive_int, metavar="N",
-                     help="N unconditional problems, ids '0' .. 'N-1'")
+                     help="N unconditional problems, ids '0' .. 'N-1' "
+                     "(required: this or --problems)")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder and checkpoint (created if missing)")
-    parser.add_argument("--temperature", "-t", dest="temperatures", type=_positive_float,
+                        help="output folder and checkpoint, created if missing (required)")
+    parser.add_argument("-t", "--temperature", dest="temperatures", type=_positive_float,
                         nargs="+", default=[0.5], metavar="T",
                         help="one or several temperatures > 0 (default: 0.5)")
     parser.add_argument("--method", choices=("auto", "exact", "batch"), default="auto",

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..core.errors import ImplicitTemperatureError
 from .errors import JobError
 
 T = TypeVar("T")
@@ -59,13 +58,13 @@ class DistContext:
         return cls(0, 1, dev, False)
 
     def agree(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on every rank; if it raises a job/library/value error on any rank, raise a
-        :class:`JobError` with that message on every rank (so no rank waits forever)."""
+        """Run ``fn`` on every rank; if it raises on any rank, raise there the original error and
+        on every other rank a :class:`JobError` with its message (so no rank waits forever)."""
         err: BaseException | None = None
         result: Any = None
         try:
             result = fn()
-        except (ImplicitTemperatureError, ValueError, TypeError, LookupError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on this rank and the others
             err = exc
         if not self.distributed:
             if err is not None:

@@ -134,3 +134,20 @@ def load_model(model: str, device: Any) -> LoadedModel:
         moved = obj.to(device)
         obj = moved if moved is not None else obj
     return LoadedModel(obj, tokenizer, model)
+
+
+def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:
+    """Before anything is loaded: an unknown adapter name or quantizer name is an error that
+    lists the registered ones (``itemp plugins`` shows where each comes from)."""
+    from ..plugins import get_adapter, get_quantizers
+
+    if adapter is not None:
+        get_adapter(adapter)  # PluginError: "no adapter named ... (known: ...)"
+    quantizer = adapter_options.get("quantizer")
+    if isinstance(quantizer, str):
+        known = get_quantizers()
+        if quantizer not in known:
+            raise JobError(
+                f"unknown quantizer {quantizer!r}; registered quantizers: "
+                f"{', '.join(sorted(known)) or 'none'} (see `itemp plugins`)"
+            )

@@ -18,7 +18,7 @@ from typing import Any
 
 from .distributed import DistContext
 from .errors import JobError, JobInterrupted
-from .models import load_model, resolve_target
+from .models import check_plugins, load_model, resolve_target
 from .problems import Problem, file_digest, load_problems
 from .sampling import make_runner
 from .seeding import problem_seed
@@ -86,9 +86,9 @@ class _Progress:
             self.bar.close()
 
 
-def _resume_hint(out: Path, command: str | None) -> str:
-    how = f"rerun `{command}`" if command else "rerun the same job"
-    return f"{how} (same arguments, --out {out}) to resume; finished problems are kept"
+def _resume_hint(command: str | None) -> str:
+    how = f"rerun `{command}`" if command else "rerun the job with the same arguments and out"
+    return f"{how} to resume (finished problems are kept)"
 
 
 def run_job(spec: JobSpec | None = None, *, command: str | None = None,
@@ -123,7 +123,8 @@ def run_job(spec: JobSpec | None = None, *, command: str | None = None,
 def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str | None,
          on_result: Callable[[dict[str, Any]], None] | None) -> JobSummary:
     def preflight() -> tuple[list[Problem], str | None, bool]:
-        resolve_target(spec.model)  # unknown model: an error before the folder is touched
+        resolve_target(spec.model)  # unknown model/adapter/quantizer: an error before the
+        check_plugins(spec.adapter, spec.adapter_options)  # output folder is touched
         problems = load_problems(spec.problems)
         digest = file_digest(spec.problems) if isinstance(spec.problems, str) else None
         resumed = False
@@ -190,12 +191,11 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
         progress.step(0, 0)
     except KeyboardInterrupt:
         progress.close()
-        total_done = len(done) + ran
-        raise JobInterrupted(
-            f"interrupted: rank {ctx.rank} saved {ran} new result(s) in {out} "
-            f"({total_done} of {len(order)} known to this rank); "
-            + _resume_hint(out, command)
-        ) from None
+        saved_now = len(read_done(out, known))  # the part file is closed: count what is on disk
+        saved = f"{saved_now} of {len(order)} results are saved in {out}"
+        if ctx.distributed:
+            saved = f"rank {ctx.rank} stopped; {saved} so far"
+        raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
     progress.close()
     results = merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
     if ctx.distributed:

@@ -26,17 +26,26 @@ MIN_SHOWN = 0.002         # chunks rarer than this at T = 1 and at T are pooled 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default=DEMO_PROMPTS[0],
-                        help="a whole number of 4-character chunks, e.g. 'cat ' or 'dog saw '")
-    parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument("--method", choices=("batch", "exact", "auto"), default="batch")
-    parser.add_argument("--num-samples", type=int, default=200, help="N of the batch method")
-    parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
+                        help="a whole number of 4-character chunks, e.g. 'cat ' or 'dog saw ' "
+                        "(default: '%(default)s')")
+    parser.add_argument("--temperature", type=float, default=0.5,
+                        help="T > 0 of the continuations and the table; T = 1 and T = 2 are "
+                        "always shown too (default: %(default)s)")
+    parser.add_argument("--method", choices=("batch", "exact", "auto"), default="batch",
+                        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
+                        "from a pilot batch (default: %(default)s)")
+    parser.add_argument("--num-samples", type=int, default=200,
+                        help="N of the batch method (default: %(default)s)")
+    parser.add_argument("--max-new-tokens", type=int, default=24,
+                        help="tokens per continuation (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every random draw (default: %(default)s)")
     parser.add_argument("--reference-draws", type=int, default=REFERENCE_DRAWS,
-                        help="T = 1 draws that estimate the next-chunk law (table)")
+                        help="T = 1 draws that estimate the next-chunk law for the table "
+                        "(default: %(default)s)")
     parser.add_argument("--table-samples", type=int, default=TEMPERED_OUTPUTS,
-                        help="samples at T for the table's measured column")
-
+                        help="samples at T for the table's measured column (default: "
+                        "%(default)s)")
 
 def _label(tok, row: torch.Tensor) -> str:
     text = tok.decode(row, skip_special_tokens=False)
