@@ -278,7 +278,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if summary.rank == 0:
+    if summary.results is None:  # one shard of a Slurm array / Ray job
+        print(f"itemp sample: shard done: {summary.ran} results run in {summary.seconds:.1f} s "
+              f"({summary.already_done} of {summary.units} were already done before); when "
+              "every shard is done, run the same command without --shard to merge into "
+              f"{summary.out / 'results.jsonl'}", file=sys.stderr)
+    elif summary.rank == 0:
         rate = summary.ran / summary.seconds if summary.seconds > 0 else 0.0
         print(f"itemp sample: {summary.units} results in {summary.results} "
               f"({summary.already_done} were already done, {summary.ran} run by rank 0 in "

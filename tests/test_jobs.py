@@ -311,3 +311,29 @@ def test_image_outputs_are_written_as_png_paths(tmp_path):
     gray = tmp_path / "g.png"
     save_png(torch.zeros(1, 4, 5, dtype=torch.uint8), gray)
     assert Image.open(gray).size == (5, 4)
+
+
+def test_shards_run_independently_then_one_run_merges(tmp_path, reference):
+    """The Slurm-array / Ray path: shards 0/3, 1/3, 2/3 (any order, no process group), then a
+    plain run finds every unit done and merges to the identical file."""
+    out = tmp_path / "job"
+    ran = [job(out, shard=(i, 3)) for i in (2, 0, 1)]
+    assert [s.ran for s in ran] == [4, 4, 4] and all(s.results is None for s in ran)
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [
+        "shard-0-of-3.jsonl", "shard-1-of-3.jsonl", "shard-2-of-3.jsonl"]
+    final = job(out)
+    assert final.ran == 0 and final.results.read_bytes() == reference
+    with pytest.raises(JobError, match="shard index must be in 0 .. count - 1"):
+        job(out, shard=(3, 3))
+
+
+def test_a_write_in_progress_of_another_shard_is_not_counted_or_cut(tmp_path, reference):
+    out = tmp_path / "job"
+    job(out, shard=(0, 2))
+    other = out / "parts" / "shard-1-of-2.jsonl"
+    partial = reference.decode().splitlines(keepends=True)[1][:40]
+    other.write_text(partial)  # shard 1 is writing its first line right now
+    job(out, shard=(0, 2))  # shard 0 restarts: its own file only is checked
+    assert other.read_text() == partial
+    final = job(out)  # the run without shard cuts the torn line and runs what is missing
+    assert final.ran == 6 and final.results.read_bytes() == reference

@@ -58,6 +58,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n, sep = -1, 0, ""
+    if not sep or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, e.g. 0/8, got {text!r}")
+    return i, n
+
+
 def _json_or_text(text: str) -> Any:
     try:
         return json.loads(text)
@@ -119,6 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="'auto': each rank's own GPU when CUDA is available, else CPU "
                         "(default: %(default)s)")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="run only shard I of N (0-based) and do not merge: for Slurm arrays "
+                        "or Ray tasks; afterwards run once without --shard to merge "
+                        "(default: the whole job, split over the torchrun ranks)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (default: a bar on rank 0)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -146,4 +161,5 @@ def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         adapter_options=options,
         device=args.device,
         progress=args.progress,
+        shard=args.shard,
     )

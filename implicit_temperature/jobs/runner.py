@@ -28,6 +28,7 @@ from .store import (
     PartWatcher,
     PartWriter,
     merge,
+    part_name,
     prepare_folder,
     read_done,
     repair_parts,
@@ -114,6 +115,10 @@ def run_job(spec: JobSpec | None = None, *, command: str | None = None,
     start = time.perf_counter()
     out = Path(spec.out)
     ctx = DistContext.setup(spec.device)
+    if spec.shard is not None and ctx.distributed:
+        ctx.close()
+        raise JobError("shard= is for launchers without torch.distributed (Slurm arrays, Ray); "
+                       f"under torchrun the {ctx.world_size} ranks already split the job")
     try:
         return _run(spec, ctx, out, start, command, on_result)
     finally:
@@ -131,7 +136,8 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
         if ctx.rank == 0:
             manifest = spec.manifest(digest, len(problems), ctx.device.type)
             resumed = prepare_folder(out, manifest)
-            for note in repair_parts(out):
+            own = None if spec.shard is None else part_name(spec.shard)
+            for note in repair_parts(out, only=own):
                 logger.warning(note)
         return problems, digest, resumed
 
@@ -140,8 +146,13 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
              for i, p in enumerate(problems) for j, t in enumerate(spec.temperatures)}
     order = sorted(known, key=known.__getitem__)
     done = ctx.agree(lambda: read_done(out, known))
-    pending = [key for key in order if key not in done]
-    shard = pending[ctx.rank::ctx.world_size]
+    if spec.shard is None:
+        pending = [key for key in order if key not in done]
+        shard = pending[ctx.rank::ctx.world_size]
+    else:  # a fixed slice of the job, so concurrent shards never overlap
+        index, count = spec.shard
+        pending = [key for key in order[index::count] if key not in done]
+        shard = pending
     by_id = {p.id: p for p in problems}
     if ctx.rank == 0:
         logger.info("%d of %d results already in %s; %d to run on %d rank(s)", len(done),
@@ -162,7 +173,8 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                          watch=ctx.distributed)
     try:
         if shard:
-            with PartWriter(out, ctx.rank) as writer:
+            name = part_name(spec.shard) if spec.shard else f"rank-{ctx.rank}.jsonl"
+            with PartWriter(out, name) as writer:
                 for pid, t in shard:
                     problem = by_id[pid]
                     seed = problem_seed(spec.seed, pid, t)
@@ -197,6 +209,12 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
             saved = f"rank {ctx.rank} stopped; {saved} so far"
         raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
     progress.close()
+    if spec.shard is not None:
+        logger.info("shard %d of %d done; once every shard is done, run the job once without "
+                    "shard to merge", *spec.shard)
+        return JobSummary(out=out, results=None, units=len(order), already_done=len(done),
+                          ran=ran, draws=done_draws, seconds=time.perf_counter() - start,
+                          resumed=resumed)
     results = merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
     if ctx.distributed:
         ctx.agree(lambda: None)  # the merged file exists before any rank returns

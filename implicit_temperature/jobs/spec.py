@@ -15,7 +15,7 @@ METHODS = ("auto", "exact", "batch")
 #: Bumped when the results format or the seeding changes (a manifest of another version is refused).
 FORMAT_VERSION = 1
 #: Fields that do not change any result: left out of the manifest, so they may differ on resume.
-RUNTIME_FIELDS = ("out", "device", "progress")
+RUNTIME_FIELDS = ("out", "device", "progress", "shard")
 
 
 @dataclass
@@ -43,6 +43,11 @@ class JobSpec:
     device: ``"auto"`` (each rank's own GPU when CUDA is available, else CPU), ``"cpu"``,
         ``"cuda"``.
     progress: show a tqdm bar on rank 0.
+    shard: ``(index, count)`` for launchers without torch.distributed (Slurm arrays, Ray tasks):
+        run only the units at positions ``index, index + count, ...`` of the job (0-based), write
+        them to ``parts/shard-INDEX-of-COUNT.jsonl`` and do not merge; afterwards one run without
+        ``shard`` finds every unit done and writes ``results.jsonl``. None: the whole job (split
+        over the torchrun ranks, if any).
     """
 
     model: str
@@ -60,6 +65,7 @@ class JobSpec:
     adapter_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     progress: bool = True
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.temperatures, numbers.Real):
@@ -103,6 +109,14 @@ class JobSpec:
                            f"{self.adapter!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise JobError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.shard is not None:
+            try:
+                index, count = (int(v) for v in self.shard)
+            except (TypeError, ValueError):
+                raise JobError(f"shard must be (index, count), got {self.shard!r}") from None
+            if not 0 <= index < count:
+                raise JobError(f"shard index must be in 0 .. count - 1, got {index} of {count}")
+            self.shard = (index, count)
         if isinstance(self.problems, bool) or not isinstance(self.problems, (str, int)):
             raise JobError("problems must be a file path or a count of unconditional problems, "
                            f"got {self.problems!r}")

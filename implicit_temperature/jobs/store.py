@@ -140,10 +140,17 @@ def _parse(path: Path, lineno: int, line: str, known: dict[UnitKey, int] | None)
     return rec
 
 
-def repair_parts(out: Path) -> list[str]:
-    """Rank 0: cut torn last lines off the part files; returns one note per repair."""
+def part_name(shard: tuple[int, int]) -> str:
+    """File name of the part written by shard ``(index, count)``."""
+    return f"shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def repair_parts(out: Path, only: str | None = None) -> list[str]:
+    """Rank 0 (or a shard, for its own file ``only``): cut torn last lines off the part files;
+    returns one note per repair. Never touches a file another process may be writing."""
     notes = []
-    for path in sorted((out / PARTS).glob("*.jsonl")):
+    paths = sorted((out / PARTS).glob("*.jsonl")) if only is None else [out / PARTS / only]
+    for path in (p for p in paths if p.exists()):
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
             keep = data.rfind(b"\n") + 1
@@ -158,8 +165,9 @@ def repair_parts(out: Path) -> list[str]:
 
 def read_done(out: Path, known: dict[UnitKey, int]) -> dict[UnitKey, str]:
     """Every finished unit -> its result line (with newline), from ``results.jsonl`` and the part
-    files. Raises :class:`JobCorruptError` on a line that is not a result of this job (torn last
-    lines must have been cut by :func:`repair_parts` first)."""
+    files. A last line without its newline is a write in progress (another shard) or torn (cut
+    by :func:`repair_parts` on the next start): not finished. Raises :class:`JobCorruptError` on
+    a complete line that is not a result of this job."""
     done: dict[UnitKey, str] = {}
     files = [out / RESULTS] if (out / RESULTS).exists() else []
     files += sorted((out / PARTS).glob("*.jsonl"))
@@ -167,20 +175,20 @@ def read_done(out: Path, known: dict[UnitKey, int]) -> dict[UnitKey, str]:
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.endswith("\n"):
-                    raise JobCorruptError(f"{path}:{lineno}: unterminated line; restart the job "
-                                          "so rank 0 can repair the folder")
+                    break  # only the last line can lack its newline
                 rec = _parse(path, lineno, line, known)
                 done.setdefault((rec["id"], float(rec["temperature"])), line)
     return done
 
 
 class PartWriter:
-    """Appends result lines to ``parts/rank-R.jsonl``: one ``write`` per line, then flush and
+    """Appends result lines to ``parts/NAME`` (``rank-R.jsonl`` or ``shard-I-of-N.jsonl``): one
+    ``write`` per line, then flush and
     fsync, so a kill leaves at most one torn last line."""
 
-    def __init__(self, out: Path, rank: int, fsync: bool = True) -> None:
+    def __init__(self, out: Path, name: str, fsync: bool = True) -> None:
         (out / PARTS).mkdir(exist_ok=True)
-        self.path = out / PARTS / f"rank-{rank}.jsonl"
+        self.path = out / PARTS / name
         self._f = open(self.path, "a", encoding="utf-8")
         self._fsync = fsync
 
