@@ -376,3 +376,14 @@ def test_sample_errors_are_one_line_with_exit_status_1(tmp_path, capsys):
     bad.write_text('{"prompt": "cat "}\n{"prompt": "dog "\n')
     rc = cli.main(["sample", "calm", "--problems", str(bad), "--out", str(tmp_path / "o")])
     assert rc == 1 and f"{bad}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_readme_job_command_parses_and_its_prompts_file_is_shipped():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## Sampling jobs")[1].split("```bash")[1].split("```")[0]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[0].endswith("itemp") and argv[1] == "sample"
+    args = cli.build_parser().parse_args(argv[1:])
+    assert (REPO / args.problems).is_file() and args.model == "calm"
+    quick = readme.split("## Quick start")[1].split("```bash")[1].split("```")[0]
+    assert len([line for line in quick.splitlines() if line.strip()]) == 2

@@ -113,9 +113,9 @@ def prepare_folder(out: Path, manifest: dict[str, Any]) -> bool:
     diffs = _differences(old, manifest)
     if diffs:
         raise JobMismatchError(
-            f"{out} holds a job with other arguments, and resuming would mix two jobs in one "
-            "file:\n  " + "\n  ".join(diffs) + "\nRerun with the manifest's arguments to resume "
-            f"(see {path}), or choose a fresh --out."
+            f"output folder {out} holds a job with other arguments, and resuming would mix two "
+            "jobs in one file:\n  " + "\n  ".join(diffs) + "\nRerun with the manifest's "
+            f"arguments to resume (see {path}), or choose a fresh --out."
         )
     return True
 
