@@ -284,11 +284,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
               "every shard is done, run the same command without --shard to merge into "
               f"{summary.out / 'results.jsonl'}", file=sys.stderr)
     elif summary.rank == 0:
-        rate = summary.ran / summary.seconds if summary.seconds > 0 else 0.0
+        new = summary.units - summary.already_done
+        rate = new / summary.seconds if summary.seconds > 0 else 0.0
         print(f"itemp sample: {summary.units} results in {summary.results} "
-              f"({summary.already_done} were already done, {summary.ran} run by rank 0 in "
-              f"{summary.seconds:.1f} s, {rate:.2f} problems/s on rank 0, "
-              f"world size {summary.world_size})", file=sys.stderr)
+              f"({summary.already_done} already done; {new} run on {summary.world_size} "
+              f"rank(s) in {summary.seconds:.1f} s, {rate:.2f} problems/s; rank 0 ran "
+              f"{summary.ran})", file=sys.stderr)
     return 0
 
 

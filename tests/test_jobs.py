@@ -32,7 +32,7 @@ from implicit_temperature.jobs import (
     run_job,
 )
 from implicit_temperature.jobs import runner as job_runner
-from implicit_temperature.jobs.sampling import AdapterRunner, save_png
+from implicit_temperature.jobs.sampling import AdapterRunner, safe_name, save_png
 
 PROMPTS = Path(implicit_temperature.__file__).parent / "demos" / "calm" / "prompts.jsonl"
 SMALL = dict(model="calm", problems=str(PROMPTS), temperatures=(0.5,), method="batch",
@@ -303,8 +303,9 @@ def test_image_outputs_are_written_as_png_paths(tmp_path):
     from implicit_temperature.jobs.problems import Problem
 
     result = runner(Problem(id="a/b"), 0.5, seed=1)
-    assert result["outputs"] == ["images/a_b/T0.5-0.png", "images/a_b/T0.5-1.png",
-                                 "images/a_b/T0.5-2.png"]
+    folder = f"images/{safe_name('a/b')}"
+    assert folder.startswith("images/a_b-") and safe_name("a_b") == "a_b" != safe_name("a/b")
+    assert result["outputs"] == [f"{folder}/T0.5-{k}.png" for k in range(3)]
     back = torch.from_numpy(np.asarray(Image.open(tmp_path / result["outputs"][1])).copy())
     want = (images[1].permute(1, 2, 0) * 255).round()
     assert torch.equal(back, want.to(back.dtype)) and result["draws"] == 60

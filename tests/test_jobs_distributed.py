@@ -54,8 +54,8 @@ def test_world_sizes_1_and_2_give_identical_results(tmp_path):
     assert len(records) == 24 and [r["id"] for r in records[::2]] == [
         f"p{i:02d}" for i in range(12)]
     assert [r["temperature"] for r in records[:4]] == [0.5, 1.0, 0.5, 1.0]
-    assert "world size 1" in one.stderr and "world size 2" in two.stderr
-    assert "12 run by rank 0" in two.stderr, "rank 0 ran half of the 24 units"
+    assert "24 run on 1 rank(s)" in one.stderr and "rank 0 ran 24)" in one.stderr
+    assert "24 run on 2 rank(s)" in two.stderr and "rank 0 ran 12)" in two.stderr, "half each"
     assert not (tmp_path / "w2" / "parts").exists()
 
 
@@ -75,5 +75,5 @@ def test_two_ranks_resume_a_job_one_process_started(tmp_path):
         run_job(out=str(out), on_result=stop_after_nine, **kwargs)
     reference = run_job(out=str(tmp_path / "ref"), **kwargs).results.read_bytes()
     proc = torchrun(2, out)
-    assert "9 were already done" in proc.stderr
+    assert "(9 already done; 15 run on 2 rank(s)" in proc.stderr
     assert (out / "results.jsonl").read_bytes() == reference

@@ -166,11 +166,16 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
             runner.check(by_id[pid])  # every prompt checked before the first sample
         return runner
 
-    runner = ctx.agree(setup_runner)
-    done_draws = 0
-    ran = 0
+    # the bar (and its view of the part files) starts before any rank can write a line
     progress = _Progress(spec.progress and ctx.rank == 0, len(pending), 0, out,
                          watch=ctx.distributed)
+    try:
+        runner = ctx.agree(setup_runner)
+    except BaseException:
+        progress.close()
+        raise
+    done_draws = 0
+    ran = 0
     try:
         if shard:
             name = part_name(spec.shard) if spec.shard else f"rank-{ctx.rank}.jsonl"

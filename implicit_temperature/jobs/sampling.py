@@ -16,6 +16,7 @@ nothing but the job's arguments and the problem.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import math
 import re
@@ -66,8 +67,14 @@ def plan_kwargs(fn: Any, plan: Any, where: str) -> dict[str, Any]:
     )
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80] or "_"
+def safe_name(problem_id: str) -> str:
+    """A folder name for a problem id: the id itself when it is made of ``[A-Za-z0-9._-]`` (at
+    most 80 characters), else a cleaned prefix plus 8 hex digits of its sha256, so two ids never
+    share a folder."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", problem_id)[:80]
+    if clean == problem_id and clean not in (".", ".."):
+        return clean
+    return f"{clean}-{hashlib.sha256(problem_id.encode('utf-8')).hexdigest()[:8]}"
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
@@ -184,7 +191,7 @@ class AdapterRunner:
         if res.extra.get("batched"):  # one prompt -> B = 1
             samples, keys = samples[0], keys[0]
         if _is_image_batch(samples):
-            folder = Path("images") / _safe_name(problem.id)
+            folder = Path("images") / safe_name(problem.id)
             outputs = []
             for k in range(samples.shape[0]):
                 rel = folder / f"T{temperature:g}-{k}.png"
