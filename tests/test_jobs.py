@@ -338,3 +338,27 @@ def test_a_write_in_progress_of_another_shard_is_not_counted_or_cut(tmp_path, re
     assert other.read_text() == partial
     final = job(out)  # the run without shard cuts the torn line and runs what is missing
     assert final.ran == 6 and final.results.read_bytes() == reference
+
+
+def test_digits_demo_job_writes_pngs_with_their_digits_or_says_it_is_missing(tmp_path):
+    """``digits`` resolves lazily: where the demo is installed a job writes PNGs and the digit
+    each shows (the classifier is the quantizer); where it is not, the error says so."""
+    import importlib.util
+
+    if importlib.util.find_spec("implicit_temperature.demos.digits") is None:
+        with pytest.raises(JobError, match="model 'digits' is a registered demo, but its "
+                                           "module implicit_temperature.demos.digits is not"):
+            run_job(model="digits", problems=2, out=str(tmp_path / "d"), progress=False)
+        assert not (tmp_path / "d").exists()
+        return
+    from PIL import Image
+
+    summary = run_job(model="digits", problems=2, out=str(tmp_path / "d"), temperatures=(0.5,),
+                      method="batch", num_samples=16, num_outputs=2, progress=False,
+                      adapter_options={"num_inference_steps": 2})
+    records = [json.loads(line) for line in summary.results.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["0", "1"]
+    for r in records:
+        assert r["outputs"] == [f"images/{r['id']}/T0.5-{k}.png" for k in range(2)]
+        assert all(Image.open(tmp_path / "d" / p).size == (8, 8) for p in r["outputs"])
+        assert len(r["keys"]) == 2 and all(0 <= k <= 9 for k in r["keys"])

@@ -82,6 +82,19 @@ class DistContext:
                 raise JobError(f"rank {r} failed: {m[0]}: {m[1]}")
         return result
 
+    def same(self, value: Any, what: str) -> None:
+        """Raise :class:`JobError` on every rank unless ``value`` is equal on all ranks."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        odd = [r for r, v in enumerate(values) if v != values[0]]
+        if odd:
+            raise JobError(f"{what} differs between rank 0 and rank(s) {odd}: {values[0]!r} vs "
+                           f"{values[odd[0]]!r}; every rank must see the same input")
+
     def barrier_async(self) -> Any:
         import torch.distributed as dist
 

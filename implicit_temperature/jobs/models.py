@@ -3,9 +3,11 @@
 :data:`DEMO_MODELS` maps each shipped demo name to a ``"module:function"`` loader string; the
 module is imported only when that model is used, so adding a demo is one line here, and a demo
 whose module is absent from this installation is reported as such (not as an unknown name).
-A loader returns the model, or ``(model, tokenizer)`` (CALM models: the job decodes text). When
-it takes a ``device`` argument it is called with the rank's device; otherwise the model is moved
-with ``.to(device)`` when it has one.
+A loader returns the model, ``(model, tokenizer)`` (CALM models: the job decodes text), or a dict
+with ``model`` and optionally ``tokenizer`` and ``adapter_options`` (defaults for the adapter, e.g.
+a quantizer object; the job's own adapter options take precedence). When it takes a ``device``
+argument it is called with the rank's device; otherwise the model is moved with ``.to(device)``
+when it has one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ DEMO_MODELS: dict[str, str] = {
     "calm": "implicit_temperature.demos.calm:load_demo_model",
     "ddpm": "implicit_temperature.demos.mixture:load_ddpm_pipeline",
     "flow": "implicit_temperature.demos.mixture:load_flow_pipeline",
-    "digits": "implicit_temperature.demos.digits:load_pipeline",
+    "digits": "implicit_temperature.jobs.models:load_digits_demo",
 }
+#: Demo name -> the module it needs, where the loader lives elsewhere (checked before loading).
+DEMO_REQUIRES: dict[str, str] = {"digits": "implicit_temperature.demos.digits"}
 
 
 @dataclass
@@ -36,6 +40,7 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     source: str
+    adapter_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _module_available(module: str) -> bool:
@@ -49,7 +54,7 @@ def demo_availability() -> dict[str, str]:
     """Shipped demo name -> "available" or why not (cheap: modules are found, not imported)."""
     out = {}
     for name, target in DEMO_MODELS.items():
-        module = target.split(":")[0]
+        module = DEMO_REQUIRES.get(name, target.split(":")[0])
         out[name] = "available" if _module_available(module) else \
             f"not in this installation (module {module} not found)"
     return out
@@ -67,7 +72,7 @@ def resolve_target(model: str) -> tuple[str, str]:
     importing the model's module. Raises :class:`JobError` listing what is available."""
     if model in DEMO_MODELS:
         target = DEMO_MODELS[model]
-        module = target.split(":")[0]
+        module = DEMO_REQUIRES.get(model, target.split(":")[0])
         if not _module_available(module):
             raise JobError(
                 f"model {model!r} is a registered demo, but its module {module} is not part of "
@@ -125,7 +130,15 @@ def load_model(model: str, device: Any) -> LoadedModel:
             raise JobError(f"{target} is not callable (model {model!r})")
         obj = _call_loader(fn, device)
     tokenizer = None
-    if isinstance(obj, tuple):
+    defaults: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        unknown = set(obj) - {"model", "tokenizer", "adapter_options"}
+        if "model" not in obj or unknown:
+            raise JobError(f"the loader of {model!r} returned a dict with keys {sorted(obj)}; "
+                           "expected model and optionally tokenizer, adapter_options")
+        obj, tokenizer, defaults = obj["model"], obj.get("tokenizer"), \
+            dict(obj.get("adapter_options") or {})
+    elif isinstance(obj, tuple):
         if len(obj) != 2:
             raise JobError(f"the loader of {model!r} returned a tuple of {len(obj)}; return the "
                            "model or (model, tokenizer)")
@@ -133,7 +146,18 @@ def load_model(model: str, device: Any) -> LoadedModel:
     if callable(getattr(obj, "to", None)):
         moved = obj.to(device)
         obj = moved if moved is not None else obj
-    return LoadedModel(obj, tokenizer, model)
+    return LoadedModel(obj, tokenizer, model, defaults)
+
+
+def load_digits_demo(device: Any = None) -> dict[str, Any]:
+    """The digits demo for jobs: its DDPM pipeline, with the shipped digit classifier as the
+    quantizer (two images are the same outcome when they show the same digit)."""
+    from ..demos.digits import load_classifier, load_digits_pipeline
+    from ..quantizers import ClassifierQuantizer
+
+    return {"model": load_digits_pipeline(device),
+            "adapter_options": {"quantizer": ClassifierQuantizer(load_classifier(device)),
+                                "batch_size": 256}}
 
 
 def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:

@@ -141,7 +141,8 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                 logger.warning(note)
         return problems, digest, resumed
 
-    problems, _, resumed = ctx.agree(preflight)
+    problems, digest, resumed = ctx.agree(preflight)
+    ctx.same((digest, len(problems)), "the problems file (sha256, number of problems)")
     known = {(p.id, t): i * len(spec.temperatures) + j
              for i, p in enumerate(problems) for j, t in enumerate(spec.temperatures)}
     order = sorted(known, key=known.__getitem__)
@@ -189,7 +190,10 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                               "seed": seed, "num_outputs": spec.num_outputs}
                     if problem.prompt is not None:
                         record["prompt"] = problem.prompt
-                    record.update(outputs=result["outputs"], draws=result["draws"],
+                    record["outputs"] = result["outputs"]
+                    if result.get("keys") is not None:
+                        record["keys"] = result["keys"]
+                    record.update(draws=result["draws"],
                                   diagnostics=result["diagnostics"], stats=result["stats"])
                     if problem.meta:
                         record["meta"] = problem.meta

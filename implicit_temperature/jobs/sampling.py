@@ -90,6 +90,13 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray(x[:, :, 0] if mode == "L" else x, mode=mode).save(path, format="PNG")
 
 
+def _takes_option(cls: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _is_image_batch(samples: Any) -> bool:
     return (isinstance(samples, torch.Tensor) and samples.dim() == 4
             and samples.shape[1] in (1, 3, 4) and samples.shape[2] > 1 and samples.shape[3] > 1)
@@ -149,19 +156,34 @@ class CALMRunner:
 class AdapterRunner:
     """Units on any model an adapter handles (see the module docstring)."""
 
-    def __init__(self, model: Any, spec: JobSpec, out: Path) -> None:
+    def __init__(self, model: Any, spec: JobSpec, out: Path,
+                 default_options: dict[str, Any] | None = None) -> None:
         from ..core import temperature_sample
         from ..plugins import TemperatureSampler, get_adapter
 
         if spec.adapter is not None:
             get_adapter(spec.adapter)  # unknown name: PluginError listing the registered ones
         self.model, self.spec, self.out = model, spec, out
+        self.options = {**(default_options or {}), **spec.adapter_options}
+        if "progress" not in self.options and _takes_option(self._adapter_class(model, spec),
+                                                            "progress"):
+            self.options["progress"] = False  # one job bar, not one adapter bar per problem
         self._sampler_cls = TemperatureSampler
         self._plan = plan_kwargs(temperature_sample, spec.plan, "temperature_sample()")
         self._shared = None
 
+    @staticmethod
+    def _adapter_class(model: Any, spec: JobSpec) -> Any:
+        from ..plugins import get_adapter
+        from ..plugins.sampler import find_adapter_class
+
+        try:
+            return get_adapter(spec.adapter) if spec.adapter else find_adapter_class(model)
+        except Exception:  # noqa: BLE001 - building the sampler reports it clearly
+            return None
+
     def _sampler(self, problem: Problem) -> Any:
-        opts = dict(self.spec.adapter_options)
+        opts = dict(self.options)
         if problem.prompt is None:
             if self._shared is None:
                 self._shared = self._sampler_cls(self.model, self.spec.adapter, **opts)
@@ -178,7 +200,7 @@ class AdapterRunner:
         try:
             self._sampler(problem)
         except TypeError as exc:
-            raise JobError(f"adapter options {sorted(self.spec.adapter_options)} (and prompt) "
+            raise JobError(f"adapter options {sorted(self.options)} (and prompt) "
                            f"were refused: {exc}") from None
 
     def __call__(self, problem: Problem, temperature: float, seed: int) -> dict[str, Any]:
@@ -210,6 +232,8 @@ class AdapterRunner:
             stats["rounds"] = res.rounds
         return {
             "outputs": outputs,
+            # images: the key of each (what "the same outcome" meant, e.g. the digit shown)
+            "keys": jsonable(keys) if outputs and isinstance(outputs[0], str) else None,
             "draws": int(res.draws),
             "method_used": res.method,
             "plan": jsonable(getattr(res, "plan", spec.plan)),
@@ -224,4 +248,4 @@ def make_runner(loaded: Any, spec: JobSpec, out: Path) -> CALMRunner | AdapterRu
 
     if loaded.tokenizer is not None and not missing_calm_attributes(loaded.model):
         return CALMRunner(loaded.model, loaded.tokenizer, spec)
-    return AdapterRunner(loaded.model, spec, out)
+    return AdapterRunner(loaded.model, spec, out, loaded.adapter_options)

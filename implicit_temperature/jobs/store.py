@@ -51,7 +51,7 @@ def check_writable(out: Path) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")  # unique across nodes too
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
