@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="job seed; each problem's generator comes from (seed, id, T) "
                         "(default: %(default)s)")
     parser.add_argument("--adapter", default=None, metavar="NAME",
-                        help="adapter name (see `itemp plugins`) (default: the one whose "
+                        help="adapter name, see 'itemp plugins' (default: the one whose "
                         "handles(model) is true)")
     parser.add_argument("--quantizer", default=None, metavar="NAME",
                         help="quantizer name, passed to the adapter as quantizer=NAME "
