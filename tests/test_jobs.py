@@ -362,3 +362,14 @@ def test_digits_demo_job_writes_pngs_with_their_digits_or_says_it_is_missing(tmp
         assert r["outputs"] == [f"images/{r['id']}/T0.5-{k}.png" for k in range(2)]
         assert all(Image.open(tmp_path / "d" / p).size == (8, 8) for p in r["outputs"])
         assert len(r["keys"]) == 2 and all(0 <= k <= 9 for k in r["keys"])
+
+
+def test_a_failing_problem_stops_the_job_naming_it_and_keeps_finished_results(tmp_path,
+                                                                             die_factory):
+    """A draw budget overrun (exact method, max_draws too small) names the problem and leaves a
+    resumable folder (manifest, no merged file)."""
+    out = tmp_path / "die"
+    with pytest.raises(JobError, match=r"problem '0' at T=0.1: DrawBudgetExceeded"):
+        run_job(model=die_factory, problems=2, out=str(out), temperatures=(0.1,),
+                method="exact", num_outputs=50, max_draws=20, progress=False)
+    assert not (out / "results.jsonl").exists() and (out / "manifest.json").exists()

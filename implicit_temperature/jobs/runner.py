@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ImplicitTemperatureError
 from .distributed import DistContext
 from .errors import JobError, JobInterrupted
 from .models import check_plugins, load_model, resolve_target
@@ -184,7 +185,16 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                 for pid, t in shard:
                     problem = by_id[pid]
                     seed = problem_seed(spec.seed, pid, t)
-                    result = runner(problem, t, seed)
+                    try:
+                        result = runner(problem, t, seed)
+                    except ImplicitTemperatureError as exc:  # e.g. a draw budget overrun
+                        where = f"problem {pid!r}" + (f" (line {problem.line})"
+                                                      if problem.line else "")
+                        raise JobError(
+                            f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
+                            f"so far are kept in {out}; a rerun with the same arguments retries "
+                            "this problem (other arguments need a fresh --out)"
+                        ) from exc
                     record = {"id": pid, "temperature": t, "method": spec.method,
                               "method_used": result["method_used"], "plan": result["plan"],
                               "seed": seed, "num_outputs": spec.num_outputs}
@@ -224,9 +234,9 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
         return JobSummary(out=out, results=None, units=len(order), already_done=len(done),
                           ran=ran, draws=done_draws, seconds=time.perf_counter() - start,
                           resumed=resumed)
-    results = merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
-    if ctx.distributed:
-        ctx.agree(lambda: None)  # the merged file exists before any rank returns
+    # every rank waits for rank 0's merge (and hears of its failure)
+    results = ctx.agree(lambda: merge(out, order, known) if ctx.rank == 0
+                        else out / "results.jsonl")
     seconds = time.perf_counter() - start
     if ctx.rank == 0:
         logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)
