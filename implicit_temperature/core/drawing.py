@@ -32,6 +32,10 @@ def _accepts(fn: Callable[..., Any], name: str, *, var_keyword: bool) -> bool:
     )
 
 
+#: draws per problem that a run keeps (its first ones) for :class:`~.diagnostics.Diagnostics`.
+DIAGNOSTIC_DRAWS = 256
+
+
 class DrawSource:
     """``draw`` plus its key function, counting base draws and model calls.
 
@@ -42,6 +46,10 @@ class DrawSource:
     mask (B,) must return samples (B_active, m, ...) for the rows where mask is True, in order.
     ``source(m, active=mask)`` then fills the other rows with placeholders (never used by the
     caller) and counts B_active * m draws. Draws without it are always called for all B.
+
+    ``seen_keys()`` returns the keys of the run's first draws (at least ``DIAGNOSTIC_DRAWS`` per
+    problem where the run drew that many; calls that drew for some problems only are left out),
+    for diagnostics.
     """
 
     def __init__(
@@ -65,6 +73,8 @@ class DrawSource:
         self.num_problems: int | None = None if batched else 1
         self.draws = 0
         self.calls = 0
+        self._seen: list[torch.Tensor] = []
+        self._seen_count = 0
 
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
         kwargs: dict[str, Any] = {"generator": self.generator} if self._pass_generator else {}
@@ -85,4 +95,15 @@ class DrawSource:
             drawn = int(rows.numel())
         self.calls += 1
         self.draws += drawn * m
+        if self._seen_count < DIAGNOSTIC_DRAWS and drawn == self.num_problems:
+            self._seen.append(keys)
+            self._seen_count += m
         return samples, keys
+
+    def seen_keys(self) -> torch.Tensor | None:
+        """Keys (B, M, d) of the first draws made for all problems, or None if there were none."""
+        if not self._seen:
+            return None
+        if len(self._seen) > 1:
+            self._seen = [torch.cat([k.to(self._seen[0].device) for k in self._seen], dim=1)]
+        return self._seen[0]
