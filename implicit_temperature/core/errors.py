@@ -19,6 +19,10 @@ class InvalidTemperatureError(ImplicitTemperatureError, ValueError):
     """The temperature is not a finite real number > 0, or the method cannot reach it."""
 
 
+class InvalidSeedError(ImplicitTemperatureError, ValueError):
+    """An integer seed outside what a torch.Generator takes (64 bits)."""
+
+
 class SamplerOutputError(ImplicitTemperatureError, ValueError):
     """``draw(m)`` returned something other than m samples (wrong length, shape, type, NaN)."""
 
