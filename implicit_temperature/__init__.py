@@ -11,12 +11,14 @@ Public contract (see docs/algorithms.md):
 
 from .core import (
     BatchSelection,
+    Diagnostics,
     DrawBudgetExceeded,
     ImplicitTemperatureError,
     InvalidKeysError,
     InvalidTemperatureError,
     SamplerOutputError,
     TemperatureResult,
+    TemperatureWarning,
     batch_selection,
     expected_exact_draws,
     select_from_batch,
@@ -24,10 +26,12 @@ from .core import (
     temperature_sample,
 )
 from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec
+from .plugins.options import UnknownOptionError
 
 __all__ = [
     "Adapter",
     "BatchSelection",
+    "Diagnostics",
     "DrawBudgetExceeded",
     "ImplicitTemperatureError",
     "InvalidKeysError",
@@ -35,6 +39,8 @@ __all__ = [
     "SamplerOutputError",
     "TemperatureResult",
     "TemperatureSampler",
+    "TemperatureWarning",
+    "UnknownOptionError",
     "batch_selection",
     "expected_exact_draws",
     "hookimpl",
