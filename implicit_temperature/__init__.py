@@ -22,12 +22,14 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
     "BatchSelection": ".core",
+    "Diagnostics": ".core",
     "DrawBudgetExceeded": ".core",
     "ImplicitTemperatureError": ".core",
     "InvalidKeysError": ".core",
     "InvalidTemperatureError": ".core",
     "SamplerOutputError": ".core",
     "TemperatureResult": ".core",
+    "TemperatureWarning": ".core",
     "batch_selection": ".core",
     "expected_exact_draws": ".core",
     "select_from_batch": ".core",
@@ -37,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "TemperatureSampler": ".plugins",
     "hookimpl": ".plugins",
     "hookspec": ".plugins",
+    "UnknownOptionError": ".plugins.options",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -44,12 +47,14 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .core import (  # noqa: F401
         BatchSelection,
+        Diagnostics,
         DrawBudgetExceeded,
         ImplicitTemperatureError,
         InvalidKeysError,
         InvalidTemperatureError,
         SamplerOutputError,
         TemperatureResult,
+        TemperatureWarning,
         batch_selection,
         expected_exact_draws,
         select_from_batch,
@@ -57,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         temperature_sample,
     )
     from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec  # noqa: F401
+    from .plugins.options import UnknownOptionError  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
