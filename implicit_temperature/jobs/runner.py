@@ -192,8 +192,9 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                                                       if problem.line else "")
                         raise JobError(
                             f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
-                            f"so far are kept in {out}; a rerun with the same arguments retries "
-                            "this problem (other arguments need a fresh --out)"
+                            f"so far are kept in {out}, but with the same arguments (and so the "
+                            "same seed) this problem fails again: fix the cause (e.g. a larger "
+                            "--max-draws, another --method) and start a fresh --out"
                         ) from exc
                     record = {"id": pid, "temperature": t, "method": spec.method,
                               "method_used": result["method_used"], "plan": result["plan"],
