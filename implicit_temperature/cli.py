@@ -249,8 +249,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     from .jobs.args import spec_kwargs
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="itemp sample: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="itemp sample: %(message)s")
+    if args.verbose:  # the job's own steps; the core's per-call lines stay at their level
+        logging.getLogger("implicit_temperature.jobs").setLevel(logging.INFO)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

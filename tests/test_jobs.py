@@ -373,3 +373,28 @@ def test_a_failing_problem_stops_the_job_naming_it_and_keeps_finished_results(tm
         run_job(model=die_factory, problems=2, out=str(out), temperatures=(0.1,),
                 method="exact", num_outputs=50, max_draws=20, progress=False)
     assert not (out / "results.jsonl").exists() and (out / "manifest.json").exists()
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
+    """A live process appending to a part file (another job, or a leftover of a killed launcher)
+    holds its lock: a resume refuses to cut or merge under it."""
+    import subprocess
+
+    pytest.importorskip("fcntl")
+    out = tmp_path / "job"
+    part = interrupted(out, k=2)
+    with open(part, "a") as f:
+        f.write('{"id": "p02", "tempera')  # a torn tail the other process is still writing
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(part)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(JobError, match="is being written by another process"):
+            job(out)
+        assert part.read_text().endswith('"tempera'), "nothing was cut under the lock"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert job(out).ran == 10

@@ -17,10 +17,11 @@ and skipped, whichever rank or world size wrote them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,32 @@ RESULTS = "results.jsonl"
 PARTS = "parts"
 
 UnitKey = tuple[str, float]  # (problem id, temperature)
+
+try:  # POSIX advisory locks: a part file is locked by the process appending to it
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, the rest works the same
+    fcntl = None
+
+
+def _lock(f, path: Path) -> None:
+    """Lock ``f`` (an open part file) for this process, or raise :class:`JobError` when another
+    live process holds it: two jobs appending to one folder would interleave their lines."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise JobError(
+            f"{path} is being written by another process: another job (or a leftover process of "
+            "an earlier run) uses this --out. Wait for it or stop it, then rerun"
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: str) -> Iterator:
+    with open(path, mode) as f:
+        _lock(f, path)
+        yield f
 
 
 def check_writable(out: Path) -> None:
@@ -151,13 +178,14 @@ def repair_parts(out: Path, only: str | None = None) -> list[str]:
     notes = []
     paths = sorted((out / PARTS).glob("*.jsonl")) if only is None else [out / PARTS / only]
     for path in (p for p in paths if p.exists()):
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
+        with _locked(path, "r+b") as f:  # never cut a file a live process is appending to
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                continue
             keep = data.rfind(b"\n") + 1
-            with open(path, "r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
             notes.append(f"{path}: cut a torn last line ({len(data) - keep} bytes) left by an "
                          "interrupted write; that unit is redone")
     return notes
@@ -190,6 +218,11 @@ class PartWriter:
         (out / PARTS).mkdir(exist_ok=True)
         self.path = out / PARTS / name
         self._f = open(self.path, "a", encoding="utf-8")
+        try:
+            _lock(self._f, self.path)
+        except JobError:
+            self._f.close()
+            raise
         self._fsync = fsync
 
     def write(self, record: dict[str, Any]) -> str:
@@ -213,6 +246,9 @@ class PartWriter:
 def merge(out: Path, order: Iterable[UnitKey], known: dict[UnitKey, int]) -> Path:
     """Rank 0, once every unit is done: write ``results.jsonl`` in ``order`` (problem order, then
     temperature order) atomically, then remove the part files. Idempotent."""
+    for path in sorted((out / PARTS).glob("*.jsonl")):
+        with _locked(path, "rb"):  # no other process still appending
+            pass
     done = read_done(out, known)
     lines = []
     for key in order:
