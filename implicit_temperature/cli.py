@@ -256,10 +256,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
     from .core.errors import ImplicitTemperatureError
     from .jobs import JobInterrupted, JobSpec, run_job
     from .plugins import PluginError
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+        previous = None
 
     command = "itemp " + shlex.join(args.argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -271,14 +275,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     except JobInterrupted as exc:
         print(f"itemp sample: {exc}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:  # before the job loop started: nothing to keep
-        print("itemp sample: interrupted before any sampling", file=sys.stderr)
+    except KeyboardInterrupt:  # outside the sampling loop (loading, merging)
+        print(f"itemp sample: interrupted; finished results are kept in {args.out}: rerun "
+              f"`{command}` to resume", file=sys.stderr)
         return 130
     except (ImplicitTemperatureError, PluginError) as exc:
         print(f"itemp sample: error: {exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if summary.results is None:  # one shard of a Slurm array / Ray job
         print(f"itemp sample: shard done: {summary.ran} results run in {summary.seconds:.1f} s "
               f"({summary.already_done} of {summary.units} were already done before); when "
