@@ -257,6 +257,8 @@ def test_decoding_in_slices_gives_the_same_chunks(demo):
     assert rows[:15] == [7] * 14 + [100 - 14 * 7]            # B * n = 100 latents, 7 at a time
     assert all(s[1:] == (1, model.config.latent_size) for s in spy.shapes)
     assert max(rows[15:]) == 6 and out.shape == (1, 8)
+    sampler = it.TemperatureSampler(model, context=tok.encode("cat "), decode_chunk_size=5)
+    assert sampler.adapter.decode_chunk_size == 5
     with pytest.raises(ValueError, match="decode_chunk_size must be an int >= 1"):
         CALMAdapter(model, context=tok.encode("cat "), decode_chunk_size=0)
     with pytest.raises(ValueError, match="decode_chunk_size must be an int >= 1"):

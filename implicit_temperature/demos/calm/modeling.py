@@ -7,8 +7,8 @@ including its backbone: ``transformer`` is a ``transformers.LlamaModel`` built f
 * ``model.patch_size`` (K): tokens per chunk.
 * ``model.transformer``: ``transformers.LlamaModel`` over chunk embeddings, with ``embed_tokens``
   (token ids -> vectors), called as ``transformer(inputs_embeds=(B, S, H), use_cache=...)`` plus
-  the cache keyword of the installed transformers version (``past_key_values`` in 4.x, ``cache``
-  from 5.2x on); the output's ``[0]`` is the hidden states ``(B, S, H)``.
+  the cache keyword of the installed transformers version (``past_key_values`` in 4.x,
+  ``cache`` in 5.24); the output's ``[0]`` is the hidden states ``(B, S, H)``.
 * ``model.embed_proj``: ``(..., K * H)`` (the K token embeddings concatenated) -> ``(..., H)``.
 * ``model.generative_head.sample(hidden, generator=None)``: ``(..., H)`` + uniform noise ->
   latent ``(..., D)``; one independent draw per leading index (trained with the energy score).
