@@ -394,6 +394,29 @@ def test_reference_head_draws_from_threads_equal_sequential_ones():
     assert all(torch.equal(threaded[s], sequential[s]) for s in seeds)
 
 
+def test_seeded_global_rng_forks_and_seeds_one_cuda_device_only(monkeypatch):
+    """The CUDA branch without a GPU: two stand-in device generators; a model on cuda:1 must
+    fork device 1 alone and seed its generator alone (device 0 keeps its state)."""
+    gens = (torch.Generator().manual_seed(100), torch.Generator().manual_seed(101))
+    states = [g.get_state() for g in gens]
+    forks: list[tuple] = []
+    real_fork = torch.random.fork_rng
+
+    def fake_fork(devices=None, enabled=True, device_type="cuda", **kw):
+        forks.append((list(devices), device_type))
+        return real_fork(devices=[], enabled=enabled)       # CPU state only, really
+
+    monkeypatch.setattr(torch.cuda, "default_generators", gens, raising=False)
+    monkeypatch.setattr(torch.random, "fork_rng", fake_fork)
+    cpu = torch.get_rng_state()
+    with seeded_global_rng(torch.device("cuda", 1), 5):
+        seeded = gens[1].get_state()
+    assert forks == [([1], "cuda")]
+    assert torch.equal(gens[0].get_state(), states[0])               # device 0 untouched
+    assert torch.equal(seeded, torch.Generator().manual_seed(5).get_state())
+    assert torch.equal(torch.get_rng_state(), cpu)                    # CPU state restored
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_seeded_global_rng_touches_only_the_model_device_on_cuda():
     states = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
