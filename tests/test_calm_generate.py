@@ -114,8 +114,12 @@ def test_demo_runs(capsys):
     text = capsys.readouterr().out
     assert "T = 0.5" in text and "total variation" in text and "P^(1/T)/Z" in text
     assert "'saw '" in text
+    # a prompt short of a whole chunk is padded (pad_to_chunks, as the reference does)
+    small = ["--max-new-tokens", "4", "--reference-draws", "2000", "--table-samples", "100"]
+    assert run(parser.parse_args(["--prompt", "dog sa", *small])) == 0
+    text = capsys.readouterr().out
+    assert "padded with 2 <pad> after it" in text and "prompt 'dog sa'" in text
     for argv, message in ((["--prompt", "Cat!"], "allowed characters"),
-                          (["--prompt", "cat"], "multiple of the model's patch_size"),
                           (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
                           (["--method", "exact", "--temperature", "2"], "use --method batch")):
         assert run(parser.parse_args(argv)) == 2
