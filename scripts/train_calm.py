@@ -4,7 +4,8 @@ Two stages, as in the CALM paper (Shao et al. 2025):
 
 1. the chunk autoencoder (K = 4 characters <-> one latent of size D) as a small VAE: cross entropy
    of the decoded tokens plus a weighted KL term, so each chunk owns a whole region of latent space;
-2. with the autoencoder frozen, the causal backbone + generative head trained with the energy
+2. with the autoencoder frozen, the causal backbone (a ``transformers.LlamaModel`` built from a
+   small ``LlamaConfig``, as in the reference) + generative head trained with the energy
    score (a strictly proper scoring rule): loss = 2 E||x - y|| - E||x - x'|| where x, x' are
    generative-head samples and y samples of the target chunk's latent posterior N(mean, std^2).
 
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+import transformers
 
 from implicit_temperature.demos.calm import grammar
 from implicit_temperature.demos.calm.modeling import CALM, CALMConfig, count_parameters
@@ -49,7 +51,7 @@ def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace
         mean, log_std = stats.chunk(2, dim=-1)
         z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
         z = z + args.ae_noise * torch.randn(z.shape, generator=g)  # robust decoding regions
-        logits = ae.decoder(z)                                  # (n, K, V)
+        logits = ae.decoder(z[:, None, :])                      # (n, 1 * K, V)
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2), ids.reshape(-1))
         kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 1 - 2 * log_std).sum(-1).mean()
         loss = ce + args.kl_weight * kl
@@ -63,8 +65,8 @@ def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace
         ids = table.repeat(200, 1)
         mean, log_std = ae.encoder(ids).squeeze(-2).chunk(2, dim=-1)
         z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
-        acc = (ae.decoder(z).argmax(-1) == ids).all(-1).float().mean().item()
-        acc_mean = (ae.decoder(mean).argmax(-1) == ids).all(-1).float().mean().item()
+        acc = (ae.decoder(z[:, None]).argmax(-1) == ids).all(-1).float().mean().item()
+        acc_mean = (ae.decoder(mean[:, None]).argmax(-1) == ids).all(-1).float().mean().item()
     print(f"[ae] chunk accuracy: posterior mean {acc_mean:.4f}, posterior sample {acc:.4f}")
     return {"ae_chunk_accuracy_mean": acc_mean, "ae_chunk_accuracy_sample": acc,
             "ae_final_ce": ce.item(), "ae_final_kl": kl.item()}
@@ -96,7 +98,8 @@ def train_calm(model: CALM, table: torch.Tensor, args: argparse.Namespace,
         ids = streams_to_ids(streams, table)                       # (S, C*K)
         with torch.no_grad():
             mean, log_std = model.ae_model.encoder(ids[:, k:]).chunk(2, dim=-1)  # (S, C-1, D)
-        hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]))[0]
+        hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]),
+                                   use_cache=False)[0]
         hidden = hidden.reshape(-1, hidden.shape[-1])             # (P, H)
         x = model.generative_head.sample(hidden.unsqueeze(0).expand(args.num_model_samples, -1, -1),
                                          generator=g)             # (M, P, D)
@@ -127,9 +130,10 @@ def evaluate(model: CALM, tok: CharTokenizer, table: torch.Tensor, num_draws: in
     end_ctx = torch.cat([table[0], table[4], table[8], table[grammar.END]])
     contexts.append(("cat saw rat.<eos>", end_ctx, grammar.END))
     for name, seq, c in contexts:
-        h = model.transformer(inputs_embeds=model.chunk_embeds(seq[None]))[0][:, -1]
+        h = model.transformer(inputs_embeds=model.chunk_embeds(seq[None]),
+                              use_cache=False)[0][:, -1]
         lat = model.generative_head.sample(h.expand(num_draws, -1), generator=g)
-        chunks = model.ae_model.decoder(lat).argmax(-1)              # (n, K)
+        chunks = model.ae_model.decoder(lat[:, None]).argmax(-1)     # (n, K)
         match = (chunks[:, None, :] == table[None]).all(-1)           # (n, 13)
         freq = match.double().mean(0)
         other = 1 - freq.sum().item()
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_calm": round(t2 - t1, 1),
             "cpu_threads": args.threads,
             "torch": torch.__version__,
+            "transformers": transformers.__version__,
             "python": platform.python_version(),
             "num_parameters": count_parameters(model),
             **ae_stats, **calm_stats,

@@ -22,13 +22,14 @@ def chunks_of(row: torch.Tensor, k: int = 4) -> torch.Tensor:
 @pytest.mark.parametrize("method,temperature", [("batch", 0.5), ("exact", 0.5), ("batch", 1.0)])
 def test_sequences_end_at_different_steps(demo, method, temperature):
     model, tok = demo
-    # after an object the story ends with P = 0.4, else another sentence (3 chunks) follows
-    ids = torch.cat([tok.encode("cat saw rat.")] * 3 + [tok.encode("fox met bee.")] * 3)
+    # after an object the story ends with P = 0.4 (0.55 at T = 0.5), else another sentence (3
+    # chunks) follows; with 12 rows all end at the same step with probability < 1e-3 at T = 0.5
+    ids = torch.cat([tok.encode("cat saw rat.")] * 6 + [tok.encode("fox met bee.")] * 6)
     out = generate(model, ids, temperature=temperature, method=method, max_new_tokens=40,
                    eos_token_id=tok.eos_token_id, generator=2, return_dict_in_generate=True)
     assert isinstance(out, CALMGenerateOutput)
     seq = out.sequences
-    assert seq.shape[0] == 6 and seq.shape[1] <= 12 + 40 and seq.dtype == torch.long
+    assert seq.shape[0] == 12 and seq.shape[1] <= 12 + 40 and seq.dtype == torch.long
     assert torch.equal(seq[:, :12], ids)
     new = seq[:, 12:]
     is_eos = new == tok.eos_token_id
@@ -114,8 +115,12 @@ def test_demo_runs(capsys):
     text = capsys.readouterr().out
     assert "T = 0.5" in text and "total variation" in text and "P^(1/T)/Z" in text
     assert "'saw '" in text
+    # a prompt short of a whole chunk is padded (pad_to_chunks, as the reference does)
+    small = ["--max-new-tokens", "4", "--reference-draws", "2000", "--table-samples", "100"]
+    assert run(parser.parse_args(["--prompt", "dog sa", *small])) == 0
+    text = capsys.readouterr().out
+    assert "padded with 2 <pad> after it" in text and "prompt 'dog sa'" in text
     for argv, message in ((["--prompt", "Cat!"], "allowed characters"),
-                          (["--prompt", "cat"], "multiple of the model's patch_size"),
                           (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
                           (["--method", "exact", "--temperature", "2"], "use --method batch")):
         assert run(parser.parse_args(argv)) == 2

@@ -11,6 +11,7 @@ from torch import nn
 
 import implicit_temperature as it
 from implicit_temperature.adapters.calm import CALMAdapter, check_calm_model
+from implicit_temperature.adapters.calm.backbone import backbone_forward
 from implicit_temperature.demos.calm import (
     CALM,
     DEMO_PROMPTS,
@@ -56,19 +57,32 @@ def test_demo_autoencoder_round_trips_every_grammar_chunk(demo):
     table = grammar.chunk_ids(tok)                                   # (13, K)
     with torch.no_grad():
         mean, _ = model.ae_model.encoder(table).squeeze(-2).chunk(2, dim=-1)
-        assert torch.equal(model.ae_model.decoder(mean).argmax(-1), table)
+        assert torch.equal(model.ae_model.decoder(mean[:, None]).argmax(-1), table)
+
+
+def test_demo_backbone_is_a_transformers_llama_model(demo):
+    transformers = pytest.importorskip("transformers")
+    model, _ = demo
+    assert isinstance(model.transformer, transformers.LlamaModel)
+    cfg = model.transformer.config
+    assert (cfg.hidden_size, cfg.num_hidden_layers) == (model.config.hidden_size,
+                                                         model.config.num_layers)
+    record = json.loads((DEMO_MODEL_DIR / f"{DEMO_MODEL_NAME}.json").read_text())
+    assert record["training"]["transformers"].split(".")[0] in ("4", "5")
 
 
 def test_kv_cache_matches_full_forward(demo):
+    """The real transformers cache API, through the adapter's version-aware backbone call."""
     model, tok = demo
     ids = tok.encode("cat saw rat.dog ")
     with torch.no_grad():
-        full = model.transformer(inputs_embeds=model.chunk_embeds(ids))[0]
-        first = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :8]), use_cache=True)
-        rest = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, 8:]),
-                                 past_key_values=first.past_key_values, use_cache=True)
-    torch.testing.assert_close(torch.cat([first[0], rest[0]], dim=1), full)
-    assert rest.past_key_values[0][0].shape[2] == 4
+        full, none = backbone_forward(model, model.chunk_embeds(ids), use_cache=False)
+        first, cache = backbone_forward(model, model.chunk_embeds(ids[:, :8]), use_cache=True)
+        rest, cache = backbone_forward(model, model.chunk_embeds(ids[:, 8:]), cache=cache,
+                                       use_cache=True)
+    assert none is None and cache is not None
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
+    assert full.shape == (1, 4, model.config.hidden_size)
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -237,17 +251,24 @@ def test_grammar_law_and_sampler():
 
 
 # -- a model shaped like the reference implementation --------------------------------------------
-class _FlatDecoder(nn.Module):
-    """Decoder returning logits flattened over chunks, ``(B, n * K, V)``, like a decoder that
-    writes the K tokens of every latent into one token axis."""
+class _ReferenceDecoder(nn.Module):
+    """The reference ``Decoder.forward`` contract, exactly: latents ``(B, S, D)`` only (anything
+    else raises, as the real one fails), logits flattened over the chunks ``(B, S * K, V)``."""
 
-    def __init__(self, decoder: nn.Module) -> None:
+    def __init__(self, decoder: nn.Module, patch_size: int) -> None:
         super().__init__()
         self.decoder = decoder
+        self.patch_size = patch_size
+        self.shapes: list[tuple[int, ...]] = []
 
     def forward(self, latent_states: torch.Tensor) -> torch.Tensor:
-        logits = self.decoder(latent_states)                        # (B, n, K, V)
-        return logits.flatten(-3, -2)
+        if latent_states.dim() != 3:
+            raise RuntimeError(f"reference decoder got {latent_states.dim()}-D latents")
+        self.shapes.append(tuple(latent_states.shape))
+        b, s, _ = latent_states.shape
+        logits = self.decoder(latent_states)
+        assert logits.shape[:2] == (b, s * self.patch_size)
+        return logits
 
 
 class _ReferenceLike(nn.Module):
@@ -260,7 +281,7 @@ class _ReferenceLike(nn.Module):
         self.embed_proj = model.embed_proj
         self.generative_head = _ReferenceHead(model.generative_head)
         self.ae_model = nn.Module()
-        self.ae_model.decoder = _FlatDecoder(model.ae_model.decoder)
+        self.ae_model.decoder = _ReferenceDecoder(model.ae_model.decoder, model.patch_size)
 
 
 def test_reference_like_model_is_driven_through_its_attributes_only(demo):
@@ -272,6 +293,7 @@ def test_reference_like_model_is_driven_through_its_attributes_only(demo):
     a = CALMAdapter(ref, context=tok.encode("cat "))
     x = a.draw(4000, generator=torch.Generator().manual_seed(1))
     assert x.shape == (1, 4000, 4)
+    assert ref.ae_model.decoder.shapes == [(4000, 1, model.config.latent_size)]
     # same model underneath, so the same law: 'saw ' about half of the draws (4 sd band)
     saw = (x[0] == tok.encode("saw ")[0]).all(-1).double().mean().item()
     assert abs(saw - 0.5) < 4 * (0.25 / 4000) ** 0.5 + 0.02

@@ -3,6 +3,7 @@
 * :class:`CALMAdapter` (registered as ``calm``): next-chunk draws for B contexts, keys = the
   chunk's token ids, so temperature acts exactly on the chunk law.
 * :func:`generate`: chunk-by-chunk decoding at any temperature with a KV cache.
+* :func:`pad_to_chunks`: pad a prompt up to whole chunks of K tokens, as the reference does.
 * :func:`check_calm_model`, :func:`missing_calm_attributes`: what the adapter needs of a model.
 
 The adapter only touches attributes of the reference CALM structure, so it drives the shipped demo
@@ -11,6 +12,7 @@ model (:mod:`implicit_temperature.demos.calm`) and reference checkpoints alike; 
 
 from .adapter import CALMAdapter, check_calm_model, missing_calm_attributes
 from .generation import CALMGenerateOutput, generate
+from .prompts import pad_to_chunks
 
 __all__ = [
     "CALMAdapter",
@@ -18,4 +20,5 @@ __all__ = [
     "check_calm_model",
     "generate",
     "missing_calm_attributes",
+    "pad_to_chunks",
 ]

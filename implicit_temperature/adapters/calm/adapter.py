@@ -1,9 +1,10 @@
 """The ``calm`` adapter: next-chunk draws from a CALM model for B contexts at once.
 
 The adapter only touches the attributes of the CALM reference structure (arXiv 2510.27688):
-``patch_size``, ``transformer`` (with ``embed_tokens``; called with ``inputs_embeds=``),
-``embed_proj``, ``generative_head.sample`` and ``ae_model.decoder``. So it drives the shipped demo
-model and a checkpoint of the reference implementation alike.
+``patch_size``, ``transformer`` (with ``embed_tokens``; called with ``inputs_embeds=`` and
+``use_cache=``), ``embed_proj``, ``generative_head.sample`` and ``ae_model.decoder`` (latents
+``(B, S, D)`` -> logits ``(B, S * K, V)``). So it drives the shipped demo model and a checkpoint
+of the reference implementation alike.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any
 import torch
 
 from ...core.drawing import accepts_generator
+from ...core.validation import make_generator
 from ...plugins.adapter import Adapter
+from .backbone import backbone_forward
+from .rng import seeded_global_rng
+
+#: Default bound on the logits of one decoder call (bytes), see :func:`decode_latents`.
+DEFAULT_DECODE_BYTES = 256 * 2**20
 
 REQUIRED_ATTRIBUTES: tuple[str, ...] = (
     "patch_size",
@@ -63,7 +70,7 @@ def check_calm_model(model: Any) -> None:
             f"{type(model).__name__} is not a CALM model: missing {missing}. The calm adapter "
             "needs patch_size (K), transformer (causal backbone with embed_tokens, called with "
             "inputs_embeds=), embed_proj, generative_head.sample(hidden) and "
-            "ae_model.decoder(latents); see docs/calm.md"
+            "ae_model.decoder(latents (B, S, D)) -> logits (B, S*K, V); see docs/calm.md"
         )
 
 
@@ -109,50 +116,118 @@ def check_input_ids(model: Any, input_ids: Any, name: str = "input_ids") -> torc
 
 @torch.no_grad()
 def context_hidden_states(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
-    """Backbone hidden state after the last chunk of each context: ``(B, L) -> (B, H)``."""
+    """Backbone hidden state after the last chunk of each context: ``(B, L) -> (B, H)``.
+
+    A throwaway call: ``use_cache=False``, so no KV cache is built."""
     b, length = input_ids.shape
     embeds = model.transformer.embed_tokens(input_ids).reshape(b, length // model.patch_size, -1)
-    out = model.transformer(inputs_embeds=model.embed_proj(embeds))
-    return out[0][:, -1, :]
+    hidden, _ = backbone_forward(model, model.embed_proj(embeds), use_cache=False)
+    return hidden[:, -1, :]
+
+
+def default_decode_chunk_size(model: Any, latents: torch.Tensor) -> int | None:
+    """Latents per decoder call that keep one call's logits ``(m, K, V)`` under
+    :data:`DEFAULT_DECODE_BYTES` (counted at >= 4 bytes per logit, so a decoder that returns
+    float32 logits for bf16 latents stays inside too). ``None`` when the vocabulary size V is
+    unknown (``transformer.embed_tokens`` has no ``num_embeddings``)."""
+    vocab = getattr(model.transformer.embed_tokens, "num_embeddings", None)
+    if not isinstance(vocab, int) or vocab < 1:
+        return None
+    per_latent = model.patch_size * vocab * max(4, latents.element_size())
+    return max(1, DEFAULT_DECODE_BYTES // per_latent)
+
+
+def check_decode_chunk_size(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"decode_chunk_size must be an int >= 1 (latents per decoder call) or None "
+            f"(automatic: logits of one call under {DEFAULT_DECODE_BYTES // 2**20} MiB), "
+            f"got {value!r}"
+        )
+    return value
+
+
+@torch.no_grad()
+def decode_latents(
+    model: Any, latents: torch.Tensor, decode_chunk_size: int | None = None
+) -> torch.Tensor:
+    """Latents ``(M, D)`` -> chunks LongTensor ``(M, K)``: the argmax of the decoder's logits.
+
+    The decoder is called as the reference ``Decoder.forward``: 3-D latents ``(m, 1, D)`` in
+    (each latent a sequence of one chunk), logits flattened over the chunks ``(m, 1 * K, V)``
+    out. It runs on slices of at most ``decode_chunk_size`` latents (default
+    :func:`default_decode_chunk_size`), each reduced to its argmax before the next, so the
+    logits held at once are bounded by ``decode_chunk_size * K * V`` values instead of
+    ``M * K * V`` (6.6 GB in bf16 for 32 prompts x N = 200 at V = 128k in one call).
+    """
+    total = latents.shape[0]
+    k = model.patch_size
+    decoder = model.ae_model.decoder
+    step = check_decode_chunk_size(decode_chunk_size) or default_decode_chunk_size(model, latents)
+    out = torch.empty((total, k), dtype=torch.long, device=latents.device)
+    start = 0
+    while start < total:
+        part = latents[start: start + (step or 1)]
+        m = part.shape[0]
+        logits = decoder(part[:, None, :])
+        if logits.dim() != 3 or tuple(logits.shape[:2]) != (m, k):
+            raise ValueError(
+                f"ae_model.decoder returned logits of shape {tuple(logits.shape)} for latents "
+                f"of shape {(m, 1, latents.shape[-1])}; expected ({m}, {k}, V): the reference "
+                "Decoder contract is latents (B, S, D) -> logits (B, S * K, V)"
+            )
+        if step is None:  # V unknown: learn it from the first latent's logits
+            per_latent = k * logits.shape[-1] * max(4, logits.element_size())
+            step = max(1, DEFAULT_DECODE_BYTES // per_latent)
+        out[start: start + m] = logits.argmax(dim=-1)
+        del logits  # free this slice's logits before the next call allocates its own
+        start += m
+    return out
 
 
 @torch.no_grad()
 def sample_chunks(
-    model: Any, hidden: torch.Tensor, n: int, generator: torch.Generator | None = None
+    model: Any,
+    hidden: torch.Tensor,
+    n: int,
+    generator: torch.Generator | int | None = None,
+    decode_chunk_size: int | None = None,
 ) -> torch.Tensor:
     """``n`` next-chunk draws per row of ``hidden (B, H)``: LongTensor ``(B, n, K)``.
 
-    One ``generative_head.sample`` call on the hidden states expanded n times and one
-    ``ae_model.decoder`` call; the K tokens are the decoder's argmax. When the head's ``sample``
-    takes no ``generator`` (the reference implementation), its noise comes from the global RNG,
-    forked and seeded from ``generator`` so the result is still reproducible.
+    One ``generative_head.sample`` call on the hidden states expanded n times ``(B, n, H)``,
+    then the decoder on the ``B * n`` latents in slices (:func:`decode_latents`); the K tokens are
+    the decoder's argmax. ``generator``: a torch.Generator or an int seed (same seed, same
+    chunks); None follows torch's global RNG. When the head's ``sample`` takes no ``generator``
+    (the reference implementation), its noise comes from the global RNG, forked and seeded from
+    ``generator`` (CPU and the model's device only, under a lock; see :mod:`.rng`).
     """
     b = hidden.shape[0]
     h = hidden[:, None, :].expand(b, n, hidden.shape[-1])
     head = model.generative_head
-    if generator is not None and generator.device.type != hidden.device.type:
+    g = None if generator is None else make_generator(generator, hidden.device)
+    if g is not None and g.device.type != hidden.device.type:
         # e.g. a CPU generator for a CUDA model: seed a generator on the model's device from it
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        generator = torch.Generator(device=hidden.device)
-        generator.manual_seed(seed)
+        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+        g = torch.Generator(device=hidden.device)
+        g.manual_seed(seed)
     if accepts_generator(head.sample):
-        latents = head.sample(h, generator=generator)
-    elif generator is None:
+        latents = head.sample(h, generator=g)
+    elif g is None:
         latents = head.sample(h)
     else:
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        devices = [hidden.device] if hidden.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+        with seeded_global_rng(hidden.device, seed):
             latents = head.sample(h)
-    logits = model.ae_model.decoder(latents)
-    k = model.patch_size
-    if logits.dim() < 2 or logits.numel() != b * n * k * logits.shape[-1]:
+    if latents.dim() < 2 or latents.shape[:-1] != h.shape[:-1]:
         raise ValueError(
-            f"ae_model.decoder returned logits of shape {tuple(logits.shape)} for {b * n} latents; "
-            f"expected (..., K={k}, V)"
+            f"generative_head.sample returned latents of shape {tuple(latents.shape)} for "
+            f"hidden states {tuple(h.shape)}; expected {(b, n)} + (D,)"
         )
-    return logits.argmax(dim=-1).reshape(b, n, k)
+    chunks = decode_latents(model, latents.reshape(b * n, -1), decode_chunk_size)
+    return chunks.reshape(b, n, -1)
 
 
 class CALMAdapter(Adapter):
@@ -165,9 +240,17 @@ class CALMAdapter(Adapter):
         hidden_states: ``(B, H)`` backbone hidden states to condition on directly (what
             :func:`generate` uses with its KV cache).
 
+    And optionally:
+        decode_chunk_size: latents per ``ae_model.decoder`` call (the decoder's logits are
+            reduced to their argmax slice by slice, so at most ``decode_chunk_size * K * V``
+            logits exist at once). None (default): as many as keep one call's logits under
+            256 MiB (:data:`DEFAULT_DECODE_BYTES`): one call for a small vocabulary, 128
+            latents per call for K = 4 and V = 128k.
+
     ``draw(n, generator=None)`` -> LongTensor ``(B, n, K)``: n i.i.d. next chunks per context from
-    one batched model call. ``quantize(samples)`` returns the token ids themselves (keys
-    ``(B, n, K)``): chunks are compared exactly, so temperature acts on the chunk law itself.
+    one batched head call (``generator``: torch.Generator or int seed). ``quantize(samples)``
+    returns the token ids themselves (keys ``(B, n, K)``): chunks are compared exactly, so
+    temperature acts on the chunk law itself.
     """
 
     name = "calm"
@@ -179,6 +262,7 @@ class CALMAdapter(Adapter):
         *,
         context: torch.Tensor | None = None,
         hidden_states: torch.Tensor | None = None,
+        decode_chunk_size: int | None = None,
     ) -> None:
         check_calm_model(model)
         super().__init__(model)
@@ -196,6 +280,7 @@ class CALMAdapter(Adapter):
                     f"{getattr(hidden_states, 'shape', type(hidden_states).__name__)}"
                 )
         self._hidden = hidden_states
+        self.decode_chunk_size = check_decode_chunk_size(decode_chunk_size)
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -216,7 +301,10 @@ class CALMAdapter(Adapter):
         return self._hidden
 
     def draw(
-        self, n: int, generator: torch.Generator | None = None, active: torch.Tensor | None = None
+        self,
+        n: int,
+        generator: torch.Generator | int | None = None,
+        active: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(B, n, K)`` chunks; with ``active`` (bool (B,)) only the active contexts' rows
         ``(B_active, n, K)`` (the exact sampler skips contexts that are already done)."""
@@ -225,7 +313,9 @@ class CALMAdapter(Adapter):
         hidden = self.hidden_states
         if active is not None:
             hidden = hidden[active.to(hidden.device)]
-        return sample_chunks(self.model, hidden, n, generator=generator)
+        return sample_chunks(
+            self.model, hidden, n, generator=generator, decode_chunk_size=self.decode_chunk_size
+        )
 
     def quantize(self, samples: torch.Tensor) -> torch.Tensor:
         if not isinstance(samples, torch.Tensor) or samples.dim() != 3:

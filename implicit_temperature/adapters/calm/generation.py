@@ -11,7 +11,14 @@ import torch
 
 from ...core import temperature_sample
 from ...core.validation import check_temperature, make_generator
-from .adapter import CALMAdapter, check_calm_model, check_input_ids, model_device
+from .adapter import (
+    CALMAdapter,
+    check_calm_model,
+    check_decode_chunk_size,
+    check_input_ids,
+    model_device,
+)
+from .backbone import backbone_forward, cache_keyword
 
 METHODS = ("exact", "batch", "auto")
 
@@ -64,6 +71,7 @@ def generate(
     generator: torch.Generator | int | None = None,
     max_draws: int | None = None,
     return_dict_in_generate: bool = False,
+    decode_chunk_size: int | None = None,
 ) -> torch.Tensor | CALMGenerateOutput:
     """Decode B prompts chunk by chunk at ``temperature``.
 
@@ -89,6 +97,8 @@ def generate(
             global seed.
         max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
         return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
+        decode_chunk_size: latents per ``ae_model.decoder`` call (bounds the logits held at
+            once to ``decode_chunk_size * K * V``); None: automatic, see :class:`CALMAdapter`.
 
     Returns:
         LongTensor ``(B, L + new)``, new <= max_new_tokens (smaller when every sequence ended).
@@ -121,7 +131,8 @@ def generate(
         return res.samples[:, 0, :]
 
     out = decode_chunks(model, input_ids, pick, max_new_tokens=max_new_tokens,
-                        eos_token_id=eos_token_id, pad_token_id=pad_token_id, generator=generator)
+                        eos_token_id=eos_token_id, pad_token_id=pad_token_id, generator=generator,
+                        decode_chunk_size=decode_chunk_size)
     return out if return_dict_in_generate else out.sequences
 
 
@@ -138,10 +149,12 @@ def decode_chunks(
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
     generator: torch.Generator | int | None = None,
+    decode_chunk_size: int | None = None,
 ) -> CALMGenerateOutput:
     """The decoding loop under :func:`generate`, with the chunk choice left to ``pick``.
 
-    Each step runs the backbone on the last chunk with the KV cache (the whole prompt at step 0)
+    Each step runs the backbone on the last chunk with the KV cache (the whole prompt at step 0;
+    the cache keyword, ``past_key_values`` or ``cache``, is read from the backbone's signature)
     and calls ``pick(adapter, generator, out)`` with a :class:`CALMAdapter` over the unfinished
     rows' hidden states; ``pick`` returns their next chunks ``(B_active, K)``. Arguments and
     EOS/padding rules as in :func:`generate`.
@@ -149,6 +162,7 @@ def decode_chunks(
     check_calm_model(model)
     input_ids = check_input_ids(model, input_ids)
     max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens)
+    decode_chunk_size = check_decode_chunk_size(decode_chunk_size)
     device = model_device(model)
     eos = _eos_tensor(eos_token_id, device)
     if pad_token_id is None:
@@ -165,14 +179,17 @@ def decode_chunks(
     out = CALMGenerateOutput(sequences=input_ids)
     chunks: list[torch.Tensor] = []
     past = None
+    keyword = cache_keyword(model.transformer)
 
     embeds = model.embed_proj(
         model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1))
     for step in range(steps):
-        result = model.transformer(inputs_embeds=embeds, past_key_values=past, use_cache=True)
-        hidden, past = result[0][:, -1, :], result.past_key_values
+        hidden, past = backbone_forward(model, embeds, cache=past, use_cache=True, keyword=keyword)
+        hidden = hidden[:, -1, :]
         rows = all_rows if eos is None or step == 0 else unfinished.nonzero().squeeze(1)
-        picked = pick(CALMAdapter(model, hidden_states=hidden.index_select(0, rows)), g, out)
+        adapter = CALMAdapter(model, hidden_states=hidden.index_select(0, rows),
+                              decode_chunk_size=decode_chunk_size)
+        picked = pick(adapter, g, out)
         chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
         chunk.index_copy_(0, rows, picked.to(torch.long))
         if eos is not None:

@@ -2,17 +2,16 @@
 
 * :func:`load_demo_model`: the small demo model (trained on a synthetic grammar by
   ``scripts/train_calm.py``) and its tokenizer; :data:`DEMO_PROMPTS`.
-* The model classes (:class:`CALM`, ...) mirror the structure of the reference implementation, so
-  the ``calm`` adapter drives them exactly as it drives a reference checkpoint.
+* The model classes (:class:`CALM`, ...) mirror the structure of the reference implementation
+  (backbone: a ``transformers.LlamaModel``), so the ``calm`` adapter drives them exactly as it
+  drives a reference checkpoint.
 * :mod:`.grammar`: the synthetic grammar and its exact next-chunk law.
 """
 
 from .modeling import (
     CALM,
     Autoencoder,
-    BackboneOutput,
     CALMConfig,
-    CausalTransformer,
     ChunkDecoder,
     ChunkEncoder,
     MLPGenerator,
@@ -24,9 +23,7 @@ __all__ = [
     "CALM",
     "DEMO_PROMPTS",
     "Autoencoder",
-    "BackboneOutput",
     "CALMConfig",
-    "CausalTransformer",
     "CharTokenizer",
     "ChunkDecoder",
     "ChunkEncoder",

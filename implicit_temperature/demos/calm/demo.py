@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ...adapters.calm import CALMAdapter, generate
+from ...adapters.calm import CALMAdapter, generate, pad_to_chunks
 from ...core import temperature_sample
 from . import grammar
 from .pretrained import DEMO_PROMPTS, load_demo_model
@@ -26,8 +26,9 @@ MIN_SHOWN = 0.002         # chunks rarer than this at T = 1 and at T are pooled 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default=DEMO_PROMPTS[0],
-                        help="a whole number of 4-character chunks, e.g. 'cat ' or 'dog saw ' "
-                        "(default: '%(default)s')")
+                        help="best a whole number of 4-character chunks, e.g. 'cat ' or "
+                        "'dog saw '; other lengths are padded with <pad> after the prompt, as "
+                        "the reference CALM generate does (default: '%(default)s')")
     parser.add_argument("--temperature", type=float, default=0.5,
                         help="T > 0 of the continuations and the table; T = 1 and T = 2 are "
                         "always shown too (default: %(default)s)")
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table-samples", type=int, default=TEMPERED_OUTPUTS,
                         help="samples at T for the table's measured column (default: "
                         "%(default)s)")
+
 
 def _label(tok, row: torch.Tensor) -> str:
     text = tok.decode(row, skip_special_tokens=False)
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     model, tok = load_demo_model()
     try:
         prompt_ids = tok.encode(args.prompt)
+        padding = -prompt_ids.shape[1] % model.patch_size
+        prompt_ids = pad_to_chunks(prompt_ids, model.patch_size, tok.pad_token_id)
         for name in ("num_samples", "max_new_tokens", "reference_draws", "table_samples"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -106,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"CALM demo model (K = {model.patch_size} characters per step); "
               f"prompt {args.prompt!r}")
         print(f"grammar: see implicit_temperature/demos/calm/grammar.py (branch weights "
-              f"{grammar.BRANCH}, end of story {grammar.P_END})\n")
+              f"{grammar.BRANCH}, end of story {grammar.P_END})")
+        if padding:
+            print(f"note: the prompt is {padding} token(s) short of a whole chunk and was padded "
+                  f"with {padding} <pad> after it (pad_to_chunks, as the reference CALM generate "
+                  "pads prompts); the grammar never has <pad> inside a story, so expect the "
+                  "model to leave the grammar after this chunk")
+        print()
         for t in temps:
             method = args.method if t <= 1 or args.method == "batch" else "batch"
             out = generate(model, prompt_ids.expand(NUM_CONTINUATIONS, -1), temperature=t,

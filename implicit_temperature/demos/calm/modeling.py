@@ -1,23 +1,24 @@
 """A small Continuous Autoregressive Language Model (CALM) with the reference structure.
 
 Mirrors the structure of the CALM reference implementation (Shao et al. 2025, arXiv 2510.27688),
-without depending on ``transformers``:
+including its backbone: ``transformer`` is a ``transformers.LlamaModel`` built from a small
+``LlamaConfig``, as in the reference, so the adapter drives the real Hugging Face cache API.
 
 * ``model.patch_size`` (K): tokens per chunk.
-* ``model.transformer``: a causal transformer over chunk embeddings, with ``embed_tokens``
-  (token ids -> vectors) and called as ``transformer(inputs_embeds=(B, S, H),
-  past_key_values=cache, use_cache=True)``; the output's ``[0]`` is the hidden states
-  ``(B, S, H)`` and ``.past_key_values`` the KV cache (one ``(key, value)`` pair per layer, each
-  ``(B, heads, S_total, head_dim)``). Rotary position embeddings, so no length limit.
+* ``model.transformer``: ``transformers.LlamaModel`` over chunk embeddings, with ``embed_tokens``
+  (token ids -> vectors), called as ``transformer(inputs_embeds=(B, S, H), use_cache=...)`` plus
+  the cache keyword of the installed transformers version (``past_key_values`` in 4.x,
+  ``cache`` in 5.24); the output's ``[0]`` is the hidden states ``(B, S, H)``.
 * ``model.embed_proj``: ``(..., K * H)`` (the K token embeddings concatenated) -> ``(..., H)``.
 * ``model.generative_head.sample(hidden, generator=None)``: ``(..., H)`` + uniform noise ->
   latent ``(..., D)``; one independent draw per leading index (trained with the energy score).
 * ``model.ae_model.encoder(input_ids (..., L))`` -> ``(..., L / K, 2 D)`` (mean, log std) and
-  ``model.ae_model.decoder(latent_states (..., D))`` -> token logits ``(..., K, V)`` whose argmax
-  is the K tokens.
+  ``model.ae_model.decoder(latent_states (B, S, D))`` -> token logits flattened over the chunks,
+  ``(B, S * K, V)``: exactly the contract of the reference ``Decoder.forward`` (3-D latents only).
 
 Weights are stored with safetensors next to a JSON config (:meth:`CALM.save_pretrained`,
-:meth:`CALM.from_pretrained`).
+:meth:`CALM.from_pretrained`). Needs ``transformers`` (the ``calm`` extra); tried with 4.43.0
+and 5.24.0.
 """
 
 from __future__ import annotations
@@ -25,16 +26,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_NAME = "model"
-
-KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
-
 
 @dataclass
 class CALMConfig:
@@ -46,12 +44,13 @@ class CALMConfig:
     # autoencoder
     ae_embed_size: int = 32
     ae_hidden_size: int = 128
-    # causal backbone
+    # causal backbone (a transformers LlamaModel; see llama_config())
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
     intermediate_size: int = 192
     rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
     # generative head
     noise_size: int = 16
     head_hidden_size: int = 128
@@ -70,6 +69,26 @@ class CALMConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def llama_config(self) -> Any:
+        """The ``transformers.LlamaConfig`` of the backbone (SDPA attention, no bias)."""
+        from transformers import LlamaConfig
+
+        return LlamaConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_heads,
+            rope_theta=self.rope_theta,
+            rms_norm_eps=self.rms_norm_eps,
+            pad_token_id=self.pad_token_id,
+            eos_token_id=self.eos_token_id,
+            bos_token_id=None,
+            use_cache=False,
+            attn_implementation="sdpa",
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CALMConfig:
@@ -109,7 +128,9 @@ class ChunkEncoder(nn.Module):
 
 
 class ChunkDecoder(nn.Module):
-    """``latent_states (..., D)`` -> token logits ``(..., K, V)``."""
+    """``latent_states (B, S, D)`` -> token logits ``(B, S * K, V)``: the K token logits of every
+    latent, flattened over the chunks. This is exactly the reference ``Decoder.forward``
+    contract: 3-D latents only (anything else is a ``ValueError``), flattened logits out."""
 
     def __init__(self, config: CALMConfig) -> None:
         super().__init__()
@@ -124,8 +145,12 @@ class ChunkDecoder(nn.Module):
         )
 
     def forward(self, latent_states: torch.Tensor) -> torch.Tensor:
-        out = self.net(latent_states)
-        return out.reshape(*latent_states.shape[:-1], self.patch_size, self.vocab_size)
+        if latent_states.dim() != 3:
+            raise ValueError(
+                f"the decoder takes latents (B, S, D), got shape {tuple(latent_states.shape)}"
+            )
+        b, s, _ = latent_states.shape
+        return self.net(latent_states).reshape(b, s * self.patch_size, self.vocab_size)
 
 
 class Autoencoder(nn.Module):
@@ -135,106 +160,6 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.encoder = ChunkEncoder(config)
         self.decoder = ChunkDecoder(config)
-
-
-# --------------------------------------------------------------------------------------------
-# Causal backbone with a KV cache
-# --------------------------------------------------------------------------------------------
-class BackboneOutput(NamedTuple):
-    """``[0]``/``.last_hidden_state``: ``(B, S, H)``; ``.past_key_values``: the KV cache or None."""
-
-    last_hidden_state: torch.Tensor
-    past_key_values: KVCache | None
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, size: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(size))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def _rotate(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
-    """Rotary position embedding of ``x (B, h, S, d)`` at integer ``positions (S,)``."""
-    d = x.shape[-1]
-    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
-    ang = positions.to(torch.float32)[:, None] * inv[None, :]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-
-
-class Attention(nn.Module):
-    def __init__(self, config: CALMConfig) -> None:
-        super().__init__()
-        self.num_heads = config.num_heads
-        self.head_dim = config.hidden_size // config.num_heads
-        self.theta = config.rope_theta
-        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=False)
-        self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-
-    def forward(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        b, s, _ = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        offset = 0 if past is None else past[0].shape[2]
-        pos = torch.arange(offset, offset + s, device=x.device)
-        q, k = _rotate(q, pos, self.theta), _rotate(k, pos, self.theta)
-        if past is not None:
-            k = torch.cat((past[0], k), dim=2)
-            v = torch.cat((past[1], v), dim=2)
-        total = k.shape[2]
-        # query i (absolute offset + i) sees keys 0..offset + i
-        mask = torch.arange(total, device=x.device)[None, :] <= pos[:, None]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(y.transpose(1, 2).reshape(b, s, -1)), (k, v)
-
-
-class Block(nn.Module):
-    def __init__(self, config: CALMConfig) -> None:
-        super().__init__()
-        self.norm1 = RMSNorm(config.hidden_size)
-        self.attn = Attention(config)
-        self.norm2 = RMSNorm(config.hidden_size)
-        self.gate_up = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
-        self.down = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
-
-    def forward(self, x: torch.Tensor, past: Any) -> tuple[torch.Tensor, Any]:
-        a, present = self.attn(self.norm1(x), past)
-        x = x + a
-        g, u = self.gate_up(self.norm2(x)).chunk(2, dim=-1)
-        return x + self.down(F.silu(g) * u), present
-
-
-class CausalTransformer(nn.Module):
-    """Causal transformer over chunk embeddings (Llama-like: RMSNorm, RoPE, SwiGLU)."""
-
-    def __init__(self, config: CALMConfig) -> None:
-        super().__init__()
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.norm = RMSNorm(config.hidden_size)
-
-    def forward(
-        self,
-        inputs_embeds: torch.Tensor,
-        past_key_values: KVCache | None = None,
-        use_cache: bool = False,
-    ) -> BackboneOutput:
-        if inputs_embeds.dim() != 3:
-            raise ValueError(f"inputs_embeds must be (B, S, H), got {tuple(inputs_embeds.shape)}")
-        if past_key_values is not None and len(past_key_values) != len(self.layers):
-            raise ValueError("past_key_values must hold one (key, value) pair per layer")
-        x = inputs_embeds
-        presents = []
-        for i, layer in enumerate(self.layers):
-            x, present = layer(x, None if past_key_values is None else past_key_values[i])
-            presents.append(present)
-        return BackboneOutput(self.norm(x), tuple(presents) if use_cache else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,7 +233,7 @@ class CALM(nn.Module):
         super().__init__()
         self.config = config
         self.patch_size = config.patch_size
-        self.transformer = CausalTransformer(config)
+        self.transformer = build_backbone(config)
         self.embed_proj = nn.Linear(config.patch_size * config.hidden_size, config.hidden_size)
         self.generative_head = MLPGenerator(config)
         self.ae_model = Autoencoder(config)
@@ -350,6 +275,19 @@ class CALM(nn.Module):
         return model.eval()
 
 
+def build_backbone(config: CALMConfig) -> nn.Module:
+    """``transformers.LlamaModel(config.llama_config())``: the causal backbone, as in the
+    reference (hidden states of the last layer, after the final RMSNorm)."""
+    try:
+        from transformers import LlamaModel
+    except ImportError as exc:  # pragma: no cover - transformers is in the calm extra
+        raise ImportError(
+            "the demo CALM model's backbone is a transformers LlamaModel: "
+            "pip install 'implicit-temperature[calm]'"
+        ) from exc
+    return LlamaModel(config.llama_config())
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -357,11 +295,10 @@ def count_parameters(module: nn.Module) -> int:
 __all__ = [
     "CALM",
     "Autoencoder",
-    "BackboneOutput",
     "CALMConfig",
-    "CausalTransformer",
     "ChunkDecoder",
     "ChunkEncoder",
     "MLPGenerator",
+    "build_backbone",
     "count_parameters",
 ]
