@@ -10,7 +10,7 @@ A tree describes how the exact sampler reaches s = 1/T:
 
 Notation (``plan=`` of :func:`temperature_sample`): leaves are numbers >= 1 (``2``, ``1.5``,
 ``10/3``), ``+`` joins two subtrees (``a+b+c`` is ``(a+b)+c``), parentheses group, and ``k*X``
-(k an integer >= 1) is k copies of X joined pairwise: ``k*X = (floor(k/2)*X)+(ceil(k/2)*X)``, so
+(k an integer >= 1; ``2*2*2`` is ``2*(2*2)``) is k copies of X joined pairwise: ``k*X = (floor(k/2)*X)+(ceil(k/2)*X)``, so
 ``2*X`` is ``X+X``. Example at T = 0.1: ``"2*(2*(1.5+1))"``. The leaves must add up to 1/T (to
 6 significant digits; they are then rescaled to add up to it exactly). ``"flat"`` is the single
 leaf 1/T.
@@ -141,7 +141,7 @@ def repeat(k: int, t: Tree) -> Tree:
 
 
 def _fmt_number(r: float) -> str:
-    return str(int(r)) if r == int(r) else f"{r:.6g}"
+    return str(int(r)) if r == int(r) else f"{r:.8g}"
 
 
 def format_tree(t: Tree) -> str:
@@ -225,7 +225,7 @@ def parse_tree(text: str) -> Tree:
             take()
             if k != int(k) or k < 1:
                 raise InvalidPlanError(f"a repeat count must be an integer >= 1 in {text!r}")
-            return repeat(int(k), factor())
+            return repeat(int(k), term())
         return factor()
 
     def expr() -> Tree:

@@ -220,7 +220,7 @@ class _Stream:
             if self.pairs is None:
                 want = torch.minimum(want, short.double())
             want = torch.where(short > 0, want.clamp(min=1), 0.0).long()
-        else:
+        else:  # B not known yet (no draw made): no per-problem rates either
             rate = float(self._rate(torch.device("cpu"), None))
             want = max(1, min(short, math.ceil(share * short / rate)))
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
@@ -281,8 +281,11 @@ def run_tree(
         leaf_rates=leaf_rates,
         on_draw=on_draw,
     )
+    request: int | torch.Tensor = num_outputs
+    if source.num_problems is not None:  # per-problem counts from the start
+        request = torch.full((source.num_problems,), num_outputs, dtype=torch.long)
     try:
-        samples, keys = run.stream(tree).take(num_outputs)
+        samples, keys = run.stream(tree).take(request)
     except DrawBudgetExceeded as exc:
         exc.stats.update(run.stats.as_dict())
         exc.stats.update(
