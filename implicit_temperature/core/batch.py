@@ -61,9 +61,10 @@ def _log_weights(
         depth = torch.zeros(b, dtype=torch.long, device=c.device)
         if math.isinf(s):  # the limit of (s - 1) log c: only the largest count survives
             top = c == c_max.unsqueeze(1)
-            return torch.where(top, 0.0, float("-inf")), level, depth
+            zero = torch.zeros_like(c)
+            return torch.where(top, zero, torch.full_like(c, float("-inf"))), level, depth
         return (s - 1.0) * torch.log(c), level, depth
-    whole = math.floor(s) if math.isfinite(s) else math.inf
+    whole = float(math.floor(s)) if math.isfinite(s) else math.inf
     frac = s - whole if math.isfinite(s) else 0.0
     # the cascade steps down while no count c satisfies c > level - 1: depth = floor(s) - c_max
     steps = (whole - c_max).clamp(min=0.0)

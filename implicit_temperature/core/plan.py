@@ -43,8 +43,6 @@ GRID_STEP = 0.05
 GRID_MAX_EXPONENT = 24.0
 #: Largest integer r for which the pilot's unbiased estimate of S(r) is tabulated.
 PILOT_MAX_POWER = 64
-#: The pilot estimates S(r) directly for integer r <= RELIABLE_SHARE * (largest count).
-RELIABLE_SHARE = 0.5
 
 
 class InvalidPlanError(ValueError):
@@ -325,15 +323,21 @@ class PilotPowerSums(PowerSums):
     samples of each problem share each sample's key (as :func:`group_counts` returns).
 
     * integer r <= K: sum over seen outcomes of C(c_x, r) / C(N, r), unbiased for S(r) (it counts
-      the r-subsets of the pilot that collide); K = max(1, floor(c_max / 2)) (at most
-      ``PILOT_MAX_POWER``), the range where the most frequent outcome still gives a stable
-      estimate (r = 0 gives the number of distinct outcomes seen);
+      the r-subsets of the pilot that collide); r = 0 gives the number of distinct outcomes seen.
+      K = floor(sqrt(2 c_max)) (at least 1, at most ``PILOT_MAX_POWER``): for the top outcome,
+      C(c, r) / C(N, r) falls below (c/N)^r by a factor of about exp(-r^2 / (2c)), so beyond
+      sqrt(2c) a typical pilot would make S(r) look far too small (a large r near c_max would
+      also rest on a handful of samples);
     * fractional r <= K: log-linear interpolation between the neighbouring integers. log S is
       convex in r (Hoelder), so with exact integer values this is an upper bound on S(r), tight
-      when one outcome dominates; the pilot's integer estimates stay unbiased;
+      when one outcome dominates;
     * r > K: log-linear extrapolation with the slope between K - 1 and K. By convexity the true
-      slope can only grow, so this errs towards a smaller S(r), i.e. a larger estimated cost.
-      In a tree's cost, S(a) S(b) / S(a + b) only depends on the level and not on the slope.
+      slope can only grow (towards log max P), so this errs towards a smaller S(r), i.e. a larger
+      estimated cost: auto leans to batch, and the pilot grows (``PILOT_SHARE`` of the estimate)
+      until the estimate is good enough. (The top outcome's share c_max / N would be less
+      biased for a clear mode but badly optimistic on spread laws, where the largest of many
+      small counts overstates its probability.) In a tree's cost S(a) S(b) / S(a + b) then only
+      depends on the level S(K) / exp(K slope).
 
     Outcomes the pilot never saw are missing, so on heavy tails S(r) for r < 1 (and the costs of
     leaves in (1, 2)) are underestimated.
@@ -362,7 +366,7 @@ class PilotPowerSums(PowerSums):
         weight = torch.where(ok, torch.exp(log_ratio), torch.zeros_like(log_ratio))
         est = hist @ weight  # (B, K+1): estimates of S(0..K)
         c_max = c.amax(1)
-        self.k = torch.clamp(torch.floor(c_max * RELIABLE_SHARE), min=1, max=kcap).long()  # (B,)
+        self.k = torch.clamp(torch.floor(torch.sqrt(2 * c_max)), min=1, max=kcap).long()  # (B,)
         self.log_int = torch.log(est.clamp(min=1e-300))
         self.cum = torch.cumsum(est, 1)  # sum_{i<=j} S(i), S(0) included
         rows = torch.arange(b, device=dev)
