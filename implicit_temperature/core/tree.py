@@ -37,8 +37,10 @@ from .samples import Samples
 
 #: Weight (in pairs) of the planned acceptance rate in a node's running estimate.
 PRIOR_PAIRS = 4.0
-#: Share of the pairs the planned rate calls for that a node's first fill tries.
+#: Share of the pairs the estimated rate calls for that a node tries on its first fill, and
+#: whenever fewer than SMALL_REQUEST outputs are missing.
 FIRST_FILL = 0.5
+SMALL_REQUEST = 16
 #: Rounds a leaf must have finished before its measured acceptance rate replaces the planned one.
 LEAF_RATE_ROUNDS = 32
 
@@ -212,17 +214,19 @@ class _Stream:
         left, right = self.tree.left, self.tree.right
         # the first fill tries at most `short` pairs (it cannot overshoot) and trusts the planned
         # rate for half of them: a rate planned too low would otherwise try pairs whose kept
-        # outputs are never used; later fills follow the measured rate
-        share = FIRST_FILL if self.pairs is None else 1.0
+        # outputs are never used; later fills follow the measured rate, for half of what is
+        # missing when that is little (fewer pairs wasted at the end, a few more calls)
+        first = self.pairs is None
         if isinstance(short, torch.Tensor):
             rate = self._rate(short.device, short.shape[0])
+            share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
             want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
             if self.pairs is None:
                 want = torch.minimum(want, short.double())
             want = torch.where(short > 0, want.clamp(min=1), 0.0).long()
         else:  # B not known yet (no draw made): no per-problem rates either
             rate = float(self._rate(torch.device("cpu"), None))
-            want = max(1, min(short, math.ceil(share * short / rate)))
+            want = max(1, min(short, math.ceil(FIRST_FILL * short / rate)))
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
             xs, xk = self.run.stream(left).take(2 * want)
             width = xk.shape[1] // 2
