@@ -13,8 +13,7 @@ Notation (``plan=`` of :func:`temperature_sample`): leaves are numbers >= 1 (``2
 (k an integer >= 1) is k copies of X joined pairwise, ``k*X = (floor(k/2)*X)+(ceil(k/2)*X)``:
 ``2*X`` is ``X+X`` and ``2*2*2`` is ``2*(2*2)``. Example at T = 0.1: ``"2*(2*(1.5+1))"``. The
 leaves must add up to 1/T (to 6 significant digits; they are then rescaled to add up to it
-exactly). ``"flat"`` is the single
-leaf 1/T.
+exactly). ``"flat"`` is the single leaf 1/T.
 
 Cost. With power sums S(r) = sum_x P(x)^r, a leaf r = n + a costs
 ``(1 + S(1) + ... + S(n-1) + [a > 0] S(r-1)) / S(r)`` draws per output, and a node
