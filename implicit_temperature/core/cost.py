@@ -135,6 +135,7 @@ def estimate_exact_draws(
 
 
 def pilot_power_sums(keys: torch.Tensor) -> PilotPowerSums:
-    """Power-sum estimates from pilot keys (B, N, d)."""
+    """Power-sum estimates from pilot keys (B, N, d) (counted on the keys' device, planned on the
+    host: the planner's many small steps are cheaper there than as GPU kernels)."""
     counts, _ = group_counts(keys)
-    return PilotPowerSums(counts)
+    return PilotPowerSums(counts.cpu())

@@ -225,16 +225,14 @@ def run_exact(
     b = source.num_problems or 1
     start_budget = source.draws
     # first step: one round per wanted output, or as many as the prior acceptance rate suggests
+    q_host = torch.as_tensor(num_outputs).cpu()  # the first step is sized on the host
     if accept_rate is not None:
-        first = torch.ceil(
-            LANE_FRACTION
-            * torch.as_tensor(num_outputs, dtype=torch.float64)
-            / torch.as_tensor(accept_rate, dtype=torch.float64).clamp(min=1e-12)
-        )
-        first = torch.where(torch.as_tensor(num_outputs) > 0, first.clamp(min=1), 0.0)
+        rate = torch.as_tensor(accept_rate, dtype=torch.float64).cpu().clamp(min=1e-12)
+        first = torch.ceil(LANE_FRACTION * q_host.double() / rate)
+        first = torch.where(q_host > 0, first.clamp(min=1), 0.0)
         first = first.clamp(max=max_lanes).long()
     else:
-        first = torch.as_tensor(num_outputs).clamp(max=max_lanes).long()
+        first = q_host.clamp(max=max_lanes).long()
     m = int(first.max())
     first_active = None
     if per_problem and source.accepts_active and bool((first == 0).any()):

@@ -33,6 +33,8 @@ from functools import cached_property
 
 import torch
 
+from .errors import ImplicitTemperatureError
+
 #: Relative distance within which an exponent is snapped to the nearest integer.
 SNAP_RTOL = 1e-9
 #: Planner grid: splits are searched on multiples of about this step (``GRID_STEP``).
@@ -45,7 +47,7 @@ GRID_MAX_EXPONENT = 24.0
 PILOT_MAX_POWER = 64
 
 
-class InvalidPlanError(ValueError):
+class InvalidPlanError(ImplicitTemperatureError, ValueError):
     """A ``plan=`` that is not "auto", "flat" or a well-formed tree for this temperature."""
 
 
@@ -344,6 +346,7 @@ class PilotPowerSums(PowerSums):
     """
 
     def __init__(self, counts: torch.Tensor) -> None:
+        counts = counts.cpu()  # planning runs on the host (many small steps)
         c = counts.to(torch.float64)
         if c.dim() == 1:
             c = c.unsqueeze(0)
