@@ -455,8 +455,9 @@ def plan_tree(ps: PowerSums, s: float) -> tuple[Tree, torch.Tensor]:
     """The cheapest tree for exponent s >= 1 under ``ps`` and its cost per output (B,).
 
     Dynamic programming: with s' = s / 2^k <= ``GRID_MAX_EXPONENT`` and the grid r_j = j s' / M
-    (M = ceil(s' / ``GRID_STEP``)), c(r_j) = min(leaf cost, min over i of
-    (c(r_i) + c(r_{j-i})) S(r_i) S(r_{j-i}) / S(r_j)); then k halving steps up to s. With several
+    (M = 2 ceil(s' / (2 ``GRID_STEP``)), even so that s'/2 is on the grid),
+    c(r_j) = min(leaf cost, min over i of (c(r_i) + c(r_{j-i})) S(r_i) S(r_{j-i}) / S(r_j));
+    then k halving steps up to s. With several
     problems (B > 1) one tree serves all of them, chosen by the summed cost (a heuristic: the best
     tree for the sum need not decompose). Ties go to the flat round. O(M^2) work, M <= 480.
     """
@@ -469,7 +470,7 @@ def plan_tree(ps: PowerSums, s: float) -> tuple[Tree, torch.Tensor]:
     while base > GRID_MAX_EXPONENT:
         base /= 2.0
         halvings += 1
-    m = max(2, math.ceil(base / GRID_STEP - 1e-9))
+    m = 2 * max(1, math.ceil(base / (2 * GRID_STEP) - 1e-9))  # even: the halves are on the grid
     h = base / m
     r = _snap_tensor(h * torch.arange(1, m + 1, dtype=torch.float64))
     log_s = ps.log_s(r)  # (B, M)
