@@ -138,3 +138,26 @@ def test_exact_refuses_early_when_the_plan_is_far_beyond_the_budget():
         it.temperature_sample(categorical_draw(SPREAD), 0.05, method="exact", max_draws=100_000,
                               generator=0)
     assert info.value.stats["draws"] <= 200  # the pilot only
+
+
+class _CategoricalAdapter:
+    """A minimal adapter instance: draws outcome ids of PEAKED, keys are the ids."""
+
+    batched = False
+
+    def draw(self, n, generator=None):
+        return torch.multinomial(PEAKED.float(), n, replacement=True, generator=generator)
+
+    def quantize(self, samples):
+        return samples
+
+
+def test_sampler_defaults_to_auto_and_takes_a_plan():
+    """TemperatureSampler.sample(1.5) used to raise (exact was its default); auto works at any
+    T, and plan= reaches the exact method."""
+    sampler = it.TemperatureSampler(None, adapter=_CategoricalAdapter())
+    hot = sampler.sample(1.5, num_outputs=3, generator=0)
+    assert hot.method == "batch" and hot.requested_method == "auto"
+    cold = sampler.sample(0.2, method="exact", plan="2+3", num_outputs=2000, generator=0)
+    assert cold.extra["plan"] == "2+3"
+    assert chi_square_pvalue(cold.samples, tempered(PEAKED, 0.2)) > ALPHA
