@@ -86,7 +86,7 @@ def cost_figure(res: dict, path: Path) -> None:
         ax.set_ylim(top=min(1e9, max(flat) * 2))
         ax.set_xlabel("temperature T")
         ax.set_ylabel("base draws per output")
-        ax.set_title(f"{law}: cost of one output against T")
+        ax.set_title(f"{law}\nbase draws per output against T", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
