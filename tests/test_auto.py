@@ -161,3 +161,20 @@ def test_sampler_defaults_to_auto_and_takes_a_plan():
     cold = sampler.sample(0.2, method="exact", plan="2+3", num_outputs=2000, generator=0)
     assert cold.extra["plan"] == "2+3"
     assert chi_square_pvalue(cold.samples, tempered(PEAKED, 0.2)) > ALPHA
+
+
+def test_auto_with_many_problems_keeps_pilot_and_run_within_max_draws():
+    """B = 50 problems (a draw that takes active=, as the CALM adapter's): the pilot's share of
+    max_draws is per problem once B is known, and the committed run stays within the budget."""
+    laws = torch.stack([PEAKED] * 50)
+
+    def draw(m, generator=None, active=None):
+        rows = laws if active is None else laws[active]
+        return torch.multinomial(rows.float(), m, replacement=True, generator=generator)
+
+    res = it.temperature_sample(draw, 0.25, batched=True, max_draws=5000, generator=0)
+    assert res.method == "exact" and res.draws <= 5000
+    assert res.extra["pilot_draws"] <= 0.25 * 5000
+    with pytest.raises(it.DrawBudgetExceeded) as info:
+        it.temperature_sample(draw, 0.25, batched=True, max_draws=2000, generator=0)
+    assert info.value.stats["draws"] <= 2000

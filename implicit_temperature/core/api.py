@@ -243,9 +243,17 @@ def _plan(
         _, k = source(target - have)
         parts.append(k)
         have = target
+        b = k.shape[0]
+        if cfg.max_draws is not None:  # B is known now: the pilot's share per problem
+            if source.draws > cfg.max_draws:
+                raise DrawBudgetExceeded(
+                    f"max_draws={cfg.max_draws} is below a pilot of {have} draws for each of "
+                    f"the {b} problems; raise max_draws",
+                    {"draws": source.draws, "model_calls": source.calls},
+                )
+            cap = min(cap, int(PILOT_BUDGET_SHARE * (cfg.max_draws - start)) // b)
         ps = pilot_power_sums(torch.cat(parts, 1))
         tree, cost = choose_tree(ps, cfg.s, cfg.plan)
-        b = k.shape[0]
         ref = float(cost.sum()) * cfg.n_out
         if ref_cost is not None:
             ref = min(ref, ref_cost)

@@ -39,6 +39,11 @@ DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
 #: output stay within ~1.2x of the sequential expectation from 10 outputs per call (within
 #: ~1.4x for a single output) for ~30% more calls than at 1.0 (docs/benchmarks.md).
 LANE_FRACTION = 0.5
+#: A draw call gives every problem it draws for the same number of lanes m (the most any problem
+#: wants). With this on, a problem that still lacks outputs starts rounds in its otherwise idle
+#: lanes: those draws are made anyway, and rounds that turn out not to be needed are abandoned.
+#: (Exactness is unaffected: outputs are still the first accepted rounds in start order.)
+FILL_IDLE_LANES = True
 #: Largest collision length a flat round may have (2^53: beyond it float64 counts break down).
 MAX_COLLISION = 2**53
 
@@ -274,6 +279,10 @@ def run_exact(
                     )
                 want = torch.zeros_like(want)
                 m, rows = m_min, rows_min
+            if FILL_IDLE_LANES:
+                # a row that is drawn for gets m draws anyway: start rounds in its idle lanes
+                drawn = (in_prog + want) > 0 if source.accepts_active else need >= 0
+                want = torch.where((need > 0) & drawn, m - in_prog, want)
         elif max_draws is not None and source.draws + rows * m > max_draws:
             raise DrawBudgetExceeded(
                 f"max_draws={max_draws} leaves no room for the first step's {rows * m} draws "
