@@ -1,19 +1,25 @@
 """What ``method="auto"`` chooses on a few settings, and why.
 
-auto draws a pilot batch of N, estimates the exact sampler's cost from it, and runs exact when
-the estimate fits ``max_draws`` (default: AUTO_BUDGET_FACTOR x N draws per output) beside the
-batch method's reserve, else batch; it raises DrawBudgetExceeded when neither fits.
+auto draws a small pilot, plans the exact method's collision tree and estimates its cost, and
+runs exact when the estimate is at most AUTO_BUDGET_FACTOR x the batch method's draws (no
+``max_draws``) or AUTO_EXACT_SHARE x what is left of ``max_draws``; else batch. The choice is
+kept: an exact overrun raises DrawBudgetExceeded, and so does a budget neither method fits.
 Each row runs ``temperature_sample(method="auto")`` once and reports the method, the pilot
-estimate, the true expected cost (``expected_exact_draws``), the draws spent and the reason.
+estimate, the true expected cost (``expected_exact_draws``, best tree), the draws spent and the
+reason.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
+
 import implicit_temperature as it
 
 from .common import PEAKED, ZIPF, categorical_draw
+
+SPREAD = torch.full((5000,), 1 / 5000, dtype=torch.float64)
 
 # (law name, law, T, N, num_outputs, max_draws)
 SETTINGS = (
@@ -21,10 +27,13 @@ SETTINGS = (
     ("peaked", PEAKED, 1.0, 200, 10, None),
     ("Zipf(1.1)", ZIPF, 0.5, 200, 10, None),
     ("Zipf(1.1)", ZIPF, 0.25, 200, 10, None),
-    ("Zipf(1.1)", ZIPF, 0.25, 200, 10, 2500),
-    ("Zipf(1.1)", ZIPF, 0.25, 200, 10, 1000),
+    ("Zipf(1.1)", ZIPF, 0.25, 200, 10, 1500),
     ("Zipf(1.1)", ZIPF, 0.1, 200, 10, None),
+    ("Zipf(1.1)", ZIPF, 0.05, 200, 1, None),
     ("Zipf(1.1)", ZIPF, 2.0, 200, 10, None),
+    ("uniform, 5000 outcomes", SPREAD, 0.2, 200, 10, None),
+    ("uniform, 5000 outcomes", SPREAD, 0.1, 200, 10, 900),
+    ("Zipf(1.1)", ZIPF, 1e-8, 200, 10, None),
 )
 
 
@@ -61,4 +70,8 @@ def run(quick: bool) -> dict:
                 "reason": reason or "",
             }
         )
-    return {"rows": rows, "budget_factor": it.core.api.AUTO_BUDGET_FACTOR}
+    return {
+        "rows": rows,
+        "budget_factor": it.core.api.AUTO_BUDGET_FACTOR,
+        "exact_share": it.core.api.AUTO_EXACT_SHARE,
+    }

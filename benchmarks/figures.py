@@ -12,8 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from implicit_temperature import expected_exact_draws  # noqa: E402
 
-from .bench_exact import design_formula  # noqa: E402
-from .common import LAWS  # noqa: E402
+from .bench_exact import TREE_LAWS  # noqa: E402
 
 
 def _laws(rows: list[dict]) -> list[str]:
@@ -50,33 +49,46 @@ def accuracy_figure(res: dict, path: Path) -> None:
 
 
 def cost_figure(res: dict, path: Path) -> None:
-    """Exact draws per output against T: both formulas (dense curves) and measurements (points)."""
-    laws = _laws(res["rows"])
-    dense = [0.2 + 0.0025 * i for i in range(321)]  # T from 0.2 to 1.0
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, law in enumerate(laws):
-        sub = sorted((r for r in res["rows"] if r["law"] == law), key=lambda r: r["T"])
-        colour = f"C{i}"
-        p = LAWS[law]
-        corrected = [expected_exact_draws(p, t) for t in dense]
-        ax.plot(dense, corrected, "-", color=colour, label=f"{law}: corrected formula")
-        design = [design_formula(p, t) for t in dense]
-        ax.plot(dense, design, ":", color=colour, label="DESIGN §2 variant")
-        ax.errorbar(
-            [r["T"] for r in sub],
-            [r["draws_per_output"] for r in sub],
-            yerr=[0.0 if math.isnan(r["draws_se"]) else r["draws_se"] for r in sub],
-            fmt="o",
-            color=colour,
-            label=f"measured (lanes, {res['outputs']} outputs)",
-        )
-    ax.axhline(200, color="grey", ls="--", lw=1, label="batch method, N = 200")
-    ax.set_yscale("log")
-    ax.set_xlabel("temperature T")
-    ax.set_ylabel("base draws per output")
-    ax.set_title("Exact sampler cost against T")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    """Exact draws per output against T, one panel per law: flat rounds and the best collision
+    tree (expected, from the known law), plan="auto" measured (pilot included), batch N = 200."""
+    trees = res.get("trees", {"rows": []})
+    laws = list(dict.fromkeys(r["law"] for r in trees["rows"])) or list(TREE_LAWS)
+    dense = [0.05 * (1 / 0.05) ** (i / 39) for i in range(40)]  # T from 0.05 to 1, log-spaced
+    fig, axes = plt.subplots(1, len(laws), figsize=(6.0 * len(laws), 4.6), squeeze=False)
+    for ax, law in zip(axes[0], laws, strict=True):
+        p = TREE_LAWS[law]
+        flat = [expected_exact_draws(p, t, plan="flat") for t in dense]
+        best = [expected_exact_draws(p, t) for t in dense]
+        ax.plot(dense, flat, "-", color="C0", label="exact, flat rounds (expected)")
+        ax.plot(dense, best, "-", color="C2", lw=2, label="exact, best collision tree (expected)")
+        sub = sorted((r for r in trees["rows"] if r["law"] == law), key=lambda r: r["T"])
+        if sub:
+            ax.errorbar(
+                [r["T"] for r in sub],
+                [r["measured"] for r in sub],
+                yerr=[0.0 if math.isnan(r["measured_se"]) else r["measured_se"] for r in sub],
+                fmt="o",
+                color="C3",
+                label=f'exact, plan="auto", measured ({trees["outputs"]} outputs, pilot included)',
+            )
+        flat_rows = [r for r in res.get("rows", []) if r["law"] == law]
+        if flat_rows:
+            ax.plot(
+                [r["T"] for r in flat_rows],
+                [r["draws_per_output"] for r in flat_rows],
+                "x",
+                color="C0",
+                label="exact, flat rounds, measured",
+            )
+        ax.axhline(200, color="grey", ls="--", lw=1, label="batch method, N = 200 (approximate)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(top=min(1e9, max(flat) * 2))
+        ax.set_xlabel("temperature T")
+        ax.set_ylabel("base draws per output")
+        ax.set_title(f"{law}\nbase draws per output against T", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -73,16 +73,6 @@ def header(env: dict, commands: dict, mode: str, timings: dict, load: tuple) -> 
     )
 
 
-def _which_formula(rows: list[dict]) -> str:
-    """Which expectation the measured draws follow, where the two formulas differ."""
-    differ = [r for r in rows if abs(r["formula"] - r["design_formula"]) > 1e-9 * r["formula"]]
-    closer = sum(abs(r["ratio"] - 1.0) < abs(r["ratio_design"] - 1.0) for r in differ)
-    return (
-        f"Where the corrected and DESIGN formulas differ (T <= 1/2, {len(differ)} settings), the "
-        f"measured draws are closer to the corrected one in {closer}."
-    )
-
-
 def summary(results: dict) -> str:
     lines = ["## Summary"]
     sel = results.get("selection")
@@ -109,19 +99,43 @@ def summary(results: dict) -> str:
     if ex:
         ratios = [r["ratio"] for r in ex["rows"]]
         lines.append(
-            f"- Exact sampler, draws per output / expected (corrected formula), "
+            f"- Exact sampler, flat rounds, draws per output / expected, "
             f"num_outputs = {ex['outputs']}: "
             f"{min(ratios):.2f} to {max(ratios):.2f} over {len(ratios)} settings "
-            f"(target: within 1.3x; {sum(x <= 1.3 for x in ratios)} of {len(ratios)} are). "
-            f"{_which_formula(ex['rows'])}"
+            f"(target: within 1.3x; {sum(x <= 1.3 for x in ratios)} of {len(ratios)} are)."
         )
-        cheaper = [r for r in ex["rows"] if r["draws_per_output"] < 200]
-        dearer = [f"{r['law']} at T = {fmt(r['T'])}" for r in ex["rows"] if r not in cheaper]
-        lines.append(
-            f"- The exact method (exact P^(1/T)) spent fewer draws per output than one batch of "
-            f"N = 200 in {len(cheaper)} of {len(ex['rows'])} settings"
-            + (f"; not for {', '.join(dearer)}." if dearer else ".")
-        )
+        trees = (ex.get("trees") or {}).get("rows") or []
+        low = [r for r in trees if r["T"] <= 0.25]
+        high = [r for r in trees if r["T"] >= 0.5]
+        if low:
+            lines.append(
+                f'- Collision trees (`plan="auto"`, pilot included, '
+                f"num_outputs = {ex['trees']['outputs']}), T <= 0.25: draws per output / best "
+                f"tree from {min(r['ratio_best'] for r in low):.2f} to "
+                f"{max(r['ratio_best'] for r in low):.2f} (target: within 1.3x); "
+                + ", ".join(
+                    f"{r['law'].split(',')[0]} T = {fmt(r['T'])}: {fmt(r['measured'])} "
+                    f"(flat {fmt(r['flat'])})"
+                    for r in low
+                )
+                + "."
+            )
+        if high:
+            lines.append(
+                f"- At T >= 0.5 no split pays (the plan is the flat round, no pilot): draws per "
+                f"output / flat rounds' expectation from {min(r['ratio_flat'] for r in high):.2f}"
+                f" to {max(r['ratio_flat'] for r in high):.2f} (target: <= 1.05)."
+            )
+        cheaper = [r for r in trees if r["measured"] < 200]
+        dearer = [
+            f"{r['law'].split(',')[0]} at T = {fmt(r['T'])}" for r in trees if r not in cheaper
+        ]
+        if trees:
+            lines.append(
+                f"- The exact method (exact P^(1/T)) spent fewer draws per output than one batch "
+                f"of N = 200 in {len(cheaper)} of {len(trees)} settings"
+                + (f"; not for {', '.join(dearer)}." if dearer else ".")
+            )
         scaling = ex.get("scaling") or []
         if scaling:
             worst = max(scaling, key=lambda r: r["ratio"])
@@ -221,10 +235,8 @@ def exact_section(res: dict, figure: str | None) -> str:
                 r["law"],
                 r["T"],
                 r["formula"],
-                r["design_formula"],
                 f"{fmt(r['draws_per_output'])} ± {fmt(r['draws_se'], 2)}",
                 f"**{r['ratio']:.2f}**",
-                f"{r['ratio_design']:.2f}",
                 r["abandoned_fraction"],
                 r["calls_per_output"],
                 _ms(r["seconds_per_output"]),
@@ -234,32 +246,108 @@ def exact_section(res: dict, figure: str | None) -> str:
         )
     seq_ratios = [r["seq_ratio"] for r in res["rows"]]
     parts = [
-        "## 2. Exact sampler: draws per output against the formula, and latency",
-        "With s = 1/T = n + a and S(r) = sum_x P(x)^r, Z_T = S(s):",
-        "- **corrected** (`implicit_temperature.expected_exact_draws`, `core/cost.py`, used by the "
-        "code): [1 + S(1) + ... + S(n-1) + S(s-1)·[a>0]] / Z_T. The collision stage makes its "
-        "k-th draw iff the first k-1 agreed, and the draw that ends a round at its first mismatch "
-        "is counted;\n"
-        "- **DESIGN** §2 as written: [S(1) + ... + S(n) + S(s-1)·[a>0]] / Z_T, which leaves that "
-        "draw out. The two agree for n = 1 (T > 1/2).",
-        f'Measured: `temperature_sample(draw, T, method="exact", num_outputs={res["outputs"]})` '
-        f"with the default lanes (max_lanes = {res['max_lanes']}), {res['replicates']} "
+        "## 2. Exact sampler: cost against T, flat rounds and collision trees",
+        "With s = 1/T = n + a and S(r) = sum_x P(x)^r, Z_T = S(s), a **flat round** costs "
+        "[1 + S(1) + ... + S(n-1) + S(s-1)·[a>0]] / Z_T draws per output "
+        '(`expected_exact_draws(p, T, plan="flat")`): the collision stage makes its k-th draw '
+        "iff the first k-1 agreed, and the draw that ends a round at its first mismatch is "
+        "counted. A **collision tree** a+b pairs an output of a with one of b and keeps it when "
+        "they agree: c(a+b) = (c(a) + c(b)) S(a) S(b) / S(a+b) (`expected_exact_draws(p, T)` "
+        'gives the best tree\'s cost; docs/algorithms.md). `draw` samples a known categorical '
+        "law (inverse CDF in float64).",
+    ]
+    trees = res.get("trees")
+    if trees:
+        parts.append(
+            "**Flat rounds, collision trees and the batch method** (draws per output). "
+            f'*plan="auto", measured*: `temperature_sample(draw, T, method="exact", '
+            f"num_outputs={trees['outputs']})`, mean ± standard error of {trees['replicates']} "
+            "runs; the pilot that plans the tree is included (its mean size per run is shown). "
+            "*best tree*: the planner's tree on the true law (splits on a 0.05 grid). "
+            "*batch*: the batch method draws N = 200 per output whatever T (approximate)."
+        )
+        parts.append(
+            table(
+                (
+                    "law",
+                    "T",
+                    "flat rounds (expected)",
+                    "best tree (expected)",
+                    "best plan",
+                    'plan="auto", measured',
+                    "plan used",
+                    "pilot draws",
+                    "measured / best tree",
+                    "measured / flat",
+                    "batch, N = 200",
+                ),
+                (
+                    (
+                        r["law"],
+                        r["T"],
+                        r["flat"],
+                        r["best_tree"],
+                        f"`{r['best_plan']}`",
+                        f"{fmt(r['measured'])} ± {fmt(r['measured_se'], 2)}",
+                        f"`{r['plan']}`",
+                        r["pilot"],
+                        f"**{r['ratio_best']:.2f}**",
+                        f"{r['ratio_flat']:.3g}",
+                        r["batch"],
+                    )
+                    for r in trees["rows"]
+                ),
+            )
+        )
+        parts.append(
+            "Above T = 1/2 no split applies (each side of a+b needs an exponent of at least 1), "
+            "and at T = 1/2 the split 1+1 costs exactly what the flat round costs, so the plan is "
+            "the flat round and no pilot is drawn. Below, the tree's cost grows about like 1/T "
+            "while the flat rounds' grows like 1/Z_T."
+        )
+    single = res.get("single")
+    if single:
+        parts.append(
+            '**A single output** (`num_outputs=1`, `plan="auto"`; mean ± standard error over '
+            "independent runs, pilot included): the pilot starts at 16 draws and only grows to "
+            "5% of the planned cost, so it does not dominate."
+        )
+        parts.append(
+            table(
+                ("law", "T", "runs", "draws per call", "of which pilot", "best tree",
+                 "draws / best tree"),
+                (
+                    (
+                        r["law"],
+                        r["T"],
+                        r["runs"],
+                        f"{fmt(r['draws'])} ± {fmt(r['draws_se'], 2)}",
+                        r["pilot"],
+                        r["best_tree"],
+                        f"**{r['ratio_best']:.2f}**",
+                    )
+                    for r in single["rows"]
+                ),
+            )
+        )
+    parts += [
+        "**Flat rounds against their formula.** "
+        f'`temperature_sample(draw, T, method="exact", plan="flat", num_outputs={res["outputs"]})`'
+        f" with the default lanes (max_lanes = {res['max_lanes']}), {res['replicates']} "
         "independent replicates; draws per output is their mean ± standard error. *abandoned*: "
         "fraction of started rounds dropped because they began after the last needed acceptance. "
         "*calls/output*: sequential `draw` calls per output in that run. The two last columns "
         f"are the latency of a single output (`num_outputs=1`, mean of {res['single_repeats']} "
         "runs): without lanes (`max_lanes=1`, the sequential baseline: one draw per call, so "
         "calls = draws, shown ± standard error) and with lanes (default; sequential draw calls "
-        "/ draws). `draw` samples a known categorical law (inverse CDF in float64).",
+        "/ draws).",
         table(
             (
                 "law",
                 "T",
-                "expected (corrected)",
-                "expected (DESIGN)",
+                "expected",
                 "measured draws/output",
-                "measured / corrected",
-                "measured / DESIGN",
+                "measured / expected",
                 "abandoned",
                 "calls/output",
                 "ms/output",
@@ -268,28 +356,27 @@ def exact_section(res: dict, figure: str | None) -> str:
             ),
             rows,
         ),
-        f"Which formula the measurements follow: {_which_formula(res['rows'])} The "
-        "sequential baseline's draws (one output at a time, no lanes, so no waste) give "
-        f"measured / corrected from {min(seq_ratios):.2f} to {max(seq_ratios):.2f} "
+        "The sequential baseline's draws (one output at a time, no lanes, so no waste) give "
+        f"measured / expected from {min(seq_ratios):.2f} to {max(seq_ratios):.2f} "
         f"(each a mean of only {res['single_repeats']} outputs). Lanes cut the sequential calls "
         "per output (latency) at the price of extra draws when only one output is wanted. "
-        "The cost is not monotone in T: just below T = 1/n the fractional part a = 1/T - n is "
-        "small and the Bernoulli factory needs about P(x)^(a-1), i.e. nearly 1/P(x), flips, so "
-        "T = 0.49 costs more than T = 0.5 (figure).",
+        "The flat cost is not monotone in T: just below T = 1/n the fractional part "
+        "a = 1/T - n is small and the Bernoulli factory needs about P(x)^(a-1), i.e. nearly "
+        "1/P(x), flips, so T = 0.49 costs more than T = 0.5 (figure).",
     ]
     scaling = res.get("scaling")
     if scaling:
         parts.append(
-            "**Draws per output against `num_outputs`** (default lanes; mean ± standard error "
-            "over independent runs). The lane count follows an acceptance rate estimated on the "
-            "fly; early on, quick rejections are seen before slow acceptances, so the sampler "
-            "starts more rounds than needed, and rounds that finish before the last needed "
-            "acceptance is known are paid for. The overhead is per call, so it fades as "
-            "`num_outputs` grows; `max_lanes=1` has none."
+            "**Draws per output against `num_outputs`** (flat rounds, default lanes; mean ± "
+            "standard error over independent runs). The lane count follows an acceptance rate "
+            "estimated on the fly; early on, quick rejections are seen before slow acceptances, "
+            "so the sampler starts more rounds than needed, and rounds that finish before the "
+            "last needed acceptance is known are paid for. The overhead is per call, so it fades "
+            "as `num_outputs` grows; `max_lanes=1` has none."
         )
         parts.append(
             table(
-                ("law", "T", "num_outputs", "runs", "draws/output", "measured / corrected"),
+                ("law", "T", "num_outputs", "runs", "draws/output", "measured / expected"),
                 (
                     (
                         r["law"],
@@ -379,13 +466,17 @@ def auto_section(res: dict) -> str:
     return "\n\n".join(
         [
             '## 4. What `method="auto"` chooses',
-            "auto draws a pilot batch of N, estimates the exact cost from it and runs exact when "
-            "the estimate fits `max_draws` (default: "
-            f"{res['budget_factor']} x N draws per output) beside the pilot and a reserve for "
-            "the batch method, else the batch method; when neither fits it raises "
-            "`DrawBudgetExceeded` (it never overspends `max_draws`). *pilot "
-            "estimate* and *true expected* are the exact method's total draws for all outputs "
-            "(the latter from the known law); *draws* is what the run spent, pilot included.",
+            "auto draws a small pilot (16 draws per problem, growing to 5% of the planned cost, "
+            "at most N), plans the exact method's collision tree from it and estimates its cost; "
+            "it runs exact when the estimate is at most "
+            f"{res['budget_factor']} x the batch method's draws (without `max_draws`) or at most "
+            f"{res['exact_share']:g} x what is left of `max_draws`, else the batch method. The "
+            "choice is made before any exact draw and kept: an exact run that overruns "
+            "`max_draws` raises `DrawBudgetExceeded` (it never switches to batch, which would "
+            "keep only the short runs and bias the law), and when neither method fits it raises "
+            "at once. *pilot estimate* and *true expected* are the exact method's total draws for "
+            "all outputs (the latter from the known law, best tree); *draws* is what the run "
+            "spent, pilot included.",
             table(
                 (
                     "law",

@@ -34,7 +34,9 @@ def categorical_draw(p: torch.Tensor):
 def chi_square_pvalue(outcomes: torch.Tensor, target: torch.Tensor, min_expected: float = 5.0):
     """Pearson chi-square p-value of observed outcome ids against target probabilities.
 
-    Cells with expected count < min_expected are pooled into one cell (the usual validity rule).
+    Cells with expected count < min_expected are pooled into one cell (the usual validity rule);
+    a pooled cell still below min_expected joins the smallest frequent cell, or, when only one
+    frequent cell is left, the exact binomial test of the pooled count is used instead.
     """
     n = outcomes.numel()
     observed = torch.bincount(outcomes.flatten(), minlength=target.numel()).double().numpy()
@@ -43,13 +45,23 @@ def chi_square_pvalue(outcomes: torch.Tensor, target: torch.Tensor, min_expected
     assert observed[impossible].sum() == 0, "an outcome of target probability 0 was returned"
     observed, expected = observed[~impossible], expected[~impossible]
     big = expected >= min_expected
+    assert observed.sum() == n, "an outcome outside the target's support was returned"
     obs = list(observed[big])
     exp = list(expected[big])
     if (~big).any():
-        obs.append(observed[~big].sum())
-        exp.append(expected[~big].sum())
+        small_obs, small_exp = observed[~big].sum(), expected[~big].sum()
+        if small_exp < min_expected and len(exp) == 1:
+            # one frequent cell and a pooled rest still too rare for the chi-square
+            # approximation: the exact binomial test of the rest's count
+            return stats.binomtest(int(small_obs), n, small_exp / n).pvalue
+        if small_exp < min_expected:  # fold the rare rest into the smallest frequent cell
+            i = int(np.argmin(exp))
+            obs[i] += small_obs
+            exp[i] += small_exp
+        else:
+            obs.append(small_obs)
+            exp.append(small_exp)
     obs, exp = np.array(obs), np.array(exp)
-    assert obs.sum() == n, "an outcome outside the target's support was returned"
     return stats.chisquare(obs, exp).pvalue
 
 

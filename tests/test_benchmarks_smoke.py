@@ -92,16 +92,20 @@ def test_selection_table_parses(report: tuple[str, Path]) -> None:
 
 def test_exact_table_parses(report: tuple[str, Path]) -> None:
     text, _ = report
-    rows, scaling = _section(text, "2. Exact sampler")
-    temps = sorted({_number(c) for c in _column(rows, "T")})
+    trees, single, flat, scaling = _section(text, "2. Exact sampler")
+    temps = sorted({_number(c) for c in _column(flat, "T")})
     assert temps == [0.25, 0.37, 0.5, 0.8, 0.9]
-    corrected = [_number(c) for c in _column(rows, "expected (corrected)")]
-    design = [_number(c) for c in _column(rows, "expected (DESIGN)")]
-    for ratio in _column(rows, "measured / corrected"):
+    for ratio in _column(flat, "measured / expected"):
         assert 0 < _number(ratio) < float("inf")
-    # the DESIGN variant leaves a draw out, so it is never above the corrected formula
-    assert all(d <= c * (1 + 1e-9) for c, d in zip(corrected, design, strict=True))
-    assert all(_number(c) > 0 for c in _column(scaling, "measured / corrected"))
+    assert all(_number(c) > 0 for c in _column(scaling, "measured / expected"))
+    # collision trees: two laws, T down to 0.05, the best tree never above the flat rounds
+    assert len(set(_column(trees, "law"))) == 2
+    assert min(_number(c) for c in _column(trees, "T")) == 0.05
+    flat_cost = _column(trees, "flat rounds (expected)")
+    pairs = zip(flat_cost, _column(trees, "best tree (expected)"), strict=True)
+    assert all(_number(b) <= _number(f) * (1 + 1e-9) for f, b in pairs)
+    assert all(_number(c) > 0 for c in _column(trees, "measured / best tree"))
+    assert all(_number(c) > 0 for c in _column(single, "draws / best tree"))
 
 
 def test_accuracy_tables_parse(report: tuple[str, Path]) -> None:

@@ -79,7 +79,7 @@ def test_keys_must_be_integers():
 
 
 def test_keys_must_have_the_right_shape():
-    with pytest.raises(it.InvalidKeysError, match=r"expected \(1,\) or \(1, d\)"):
+    with pytest.raises(it.InvalidKeysError, match=r"expected \(\d+,\) or \(\d+, d\)"):
         it.temperature_sample(DRAW, 0.5, key=lambda x: torch.zeros(len(x) + 1, dtype=torch.long))
     with pytest.raises(it.InvalidKeysError, match=r"\(B, N\) or \(B, N, d\)"):
         it.select_from_batch(torch.zeros(5, dtype=torch.long), 0.5)

@@ -46,10 +46,12 @@ def test_goodness_of_fit_has_power():
      ("zipf", 0.5), ("zipf", 0.37)],
 )
 def test_draws_per_output_near_formula(law_name, temperature):
-    """Measured draws per output stay within [0.9, 1.3] x the sequential expectation."""
+    """Flat rounds: measured draws per output stay within [0.9, 1.3] x the sequential
+    expectation."""
     p = PEAKED if law_name == "peaked" else ZIPF
-    res = it.temperature_sample(categorical_draw(p), temperature, num_outputs=5_000, generator=3)
-    expected = it.expected_exact_draws(p, temperature)
+    res = it.temperature_sample(categorical_draw(p), temperature, method="exact", plan="flat",
+                                num_outputs=5_000, generator=3)
+    expected = it.expected_exact_draws(p, temperature, plan="flat")
     ratio = res.draws / 5_000 / expected
     assert 0.9 < ratio < 1.3, f"draws/output {res.draws / 5000:.2f} vs formula {expected:.2f}"
     assert res.model_calls < res.draws / 10, "lanes should feed many rounds per draw() call"
@@ -61,7 +63,7 @@ def test_temperature_one_costs_one_draw_per_output():
 
 
 def _sequential_reference(p, temperature, n_outputs, seed):
-    """One round at a time, plain Python: the algorithm of DESIGN §2, counting draws."""
+    """One round at a time, plain Python: the flat round of docs/algorithms.md, counting draws."""
     rng = random.Random(seed)
     s = 1.0 / temperature
     n, a = int(math.floor(s + 1e-12)), s - math.floor(s + 1e-12)
@@ -99,7 +101,7 @@ def _sequential_reference(p, temperature, n_outputs, seed):
 def test_cost_formula_matches_sequential_algorithm(temperature):
     """The cost formula is the mean cost of the plain sequential algorithm (within 4%)."""
     measured = _sequential_reference(PEAKED, temperature, 6_000, seed=11)
-    formula = expected_exact_cost(PEAKED, temperature).draws_per_output
+    formula = expected_exact_cost(PEAKED, temperature, plan="flat").draws_per_output
     assert abs(measured / formula - 1) < 0.04, (measured, formula)
 
 
@@ -167,8 +169,8 @@ def test_same_seed_same_result_and_other_seed_differs():
 def test_budget_error_is_prompt_and_carries_stats():
     uniform = torch.full((1000,), 1e-3, dtype=torch.float64)
     with pytest.raises(it.DrawBudgetExceeded) as info:
-        it.temperature_sample(categorical_draw(uniform), 0.1, num_outputs=1, max_draws=20_000,
-                              generator=0)
+        it.temperature_sample(categorical_draw(uniform), 0.1, method="exact", plan="flat",
+                              num_outputs=1, max_draws=20_000, generator=0)
     stats = info.value.stats
     assert 0 < stats["draws"] <= 20_000
     assert stats["accepted_rounds"] == 0 and stats["rounds"] > 0
@@ -177,7 +179,9 @@ def test_budget_error_is_prompt_and_carries_stats():
 
 def test_exact_refuses_temperature_above_one():
     with pytest.raises(it.InvalidTemperatureError, match='method="batch"'):
-        it.temperature_sample(categorical_draw(PEAKED), 1.5)
+        it.temperature_sample(categorical_draw(PEAKED), 1.5, method="exact")
+    # the default, method="auto", works at any T (batch above 1)
+    assert it.temperature_sample(categorical_draw(PEAKED), 1.5).method == "batch"
 
 
 def test_batched_draw_with_active_skips_finished_problems():
@@ -196,11 +200,62 @@ def test_batched_draw_with_active_skips_finished_problems():
         rows = laws if active is None else laws[active]
         return torch.multinomial(rows.float(), m, replacement=True, generator=generator)
 
-    full = it.temperature_sample(draw_all, 0.4, batched=True, num_outputs=1, generator=1)
-    part = it.temperature_sample(draw_some, 0.4, batched=True, num_outputs=1, generator=1)
+    full = it.temperature_sample(draw_all, 0.4, method="exact", plan="flat", batched=True,
+                                 num_outputs=1, generator=1)
+    part = it.temperature_sample(draw_some, 0.4, method="exact", plan="flat", batched=True,
+                                 num_outputs=1, generator=1)
     assert min(calls) < len(laws), "finished problems were never left out"
     assert part.draws < 0.5 * full.draws, (part.draws, full.draws)
     assert part.samples.shape == (1200, 1)
     for row in range(3):  # pool the 400 problems that share each law
         outcomes = part.samples[row::3].flatten()
         assert chi_square_pvalue(outcomes, tempered(laws[row], 0.4)) > ALPHA
+
+
+def test_merging_accepted_rounds_is_linear(monkeypatch):
+    """The accepted rounds were joined chunk by chunk (quadratic: 1e6 outputs took 45 x the time
+    of 1e5). Count the sample entries that Samples.cat copies in a run with thousands of small
+    chunks (max_lanes=16): lanes and merge together stay within a small multiple of the
+    outputs."""
+    from implicit_temperature.core.samples import Samples
+
+    copied = []
+    original = Samples.cat
+
+    def counting_cat(self, other):
+        out = original(self, other)
+        copied.append(out.size * out.num_problems)
+        return out
+
+    monkeypatch.setattr(Samples, "cat", counting_cat)
+    n = 8_000
+    res = it.temperature_sample(categorical_draw(PEAKED), 0.5, method="exact", plan="flat",
+                                num_outputs=n, max_lanes=16, generator=0)
+    assert res.samples.shape == (n,)
+    assert sum(copied) < 60 * n, (sum(copied), len(copied))  # chunk by chunk: ~2000 * n
+
+
+def test_progress_is_off_by_default(capsys):
+    it.temperature_sample(categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20, generator=0)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    res = it.temperature_sample(categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20,
+                                generator=0, progress=True)
+    err = capsys.readouterr().err
+    assert "exact T=0.1" in err and "draw" in err
+    assert res.method == "exact"
+
+
+def test_progress_without_tqdm_goes_to_the_log(monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
+    with caplog.at_level("INFO", logger="implicit_temperature.progress"):
+        it.temperature_sample(categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20,
+                              generator=0, progress=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("tqdm is not installed" in m for m in messages)
+    assert any("draws" in m for m in messages)

@@ -11,20 +11,35 @@ from typing import Any
 import torch
 
 from .batch import ESTIMATORS, batch_selection
-from .cost import estimate_exact_draws
+from .cost import choose_tree, pilot_power_sums
 from .diagnostics import check_diagnostics, make_diagnostics
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded, InvalidTemperatureError
-from .exact import DEFAULT_MAX_LANES, run_exact
-from .grouping import group_counts
+from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
+from .plan import Tree, acceptance, format_tree, leaf, resolve_plan
+from .progress import Progress
 from .result import TemperatureResult
+from .tree import run_tree
 from .validation import check_positive_int, check_temperature, inverse_temperature, make_generator
 
 METHODS = ("exact", "batch", "auto")
 
-#: method="auto" picks exact when its estimated draws fit max_draws, or, without max_draws, this
-#: many times the batch method's draws (num_samples per output): exactness is worth some cost.
+#: method="auto" without max_draws picks exact when its planned draws are at most this many times
+#: the batch method's draws (num_samples per output): exactness is worth some cost.
 AUTO_BUDGET_FACTOR = 10
+#: method="auto" with max_draws picks exact when its planned draws are at most this share of what
+#: is left of max_draws after the pilot, so that a run at twice its estimate still fits.
+AUTO_EXACT_SHARE = 0.5
+#: The exact method refuses to start when its planned draws exceed this many times the budget.
+FAR_BEYOND_BUDGET = 10.0
+#: No exact run is started whose least possible cost exceeds this many draws (float64 counts).
+MAX_FEASIBLE_DRAWS = 2**53
+#: Pilot (plan="auto" and method="auto"): starts at PILOT_MIN draws per problem and grows to
+#: PILOT_SHARE of the planned cost (never beyond num_samples, nor beyond PILOT_BUDGET_SHARE of
+#: max_draws), so that for a single output it stays small and for many it plans well.
+PILOT_MIN = 16
+PILOT_SHARE = 0.05
+PILOT_BUDGET_SHARE = 0.25
 
 logger = logging.getLogger(__name__)  # under "implicit_temperature"
 
@@ -34,7 +49,8 @@ def temperature_sample(
     temperature: float,
     *,
     key: Callable[[Any], Any] | None = None,
-    method: str = "exact",
+    method: str = "auto",
+    plan: str | Tree = "auto",
     num_samples: int = 200,
     num_outputs: int = 1,
     max_draws: int | None = None,
@@ -44,6 +60,7 @@ def temperature_sample(
     max_lanes: int = DEFAULT_MAX_LANES,
     estimator: str = "binomial",
     key_name: str | Callable[[], str | None] | None = None,
+    progress: bool = False,
 ) -> TemperatureResult:
     """Sample from P_T(x) = P(x)^(1/T) / Z_T using only draws x ~ P.
 
@@ -55,15 +72,23 @@ def temperature_sample(
         key: ``key(samples)`` -> integer tensor (m,) or (m, d) (batched: (B, m) or (B, m, d));
             equal keys = same outcome. None compares sample rows exactly (bitwise for floats;
             hashable Python objects for lists).
-        method: "exact" (exact P_T, T <= 1, random cost), "batch" (approximate, any T > 0, exactly
-            num_samples draws per output), "auto" (a pilot batch of num_samples estimates the exact
-            cost; exact if it fits the budget, else batch).
-        num_samples: N, the batch size of the batch method and of auto's pilot.
+        method: "auto" (default: a small pilot batch plans the exact method and estimates its
+            cost; exact when that fits the budget, else batch; the choice is made before exact
+            runs and then kept: an exact run that overruns raises, it never switches), "exact"
+            (exact P_T, T <= 1, random cost) or "batch" (approximate, any T > 0, exactly
+            num_samples draws per output).
+        plan: exact method: "auto" (default: the collision tree a pilot batch plans, flat rounds
+            for T >= 1/2 without a pilot), "flat" (one flat round per output attempt) or a tree
+            such as "(2+2)+(3+3)" or "2*(1.5+1.5)" whose leaves add up to 1/T (notation in
+            :mod:`implicit_temperature.core.plan`).
+        num_samples: N, the batch size of the batch method, and the largest pilot of "auto".
         num_outputs: outputs per problem. They are independent; the batch method draws a fresh
             batch of N for each output, all in one ``draw`` call.
-        max_draws: exact/auto: budget of base draws; the exact method raises
-            :class:`DrawBudgetExceeded` (with the statistics so far) instead of exceeding it.
-            None means ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` (1e6) per output and problem.
+        max_draws: exact/auto: budget of base draws, pilot included; the exact method raises
+            :class:`DrawBudgetExceeded` (with the statistics so far) instead of exceeding it, and
+            refuses at once when its plan needs far more (``FAR_BEYOND_BUDGET``) or when even its
+            least possible cost (1/T draws per output) exceeds it. None means
+            ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` (1e6) per output and problem.
         generator: torch.Generator or int seed; the same seed gives the same result.
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
@@ -72,14 +97,24 @@ def temperature_sample(
         key_name: a name for ``key`` (e.g. the quantizer's) used in ``res.diagnostics`` and in
             the :class:`TemperatureWarning` raised when temperature could not act; or a callable
             returning it, asked once the draws are done (for keys chosen lazily).
+        progress: show progress of the exact method (a tqdm bar of draws against the planned
+            total when tqdm is installed, else log lines). Off by default.
 
     Returns:
         :class:`TemperatureResult`. Exactness: ``method="exact"`` returns samples whose outcomes
-        (keys) are exactly P_T-distributed and mutually independent; the sample is the stage-1 draw,
-        so within one key it keeps the model's own law. ``method="batch"`` is an approximation that
-        improves with N (see docs/algorithms.md). ``res.diagnostics`` says how many distinct keys
-        the pools (batch) or the first draws (exact) had; a :class:`TemperatureWarning` is raised
-        when almost every batch sample was distinct or one key covered every sample.
+        (keys) are exactly P_T-distributed and mutually independent; the sample is the stage-1 draw
+        of a leaf round, so within one key it keeps the model's own law. ``method="batch"`` is an
+        approximation that improves with N (see docs/algorithms.md). ``res.extra["plan"]`` is the
+        tree used, ``res.expected_draws`` its planned draws (pilot not included) when a pilot
+        was drawn, ``res.extra["pilot_draws"]`` the pilot's draws (counted in ``res.draws``).
+        ``res.diagnostics`` says how many distinct keys the pools (batch) or the first draws
+        (exact) had; a :class:`TemperatureWarning` is raised when almost every batch sample was
+        distinct or one key covered every sample.
+
+    Very small T: 1/T is defined for every positive float (inf below ~5.6e-309). The batch
+    method's T -> 0 limit is a uniform pick among the pool's most frequent outcomes; the exact
+    method needs at least 1/T draws per output, so it refuses with :class:`DrawBudgetExceeded`
+    when that exceeds ``max_draws``, and "auto" then uses batch.
     """
     t = check_temperature(temperature)
     if method not in METHODS:
@@ -100,6 +135,12 @@ def temperature_sample(
             "P(x)^(1/T - 1), an unbounded factor that no algorithm using only samples can produce. "
             'Use method="batch" (approximate, any T > 0) or method="auto".'
         )
+    s = inverse_temperature(t)
+    fixed_tree = None
+    if t <= 1.0 and math.isfinite(s):
+        fixed_tree = resolve_plan(plan, s)  # validates explicit trees early
+    elif not (isinstance(plan, Tree) or isinstance(plan, str)):
+        raise TypeError(f"plan must be 'auto', 'flat' or a tree string, got {plan!r}")
     gen = make_generator(generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
@@ -114,18 +155,32 @@ def temperature_sample(
         batched=batched,
         key_name=key_name,
     )
+    cfg = _Config(t, s, plan, fixed_tree, n_samples, n_out, max_draws, lanes, progress)
 
     if method == "batch":
         return _run_batch(source, t, n_samples, n_out, share_pool, estimator, gen, common)
     if method == "exact":
-        return _run_exact(source, t, n_out, max_draws, lanes, common)
-    return _run_auto(
-        source, t, n_samples, n_out, max_draws, share_pool, lanes, estimator, gen, common
-    )
+        return _run_exact(source, cfg, common)
+    return _run_auto(source, cfg, share_pool, estimator, gen, common)
+
+
+class _Config:
+    """The exact method's settings, shared by exact and auto."""
+
+    def __init__(self, t, s, plan, fixed_tree, n_samples, n_out, max_draws, lanes, progress):
+        self.t, self.s, self.plan, self.fixed_tree = t, s, plan, fixed_tree
+        self.n_samples, self.n_out, self.max_draws = n_samples, n_out, max_draws
+        self.lanes, self.progress = lanes, progress
 
 
 def _finish(
-    source: DrawSource, samples, keys: torch.Tensor, method: str, common: dict, **fields: Any
+    source: DrawSource,
+    samples,
+    keys: torch.Tensor,
+    method: str,
+    common: dict,
+    extra: dict | None = None,
+    **fields: Any,
 ) -> TemperatureResult:
     batched = common["batched"]
     pool_counts = fields.pop("pool_counts", None)
@@ -152,7 +207,7 @@ def _finish(
         model_calls=source.calls,
         requested_method=common["requested_method"],
         num_outputs=common["num_outputs"],
-        extra={"batched": batched},
+        extra={"batched": batched, **(extra or {})},
         diagnostics=diagnostics,
         **fields,
     )
@@ -166,23 +221,138 @@ def _name_of_key(key_name: Any) -> str | None:
     return None if name is None else str(name)
 
 
-def _run_exact(
+def _least_draws(cfg: _Config) -> float:
+    """The fewest draws one output can cost with the plan (an accepted flat round at r draws
+    ceil(r) times; every plan needs at least 1/T)."""
+    if cfg.fixed_tree is not None:
+        return cfg.fixed_tree.min_draws
+    return float(math.ceil(cfg.s)) if math.isfinite(cfg.s) else math.inf
+
+
+def _default_budget(source: DrawSource, cfg: _Config, b: int) -> int:
+    return source.draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * cfg.n_out * b
+
+
+def _check_least_cost(source: DrawSource, cfg: _Config) -> None:
+    """Refuse at once when even the cheapest possible run cannot fit (e.g. T -> 0)."""
+    b = source.num_problems or 1
+    least = _least_draws(cfg) * cfg.n_out * b
+    budget = cfg.max_draws if cfg.max_draws is not None else _default_budget(source, cfg, b)
+    if least > budget or least > MAX_FEASIBLE_DRAWS:
+        what = (
+            f"max_draws={cfg.max_draws}"
+            if cfg.max_draws is not None
+            else (f"the default budget of {DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} draws per output")
+        )
+        if least > MAX_FEASIBLE_DRAWS:
+            what = f"any feasible run ({MAX_FEASIBLE_DRAWS:.1e} draws)"
+        raise DrawBudgetExceeded(
+            f"at T={cfg.t:.3g} every exact output costs at least {_least_draws(cfg):.3g} base "
+            f"draws (1/T = {cfg.s:.3g}), {least:.3g} in all: beyond {what}. As T -> 0, P_T tends "
+            'to the most likely outcomes; method="batch" (or "auto") returns the most frequent '
+            "outcome of its pool there. Raise max_draws to run exact anyway.",
+            {"draws": source.draws, "model_calls": source.calls},
+        )
+
+
+def _plan(
+    source: DrawSource, cfg: _Config, ref_cost: float | None = None
+) -> tuple[Tree, torch.Tensor | None, dict, dict, int]:
+    """The tree to run, its planned cost per output (B,) (None without a pilot), the planned
+    acceptance rates per node and per leaf, and the pilot's draws.
+
+    The pilot (plan="auto" above s = 2, or whenever ``ref_cost`` asks for an estimate) starts at
+    PILOT_MIN draws per problem and grows to PILOT_SHARE of the planned cost (or of ``ref_cost``
+    when that is smaller), within num_samples and PILOT_BUDGET_SHARE of max_draws. Its draws only
+    plan: they are never reused as samples (the plan depends on them).
+    """
+    needs_pilot = ref_cost is not None or (cfg.fixed_tree is None and cfg.s > 2.0)
+    if not needs_pilot:
+        return cfg.fixed_tree or leaf(cfg.s), None, {}, {}, 0
+    cap = cfg.n_samples
+    if cfg.max_draws is not None:
+        b0 = source.num_problems or 1
+        cap = min(cap, int(PILOT_BUDGET_SHARE * (cfg.max_draws - source.draws)) // b0)
+    if cap < 2:  # no room for a pilot: no estimate
+        return cfg.fixed_tree or leaf(cfg.s), None, {}, {}, 0
+    start = source.draws
+    parts: list[torch.Tensor] = []
+    have, target = 0, min(PILOT_MIN, cap)
+    while True:
+        _, k = source(target - have)
+        parts.append(k)
+        have = target
+        b = k.shape[0]
+        if cfg.max_draws is not None:  # B is known now: the pilot's share per problem
+            if source.draws > cfg.max_draws:
+                raise DrawBudgetExceeded(
+                    f"max_draws={cfg.max_draws} is below a pilot of {have} draws for each of "
+                    f"the {b} problems; raise max_draws",
+                    {"draws": source.draws, "model_calls": source.calls},
+                )
+            cap = min(cap, int(PILOT_BUDGET_SHARE * (cfg.max_draws - start)) // b)
+        ps = pilot_power_sums(torch.cat(parts, 1))
+        tree, cost = choose_tree(ps, cfg.s, cfg.plan)
+        ref = float(cost.sum()) * cfg.n_out
+        if ref_cost is not None:
+            ref = min(ref, ref_cost)
+        desired = cap if not math.isfinite(ref) else min(cap, math.ceil(PILOT_SHARE * ref / b))
+        if have >= cap or desired < 2 * have:
+            break
+        target = desired
+    rates = acceptance(tree, ps)
+    leaves = sorted({t.s for t in tree.nodes() if t.is_leaf})
+    log_s = ps.log_s(torch.tensor(leaves, dtype=torch.float64))
+    leaf_rates = {r: torch.exp(log_s[:, i]) for i, r in enumerate(leaves)}
+    return tree, cost, rates, leaf_rates, source.draws - start
+
+
+def _execute(
     source: DrawSource,
-    t: float,
-    n_out: int,
-    budget: int | None,
-    lanes: int,
+    cfg: _Config,
     common: dict,
+    tree: Tree,
+    cost: torch.Tensor | None,
+    rates: dict,
+    leaf_rates: dict,
+    pilot: int,
+    budget: int | None,
     **fields: Any,
 ) -> TemperatureResult:
-    out = run_exact(source, inverse_temperature(t), n_out, max_draws=budget, max_lanes=lanes)
+    prog = Progress(cfg.progress, f"exact T={cfg.t:g} plan={format_tree(tree)}")
+    expected = None if cost is None else float(cost.sum()) * cfg.n_out
+    if expected is not None:
+        prog.set_total(source.draws + expected)
+    prog.update(source.draws)
+    try:
+        out, run = run_tree(
+            source,
+            tree,
+            cfg.n_out,
+            max_draws=budget,
+            max_lanes=cfg.lanes,
+            rates=rates,
+            leaf_rates=leaf_rates,
+            on_draw=lambda: prog.update(source.draws),
+        )
+    finally:
+        prog.close()
     st = out.stats
+    extra = {
+        "plan": format_tree(tree),
+        "plan_draws_per_output": None if cost is None else float(cost.mean()),
+        "pilot_draws": pilot,
+        "pairs": run.pairs,
+        "kept_pairs": run.kept,
+    }
+    fields.setdefault("expected_draws", expected)
     return _finish(
         source,
         out.samples,
         out.keys,
         "exact",
         common,
+        extra=extra,
         rounds=st.rounds,
         accepted_rounds=st.accepted,
         rejected_rounds=st.rejected,
@@ -190,6 +360,28 @@ def _run_exact(
         max_lanes_used=st.max_lanes_used,
         **fields,
     )
+
+
+def _run_exact(source: DrawSource, cfg: _Config, common: dict) -> TemperatureResult:
+    _check_least_cost(source, cfg)
+    tree, cost, rates, leaf_rates, pilot = _plan(source, cfg)
+    b = source.num_problems
+    budget = cfg.max_draws
+    if budget is None and b is not None:
+        budget = _default_budget(source, cfg, b)
+    if cost is not None and budget is not None:
+        planned = float(cost.sum()) * cfg.n_out
+        left = budget - source.draws
+        if not planned <= FAR_BEYOND_BUDGET * left:
+            raise DrawBudgetExceeded(
+                f"the exact method's plan {format_tree(tree)!r} needs ~{planned:.3g} base draws "
+                f"(estimated from a pilot of {pilot} draws), far beyond the {left} left of the "
+                f"budget (max_draws={cfg.max_draws}; None means "
+                f"{DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} per output): refused before running. Raise "
+                'max_draws, or use method="batch" (approximate, fixed cost).',
+                {"draws": source.draws, "model_calls": source.calls, "planned_draws": planned},
+            )
+    return _execute(source, cfg, common, tree, cost, rates, leaf_rates, pilot, budget)
 
 
 def _run_batch(
@@ -232,18 +424,17 @@ def _run_batch(
 
 def _run_auto(
     source: DrawSource,
-    t: float,
-    n: int,
-    n_out: int,
-    max_draws: int | None,
+    cfg: _Config,
     share_pool: bool,
-    lanes: int,
     estimator: str,
     gen: torch.Generator,
     common: dict,
 ) -> TemperatureResult:
-    def batch(reason: str, expected: float | None = None) -> TemperatureResult:
-        return _run_batch(
+    """Decide between exact and batch before any exact draw, then keep the decision."""
+    t, n, n_out = cfg.t, cfg.n_samples, cfg.n_out
+
+    def batch(reason: str, expected: float | None = None, **extra: Any) -> TemperatureResult:
+        res = _run_batch(
             source,
             t,
             n,
@@ -255,71 +446,101 @@ def _run_auto(
             reason=reason,
             expected_draws=expected,
         )
+        res.extra.update(extra)
+        return res
 
     if t > 1.0:
         return batch(f"T={t:g} > 1: no exact sample-only method exists above T = 1")
-    if t == 1.0:  # B is only known after the first draw, so the expectation is set after it
-        res = _run_exact(
+    if t == 1.0:  # one draw per output: exact is free
+        if cfg.max_draws is not None and source.draws + n_out > cfg.max_draws:
+            raise DrawBudgetExceeded(
+                f"max_draws={cfg.max_draws} is below the {n_out} draws T = 1 needs",
+                {"draws": 0, "model_calls": 0},
+            )
+        res = _execute(
             source,
-            t,
-            n_out,
-            max_draws,
-            lanes,
+            cfg,
             common,
+            leaf(1.0),
+            None,
+            {},
+            {},
+            0,
+            cfg.max_draws,
             reason="T = 1: the exact method costs one draw per output",
         )
         res.expected_draws = float(n_out * (res.keys.shape[0] if common["batched"] else 1))
         return res
-    if max_draws is not None and max_draws < n:
-        raise DrawBudgetExceeded(
-            f'method="auto" needs a pilot of num_samples={n} draws but max_draws={max_draws}; '
-            "raise max_draws or lower num_samples",
-            {"draws": 0, "model_calls": 0},
+    b0 = source.num_problems or 1
+    batch_cost0 = n * (1 if share_pool else n_out) * b0
+    if cfg.max_draws is not None:
+        exact_limit = AUTO_EXACT_SHARE * cfg.max_draws
+    else:
+        exact_limit = AUTO_BUDGET_FACTOR * batch_cost0
+    least = _least_draws(cfg) * n_out * b0
+    if not least <= exact_limit:
+        if cfg.max_draws is not None and batch_cost0 > cfg.max_draws:
+            raise DrawBudgetExceeded(
+                f'method="auto": neither method fits max_draws={cfg.max_draws}: exact needs at '
+                f"least {least:.3g} draws (1/T = {cfg.s:.3g} per output), batch needs "
+                f"{batch_cost0}; raise max_draws or lower num_samples / num_outputs",
+                {"draws": source.draws, "model_calls": source.calls},
+            )
+        return batch(
+            f"T={t:.3g}: exact needs at least 1/T = {cfg.s:.3g} draws per output "
+            f"({least:.3g} in all), beyond the {exact_limit:.3g} auto allows"
         )
-    _, pilot_keys = source(n)
-    b = pilot_keys.shape[0]
-    counts, _ = group_counts(pilot_keys)
-    expected = float(estimate_exact_draws(counts, t).sum()) * n_out  # (B,) per output, summed
-    budget = max_draws if max_draws is not None else AUTO_BUDGET_FACTOR * n * n_out * b
-    remaining = budget - source.draws
+    tree, cost, rates, leaf_rates, pilot = _plan(source, cfg, ref_cost=float(batch_cost0))
+    b = source.num_problems or 1
     batch_cost = n * (1 if share_pool else n_out) * b
-    # keep the batch method's draws in reserve, so a fallback after an exact overrun still fits
-    exact_budget = remaining - batch_cost
-    if batch_cost > remaining and not expected <= remaining:
+    expected = float(cost.sum()) * n_out if cost is not None else math.inf
+    remaining = None if cfg.max_draws is None else cfg.max_draws - source.draws
+    if remaining is not None:
+        limit = AUTO_EXACT_SHARE * remaining
+        limit_text = f"{AUTO_EXACT_SHARE:g} x the {remaining} draws left of max_draws"
+    else:
+        limit = AUTO_BUDGET_FACTOR * batch_cost
+        limit_text = f"{AUTO_BUDGET_FACTOR} x the batch method's {batch_cost} draws"
+    plan_text = format_tree(tree)
+    if expected <= limit:
+        budget = cfg.max_draws if cfg.max_draws is not None else _default_budget(source, cfg, b)
+        reason = (
+            f"exact with plan {plan_text!r} needs ~{expected:.3g} draws (pilot of {pilot}) <= "
+            f"{limit_text}"
+        )
+        try:
+            return _execute(
+                source,
+                cfg,
+                common,
+                tree,
+                cost,
+                rates,
+                leaf_rates,
+                pilot,
+                budget,
+                reason=reason,
+                expected_draws=expected,
+            )
+        except DrawBudgetExceeded as exc:
+            raise DrawBudgetExceeded(
+                f'method="auto" chose exact ({reason}) and committed to it, but the run '
+                f"overran max_draws={budget} ({exc.stats.get('draws')} drawn). Its outputs are "
+                "not returned: keeping only runs that finish in budget would favour outcomes "
+                'with short rounds. Raise max_draws, or use method="batch".',
+                exc.stats,
+            ) from exc
+    if remaining is not None and batch_cost > remaining:
         raise DrawBudgetExceeded(
-            f'method="auto": neither method fits max_draws={max_draws} after the pilot '
-            f"({source.draws} drawn): exact needs ~{expected:.3g} draws (pilot estimate), batch "
-            f"needs {batch_cost}; raise max_draws or lower num_samples / num_outputs",
+            f'method="auto": neither method fits max_draws={cfg.max_draws} after the pilot '
+            f"({source.draws} drawn): exact needs ~{expected:.3g} draws (plan {plan_text!r}), "
+            f"batch needs {batch_cost}; raise max_draws or lower num_samples / num_outputs",
             {"draws": source.draws, "model_calls": source.calls},
         )
-    if batch_cost > remaining:  # only exact can fit: no reserve, no fallback
-        exact_budget = remaining
-    if not math.isfinite(expected):
-        return batch(
-            f"the pilot of N={n} saw no {inverse_temperature(t):g}-fold collision, so "
-            "Z_T is tiny and the exact method would be very costly",
-            expected,
-        )
-    if expected > exact_budget:
-        return batch(
-            f"exact needs ~{expected:.3g} draws (pilot estimate) > budget {exact_budget}", expected
-        )
-    try:
-        return _run_exact(
-            source,
-            t,
-            n_out,
-            exact_budget,
-            lanes,
-            common,
-            reason=f"exact needs ~{expected:.3g} draws (pilot estimate) <= budget {exact_budget}",
-            expected_draws=expected,
-        )
-    except DrawBudgetExceeded as exc:
-        if batch_cost > budget - source.draws:
-            raise
-        return batch(
-            f"exact ran over its budget of {exact_budget} draws after the pilot estimated "
-            f"~{expected:.3g} ({exc.stats['draws']} spent); fell back to batch",
-            expected,
-        )
+    return batch(
+        f"exact with plan {plan_text!r} needs ~{expected:.3g} draws (pilot of {pilot}) > "
+        f"{limit_text}",
+        expected,
+        plan=plan_text,
+        pilot_draws=pilot,
+    )

@@ -44,29 +44,45 @@ class BatchSelection:
 def _log_weights(
     counts: torch.Tensor, s: float, estimator: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample log selection weights (B, N) float64, with the level and cascade depth (B,)."""
+    """Per-sample log selection weights (B, N) float64, with the level and cascade depth (B,).
+
+    Defined for every s = 1/T, including s = inf (T below ~5.6e-309): once the cascade steps
+    below 1/T (floor(s) > c_max), the level is c_max + frac(s), where only the outcomes seen
+    c_max times qualify, all with the same weight per sample: the pick is uniform among the
+    pool's most frequent outcomes, which is also the T -> 0 limit. The level and depth are
+    computed from floor(s) and frac(s) separately, so they stay exact however large s is
+    (``depth`` saturates at 2^62).
+    """
     c = counts.double()
     b = c.shape[0]
+    c_max = c.amax(dim=1)
     if estimator == "plugin":
         level = torch.full((b,), s, dtype=torch.float64, device=c.device)
         depth = torch.zeros(b, dtype=torch.long, device=c.device)
+        if math.isinf(s):  # the limit of (s - 1) log c: only the largest count survives
+            top = c == c_max.unsqueeze(1)
+            zero = torch.zeros_like(c)
+            return torch.where(top, zero, torch.full_like(c, float("-inf"))), level, depth
         return (s - 1.0) * torch.log(c), level, depth
-    c_max = c.amax(dim=1)
-    # smallest k >= 0 with some count c > s - k - 1, i.e. k > s - 1 - c_max
-    depth = torch.clamp(torch.floor(s - 1.0 - c_max) + 1.0, min=0.0)
-    level = s - depth
+    whole = float(math.floor(s)) if math.isfinite(s) else math.inf
+    frac = s - whole if math.isfinite(s) else 0.0
+    # the cascade steps down while no count c satisfies c > level - 1: depth = floor(s) - c_max
+    steps = (whole - c_max).clamp(min=0.0)
+    stepped = steps > 0
+    level = torch.where(stepped, c_max + frac, torch.full_like(c_max, s))
+    depth = steps.clamp(max=float(2**62)).long()
     n = c.shape[1]
-    depths = int(math.floor(s)) + 1  # depth is at most floor(s)
-    if depths * (n + 1) <= b * n:
-        # tabulate the weight of every (depth, count) pair once, then look samples up
-        table = _binomial_log_weights(
-            torch.arange(n + 1, dtype=torch.float64, device=c.device).unsqueeze(0),
-            s - torch.arange(depths, dtype=torch.float64, device=c.device).unsqueeze(1),
-        )
-        log_w = table.flatten()[depth.long().unsqueeze(1) * (n + 1) + counts]
+    if (n + 1) * (n + 1) <= b * n:
+        # tabulate the weight of every (level, count) pair once, then look samples up; the
+        # levels are s (row 0) and j + frac(s) (row j = c_max, after stepping)
+        rows = torch.arange(n + 1, dtype=torch.float64, device=c.device)
+        levels = torch.where(rows == 0, torch.full_like(rows, s), rows + frac).unsqueeze(1)
+        table = _binomial_log_weights(rows.unsqueeze(0), levels)
+        row = torch.where(stepped, c_max.long(), torch.zeros_like(c_max).long())
+        log_w = table.flatten()[row.unsqueeze(1) * (n + 1) + counts]
     else:
         log_w = _binomial_log_weights(c, level.unsqueeze(1))
-    return log_w, level, depth.long()
+    return log_w, level, depth
 
 
 def _binomial_log_weights(c: torch.Tensor, level: torch.Tensor) -> torch.Tensor:

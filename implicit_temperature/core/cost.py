@@ -1,18 +1,21 @@
-"""The exact sampler's expected cost (DESIGN §2) and its estimate from a pilot batch.
+"""The exact sampler's expected cost for a known law, and its estimate from a pilot batch.
 
-With s = 1/T = n + a (n = floor(s), a in [0, 1)) and power sums S(r) = sum_x P(x)^r:
+With s = 1/T = n + a (n = floor(s), a in [0, 1)) and power sums S(r) = sum_x P(x)^r, the flat
+round (``plan="flat"``) costs
 
     rounds per output   = 1 / Z_T,   Z_T = S(s)
     draws per round     = 1 + S(1) + S(2) + ... + S(n - 1)   (collision stage with early exit:
-                          draw k >= 2 is made iff draws 1..k-1 agreed, probability S(k - 1))
+                          draw k >= 2 is made iff draws 1..k-1 agreed, probability S(k - 1);
+                          the draw that ends a round at its first mismatch is counted: given
+                          that it differs from x it is not a fresh draw, so it cannot seed the
+                          next round)
                           + S(s - 1) if a > 0   (Bernoulli factory: p^(a-1) flips given x,
                                                  reached with probability P(x)^n)
-    draws per output    = draws per round / Z_T.
+    draws per output    = draws per round / Z_T,
 
-Note: DESIGN.md §2 writes the collision term as S(1) + ... + S(n), which leaves out the draw that
-ends a round at its first mismatch (it cannot be reused: given that it differs from x it is not a
-fresh draw from P). The two agree for n = 1 (T > 1/2); for n >= 2 the formula here is the true
-expectation and the one the sampler meets (tests/test_exact.py, benchmarks).
+and a collision tree ``A+B`` costs c(A+B) = (c(A) + c(B)) S(a) S(b) / S(a + b) per output (see
+:mod:`.plan`). Every sum is evaluated in closed form (no loop over 1/T), so the cost of any T down
+to the smallest positive float is computed at once; it is ``inf`` where it overflows.
 """
 
 from __future__ import annotations
@@ -23,20 +26,37 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidTemperatureError
+from .grouping import group_counts
+from .plan import (
+    LawPowerSums,
+    PilotPowerSums,
+    PowerSums,
+    Tree,
+    format_tree,
+    leaf_costs,
+    plan_tree,
+    resolve_plan,
+    tree_cost,
+)
 from .validation import check_temperature, inverse_temperature
 
 
 @dataclass(frozen=True)
 class ExactCost:
-    """Expected cost of the exact sampler per output (draws) and per round, and Z_T."""
+    """Expected cost of the exact sampler per output (draws), Z_T and the plan.
+
+    ``draws_per_round`` and ``rounds_per_output`` describe the flat round (None for a tree).
+    """
 
     draws_per_output: float
-    draws_per_round: float
-    rounds_per_output: float
+    draws_per_round: float | None
+    rounds_per_output: float | None
     z: float
+    plan: str = "flat"
 
 
-def _split(temperature: float) -> tuple[float, int, float]:
+def exact_exponent(temperature: float) -> float:
+    """s = 1/T for the exact method (T <= 1), with a clear error above 1."""
     t = check_temperature(temperature)
     if t > 1.0:
         raise InvalidTemperatureError(
@@ -44,63 +64,78 @@ def _split(temperature: float) -> tuple[float, int, float]:
             "P(x)^(1/T - 1), an "
             'unbounded factor no sample-only algorithm can produce; use method="batch"'
         )
-    s = inverse_temperature(t)
-    n = int(math.floor(s))
-    return s, n, s - n
+    return inverse_temperature(t)
 
 
-def _cost_from_power_sums(power_sum, s: float, n: int, a: float) -> ExactCost:
-    per_round = 1.0 + sum(power_sum(float(j)) for j in range(1, n))
-    if a > 0:
-        per_round += power_sum(s - 1.0)
-    z = power_sum(s)
-    if z <= 0:
-        return ExactCost(math.inf, per_round, math.inf, 0.0)
-    return ExactCost(per_round / z, per_round, 1.0 / z, z)
+def choose_tree(ps: PowerSums, s: float, plan: str | Tree) -> tuple[Tree, torch.Tensor]:
+    """The tree for ``plan`` ("auto": planned under ``ps``) and its cost per output (B,)."""
+    if not math.isfinite(s):
+        raise InvalidTemperatureError(
+            "1/T is beyond the largest float: the exact method cannot reach this temperature"
+        )
+    tree = resolve_plan(plan, s)
+    if tree is None:
+        return plan_tree(ps, s)
+    return tree, tree_cost(tree, ps)
 
 
-def expected_exact_cost(probs: torch.Tensor, temperature: float) -> ExactCost:
-    """Expected cost of ``method="exact"`` for a known categorical law ``probs`` (1-D)."""
-    s, n, a = _split(temperature)
+def _law(probs: torch.Tensor) -> torch.Tensor:
     p = torch.as_tensor(probs, dtype=torch.float64).flatten()
     if (p < 0).any() or not torch.isclose(p.sum(), torch.tensor(1.0, dtype=torch.float64)):
         raise ValueError("probs must be non-negative and sum to 1")
-    p = p[p > 0]
-    return _cost_from_power_sums(lambda r: float((p**r).sum()), s, n, a)
+    return p
 
 
-def expected_exact_draws(probs: torch.Tensor, temperature: float) -> float:
-    """Expected base draws per output of ``method="exact"`` for the categorical law ``probs``."""
-    return expected_exact_cost(probs, temperature).draws_per_output
+def expected_exact_cost(
+    probs: torch.Tensor, temperature: float, *, plan: str | Tree = "auto"
+) -> ExactCost:
+    """Expected cost of ``method="exact"`` with ``plan`` for a known categorical law ``probs``
+    (1-D). ``plan="auto"`` is the planner's tree for this law (the true power sums; a run with
+    ``plan="auto"`` plans from a pilot instead, whose draws come on top)."""
+    s = exact_exponent(temperature)
+    p = _law(probs)
+    ps = LawPowerSums(p)
+    z = float(torch.exp(ps.log_s(torch.tensor([s])))[0, 0]) if math.isfinite(s) else 0.0
+    if not math.isfinite(s):
+        return ExactCost(math.inf, None, None, z, "flat")
+    tree, cost = choose_tree(ps, s, plan)
+    if tree.is_leaf:
+        r = torch.tensor([s])
+        rounds = float(torch.exp(-ps.log_s(r))[0, 0])
+        per_round = float(leaf_costs(ps, r)[0, 0]) / rounds if rounds > 0 else math.inf
+        return ExactCost(float(cost[0]), per_round, rounds, z, format_tree(tree))
+    return ExactCost(float(cost[0]), None, None, z, format_tree(tree))
 
 
-def estimate_exact_draws(counts: torch.Tensor, temperature: float) -> torch.Tensor:
+def expected_exact_draws(
+    probs: torch.Tensor, temperature: float, *, plan: str | Tree = "auto"
+) -> float:
+    """Expected base draws per output of ``method="exact"`` with ``plan`` for the law ``probs``
+    (``plan="flat"``: the flat rounds; ``"auto"``: the planner's tree; or a tree such as
+    ``"(2+2)+(3+3)"``)."""
+    return expected_exact_cost(probs, temperature, plan=plan).draws_per_output
+
+
+def estimate_exact_draws(
+    counts: torch.Tensor, temperature: float, *, plan: str | Tree = "auto"
+) -> torch.Tensor:
     """Estimate the exact sampler's draws per output from pilot batches, one per problem.
 
     counts: LongTensor (B, N) (or (N,)): for each pilot sample, how many of the N pilot samples of
-    its problem share its key. Returns float64 (B,) (inf where the pilot saw no s-fold collision,
-    i.e. Z_T looks too small to estimate). S(r) is estimated by the sum over seen outcomes of
-    C(c, r) / C(N, r): unbiased for integer r <= N, the generalised binomial otherwise. Outcomes the
+    its problem share its key. Returns float64 (B,). The power sums are estimated as in
+    :class:`~implicit_temperature.core.plan.PilotPowerSums` (unbiased for integer r); outcomes the
     pilot never saw are missing, so for heavy tails the estimate is optimistic.
     """
-    s, n, a = _split(temperature)
-    c = counts.double()
-    if c.dim() == 1:
-        c = c.unsqueeze(0)
-    big_n = float(c.shape[1])
+    s = exact_exponent(temperature)
+    if counts.dim() == 1:
+        counts = counts.unsqueeze(0)
+    if not math.isfinite(s):
+        return torch.full((counts.shape[0],), math.inf, dtype=torch.float64)
+    return choose_tree(PilotPowerSums(counts), s, plan)[1]
 
-    def power_sum(r: float) -> torch.Tensor:
-        if r > big_n:
-            return torch.zeros(c.shape[0], dtype=torch.float64, device=c.device)
-        ok = c > r - 1.0
-        gap = torch.where(ok, c - r + 1.0, torch.ones_like(c))
-        log_binom = torch.lgamma(c + 1.0) - torch.lgamma(gap) - math.lgamma(r + 1.0)
-        log_norm = math.lgamma(big_n + 1.0) - math.lgamma(big_n - r + 1.0) - math.lgamma(r + 1.0)
-        terms = torch.where(ok, torch.exp(log_binom - log_norm) / c, torch.zeros_like(c))
-        return terms.sum(1)
 
-    per_round = 1.0 + sum(power_sum(float(j)) for j in range(1, n))
-    if a > 0:
-        per_round = per_round + power_sum(s - 1.0)
-    z = power_sum(s)
-    return torch.where(z > 0, per_round / z.clamp(min=1e-300), torch.full_like(z, math.inf))
+def pilot_power_sums(keys: torch.Tensor) -> PilotPowerSums:
+    """Power-sum estimates from pilot keys (B, N, d) (counted on the keys' device, planned on the
+    host: the planner's many small steps are cheaper there than as GPU kernels)."""
+    counts, _ = group_counts(keys)
+    return PilotPowerSums(counts.cpu())

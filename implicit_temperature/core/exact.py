@@ -19,6 +19,7 @@ rate, so the draws spent stay close to the sequential expectation (see :mod:`.co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,13 @@ DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
 #: output stay within ~1.2x of the sequential expectation from 10 outputs per call (within
 #: ~1.4x for a single output) for ~30% more calls than at 1.0 (docs/benchmarks.md).
 LANE_FRACTION = 0.5
+#: A draw call gives every problem it draws for the same number of lanes m (the most any problem
+#: wants). With this on, a problem that still lacks outputs starts rounds in its otherwise idle
+#: lanes: those draws are made anyway, and rounds that turn out not to be needed are abandoned.
+#: (Exactness is unaffected: outputs are still the first accepted rounds in start order.)
+FILL_IDLE_LANES = True
+#: Largest collision length a flat round may have (2^53: beyond it float64 counts break down).
+MAX_COLLISION = 2**53
 
 
 @dataclass
@@ -135,12 +143,14 @@ class _Accepted:
         )
 
     def merge(self) -> tuple[torch.Tensor, torch.Tensor, Samples]:
-        """(ids (B, q), keys (B, q, d), samples (B, q, ...)), sorted by round id."""
+        """(ids (B, q), keys (B, q, d), samples (B, q, ...)), sorted by round id.
+
+        Linear in the stored outputs (up to a log factor): the chunks are joined at once (keys,
+        ids) or pairwise in a balanced way (samples), never one after another.
+        """
         ids = torch.cat([c[0] for c in self.chunks], 1)
         keys = torch.cat([c[1] for c in self.chunks], 1)
-        samples = self.chunks[0][2]
-        for chunk in self.chunks[1:]:
-            samples = samples.cat(chunk[2])
+        samples = cat_samples([c[2] for c in self.chunks])
         if ids.shape[1] < self.q:  # pad so that every problem has q slots
             pad = self.q - ids.shape[1]
             ids = torch.cat([ids, ids.new_full((ids.shape[0], pad), _NONE)], 1)
@@ -155,39 +165,84 @@ class _Accepted:
         self.chunks = [merged]
         return merged
 
-    def cutoff(self) -> torch.Tensor:
-        """Per problem, the id of the q-th accepted round in start order (``_NONE`` if fewer)."""
-        return self.merge()[0][:, self.q - 1]
+    def cutoff(self, q: torch.Tensor) -> torch.Tensor:
+        """Per problem, the id of the q_b-th accepted round in start order (``_NONE`` if fewer,
+        -1 where q_b = 0)."""
+        ids = self.merge()[0]
+        at = ids.gather(1, (q - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+        return torch.where(q > 0, at, torch.full_like(at, -1))
+
+
+def cat_samples(parts: list[Samples]) -> Samples:
+    """Join sample batches along the sample dimension, pairwise in a balanced way, so that the
+    copying is O(total log len(parts)) rather than O(total * len(parts))."""
+    while len(parts) > 1:
+        parts = [
+            parts[i].cat(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    return parts[0]
 
 
 def run_exact(
     source: DrawSource,
     s: float,
-    num_outputs: int,
+    num_outputs: int | torch.Tensor,
     *,
     max_draws: int | None,
     max_lanes: int = DEFAULT_MAX_LANES,
+    accept_rate: torch.Tensor | float | None = None,
+    on_draw: Callable[[], None] | None = None,
 ) -> ExactOutput:
-    """Run the exact sampler until every problem has ``num_outputs`` accepted rounds.
+    """Run the flat rounds at exponent ``s`` = 1/T >= 1 until every problem has its outputs.
 
-    ``s`` = 1/T >= 1. ``max_draws`` bounds the total base draws (B * m per call); before a call
-    that would exceed it a :class:`DrawBudgetExceeded` carrying the statistics is raised.
-    None means ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` per output and problem (B is known after the
-    first call). One host synchronisation per step (the next lane count and the step's tallies).
-    With B problems and a ``draw`` that takes ``active=``, problems that have no round to run
-    are left out of the call (see :class:`DrawSource`); otherwise every call draws for all B.
+    ``num_outputs``: an int (the same for every problem) or a LongTensor (B,) of per-problem
+    counts (zeros allowed: such problems draw nothing when ``draw`` takes ``active=``). Returns
+    samples (B, q_max, ...) and keys (B, q_max, d); row b holds its num_outputs[b] outputs first
+    (the rest is padding). ``max_draws`` bounds the base draws of ``source`` in total (draws made
+    before this call, e.g. a pilot, count); before a call that would exceed it a
+    :class:`DrawBudgetExceeded` carrying the statistics is raised. None means
+    ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` per output. ``accept_rate``: a prior guess of the acceptance
+    rate per round (S(s)), scalar or (B,), used to size the first step. ``on_draw`` is called
+    after every ``draw`` call (progress reporting).
+
+    One host synchronisation per step (the next lane count and the step's tallies). With B
+    problems and a ``draw`` that takes ``active=``, problems that have no round to run are left
+    out of the call (see :class:`DrawSource`); otherwise every call draws for all B.
     """
     n = int(math.floor(s))
     a = s - n
-    q = num_outputs
+    if n > MAX_COLLISION:
+        raise DrawBudgetExceeded(
+            f"a flat round at 1/T = {s:.3g} needs {n:.3g} draws per round; that many draws are "
+            'beyond any budget. Use a lower 1/T, or method="batch"',
+            ExactStats().as_dict(),
+        )
+    per_problem = isinstance(num_outputs, torch.Tensor)
+    q_max = int(num_outputs.max()) if per_problem else int(num_outputs)
     stats = ExactStats()
     gen = source.generator
     lanes: _Lanes | None = None
     # per-problem tallies (B,), created with the lanes on the first draw
     n_acc = n_fin = next_id = in_prog = want = torch.zeros(0, dtype=torch.long)
-    accepted = _Accepted(q)
-    m = min(q, max_lanes)  # first step: one round per wanted output
+    q = torch.zeros(0, dtype=torch.long)
+    accepted = _Accepted(q_max)
     b = source.num_problems or 1
+    start_budget = source.draws
+    # first step: one round per wanted output, or as many as the prior acceptance rate suggests
+    q_host = torch.as_tensor(num_outputs).cpu()  # the first step is sized on the host
+    if accept_rate is not None:
+        rate = torch.as_tensor(accept_rate, dtype=torch.float64).cpu().clamp(min=1e-12)
+        first = torch.ceil(LANE_FRACTION * q_host.double() / rate)
+        first = torch.where(q_host > 0, first.clamp(min=1), 0.0)
+        first = first.clamp(max=max_lanes).long()
+    else:
+        first = q_host.clamp(max=max_lanes).long()
+    m = int(first.max())
+    first_active = None
+    if per_problem and source.accepts_active and bool((first == 0).any()):
+        first_active = first > 0
+    rows = int((first > 0).sum()) if first_active is not None else b
 
     while True:
         if lanes is not None:
@@ -217,34 +272,44 @@ def run_exact(
                     stats.draws, stats.calls = source.draws, source.calls
                     raise DrawBudgetExceeded(
                         f"the exact sampler would need more than max_draws={max_draws} base draws "
-                        f"(spent {stats.draws}, accepted {stats.accepted} rounds for {b * q} "
-                        'outputs); raise max_draws, or use method="batch" (approximate, fixed '
-                        'cost) or method="auto"',
+                        f"(spent {stats.draws}, accepted {stats.accepted} rounds for "
+                        f'{int(q.sum())} outputs); raise max_draws, or use method="batch" '
+                        "(approximate, fixed cost)",
                         stats.as_dict(),
                     )
                 want = torch.zeros_like(want)
                 m, rows = m_min, rows_min
-        elif max_draws is not None and b * m > max_draws:
+            if FILL_IDLE_LANES:
+                # a row that is drawn for gets m draws anyway: start rounds in its idle lanes
+                drawn = (in_prog + want) > 0 if source.accepts_active else need >= 0
+                want = torch.where((need > 0) & drawn, m - in_prog, want)
+        elif max_draws is not None and source.draws + rows * m > max_draws:
             raise DrawBudgetExceeded(
-                f"max_draws={max_draws} is below the first step's {b * m} draws; raise max_draws",
+                f"max_draws={max_draws} leaves no room for the first step's {rows * m} draws "
+                f"({source.draws} already spent); raise max_draws",
                 stats.as_dict(),
             )
 
         if lanes is not None and rows < b:
             y, y_keys = source(m, active=(in_prog + want) > 0)
+        elif lanes is None and first_active is not None:
+            y, y_keys = source(m, active=first_active)
         else:
             y, y_keys = source(m)
-        if max_draws is None:
-            max_draws = DEFAULT_MAX_DRAWS_PER_OUTPUT * q * y_keys.shape[0]
+        if on_draw is not None:
+            on_draw()
         stats.draws, stats.calls = source.draws, source.calls
         stats.max_lanes_used = max(stats.max_lanes_used, m)
         dev = y_keys.device
         lane = torch.arange(m, device=dev).unsqueeze(0)
         if lanes is None:
             b = y_keys.shape[0]
+            q = torch.as_tensor(num_outputs, dtype=torch.long).to(dev).expand(b).clone()
+            if max_draws is None:
+                max_draws = start_budget + DEFAULT_MAX_DRAWS_PER_OUTPUT * int(q.sum())
             lanes = _Lanes(y, y_keys)
             in_prog = torch.zeros(b, dtype=torch.long, device=dev)
-            want = torch.full((b,), m, dtype=torch.long, device=dev)
+            want = first.to(dev).expand(b).clone()
             next_id = torch.zeros(b, dtype=torch.long, device=dev)
             n_acc = torch.zeros(b, dtype=torch.long, device=dev)
             n_fin = torch.zeros(b, dtype=torch.long, device=dev)
@@ -288,7 +353,13 @@ def run_exact(
         n_acc = n_acc + accept.sum(1)
         n_fin = n_fin + (accept | reject).sum(1)
         tallies = torch.stack(
-            [want.sum(), accept.sum(), reject.sum(), accept.sum(1).max(), (n_acc >= q).any()]
+            [
+                want.sum(),
+                accept.sum(),
+                reject.sum(),
+                accept.sum(1).max(),
+                ((n_acc >= q) & (q > 0)).any(),
+            ]
         ).cpu()
         stats.rounds += int(tallies[0])
         stats.accepted += int(tallies[1])
@@ -297,7 +368,7 @@ def run_exact(
         # --- keep accepted rounds; once a problem has q, the q-th in start order is a cutoff ---
         accepted.add(accept, rid, cand_keys, lanes.cand, int(tallies[3]))
         if bool(tallies[4]):
-            abandon = live & (rid > accepted.cutoff().unsqueeze(1))
+            abandon = live & (rid > accepted.cutoff(q).unsqueeze(1))
             live = live & ~abandon  # started after the q-th acceptance: can no longer matter
             stats.abandoned += int(abandon.sum())
 

@@ -35,8 +35,15 @@ def check_temperature(temperature: object) -> float:
 
 
 def inverse_temperature(t: float) -> float:
-    """s = 1/T, snapped to the nearest integer when it is one up to float error."""
+    """s = 1/T, snapped to the nearest integer when it is one up to float error.
+
+    Defined for every positive float: for T below ~5.6e-309 (subnormal) 1/T overflows and
+    ``inf`` is returned; the methods treat it as their T -> 0 limit (the batch method picks the
+    most frequent outcome, the exact method refuses with a clear error).
+    """
     s = 1.0 / t
+    if not math.isfinite(s):
+        return math.inf
     r = round(s)
     if r >= 1 and abs(s - r) <= _SNAP_RTOL * max(1.0, s):
         return float(r)

@@ -128,7 +128,8 @@ class TemperatureSampler:
         self,
         temperature: float,
         *,
-        method: str = "exact",
+        method: str = "auto",
+        plan: str = "auto",
         num_samples: int = 200,
         num_outputs: int = 1,
         max_draws: int | None = None,
@@ -136,9 +137,11 @@ class TemperatureSampler:
         **options: Any,
     ) -> TemperatureResult:
         """Samples at ``temperature``; same arguments and result as :func:`temperature_sample`
-        (``options``: share_pool, max_lanes, estimator). Batched adapters give a leading B dim.
-        An unknown keyword raises :class:`UnknownOptionError` naming the closest valid one (and
-        the constructor, for adapter options such as ``batch_size``)."""
+        (``options``: share_pool, max_lanes, estimator, progress). Batched adapters give a
+        leading B dim. ``method="auto"`` (default) works at any T: exact (with a planned
+        collision tree, ``plan``) where it fits the budget, else the batch method. An unknown
+        keyword raises :class:`UnknownOptionError` naming the closest valid one (and the
+        constructor, for adapter options such as ``batch_size``)."""
         if options:
             self._check_sample_options(options)
         return temperature_sample(
@@ -147,6 +150,7 @@ class TemperatureSampler:
             key=self.adapter.quantize,
             batched=bool(getattr(self.adapter, "batched", False)),
             method=method,
+            plan=plan,
             num_samples=num_samples,
             num_outputs=num_outputs,
             max_draws=max_draws,

@@ -64,7 +64,8 @@ def generate(
     *,
     temperature: float,
     max_new_tokens: int,
-    method: str = "batch",
+    method: str = "auto",
+    plan: str = "auto",
     num_samples: int = 200,
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
@@ -85,9 +86,13 @@ def generate(
         temperature: T > 0. T = 1 draws one chunk per step (plain ancestral sampling).
         max_new_tokens: at most this many new tokens (``ceil(max_new_tokens / K)`` steps; the last
             chunk is cut to fit).
-        method: ``"batch"`` (N = ``num_samples`` draws per step and prompt; any T; approximate),
-            ``"exact"`` (exact P^(1/T) per chunk; T <= 1; random cost) or ``"auto"``.
-        num_samples: N of the batch method (and the pilot of ``"auto"``).
+        method: ``"auto"`` (default: per step, a small pilot plans the exact method; exact
+            where its planned cost fits, else batch; any T), ``"batch"`` (N = ``num_samples``
+            draws per step and prompt; any T; approximate) or ``"exact"`` (exact P^(1/T) per
+            chunk; T <= 1; random cost).
+        plan: exact method: ``"auto"`` (a planned collision tree), ``"flat"`` or a tree such
+            as ``"2*(2+2)"`` (see :func:`implicit_temperature.temperature_sample`).
+        num_samples: N of the batch method (and the largest pilot of ``"auto"``).
         eos_token_id: token id (or list of ids) that ends a sequence; None: never stop early.
             A chunk containing it finishes its sequence: the tokens after the first EOS in that
             chunk and every later chunk are ``pad_token_id``. Decoding stops when all are done.
@@ -122,7 +127,8 @@ def generate(
             out.draws += adapter.num_problems
             return adapter.draw(1, generator=g)[:, 0, :]
         res = temperature_sample(
-            adapter.draw, t, key=adapter.quantize, method=method, num_samples=num_samples,
+            adapter.draw, t, key=adapter.quantize, method=method, plan=plan,
+            num_samples=num_samples,
             generator=g, batched=True, max_draws=max_draws,
         )
         out.draws += res.draws

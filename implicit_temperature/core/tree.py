@@ -1,0 +1,301 @@
+"""Running a collision tree: every subtree is a stream of exact, i.i.d. outputs.
+
+A leaf's stream is the flat rounds of :func:`run_exact` (each request is a fresh run whose outputs
+are the first accepted rounds in start order). A node's stream pairs the i-th output of its left
+stream with the i-th of its right stream and keeps the left one when their keys are equal; kept
+pairs are served in pair order. Why the outputs are exact and independent:
+
+* each request to a child returns fresh outputs that, given everything drawn before, are i.i.d.
+  P_a (induction; for leaves this is the start-order rule of the flat sampler), so the pairs
+  form an i.i.d. sequence of (X, Y) ~ P_a x P_b, however many are requested at a time;
+* a pair is kept with probability S(a+b) / (S(a) S(b)) and a kept X is P_(a+b)-distributed, so
+  the kept pairs, in pair order, are i.i.d. P_(a+b) (the pair index of the next kept pair is a
+  stopping time; what follows it is independent of it);
+* kept outputs beyond what a request needs stay in the node's buffer and are served, in order,
+  to the next request. A buffered output was never shown to anyone, so it is still a fresh
+  element of the same i.i.d. sequence. Identical subtrees share one stream (a request takes the
+  next outputs of the sequence), which is sound for the same reason.
+
+How many pairs a node asks its children for depends only on counts of earlier kept pairs, never on
+the values of the pairs it asks for. Everything is vectorised over the B problems: per-problem
+request sizes are LongTensors (B,), children are called once per step for all problems, and
+problems that need nothing are left out of ``draw`` calls that take ``active=``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .drawing import DrawSource
+from .errors import DrawBudgetExceeded
+from .exact import DEFAULT_MAX_LANES, ExactOutput, ExactStats, run_exact
+from .plan import Tree
+from .samples import Samples
+
+#: Weight (in pairs) of the planned acceptance rate in a node's running estimate.
+PRIOR_PAIRS = 4.0
+#: Share of the pairs the estimated rate calls for that a node tries on its first fill, and
+#: whenever fewer than SMALL_REQUEST outputs are missing.
+FIRST_FILL = 0.5
+SMALL_REQUEST = 16
+#: Rounds a leaf must have finished before its measured acceptance rate replaces the planned one.
+LEAF_RATE_ROUNDS = 32
+
+
+class _Buffer:
+    """Per-problem FIFO of ready outputs: samples (B, L, ...), keys (B, L, d), count (B,)."""
+
+    def __init__(self) -> None:
+        self.samples: Samples | None = None
+        self.keys: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None
+
+    def append(self, samples: Samples, keys: torch.Tensor, keep: torch.Tensor) -> None:
+        """Append, per problem, the entries where ``keep`` (B, P) is True, in order."""
+        b, p = keep.shape
+        dev = keep.device
+        big = torch.iinfo(torch.long).max
+        new_n = keep.sum(1)
+        rank = keep.long().cumsum(1) - 1
+        if self.samples is None:
+            old_len = 0
+            count = torch.zeros(b, dtype=torch.long, device=dev)
+            sort_key = torch.where(keep, rank, big)
+            all_samples, all_keys = samples, keys
+        else:
+            old_len = self.keys.shape[1]
+            count = self.count
+            pos = torch.arange(old_len, device=dev).unsqueeze(0)
+            sort_key = torch.cat(
+                [
+                    torch.where(pos < count.unsqueeze(1), pos, big),
+                    torch.where(keep, count.unsqueeze(1) + rank, big),
+                ],
+                1,
+            )
+            all_samples = self.samples.cat(samples)
+            all_keys = torch.cat([self.keys, keys], 1)
+        total = count + new_n
+        width = max(int(total.max()), 1)
+        order = torch.sort(sort_key, dim=1, stable=True).indices[:, :width]
+        self.samples = all_samples.gather(order)
+        self.keys = all_keys.gather(1, order.unsqueeze(-1).expand(-1, -1, keys.shape[2]))
+        self.count = total
+        del old_len
+
+    def pop(self, k: torch.Tensor) -> tuple[Samples, torch.Tensor]:
+        """The first k_b entries of each problem (padded to max k), removed from the buffer."""
+        length = self.keys.shape[1]
+        dev = self.keys.device
+        width = int(k.max())
+        head = torch.arange(width, device=dev).unsqueeze(0).expand(k.shape[0], -1)
+        head = head.clamp(max=length - 1)
+        out_samples = self.samples.gather(head)
+        out_keys = self.keys.gather(1, head.unsqueeze(-1).expand(-1, -1, self.keys.shape[2]))
+        rest = self.count - k
+        keep_width = max(int(rest.max()), 1)
+        tail = (torch.arange(keep_width, device=dev).unsqueeze(0) + k.unsqueeze(1)).clamp(
+            max=length - 1
+        )
+        self.samples = self.samples.gather(tail)
+        self.keys = self.keys.gather(1, tail.unsqueeze(-1).expand(-1, -1, self.keys.shape[2]))
+        self.count = rest
+        return out_samples, out_keys
+
+
+class TreeRun:
+    """Shared state of one tree run: the draw source, the budget, statistics, streams."""
+
+    def __init__(
+        self,
+        source: DrawSource,
+        *,
+        max_draws: int | None,
+        max_lanes: int,
+        rates: dict[int, torch.Tensor] | None,
+        leaf_rates: dict[float, torch.Tensor] | None,
+        on_draw: Callable[[], None] | None,
+    ) -> None:
+        self.source = source
+        self.max_draws = max_draws
+        self.max_lanes = max_lanes
+        self.rates = rates or {}
+        self.leaf_rates = leaf_rates or {}
+        self.on_draw = on_draw
+        self.stats = ExactStats()
+        self.pairs = 0
+        self.kept = 0
+        self.streams: dict[int, _Stream] = {}
+        self.leaf_tally: dict[float, tuple[int, int]] = {}
+
+    def stream(self, tree: Tree) -> _Stream:
+        if id(tree) not in self.streams:
+            self.streams[id(tree)] = _Stream(self, tree)
+        return self.streams[id(tree)]
+
+    def leaf(self, s: float, q: int | torch.Tensor) -> ExactOutput:
+        acc, fin = self.leaf_tally.get(s, (0, 0))
+        rate = self.leaf_rates.get(s)
+        if fin >= LEAF_RATE_ROUNDS:  # measured over earlier requests to this leaf
+            rate = (acc + 1) / (fin + 1)
+        try:
+            out = run_exact(
+                self.source,
+                s,
+                q,
+                max_draws=self.max_draws,
+                max_lanes=self.max_lanes,
+                accept_rate=rate,
+                on_draw=self.on_draw,
+            )
+        except DrawBudgetExceeded as exc:  # count the interrupted run's rounds too
+            part = exc.stats
+            self._add(
+                ExactStats(
+                    rounds=part.get("rounds", 0),
+                    accepted=part.get("accepted_rounds", 0),
+                    rejected=part.get("rejected_rounds", 0),
+                    abandoned=part.get("abandoned_rounds", 0),
+                    max_lanes_used=part.get("max_lanes_used", 0),
+                )
+            )
+            raise
+        st = out.stats
+        self.leaf_tally[s] = (acc + st.accepted, fin + st.accepted + st.rejected)
+        self._add(st)
+        return out
+
+    def _add(self, st: ExactStats) -> None:
+        self.stats.rounds += st.rounds
+        self.stats.accepted += st.accepted
+        self.stats.rejected += st.rejected
+        self.stats.abandoned += st.abandoned
+        self.stats.max_lanes_used = max(self.stats.max_lanes_used, st.max_lanes_used)
+
+
+class _Stream:
+    """The output stream of one (sub)tree."""
+
+    def __init__(self, run: TreeRun, tree: Tree) -> None:
+        self.run = run
+        self.tree = tree
+        self.buffer = _Buffer()
+        self.pairs: torch.Tensor | None = None  # pairs tried per problem
+        self.kept: torch.Tensor | None = None  # pairs kept per problem
+
+    def take(self, k: int | torch.Tensor) -> tuple[Samples, torch.Tensor]:
+        """The next k (int, or (B,) per problem) outputs: samples (B, max k, ...), keys
+        (B, max k, d); row b is valid up to k_b."""
+        if self.tree.is_leaf:
+            out = self.run.leaf(self.tree.s, k)
+            return out.samples, out.keys
+        while True:
+            if self.buffer.count is None:
+                short = k
+            else:
+                k = _per_problem(k, self.buffer.count)
+                short = (k - self.buffer.count).clamp(min=0)
+                if int(short.max()) == 0:
+                    return self.buffer.pop(k)
+            self._fill(short)
+
+    def _rate(self, device: torch.device, b: int | None) -> torch.Tensor | float:
+        prior = self.run.rates.get(id(self.tree))
+        prior = 0.5 if prior is None else prior.to(device)
+        if self.pairs is None:
+            return prior
+        return (self.kept.double() + PRIOR_PAIRS * prior) / (self.pairs.double() + PRIOR_PAIRS)
+
+    def _fill(self, short: int | torch.Tensor) -> None:
+        """Try enough pairs for ``short`` more kept outputs on average."""
+        left, right = self.tree.left, self.tree.right
+        # the first fill tries at most `short` pairs (it cannot overshoot) and trusts the planned
+        # rate for half of them: a rate planned too low would otherwise try pairs whose kept
+        # outputs are never used; later fills follow the measured rate, for half of what is
+        # missing when that is little (fewer pairs wasted at the end, a few more calls)
+        first = self.pairs is None
+        if isinstance(short, torch.Tensor):
+            rate = self._rate(short.device, short.shape[0])
+            share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
+            want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
+            if self.pairs is None:
+                want = torch.minimum(want, short.double())
+            want = torch.where(short > 0, want.clamp(min=1), 0.0).long()
+        else:  # B not known yet (no draw made): no per-problem rates either
+            rate = float(self._rate(torch.device("cpu"), None))
+            want = max(1, min(short, math.ceil(FIRST_FILL * short / rate)))
+        if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
+            xs, xk = self.run.stream(left).take(2 * want)
+            width = xk.shape[1] // 2
+            idx = torch.arange(width, device=xk.device).unsqueeze(0).expand(xk.shape[0], -1)
+            a_s, a_k = xs.gather(2 * idx), xk[:, 0 : 2 * width : 2]
+            b_k = xk[:, 1 : 2 * width : 2]
+        else:
+            a_s, a_k = self.run.stream(left).take(want)
+            _, b_k = self.run.stream(right).take(want)
+            width = a_k.shape[1]
+        b = a_k.shape[0]
+        dev = a_k.device
+        want_t = _per_problem(want, torch.zeros(b, dtype=torch.long, device=dev))
+        valid = torch.arange(width, device=dev).unsqueeze(0) < want_t.unsqueeze(1)
+        keep = valid & (a_k == b_k).all(-1)
+        self.buffer.append(a_s, a_k, keep)
+        kept = keep.sum(1)
+        if self.pairs is None:
+            self.pairs, self.kept = want_t.clone(), kept
+        else:
+            self.pairs, self.kept = self.pairs + want_t, self.kept + kept
+        tally = torch.stack([want_t.sum(), kept.sum()]).cpu()
+        self.run.pairs += int(tally[0])
+        self.run.kept += int(tally[1])
+
+
+def _per_problem(k: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(k, torch.Tensor):
+        return k.to(like.device)
+    return torch.full_like(like, int(k))
+
+
+def run_tree(
+    source: DrawSource,
+    tree: Tree,
+    num_outputs: int,
+    *,
+    max_draws: int | None,
+    max_lanes: int = DEFAULT_MAX_LANES,
+    rates: dict[int, torch.Tensor] | None = None,
+    leaf_rates: dict[float, torch.Tensor] | None = None,
+    on_draw: Callable[[], None] | None = None,
+) -> tuple[ExactOutput, TreeRun]:
+    """Draw ``num_outputs`` exact P_s outputs per problem with ``tree`` (s = tree.s).
+
+    ``max_draws`` bounds the draws of ``source`` in total (draws made before, e.g. a pilot,
+    count); :class:`DrawBudgetExceeded` is raised before a call that would exceed it, with the
+    run's statistics. ``rates``: planned acceptance rate (B,) per node id; ``leaf_rates``: planned
+    S(r) (B,) per leaf exponent (both only size the first requests).
+    """
+    run = TreeRun(
+        source,
+        max_draws=max_draws,
+        max_lanes=max_lanes,
+        rates=rates,
+        leaf_rates=leaf_rates,
+        on_draw=on_draw,
+    )
+    request: int | torch.Tensor = num_outputs
+    if source.num_problems is not None:  # per-problem counts from the start
+        request = torch.full((source.num_problems,), num_outputs, dtype=torch.long)
+    try:
+        samples, keys = run.stream(tree).take(request)
+    except DrawBudgetExceeded as exc:
+        exc.stats.update(run.stats.as_dict())
+        exc.stats.update(
+            draws=source.draws, model_calls=source.calls, pairs=run.pairs, kept_pairs=run.kept
+        )
+        raise
+    st = run.stats
+    st.draws, st.calls = source.draws, source.calls
+    return ExactOutput(samples=samples, keys=keys, stats=st), run
