@@ -11,12 +11,14 @@ Public contract (see docs/algorithms.md):
 
 from .core import (
     BatchSelection,
+    Diagnostics,
     DrawBudgetExceeded,
     ImplicitTemperatureError,
     InvalidKeysError,
     InvalidTemperatureError,
     SamplerOutputError,
     TemperatureResult,
+    TemperatureWarning,
     batch_selection,
     expected_exact_draws,
     select_from_batch,
@@ -28,6 +30,7 @@ from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec
 __all__ = [
     "Adapter",
     "BatchSelection",
+    "Diagnostics",
     "DrawBudgetExceeded",
     "ImplicitTemperatureError",
     "InvalidKeysError",
@@ -35,6 +38,7 @@ __all__ = [
     "SamplerOutputError",
     "TemperatureResult",
     "TemperatureSampler",
+    "TemperatureWarning",
     "batch_selection",
     "expected_exact_draws",
     "hookimpl",

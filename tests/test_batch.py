@@ -132,8 +132,9 @@ def test_share_pool_reuses_one_batch():
 
 def test_cascade_level_in_result():
     # all-distinct outcomes: no 2-fold collision in N=4 draws of a 10^6-outcome uniform law
-    res = it.temperature_sample(lambda m: torch.randperm(10**6)[:m], 0.5, method="batch",
-                                num_samples=4, num_outputs=3)
+    with pytest.warns(it.TemperatureWarning, match="were distinct"):
+        res = it.temperature_sample(lambda m: torch.randperm(10**6)[:m], 0.5, method="batch",
+                                    num_samples=4, num_outputs=3)
     assert res.cascade_level.tolist() == [1.0, 1.0, 1.0]
     assert res.cascade_depth.tolist() == [1, 1, 1]
 

@@ -203,6 +203,17 @@ def test_codebook_errors():
         CodebookQuantizer(num_codes=1).fit(torch.tensor([[float("nan")]]))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_codebook_refuses_non_finite_samples_like_grid_and_exact(bad):
+    """NaN is at no distance from any code: it used to get code 0 silently."""
+    pilot = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    q = CodebookQuantizer(num_codes=2).fit(pilot)
+    with pytest.raises(QuantizerError, match="NaN or infinite"):
+        q(torch.tensor([[0.0, 0.0], [bad, 1.0]]))
+    with pytest.raises(QuantizerError, match="NaN or infinite"):
+        q(torch.tensor([[[0.0, 0.0], [bad, 1.0]]]), batched=True)
+
+
 # -- classifier --------------------------------------------------------------------------------
 def test_classifier_checks_labels():
     q = ClassifierQuantizer(lambda s: (torch.as_tensor(s) > 0).long())

@@ -7,12 +7,14 @@ binomial cascade), keys, cost formulas, results and errors.
 from .api import AUTO_BUDGET_FACTOR, METHODS, temperature_sample
 from .batch import BatchSelection, batch_selection, select_from_batch, selection_probabilities
 from .cost import ExactCost, estimate_exact_draws, expected_exact_cost, expected_exact_draws
+from .diagnostics import Diagnostics
 from .errors import (
     DrawBudgetExceeded,
     ImplicitTemperatureError,
     InvalidKeysError,
     InvalidTemperatureError,
     SamplerOutputError,
+    TemperatureWarning,
 )
 from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
 from .grouping import group_counts
@@ -25,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_LANES",
     "METHODS",
     "BatchSelection",
+    "Diagnostics",
     "DrawBudgetExceeded",
     "ExactCost",
     "ImplicitTemperatureError",
@@ -32,6 +35,7 @@ __all__ = [
     "InvalidTemperatureError",
     "SamplerOutputError",
     "TemperatureResult",
+    "TemperatureWarning",
     "batch_selection",
     "estimate_exact_draws",
     "exact_rows",

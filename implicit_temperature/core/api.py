@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import torch
 
 from .batch import ESTIMATORS, batch_selection
 from .cost import estimate_exact_draws
+from .diagnostics import check_diagnostics, make_diagnostics
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded, InvalidTemperatureError
 from .exact import DEFAULT_MAX_LANES, run_exact
@@ -23,6 +25,8 @@ METHODS = ("exact", "batch", "auto")
 #: method="auto" picks exact when its estimated draws fit max_draws, or, without max_draws, this
 #: many times the batch method's draws (num_samples per output): exactness is worth some cost.
 AUTO_BUDGET_FACTOR = 10
+
+logger = logging.getLogger(__name__)  # under "implicit_temperature"
 
 
 def temperature_sample(
@@ -39,6 +43,7 @@ def temperature_sample(
     share_pool: bool = False,
     max_lanes: int = DEFAULT_MAX_LANES,
     estimator: str = "binomial",
+    key_name: str | Callable[[], str | None] | None = None,
 ) -> TemperatureResult:
     """Sample from P_T(x) = P(x)^(1/T) / Z_T using only draws x ~ P.
 
@@ -64,12 +69,17 @@ def temperature_sample(
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).
         estimator: batch method weights, "binomial" (default) or "plugin" ((c/N)^(1/T)).
+        key_name: a name for ``key`` (e.g. the quantizer's) used in ``res.diagnostics`` and in
+            the :class:`TemperatureWarning` raised when temperature could not act; or a callable
+            returning it, asked once the draws are done (for keys chosen lazily).
 
     Returns:
         :class:`TemperatureResult`. Exactness: ``method="exact"`` returns samples whose outcomes
         (keys) are exactly P_T-distributed and mutually independent; the sample is the stage-1 draw,
         so within one key it keeps the model's own law. ``method="batch"`` is an approximation that
-        improves with N (see docs/algorithms.md).
+        improves with N (see docs/algorithms.md). ``res.diagnostics`` says how many distinct keys
+        the pools (batch) or the first draws (exact) had; a :class:`TemperatureWarning` is raised
+        when almost every batch sample was distinct or one key covered every sample.
     """
     t = check_temperature(temperature)
     if method not in METHODS:
@@ -92,7 +102,18 @@ def temperature_sample(
         )
     gen = make_generator(generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
-    common = dict(temperature=t, requested_method=method, num_outputs=n_out, batched=batched)
+    if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
+        raise TypeError(
+            f"key_name must be a str, a callable returning one, or None, got "
+            f"{type(key_name).__name__}"
+        )
+    common = dict(
+        temperature=t,
+        requested_method=method,
+        num_outputs=n_out,
+        batched=batched,
+        key_name=key_name,
+    )
 
     if method == "batch":
         return _run_batch(source, t, n_samples, n_out, share_pool, estimator, gen, common)
@@ -107,6 +128,7 @@ def _finish(
     source: DrawSource, samples, keys: torch.Tensor, method: str, common: dict, **fields: Any
 ) -> TemperatureResult:
     batched = common["batched"]
+    pool_counts = fields.pop("pool_counts", None)
     if source.keys.squeeze:
         keys = keys.squeeze(-1)
     if not batched:
@@ -114,7 +136,14 @@ def _finish(
         for name in ("cascade_level", "cascade_depth"):
             if fields.get(name) is not None:
                 fields[name] = fields[name][0]
-    return TemperatureResult(
+    diagnostics = make_diagnostics(
+        pool_counts=pool_counts,
+        seen_keys=None if pool_counts is not None else source.seen_keys(),
+        cascade_level=fields.get("cascade_level"),
+        key_name=_name_of_key(common.get("key_name")),
+        batched=batched,
+    )
+    result = TemperatureResult(
         samples=samples.output(batched),
         keys=keys,
         method=method,
@@ -124,8 +153,17 @@ def _finish(
         requested_method=common["requested_method"],
         num_outputs=common["num_outputs"],
         extra={"batched": batched},
+        diagnostics=diagnostics,
         **fields,
     )
+    logger.info("temperature_sample: %s", result.summary())
+    check_diagnostics(diagnostics, method=method, temperature=common["temperature"])
+    return result
+
+
+def _name_of_key(key_name: Any) -> str | None:
+    name = key_name() if callable(key_name) else key_name
+    return None if name is None else str(name)
 
 
 def _run_exact(
@@ -187,6 +225,7 @@ def _run_batch(
         common,
         cascade_level=sel.level.view(b, n_out),
         cascade_depth=sel.depth.view(b, n_out),
+        pool_counts=sel.counts.view(b, n_out, n),
         **fields,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .errors import SamplerOutputError
 from .keys import KeyFunction
 from .samples import Samples, wrap_draw_output
 
@@ -32,6 +33,10 @@ def _accepts(fn: Callable[..., Any], name: str, *, var_keyword: bool) -> bool:
     )
 
 
+#: draws per problem that a run keeps (its first ones) for :class:`~.diagnostics.Diagnostics`.
+DIAGNOSTIC_DRAWS = 256
+
+
 class DrawSource:
     """``draw`` plus its key function, counting base draws and model calls.
 
@@ -42,6 +47,19 @@ class DrawSource:
     mask (B,) must return samples (B_active, m, ...) for the rows where mask is True, in order.
     ``source(m, active=mask)`` then fills the other rows with placeholders (never used by the
     caller) and counts B_active * m draws. Draws without it are always called for all B.
+
+    Order: every call's draws are put in a uniformly random order per problem (a permutation
+    drawn from ``generator``) before anything uses them. A uniformly permuted i.i.d. set is an
+    i.i.d. sequence, so a ``draw`` that returns its samples sorted or grouped (e.g. by mixture
+    component, as ``sklearn.mixture.GaussianMixture.sample`` does) still gives exact results.
+
+    Consistency: the container type, dtype and per-sample shape must stay the same across calls
+    (:class:`SamplerOutputError` otherwise): mixing e.g. float32 and int64 samples would make
+    equal outcomes compare unequal.
+
+    ``seen_keys()`` returns the keys of the run's first draws (at least ``DIAGNOSTIC_DRAWS`` per
+    problem where the run drew that many; calls that drew for some problems only are left out),
+    for diagnostics.
     """
 
     def __init__(
@@ -65,12 +83,16 @@ class DrawSource:
         self.num_problems: int | None = None if batched else 1
         self.draws = 0
         self.calls = 0
+        self._seen: list[torch.Tensor] = []
+        self._seen_count = 0
+        self._signature: tuple[Any, ...] | None = None
 
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
         kwargs: dict[str, Any] = {"generator": self.generator} if self._pass_generator else {}
         if active is None or not self.accepts_active:
             raw = self.draw(m, **kwargs)
             samples = wrap_draw_output(raw, m, self.batched, self.num_problems)
+            self._check_signature(samples)
             self.num_problems = samples.num_problems
             keys = self.keys(raw, samples)
             drawn = samples.num_problems
@@ -78,11 +100,58 @@ class DrawSource:
             rows = active.nonzero().flatten()  # a host sync, as every exact step has one anyway
             raw = self.draw(m, active=active, **kwargs)
             part = wrap_draw_output(raw, m, True, int(rows.numel()))
+            self._check_signature(part)
             part_keys = self.keys(raw, part)
             samples = part.scatter_rows(rows, self.num_problems)
             keys = part_keys.new_zeros((self.num_problems,) + tuple(part_keys.shape[1:]))
             keys[rows.to(keys.device)] = part_keys
             drawn = int(rows.numel())
+        samples, keys = self._shuffle(samples, keys)
         self.calls += 1
         self.draws += drawn * m
+        if self._seen_count < DIAGNOSTIC_DRAWS and drawn == self.num_problems:
+            self._seen.append(keys)
+            self._seen_count += m
         return samples, keys
+
+    def _shuffle(self, samples: Samples, keys: torch.Tensor) -> tuple[Samples, torch.Tensor]:
+        """The draws of each problem in a uniformly random order (argsort of i.i.d. uniforms from
+        the run's generator), so that nothing depends on the order ``draw`` returned them in."""
+        b, m, d = keys.shape
+        if m < 2:
+            return samples, keys
+        g = self.generator
+        perm = torch.rand((b, m), generator=g, device=g.device, dtype=torch.float64).argsort(dim=1)
+        perm_keys = perm.to(keys.device, non_blocking=True)
+        keys = keys.gather(1, perm_keys.unsqueeze(-1).expand(b, m, d))
+        return samples.gather(perm), keys
+
+    def _check_signature(self, samples: Samples) -> None:
+        """Same container, dtype and per-sample shape on every call, else SamplerOutputError."""
+        data = samples.data
+        if samples.kind == "list":
+            sig: tuple[Any, ...] = ("list",)
+        else:
+            sig = (samples.kind, str(data.dtype), tuple(data.shape[2:]))
+        if self._signature is None:
+            self._signature = sig
+        elif sig != self._signature:
+            raise SamplerOutputError(
+                f"draw() returned {_describe(sig)} after {_describe(self._signature)}; every call "
+                "must return the same type, dtype and sample shape (convert inside draw, e.g. "
+                "return x.float()), otherwise equal outcomes would compare unequal"
+            )
+
+    def seen_keys(self) -> torch.Tensor | None:
+        """Keys (B, M, d) of the first draws made for all problems, or None if there were none."""
+        if not self._seen:
+            return None
+        if len(self._seen) > 1:
+            self._seen = [torch.cat([k.to(self._seen[0].device) for k in self._seen], dim=1)]
+        return self._seen[0]
+
+
+def _describe(sig: tuple[Any, ...]) -> str:
+    if sig[0] == "list":
+        return "a list"
+    return f"a {sig[0]} of dtype {sig[1]} with sample shape {sig[2]}"

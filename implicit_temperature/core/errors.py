@@ -9,8 +9,18 @@ class ImplicitTemperatureError(Exception):
     """Base class of every error raised by implicit-temperature."""
 
 
+class TemperatureWarning(UserWarning):
+    """Base of every warning raised by implicit-temperature: the result is valid but may not
+    mean what was asked (e.g. temperature had nothing to act on). Filter it with
+    ``warnings.filterwarnings("ignore", category=implicit_temperature.TemperatureWarning)``."""
+
+
 class InvalidTemperatureError(ImplicitTemperatureError, ValueError):
     """The temperature is not a finite real number > 0, or the method cannot reach it."""
+
+
+class InvalidSeedError(ImplicitTemperatureError, ValueError):
+    """An integer seed outside what a torch.Generator takes (64 bits)."""
 
 
 class SamplerOutputError(ImplicitTemperatureError, ValueError):

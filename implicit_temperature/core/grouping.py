@@ -62,7 +62,8 @@ def _pack_columns(keys: torch.Tensor) -> tuple[torch.Tensor, int] | None:
     """
     d = keys.shape[-1]
     lo, hi = torch.aminmax(keys.reshape(-1, d), dim=0)
-    spans = [int(v) for v in (hi - lo + 1)]  # d small integers, on the CPU
+    # Python ints: hi - lo + 1 can exceed int64 (keys spanning both signs, e.g. 64-bit hashes)
+    spans = [h - lo_ + 1 for lo_, h in zip(lo.tolist(), hi.tolist(), strict=True)]
     weights, total = [], 1
     for span in reversed(spans):
         weights.append(total)

@@ -7,6 +7,7 @@ held as int64 (B, m, d).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,16 @@ import torch
 
 from .errors import InvalidKeysError, SamplerOutputError
 from .samples import Samples
+
+_NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch.from_numpy takes: bool, ints, floats, complex
+_KIND_NAMES = {
+    "O": "Python objects",
+    "U": "strings",
+    "S": "bytes",
+    "V": "structured records",
+    "M": "datetimes",
+    "m": "timedeltas",
+}
 
 _BIT_VIEW = {
     torch.float64: torch.int64,
@@ -103,27 +114,32 @@ class KeyFunction:
         if samples.kind in ("tensor", "ndarray"):
             data = samples.data
             if samples.kind == "ndarray":
+                if data.dtype.kind not in _NUMERIC_KINDS:
+                    what = _KIND_NAMES.get(data.dtype.kind, "non-numeric")
+                    raise SamplerOutputError(
+                        f"draw() returned a numpy array of dtype {data.dtype} ({what}), which "
+                        "cannot be compared as numbers; return a Python list of the samples "
+                        "instead (hashable items are compared by value, e.g. arr.tolist()), or "
+                        "pass key= a function mapping the samples to integer labels"
+                    )
                 data = torch.from_numpy(np.ascontiguousarray(data))
             self.squeeze = data.dim() == 2
             return exact_rows(data, 2)
         self.squeeze = True
-        ids = []
-        for row in samples.data:
-            out = []
-            for obj in row:
-                try:
-                    out.append(self._intern.setdefault(obj, len(self._intern)))
-                except TypeError as exc:
-                    raise InvalidKeysError(
-                        f"samples of type {type(obj).__name__} are not hashable; "
-                        "pass key= a function "
-                        "mapping samples to a LongTensor"
-                    ) from exc
-            ids.append(out)
+        intern = self._intern
+        ids = [
+            [intern.setdefault(_value_key(obj), len(intern)) for obj in row]
+            for row in samples.data
+        ]
         return torch.tensor(ids, dtype=torch.long).unsqueeze(-1)
 
     def _check(self, keys: Any, samples: Samples) -> torch.Tensor:
         keys = integer_tensor(keys, "key(samples) must return")
+        if keys.device.type == "meta":
+            raise InvalidKeysError(
+                "key(samples) returned keys on the meta device (shapes only, no values); compute "
+                "the keys from the samples' values on a real device (cpu or cuda)"
+            )
         b, m = samples.num_problems, samples.size
         expected = f"({b}, {m}) or ({b}, {m}, d)" if self.batched else f"({m},) or ({m}, d)"
         lead = (b, m) if self.batched else (m,)
@@ -139,6 +155,55 @@ class KeyFunction:
         if not self.batched:
             keys = keys.unsqueeze(0)
         return keys
+
+
+# objects compared by identity that are nevertheless one object per value
+_SINGLETON_TYPES = (type(None), type, types.FunctionType, types.BuiltinFunctionType,
+                    types.ModuleType)
+
+
+def _value_key(obj: Any) -> Any:
+    """A hashable stand-in for one sample of a list, equal exactly when the samples are equal.
+
+    Tensors and arrays (which hash by identity or not at all) are keyed by dtype, shape and the
+    bit pattern of their values; other objects by themselves. Objects that compare by identity
+    (no ``__eq__``) are refused: no two draws would ever be the same outcome.
+    """
+    if isinstance(obj, torch.Tensor):
+        if obj.device.type == "meta":
+            raise SamplerOutputError(
+                "draw() returned tensors on the meta device (no values); load the model's "
+                "weights onto a real device before sampling"
+            )
+        bits = exact_values(obj.detach()).cpu().numpy()
+        return ("torch.Tensor", str(obj.dtype), tuple(obj.shape), bits.tobytes())
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _NUMERIC_KINDS:
+            raise InvalidKeysError(
+                f"samples are numpy arrays of dtype {obj.dtype}, which cannot be compared by "
+                "value; pass key= a function mapping samples to a LongTensor"
+            )
+        bits = exact_values(torch.from_numpy(np.ascontiguousarray(obj))).numpy()
+        return ("numpy.ndarray", str(obj.dtype), obj.shape, bits.tobytes())
+    cls = type(obj)
+    if (
+        cls.__eq__ is object.__eq__
+        and cls.__hash__ is object.__hash__
+        and not isinstance(obj, _SINGLETON_TYPES)
+    ):
+        raise InvalidKeysError(
+            f"samples of type {cls.__name__} compare by identity (the class defines no __eq__), "
+            "so no two draws could ever be the same outcome; pass key= a function mapping "
+            "samples to a LongTensor, or give the class __eq__ and __hash__"
+        )
+    try:
+        hash(obj)
+    except TypeError as exc:
+        raise InvalidKeysError(
+            f"samples of type {cls.__name__} are not hashable; pass key= a function mapping "
+            "samples to a LongTensor"
+        ) from exc
+    return obj
 
 
 def normalize_batch_keys(keys: Any) -> torch.Tensor:

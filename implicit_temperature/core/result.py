@@ -7,8 +7,10 @@ from typing import Any
 
 import torch
 
+from .diagnostics import Diagnostics
 
-@dataclass
+
+@dataclass(repr=False)
 class TemperatureResult:
     """Chosen samples and how they were obtained.
 
@@ -25,6 +27,11 @@ class TemperatureResult:
     cascade_depth: batch method, how many levels the cascade stepped down (0 = none).
     reason:   method="auto": why exact or batch was chosen.
     expected_draws: method="auto": the pilot's estimate of the exact method's total draws.
+    diagnostics: :class:`~.diagnostics.Diagnostics`: distinct keys and singleton share of the
+              batch pools (or of the exact method's first draws) and the cascade levels, to tell
+              whether temperature had anything to act on.
+
+    ``repr(result)`` shows shapes and counts, never the samples themselves.
     """
 
     samples: Any
@@ -44,6 +51,7 @@ class TemperatureResult:
     cascade_depth: torch.Tensor | None = None
     reason: str | None = None
     expected_draws: float | None = None
+    diagnostics: Diagnostics | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,3 +75,35 @@ class TemperatureResult:
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"method={self.method!r}",
+            f"temperature={self.temperature:g}",
+            f"samples={_describe(self.samples)}",
+            f"keys={_describe(self.keys)}",
+            f"num_outputs={self.num_outputs}",
+            f"draws={self.draws}",
+            f"model_calls={self.model_calls}",
+        ]
+        if self.requested_method != self.method:
+            parts.append(f"requested_method={self.requested_method!r}")
+        if self.rounds is not None:
+            parts.append(f"rounds={self.rounds} (accepted {self.accepted_rounds})")
+        if self.reason:
+            parts.append(f"reason={self.reason!r}")
+        if self.diagnostics is not None:
+            parts.append(f"diagnostics={self.diagnostics!r}")
+        return "TemperatureResult(" + ", ".join(parts) + ")"
+
+
+def _describe(obj: Any) -> str:
+    """Type and shape of a samples/keys object, never its values."""
+    if isinstance(obj, torch.Tensor):
+        return f"Tensor(shape={tuple(obj.shape)}, dtype={obj.dtype}, device={obj.device})"
+    shape = getattr(obj, "shape", None)
+    if shape is not None:
+        return f"{type(obj).__name__}(shape={tuple(shape)}, dtype={getattr(obj, 'dtype', '?')})"
+    if isinstance(obj, (list, tuple)):
+        return f"{type(obj).__name__} of {len(obj)}"
+    return type(obj).__name__

@@ -94,6 +94,13 @@ def wrap_draw_output(raw: Any, m: int, batched: bool, num_problems: int | None) 
     """
     if isinstance(raw, torch.Tensor):
         kind, shape = "tensor", tuple(raw.shape)
+        if raw.device.type == "meta":
+            raise SamplerOutputError(
+                "draw() returned a tensor on the meta device (shapes only, no values), so its "
+                "samples cannot be compared; load the model's weights onto a real device (e.g. "
+                "model.to_empty(device='cpu') then load_state_dict, or from_pretrained without "
+                "device_map='meta') before sampling"
+            )
     elif isinstance(raw, np.ndarray):
         kind, shape = "ndarray", raw.shape
     elif isinstance(raw, (list, tuple)):
@@ -119,6 +126,11 @@ def wrap_draw_output(raw: Any, m: int, batched: bool, num_problems: int | None) 
             raise SamplerOutputError(
                 f"batched draw({m}) must return samples shaped (B, {m}, ...), got shape {shape}; "
                 "put the problem (context) dimension first and the sample dimension second"
+            )
+        if shape[0] == 0:
+            raise SamplerOutputError(
+                f"batched draw({m}) returned B=0 problems (shape {shape}); there is nothing to "
+                "sample: give at least one problem (prompt, context or condition)"
             )
         if num_problems is not None and shape[0] != num_problems:
             raise SamplerOutputError(

@@ -7,7 +7,7 @@ import numbers
 
 import torch
 
-from .errors import InvalidTemperatureError
+from .errors import InvalidSeedError, InvalidTemperatureError
 
 # 1/T values within this relative distance of an integer are snapped to it, so that T = 1/3
 # (whose float reciprocal is 3.0000000000000004 on some paths) uses the integer rule exactly.
@@ -64,6 +64,12 @@ def make_generator(
         seed = int(torch.randint(0, 2**62, (1,)).item())
     elif isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         seed = int(generator)
+        if not -(2**63) <= seed < 2**64:  # what torch.Generator.manual_seed takes
+            raise InvalidSeedError(
+                f"an integer seed must fit in 64 bits (0 <= seed < 2**64), got one of "
+                f"{seed.bit_length()} bits; reduce it (e.g. seed % 2**64) or pass a "
+                "torch.Generator"
+            )
     else:
         raise TypeError(
             "generator must be a torch.Generator, an int seed or None, got "

@@ -113,8 +113,16 @@ class TemperatureSampler:
             num_outputs=num_outputs,
             max_draws=max_draws,
             generator=generator,
+            key_name=self._key_name,
             **options,
         )
+
+    def _key_name(self) -> str | None:
+        """The quantizer's name for diagnostics and warnings (asked after the draws, when adapters
+        that choose their default quantizer from the first samples have chosen it)."""
+        q = getattr(self.adapter, "quantizer", None)
+        name = getattr(q, "name", None) if q is not None else None
+        return name if isinstance(name, str) and name else None
 
     def __repr__(self) -> str:
         return f"TemperatureSampler({self.adapter!r})"

@@ -146,6 +146,12 @@ class CodebookQuantizer(Quantizer):
                 f"fitted on samples of shape {self._sample_shape}"
             )
         vectors = self._vectors(x)
+        if not torch.isfinite(vectors).all():
+            raise QuantizerError(
+                "the 'codebook' quantizer got NaN or infinite samples, which are at no distance "
+                "from any code (they would all silently get code 0); fix the sampler, or use a "
+                "'classifier' quantizer that gives such samples a label of their own"
+            )
         return nearest_code(vectors.to(self.codebook.dtype), self.codebook.to(vectors.device))
 
     def _repr_options(self) -> str:
