@@ -114,5 +114,5 @@ def new_figure(**kwargs: Any) -> Any:
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` and print the path written."""
-    fig.savefig(str(path), dpi=dpi)
+    fig.savefig(str(path), dpi=dpi, bbox_inches="tight")
     print(f"figure written to {path}")

@@ -146,7 +146,7 @@ def run_mixture_demo(
 def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
             target: torch.Tensor) -> None:
     names = list(columns)
-    fig = new_figure(figsize=(11.5, 5.0))
+    fig = new_figure(figsize=(11.5, 5.6))
     ax0, ax1 = fig.subplots(1, 2)
     for name in names:
         col = columns[name]
@@ -161,7 +161,10 @@ def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
     ax0.set_xlabel("first coordinate x1")
     ax0.set_ylabel("second coordinate x2")
     ax0.set_title("generated 2-D samples, coloured by method")
-    ax0.legend(loc="best", fontsize=7, markerscale=3)
+    legend = ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7)
+    for handle in getattr(legend, "legend_handles", None) or legend.legendHandles:
+        handle.set_sizes([25])
+        handle.set_alpha(1.0)
     k = target.numel()
     width = 0.8 / len(names)
     for j, name in enumerate(names):
@@ -176,7 +179,7 @@ def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
     ax1.set_xlabel("mixture component (nearest mean)")
     ax1.set_ylabel("share of the samples")
     ax1.set_title(f"how often each component is drawn, T = {t:g}")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, markerscale=0.4)
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
