@@ -4,10 +4,12 @@ quantizer ("the same outcome" = "the same digit").
 The pipeline's class law P is measured at T = 1 from LAW_N plain draws (classifier labels). The
 tempered runs must land within TV_TOL = 0.1 of P^(1/T) / Z (exact and batch at T = 0.5 and
 0.25), and the batch method at T = 2 must flatten P. Where TV_TOL comes from: the expected TV of
-M outputs drawn from the target itself is 0.4 * sum_k sqrt(p_k (1 - p_k) / M), 0.05 for T = 0.5
-and M = 200, 0.04 for T = 0.25 and M = 100 (the target is concentrated); P's estimate from
-3000 draws moves the target by about 0.02 (its relative error times 1/T); the batch method's bias
-at N = 32 is about 0.01-0.03 (docs/algorithms.md). Each test also checks that P itself is
+M outputs drawn from the target itself is 0.4 * sum_k sqrt(p_k (1 - p_k) / M): 0.05 for T = 0.5
+and M = 200, 0.04 for T = 0.25 and M = 100-150 (the target is concentrated); P's estimate from
+3000 draws moves the target by 0.02-0.03 (its relative error times 1/T); the batch method's own
+bias, computed by simulation on this P (40 000 outputs of a categorical law), is 0.022 at
+T = 0.5 with N = 32, 0.042 at T = 0.25 with N = 100 (0.106 with N = 32: too small a pool) and
+0.017 at T = 2 with N = 64, hence the pool sizes in N_POOL. Each test also checks that P itself is
 farther than 2 * TV_TOL from the target, so the test can fail. Scaling the initial noise by T
 (the usual workaround) is checked against the same target: it misses it (it makes the strokes
 greyer and moves the class law, but not towards P^(1/T): it drops the 1s). Fixed seeds.
@@ -39,9 +41,12 @@ pytestmark = pytest.mark.slow
 
 STEPS = 5           # DDIM steps (fewer than the demo's 20: the test measures P with the same)
 LAW_N = 3000        # plain draws that estimate P
-M = 200             # outputs per tempered run (100 for exact at T = 0.25: ~140 draws each)
-N_POOL = 32         # pool of the batch method
+M = 200             # outputs per tempered run (exact at T = 0.25: 100, ~140 draws each;
+                    # batch at T = 0.25: 150)
+N_POOL = {0.5: 32, 0.25: 100, 2.0: 64}  # pool of the batch method per T (bias, see above)
 TV_TOL = 0.10       # stated tolerance, see the module docstring
+TV_TOL_FLAT = 0.15  # T = 2: the target spreads over all 10 digits, so M = 200 outputs alone
+                    # give an expected TV of 0.08 (plus bias 0.017 and P's error ~0.01)
 
 
 def _freq(labels: torch.Tensor) -> torch.Tensor:
@@ -80,9 +85,9 @@ def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
     sampler, classify, p = digits
     target = _tempered(p, temperature)
     assert _tv(p, target) > 2 * TV_TOL  # the untempered law would fail this test
-    m = M // 2 if (method, temperature) == ("exact", 0.25) else M
-    res = sampler.sample(temperature, method=method, num_outputs=m, num_samples=N_POOL,
-                         generator=7)
+    m = {("exact", 0.25): 100, ("batch", 0.25): 150}.get((method, temperature), M)
+    res = sampler.sample(temperature, method=method, num_outputs=m,
+                         num_samples=N_POOL[temperature], generator=7)
     assert res.samples.shape == (m, 1, 8, 8)
     labels = classify(res.samples)
     assert torch.equal(labels, res.keys)  # the key of each output is the digit it shows
@@ -93,7 +98,8 @@ def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
 def test_t2_batch_flattens_the_class_law(digits):
     sampler, classify, p = digits
     target = _tempered(p, 2.0)
-    res = sampler.sample(2.0, method="batch", num_outputs=M, num_samples=N_POOL, generator=8)
+    res = sampler.sample(2.0, method="batch", num_outputs=M, num_samples=N_POOL[2.0],
+                         generator=8)
     freq = _freq(classify(res.samples))
 
     def entropy(q):
@@ -102,7 +108,7 @@ def test_t2_batch_flattens_the_class_law(digits):
 
     assert entropy(freq) > entropy(p) + 0.1  # flatter than P
     assert freq.max() < p.max() - 0.05       # the head loses mass
-    assert _tv(freq, target) < TV_TOL
+    assert _tv(freq, target) < TV_TOL_FLAT
 
 
 def test_noise_scaling_is_not_temperature_of_the_class_law(digits):
