@@ -119,7 +119,6 @@ class PipelineDriver:
         if "output_type" in names and "output_type" not in kwargs:
             kwargs["output_type"] = "pt"
         self.call_kwargs = kwargs
-        check_inference_steps(pipe, kwargs)
         #: type of the last pipeline output (e.g. ImagePipelineOutput), for wrappers that rebuild it
         self.output_class: type | None = None
         self.pass_generator = "generator" in names or var_kw
@@ -151,6 +150,7 @@ class PipelineDriver:
                 "num_images_per_prompt, so the adapter cannot ask it for n samples; wrap it in a "
                 "callable draw(n) and use implicit_temperature.temperature_sample"
             )
+        check_inference_steps(pipe, kwargs)
         if hasattr(pipe, "set_progress_bar_config") and not pipeline_progress_bar:
             pipe.set_progress_bar_config(disable=True)
 
