@@ -202,10 +202,9 @@ def _bars(path: Any, p: torch.Tensor, blocks: list, args: argparse.Namespace) ->
 
 def _grids(path: Any, pipe: Any, plain: torch.Tensor, blocks: list) -> None:
     from diffusers.utils import make_image_grid
+    from PIL import ImageOps
 
     from ...adapters.diffusion.wrapper import images_to_output_type
-
-    from PIL import ImageOps
 
     def grid(images: torch.Tensor) -> Any:
         pil = images_to_output_type(images[:32].detach().cpu(), "pil", pipe)
