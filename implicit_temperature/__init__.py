@@ -26,6 +26,7 @@ from .core import (
     temperature_sample,
 )
 from .plugins import Adapter, TemperatureSampler, hookimpl, hookspec
+from .plugins.options import UnknownOptionError
 
 __all__ = [
     "Adapter",
@@ -39,6 +40,7 @@ __all__ = [
     "TemperatureResult",
     "TemperatureSampler",
     "TemperatureWarning",
+    "UnknownOptionError",
     "batch_selection",
     "expected_exact_draws",
     "hookimpl",

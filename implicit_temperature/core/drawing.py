@@ -115,13 +115,17 @@ class DrawSource:
         return samples, keys
 
     def _shuffle(self, samples: Samples, keys: torch.Tensor) -> tuple[Samples, torch.Tensor]:
-        """The draws of each problem in a uniformly random order (argsort of i.i.d. uniforms from
-        the run's generator), so that nothing depends on the order ``draw`` returned them in."""
+        """The draws of each problem in a uniformly random order (a permutation from the run's
+        generator), so that nothing depends on the order ``draw`` returned them in."""
         b, m, d = keys.shape
         if m < 2:
             return samples, keys
         g = self.generator
-        perm = torch.rand((b, m), generator=g, device=g.device, dtype=torch.float64).argsort(dim=1)
+        if b == 1:  # O(m)
+            perm = torch.randperm(m, generator=g, device=g.device).unsqueeze(0)
+        else:  # one uniformly random permutation per row (float64: ties have probability ~0)
+            perm = torch.rand((b, m), generator=g, device=g.device, dtype=torch.float64)
+            perm = perm.argsort(dim=1)
         perm_keys = perm.to(keys.device, non_blocking=True)
         keys = keys.gather(1, perm_keys.unsqueeze(-1).expand(b, m, d))
         return samples.gather(perm), keys

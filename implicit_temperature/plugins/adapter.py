@@ -17,7 +17,10 @@ class Adapter:
     * ``handles(model) -> bool`` (classmethod): True when this adapter can drive ``model``. Keep it
       specific: ``TemperatureSampler(model)`` refuses to guess when several adapters say yes.
     * ``__init__(model, **options)``: options are adapter specific (quantizer, context, call
-      kwargs, batch sizes).
+      kwargs, batch sizes). Quantizers come as ``quantizer=`` (a registered name, a quantizer
+      object or a callable) with ``quantizer_options=`` (a dict for a registered name), passed
+      through :func:`implicit_temperature.quantizers.resolve_quantizer`. Keep the keywords
+      explicit: ``TemperatureSampler`` then reports an unknown one with the closest valid name.
     * ``draw(n, generator=None)``: ``n`` i.i.d. samples from the model, in as few model calls as
       memory allows. Unbatched adapters return leading dim ``n``; adapters with ``batched = True``
       run ``num_problems`` independent problems (e.g. B prompts) at once and return ``(B, n, ...)``.

@@ -2,13 +2,23 @@
 
 Built-in plugins (``BUILTIN_PLUGINS``) are registered through exactly the same hooks as third-party
 ones, which are found in the entry-point group ``implicit_temperature``. A plugin that fails to
-import, or raises inside a hook, is recorded in :func:`plugin_errors` and skipped; the rest load.
+import (any exception, ``SystemExit`` included; only ``KeyboardInterrupt`` goes through), raises
+inside a hook, or defines a hook that matches no hookspec (a misspelling such as
+``register_adaptors``) is recorded in :func:`plugin_errors`; the rest load.
+
+Environment (read when the plugins are first loaded, and again after :func:`reload_plugins`):
+
+* ``ITEMP_DISABLE_PLUGIN_AUTOLOAD=1``: do not load entry-point plugins (built-ins still load);
+* ``ITEMP_LOAD_PLUGINS=a,b``: load only these entry-point plugins (by entry-point or distribution
+  name; also when autoloading is disabled); ``ITEMP_LOAD_PLUGINS=`` (empty) loads none.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +29,8 @@ from . import hookspecs
 
 ENTRY_POINT_GROUP = "implicit_temperature"
 OWN_DISTRIBUTION = "implicit-temperature"
+DISABLE_AUTOLOAD_ENV = "ITEMP_DISABLE_PLUGIN_AUTOLOAD"
+LOAD_PLUGINS_ENV = "ITEMP_LOAD_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "implicit_temperature.quantizers.plugin",
@@ -73,11 +85,24 @@ class _Registry:
                 OWN_DISTRIBUTION,
                 own_version,
             )
+        wanted = _wanted_plugins()
+        found: set[str] = set()
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "?"
             dist_version = dist.version if dist is not None else "?"
+            if wanted is not None and not {ep.name, dist_name} & wanted:
+                continue
+            found |= {ep.name, dist_name}
             self._register_module(ep.name, ep.load, dist_name, dist_version)
+        for missing in sorted((wanted or set()) - found):
+            installed = sorted({ep.name for ep in _entry_points()})
+            self.plugins[missing] = PluginRecord(
+                missing, "?", "?",
+                f"{LOAD_PLUGINS_ENV} names {missing!r}, but no installed plugin has that "
+                f"entry-point or distribution name (installed: {', '.join(installed) or 'none'})",
+            )
+        self._check_hook_names()
         self._collect("register_adapters", self.adapters, "adapter", self._register_adapter)
         self._collect("register_quantizers", self.quantizers, "quantizer", self._register_quantizer)
 
@@ -90,8 +115,10 @@ class _Registry:
         try:
             module = loader()
             self.pm.register(module, name=name)
-        except Exception as exc:  # noqa: BLE001 - report any failure by name, keep the others
-            self.plugins[name] = PluginRecord(name, dist, version, f"{type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin must not end the host
+            self.plugins[name] = PluginRecord(name, dist, version, _describe_failure(exc))
             return
         self.plugins[name] = PluginRecord(name, dist, version)
         self._origin[name] = (dist, version)
@@ -109,21 +136,45 @@ class _Registry:
 
             try:
                 impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
-                old = self.plugins[plugin]
-                msg = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                self.plugins[plugin] = PluginRecord(
-                    old.name,
-                    old.distribution,
-                    old.version,
-                    f"{old.error}; {msg}" if old.error else msg,  # keep both hooks' errors
-                )
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - report by name, keep the others
+                self._add_error(plugin, f"{hook_name} raised {_describe_failure(exc)}")
                 continue
             for reg in pending:
                 if reg.name in table:
                     self.conflicts.setdefault((kind, reg.name), [table[reg.name]]).append(reg)
                 else:
                     table[reg.name] = reg
+
+    def _add_error(self, plugin: str, msg: str) -> None:
+        old = self.plugins[plugin]
+        self.plugins[plugin] = PluginRecord(
+            old.name,
+            old.distribution,
+            old.version,
+            f"{old.error}; {msg}" if old.error else msg,  # keep every error of the plugin
+        )
+
+    def _check_hook_names(self) -> None:
+        """Record hooks that match no hookspec (e.g. ``register_adaptors``) as the plugin's error
+        (what ``pluggy.PluginManager.check_pending`` checks, but reported per plugin)."""
+        known = sorted(
+            name for name, hook in vars(self.pm.hook).items() if hook.has_spec()
+        )
+        for name, hook in sorted(vars(self.pm.hook).items()):
+            if hook.has_spec():
+                continue
+            for impl in hook.get_hookimpls():
+                if impl.optionalhook or impl.plugin_name not in self.plugins:
+                    continue
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self._add_error(
+                    impl.plugin_name,
+                    f"hook {name!r} matches no implicit_temperature hook (known: "
+                    f"{', '.join(known)}){hint}",
+                )
 
     @staticmethod
     def _register_adapter(cls: Any) -> tuple[str, Any]:
@@ -163,6 +214,27 @@ class _Registry:
                 "run `itemp plugins` to see what is installed"
             )
         return table[name]
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) while loading (SystemExit)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _wanted_plugins() -> set[str] | None:
+    """Entry-point plugins to load: None for all; else the names given in ITEMP_LOAD_PLUGINS
+    (empty set when autoloading is disabled and no names are given)."""
+    names = os.environ.get(LOAD_PLUGINS_ENV)
+    if names is not None:
+        return {n.strip() for n in names.split(",") if n.strip()}
+    if _env_flag(DISABLE_AUTOLOAD_ENV):
+        return set()
+    return None
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

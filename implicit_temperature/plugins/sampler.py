@@ -9,6 +9,16 @@ import torch
 from ..core import TemperatureResult, temperature_sample
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
+from .options import (
+    UnknownOptionError,
+    did_you_mean,
+    keyword_names,
+    misplaced_hint,
+    sample_hint,
+)
+
+#: temperature_sample keywords that TemperatureSampler.sample sets itself from the adapter
+_SET_BY_SAMPLER = frozenset({"draw", "key", "batched", "key_name"})
 
 
 class AdapterSelectionError(PluginError, LookupError):
@@ -50,6 +60,29 @@ def find_adapter_class(model: Any) -> type:
     )
 
 
+def _check_adapter_options(cls: type, options: dict[str, Any]) -> None:
+    """Unknown constructor keywords -> UnknownOptionError naming the closest option, or where a
+    sampling keyword (``temperature=``) or quantizer option (``cell_size=``) belongs. Adapters
+    whose constructor takes ``**kwargs`` (e.g. pipeline call arguments) check those themselves;
+    only ``sample()`` keywords are refused for them here."""
+    names, var_kw = keyword_names(cls.__init__, skip=("self", "model"))
+    label = getattr(cls, "name", "") or cls.__name__
+    for name, value in options.items():
+        if name in names:
+            continue
+        if var_kw:  # the adapter checks its **kwargs itself; sample() keywords never belong there
+            hint = sample_hint(name, value)
+            if not hint:
+                continue
+        else:
+            hint = misplaced_hint(name, value)
+        raise UnknownOptionError(
+            f"TemperatureSampler(model, {name}=...): {name!r} is not an option of the {label!r} "
+            f"adapter{did_you_mean(name, names)}.{hint or ''} Its options: "
+            f"{', '.join(sorted(names)) or 'none'}"
+        )
+
+
 class TemperatureSampler:
     """Temperature-controlled sampling from ``model`` through an adapter.
 
@@ -88,6 +121,7 @@ class TemperatureSampler:
             self.model, self.adapter = model, adapter
             return
         self.model = model
+        _check_adapter_options(cls, adapter_options)
         self.adapter = cls(model, **adapter_options)
 
     def sample(
@@ -102,7 +136,11 @@ class TemperatureSampler:
         **options: Any,
     ) -> TemperatureResult:
         """Samples at ``temperature``; same arguments and result as :func:`temperature_sample`
-        (``options``: share_pool, max_lanes, estimator). Batched adapters give a leading B dim."""
+        (``options``: share_pool, max_lanes, estimator). Batched adapters give a leading B dim.
+        An unknown keyword raises :class:`UnknownOptionError` naming the closest valid one (and
+        the constructor, for adapter options such as ``batch_size``)."""
+        if options:
+            self._check_sample_options(options)
         return temperature_sample(
             self.adapter.draw,
             temperature,
@@ -116,6 +154,26 @@ class TemperatureSampler:
             key_name=self._key_name,
             **options,
         )
+
+    def _check_sample_options(self, options: dict[str, Any]) -> None:
+        accepted, _ = keyword_names(temperature_sample)
+        accepted -= _SET_BY_SAMPLER
+        own, _ = keyword_names(TemperatureSampler.sample)
+        adapter_options, _ = keyword_names(type(self.adapter).__init__, skip=("self", "model"))
+        for name in options:
+            if name in accepted:
+                continue
+            where = ""
+            if name in adapter_options:
+                where = (
+                    f" {name!r} is an option of the {self.adapter.name!r} adapter: pass it to the "
+                    f"constructor, TemperatureSampler(model, {name}=...)"
+                )
+            raise UnknownOptionError(
+                f"TemperatureSampler.sample() got an unknown keyword {name!r}"
+                f"{did_you_mean(name, accepted | own)}{where} (sample() takes: "
+                f"{', '.join(sorted((accepted | own) - {'self'}))})"
+            )
 
     def _key_name(self) -> str | None:
         """The quantizer's name for diagnostics and warnings (asked after the draws, when adapters

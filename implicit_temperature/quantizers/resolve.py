@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..plugins.options import did_you_mean
 from .base import Quantizer, QuantizerError
 from .classifier import ClassifierQuantizer
 
@@ -31,21 +32,41 @@ class CallableQuantizer(ClassifierQuantizer):
         return bool(getattr(self.fn, "fitted", True))
 
 
-def _check_options(factory: Callable[..., Any], options: dict[str, Any], label: str) -> None:
-    """Unknown option names -> QuantizerError listing the accepted ones (before calling)."""
+def _check_options(
+    factory: Callable[..., Any], options: dict[str, Any], label: str, given: tuple[str, ...] = ()
+) -> None:
+    """Unknown option names -> QuantizerError listing the accepted ones; missing required ones
+    (other than ``given``, passed positionally) -> QuantizerError naming the way to pass them.
+    Checked before calling the factory, so no bare ``__init__() missing ...`` TypeError."""
     try:
         params = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
+    params = list(params)
     accepted = [p.name for p in params
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
     unknown = sorted(set(options) - set(accepted))
-    if unknown:
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         raise QuantizerError(
-            f"{label} does not accept option(s) {', '.join(unknown)}; it accepts: "
+            f"{label} does not accept option(s) {', '.join(unknown)}"
+            f"{did_you_mean(unknown[0], accepted)} It accepts: "
             f"{', '.join(accepted) or 'no options'}"
+        )
+    required = [
+        p.name for p in params
+        if p.default is inspect.Parameter.empty and p.name != "self"
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in options and p.name not in given
+    ]
+    if required:
+        example = ", ".join(f"{r!r}: ..." for r in required)
+        raise QuantizerError(
+            f"{label} needs the option(s) {', '.join(required)}. Quantizer options are passed "
+            f"the same way everywhere: to an adapter as quantizer_options={{{example}}} (e.g. "
+            f"TemperatureSampler(model, quantizer={label.split()[-1]}, "
+            f"quantizer_options={{{example}}})), to resolve_quantizer as keywords "
+            f"(resolve_quantizer({label.split()[-1]}, {required[0]}=...)), or build the "
+            "quantizer object yourself and pass it as quantizer="
         )
 
 
@@ -113,7 +134,7 @@ def resolve_quantizer(spec: Any = "exact", **options: Any) -> Quantizer:
             f"quantizer must be a registered name, a Quantizer object or a callable "
             f"samples -> integer labels, got {spec!r}"
         )
-    _check_options(ClassifierQuantizer, options, "a callable quantizer")
+    _check_options(ClassifierQuantizer, options, "a callable quantizer", given=("fn",))
     return CallableQuantizer(spec, **options)
 
 

@@ -17,14 +17,22 @@ class DiceAdapter(Adapter):
 
     Options: ``quantizer`` (default ``"exact"``: every face is its own outcome; any name
     registered with ``register_quantizers``, a quantizer object or a callable works, e.g.
-    ``"example-parity"`` to apply temperature to odd/even only).
+    ``"example-parity"`` to apply temperature to odd/even only) and ``quantizer_options`` (a dict
+    of options for a registered name, e.g. ``quantizer="grid", quantizer_options={"cell_size":
+    2}`` to pair the faces), the convention every adapter follows.
     """
 
     name = "example-dice"
 
-    def __init__(self, model: LoadedDie, *, quantizer: Any = "exact") -> None:
+    def __init__(
+        self,
+        model: LoadedDie,
+        *,
+        quantizer: Any = "exact",
+        quantizer_options: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(model)
-        self.quantizer = resolve_quantizer(quantizer)
+        self.quantizer = resolve_quantizer(quantizer, **(quantizer_options or {}))
 
     @classmethod
     def handles(cls, model: Any) -> bool:

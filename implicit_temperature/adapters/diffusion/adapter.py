@@ -13,9 +13,44 @@ from typing import Any
 import torch
 
 from ...plugins import Adapter
+from ...plugins.options import (
+    UnknownOptionError,
+    did_you_mean,
+    keyword_names,
+    misplaced_hint,
+)
 from .detect import is_diffusion_pipeline, is_flow_matching_pipeline
-from .driver import PipelineDriver
+from .driver import PipelineDriver, _call_parameters
 from .keys import AdapterKeys
+
+
+def check_call_kwargs(adapter: type, target: Any, call_kwargs: dict[str, Any]) -> None:
+    """Keywords that reached ``**call_kwargs`` must be call arguments of ``target`` (a pipeline),
+    or None for a model that takes none (then only typos of adapter options and misplaced
+    keywords are reported here). Anything else raises :class:`UnknownOptionError` saying
+    it was passed to the adapter, the closest valid name, and where sampling keywords
+    (``temperature=``) and quantizer options (``cell_size=``) go instead."""
+    options, _ = keyword_names(adapter.__init__, skip=("self", "model"))
+    if target is None:  # other keywords get the caller's own message (pipeline-only options)
+        names, var_kw, what = set(), True, "a velocity field takes no call arguments"
+    else:
+        names, var_kw = _call_parameters(target)
+        names = names - {"self"}
+        what = f"{type(target).__name__}.__call__ takes no argument(s) {{bad}}"
+    for name, value in call_kwargs.items():
+        if name in names:
+            continue
+        hint = misplaced_hint(name, value)
+        close = did_you_mean(name, options | names, cutoff=0.8 if var_kw else 0.6)
+        if var_kw and not (hint or did_you_mean(name, options, cutoff=0.8)):
+            continue  # the pipeline takes **kwargs: it may well use this one
+        raise UnknownOptionError(
+            f"unknown keyword {name!r} passed to the {adapter.name!r} adapter "
+            f"(TemperatureSampler(model, {name}=...) or {adapter.__name__}(model, ...)): it is "
+            f"not an adapter option, and {what.format(bad=[name])}{close}{hint} Adapter options: "
+            f"{', '.join(sorted(options))}"
+            + (f"; pipeline arguments: {', '.join(sorted(names))}" if names else "")
+        )
 
 
 class SampleAdapter(Adapter):
@@ -90,7 +125,9 @@ class DiffusionAdapter(SampleAdapter):
             downsampled image (:class:`~.keys.ImageHashQuantizer`, see its limits); a registered
             quantizer name (``"grid"``, ``"codebook"``, ``"classifier"``, ...); a quantizer
             object; or any callable ``samples -> integer labels``.
-        quantizer_options: dict of options for a registered quantizer name.
+        quantizer_options: dict of options for a registered quantizer name, e.g.
+            ``quantizer="grid", quantizer_options={"cell_size": 0.5}`` (the one way to pass
+            quantizer options to an adapter; or pass a ready quantizer object as ``quantizer=``).
         batch_size: most samples per pipeline call (memory); default the pipeline's
             ``default_draw_batch_size`` or 16.
         prompt: a string, or a list of B strings (then the adapter is batched: B problems).
@@ -124,6 +161,7 @@ class DiffusionAdapter(SampleAdapter):
                 "adapter='flow_matching' with sample_shape=...; for any other sampler wrap it "
                 "as draw(n) and call implicit_temperature.temperature_sample"
             )
+        check_call_kwargs(type(self), model, call_kwargs)
         driver = PipelineDriver(
             model, batch_size=batch_size, prompt=prompt, progress=progress,
             pipeline_progress_bar=pipeline_progress_bar, call_kwargs=call_kwargs,

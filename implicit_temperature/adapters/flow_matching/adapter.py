@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..diffusion.adapter import SampleAdapter
+from ..diffusion.adapter import SampleAdapter, check_call_kwargs
 from ..diffusion.detect import is_diffusion_pipeline, is_flow_matching_pipeline
 from ..diffusion.driver import PipelineDriver
 from .velocity import VELOCITY_BATCH_SIZE, VelocityField, VelocityFieldDriver
@@ -25,8 +25,9 @@ from .velocity import VELOCITY_BATCH_SIZE, VelocityField, VelocityFieldDriver
 class FlowMatchingAdapter(SampleAdapter):
     """Adapter ``flow_matching``.
 
-    Options for every model: ``quantizer``, ``quantizer_options``, ``batch_size``, ``progress``,
-    ``fit_samples``, ``fit_seed`` — as for the ``diffusion`` adapter (default quantizer: nearest
+    Options for every model: ``quantizer``, ``quantizer_options`` (e.g. ``quantizer="grid",
+    quantizer_options={"cell_size": 0.5}``), ``batch_size``, ``progress``, ``fit_samples``,
+    ``fit_seed`` — as for the ``diffusion`` adapter (default quantizer: nearest
     mixture component for models with ``mixture_means``, image hash for image-shaped samples).
 
     Pipelines: ``prompt``, ``pipeline_progress_bar`` and ``**call_kwargs`` (passed to each call).
@@ -65,11 +66,13 @@ class FlowMatchingAdapter(SampleAdapter):
                 )
             if sample_shape is not None:
                 raise TypeError("sample_shape is for velocity fields; a pipeline knows its shape")
+            check_call_kwargs(type(self), model, call_kwargs)
             driver: Any = PipelineDriver(
                 model, batch_size=batch_size, prompt=prompt, progress=progress,
                 pipeline_progress_bar=pipeline_progress_bar, call_kwargs=call_kwargs,
             )
         elif callable(model):
+            check_call_kwargs(type(self), None, call_kwargs)
             if prompt is not None or call_kwargs:
                 extra = sorted(call_kwargs) + (["prompt"] if prompt is not None else [])
                 raise TypeError(
