@@ -193,7 +193,7 @@ def _bars(path: Any, p: torch.Tensor, blocks: list, args: argparse.Namespace) ->
         ax.set_xlabel("digit shown (label from the shipped classifier)")
         ax.set_ylabel("share of generated images")
         ax.set_title(f"T = {t:g}: which digit the model draws")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, markerscale=0.4)
     fig.suptitle(f"Digits DDPM: class frequencies against the target ({args.num_outputs} images "
                  f"per bar group; P measured from {args.law_samples} plain draws)")
     fig.tight_layout()
