@@ -7,7 +7,7 @@ download), split once into train (75 %) and held-out test (25 %), stratified, se
   the DDPM epsilon loss (1000 training steps, cosine betas) on the train split *resampled to an
   imbalanced class mix* (``DIGIT_MIX``: 0: 35 %, 1: 25 %, 2: 15 %, 3: 10 %, 4..9: 2.5 % each), so
   that temperature visibly changes which digits appear. Saved as a standard ``DDPMPipeline``
-  folder whose scheduler is a ``DDIMScheduler`` (same betas; deterministic steps, ~20 inference
+  folder whose scheduler is a ``DDIMScheduler`` (same betas; deterministic steps, 10-20 inference
   steps suffice) to ``implicit_temperature/demos/digits/pipeline/``;
   ``DiffusionPipeline.from_pretrained(folder)`` loads it offline.
 * **Classifier** — a small CNN
@@ -16,7 +16,9 @@ download), split once into train (75 %) and held-out test (25 %), stratified, se
   next to the weights in ``classifier.json``; saved as
   ``implicit_temperature/demos/digits/classifier.safetensors``.
 
-Deterministic given ``--seed`` and the torch build. Needs scikit-learn (the ``dev`` extra).
+Seeded (``--seed``): every random choice comes from seeded generators, so a rerun on the same
+torch build and thread count should reproduce the weights (not checked bit for bit). Needs
+scikit-learn (the ``dev`` extra).
 
     OMP_NUM_THREADS=2 .venv/bin/python scripts/train_digits.py     # both (~12 min, 2 idle cores)
     .venv/bin/python scripts/train_digits.py --what classifier
