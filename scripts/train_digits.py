@@ -20,7 +20,7 @@ Seeded (``--seed``): every random choice comes from seeded generators, so a reru
 torch build and thread count should reproduce the weights (not checked bit for bit). Needs
 scikit-learn (the ``dev`` extra).
 
-    OMP_NUM_THREADS=2 .venv/bin/python scripts/train_digits.py     # both (~12 min, 2 idle cores)
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/train_digits.py  # both: ~9 min on a busy 2-core box
     .venv/bin/python scripts/train_digits.py --what classifier
 """
 
