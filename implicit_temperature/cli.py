@@ -40,6 +40,7 @@ DEMOS: dict[str, str] = {
     "calm": "implicit_temperature.demos.calm.demo",
     "diffusion": "implicit_temperature.demos.mixture.diffusion_demo",
     "flow": "implicit_temperature.demos.mixture.flow_demo",
+    "digits": "implicit_temperature.demos.digits.demo",
 }
 
 _RULE = "=" * 78

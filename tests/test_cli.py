@@ -260,7 +260,7 @@ def test_console_script_is_declared():
 
 
 def test_real_demo_table():
-    assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow"]
+    assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow", "digits"]
     assert cli.DEMOS["flow"] == "implicit_temperature.demos.mixture.flow_demo"
 
 

@@ -133,7 +133,8 @@ def test_cli_demo_runs(module, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     demo.add_arguments(parser)
     defaults = parser.parse_args([])
-    assert defaults.temperature == 0.5 and defaults.out
+    name = module.split("_")[0]
+    assert defaults.temperature == 0.5 and defaults.default_out == f"demo-{name}.png"
     out = tmp_path / "demo.png"
     args = parser.parse_args(["--num-outputs", "200", "--num-samples", "20", "--out", str(out)])
     assert demo.run(args) == 0

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from ..core import expected_exact_draws, temperature_sample
+from ..core import DrawBudgetExceeded, expected_exact_draws, temperature_sample
 
 LAWS = {
     "peaked": [0.5, 0.3, 0.15, 0.05],
@@ -45,9 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-outputs", type=int, default=5000, help="outputs per method and T")
     parser.add_argument("--num-samples", type=int, default=200, help="N of the batch method")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--max-draws", type=int, default=None,
+                        help="budget of draws for each exact/auto run (default: the library's); "
+                        "a run that would exceed it is reported and skipped")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_draws is not None and args.max_draws < 1:
+        print("error: --max-draws must be >= 1")
+        return 2
     p = _law(args.law)
     k = p.numel()
 
@@ -70,14 +76,19 @@ def run(args: argparse.Namespace) -> int:
         methods = ["exact", "batch", "auto"] if t <= 1 else ["batch", "auto"]
         for method in methods:
             start = time.perf_counter()
-            res = temperature_sample(
-                draw,
-                t,
-                method=method,
-                num_samples=args.num_samples,
-                num_outputs=args.num_outputs,
-                generator=args.seed,
-            )
+            try:
+                res = temperature_sample(
+                    draw,
+                    t,
+                    method=method,
+                    num_samples=args.num_samples,
+                    num_outputs=args.num_outputs,
+                    max_draws=args.max_draws,
+                    generator=args.seed,
+                )
+            except DrawBudgetExceeded as exc:
+                print(f"  T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
+                continue
             seconds = time.perf_counter() - start
             freq = torch.bincount(res.samples, minlength=k).double() / args.num_outputs
             tv = 0.5 * float((freq - target).abs().sum())

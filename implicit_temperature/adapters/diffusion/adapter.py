@@ -86,6 +86,13 @@ class SampleAdapter(Adapter):
         """The quantizer in use (None until the default is chosen from the first samples)."""
         return self._keys.quantizer
 
+    def fit(self) -> SampleAdapter:
+        """Fit the quantizer now (a quantizer with ``fit``, e.g. a codebook, on ``fit_samples``
+        pilot draws; the default quantizer is chosen from one pilot draw) instead of inside the
+        first ``sample()``. Returns the adapter."""
+        self._keys.fit()
+        return self
+
     def _draw_unbatched_pilot(self, m: int, generator: torch.Generator) -> torch.Tensor:
         x = self._driver(m, generator)
         return x.flatten(0, 1) if self.batched else x

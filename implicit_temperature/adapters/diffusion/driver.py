@@ -35,6 +35,39 @@ def check_positive_int(value: Any, name: str) -> int:
     return value
 
 
+def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
+    """Refuse, before any draw, a ``num_inference_steps`` the scheduler cannot run.
+
+    The value checked is ``call_kwargs["num_inference_steps"]``, else the default of the
+    pipeline's ``__call__``. It must be a positive integer, and for schedulers with discrete
+    training steps (not flow-matching ones) at most ``scheduler.config.num_train_timesteps``
+    (e.g. ``DDPMPipeline``'s default of 1000 on a scheduler trained with 50 steps).
+    """
+    from .detect import is_flow_matching_scheduler
+
+    params = inspect.signature(pipe.__call__).parameters
+    if "num_inference_steps" not in params:
+        return
+    given = "num_inference_steps" in call_kwargs
+    steps = call_kwargs["num_inference_steps"] if given else params["num_inference_steps"].default
+    if steps is None or steps is inspect.Parameter.empty:
+        return
+    where = "num_inference_steps=" + repr(steps) + ("" if given else
+                                                     f" (the default of {type(pipe).__name__})")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{where}: num_inference_steps must be an integer >= 1")
+    scheduler = getattr(pipe, "scheduler", None)
+    config = getattr(scheduler, "config", None)
+    train_steps = getattr(config, "num_train_timesteps", None) if config is not None else None
+    if (isinstance(train_steps, int) and steps > train_steps
+            and not is_flow_matching_scheduler(scheduler)):
+        raise ValueError(
+            f"{where} exceeds the {train_steps} training steps of the pipeline's "
+            f"{type(scheduler).__name__}; pass num_inference_steps=<= {train_steps} as a "
+            "pipeline argument (e.g. num_inference_steps=50)"
+        )
+
+
 class PipelineDriver:
     """Call a diffusers pipeline for n samples in chunks.
 
@@ -86,6 +119,8 @@ class PipelineDriver:
         if "output_type" in names and "output_type" not in kwargs:
             kwargs["output_type"] = "pt"
         self.call_kwargs = kwargs
+        #: type of the last pipeline output (e.g. ImagePipelineOutput), for wrappers that rebuild it
+        self.output_class: type | None = None
         self.pass_generator = "generator" in names or var_kw
         if isinstance(prompt, (list, tuple)):
             if not prompt or not all(isinstance(p, str) for p in prompt):
@@ -115,6 +150,7 @@ class PipelineDriver:
                 "num_images_per_prompt, so the adapter cannot ask it for n samples; wrap it in a "
                 "callable draw(n) and use implicit_temperature.temperature_sample"
             )
+        check_inference_steps(pipe, kwargs)
         if hasattr(pipe, "set_progress_bar_config") and not pipeline_progress_bar:
             pipe.set_progress_bar_config(disable=True)
 
@@ -129,7 +165,9 @@ class PipelineDriver:
             kwargs["prompt"] = prompt
         if self.pass_generator:
             kwargs["generator"] = generator
-        return self.pipe(**kwargs)
+        out = self.pipe(**kwargs)
+        self.output_class = type(out)
+        return out
 
     def __call__(
         self, n: int, generator: torch.Generator | None = None, active: torch.Tensor | None = None

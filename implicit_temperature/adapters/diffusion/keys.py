@@ -113,6 +113,12 @@ class AdapterKeys:
         else:
             self.quantizer = resolve_quantizer(spec, **(options or {}))
 
+    def fit(self) -> None:
+        """Choose the default quantizer (from one pilot draw) and fit a quantizer that needs it."""
+        if self.quantizer is None:
+            self(self.pilot(1, torch.Generator().manual_seed(self.fit_seed)))
+        self._ensure_fitted()
+
     def _ensure_fitted(self) -> None:
         q = self.quantizer
         if callable(getattr(q, "fit", None)) and not getattr(q, "fitted", True):

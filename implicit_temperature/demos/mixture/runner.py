@@ -9,8 +9,11 @@ frequencies of
 * our exact method and our batch method at T,
 
 against the target w^(1/T) / Z. Prints the table (with the total-variation distance to the target
-and the draws spent per output) and writes a figure: scatter of samples, and a bar chart of the
-frequencies against the target.
+and the draws spent per output) and writes a figure: scatter of samples (axes x1, x2, components
+numbered at their means), and a bar chart of the frequencies against the target; each method has
+the same colour in both panels (:data:`~implicit_temperature.demos.output.METHOD_COLORS`).
+The figure path is checked before anything is computed, an existing file is never overwritten
+without ``--force``, and matplotlib's global backend is left alone.
 """
 
 from __future__ import annotations
@@ -22,20 +25,29 @@ from typing import Any
 
 import torch
 
+from ...core import DrawBudgetExceeded
+from ..output import (
+    METHOD_COLORS,
+    METHOD_LABELS,
+    FigurePathError,
+    add_output_arguments,
+    figure_paths,
+    new_figure,
+    save_figure,
+)
 from .mixture import NearestComponentQuantizer, tempered_weights
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--temperature", type=float, default=0.5,
                         help="temperature T (default 0.5; exact needs T <= 1)")
-    parser.add_argument("--out", default=default_out,
-                        help=f"figure file (default {default_out}; '' for none)")
     parser.add_argument("--num-outputs", type=int, default=500,
                         help="samples per method (default 500; the batch method draws "
                         "num-outputs x num-samples)")
     parser.add_argument("--num-samples", type=int, default=200,
                         help="N of the batch method (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    add_output_arguments(parser, default_out)
 
 
 def _frequencies(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -57,6 +69,14 @@ def run_mixture_demo(
     if m < 1 or args.num_samples < 1 or not t > 0:
         print("error: --num-outputs and --num-samples must be >= 1 and --temperature > 0")
         return 2
+    if args.max_draws is not None and args.max_draws < 1:
+        print("error: --max-draws must be >= 1")
+        return 2
+    try:
+        paths = figure_paths(args)  # before any computation
+    except FigurePathError as exc:
+        print(f"error: {exc}")
+        return 2
     pipe = load()
     means, weights = pipe.mixture_means, pipe.mixture_weights.double()
     k = means.shape[0]
@@ -70,29 +90,33 @@ def run_mixture_demo(
 
     columns: dict[str, dict[str, Any]] = {}
 
-    def timed(name: str, fn: Callable[[], tuple[torch.Tensor, int]]) -> None:
+    def timed(name: str, kind: str, fn: Callable[[], tuple[torch.Tensor, int]]) -> None:
         start = time.perf_counter()
-        samples, draws = fn()
+        try:
+            samples, draws = fn()
+        except DrawBudgetExceeded as exc:
+            print(f"{name}: stopped by --max-draws {args.max_draws}: {exc}\n")
+            return
         columns[name] = {"samples": samples, "freq": _frequencies(quantize(samples), k),
-                         "draws": draws, "seconds": time.perf_counter() - start}
+                         "draws": draws, "seconds": time.perf_counter() - start, "kind": kind}
 
     g = torch.Generator().manual_seed(args.seed)
-    timed("T=1", lambda: (sampler.adapter.draw(m, generator=g), m))
+    timed("T=1", "plain", lambda: (sampler.adapter.draw(m, generator=g), m))
 
     def noise_scaled() -> tuple[torch.Tensor, int]:
         dim = means.shape[1]
         latents = t * torch.randn(m, dim, generator=g)
         return pipe(m, generator=g, latents=latents).samples, m
 
-    timed(f"noise x{t:g}", noise_scaled)
+    timed(f"noise x{t:g}", "noise", noise_scaled)
     methods = ["exact", "batch"] if t <= 1 else ["batch"]
     for method in methods:
         def run_method(method: str = method) -> tuple[torch.Tensor, int]:
             res = sampler.sample(t, method=method, num_samples=args.num_samples,
-                                 num_outputs=m, generator=args.seed)
+                                 num_outputs=m, generator=args.seed, max_draws=args.max_draws)
             return res.samples, res.draws
 
-        timed(method, run_method)
+        timed(method, method, run_method)
     if t > 1:
         print("(T > 1: no exact method exists above T = 1; showing batch only)\n")
 
@@ -114,42 +138,56 @@ def run_mixture_demo(
     print(f"\ntarget from the model's own T=1 frequencies: "
           f"{[round(v, 3) for v in model_target.tolist()]} (what exact/batch aim at: the model "
           "is not exactly the mixture)")
-    if args.out:
-        _figure(args.out, title, t, means, columns, target)
-        print(f"figure written to {args.out}")
+    if paths:
+        _figure(paths[0], title, t, means, columns, target)
     return 0
 
 
-def _figure(path: str, title: str, t: float, means: torch.Tensor, columns: dict,
+def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
             target: torch.Tensor) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(columns)
-    colors = ["0.6", "tab:orange", "tab:blue", "tab:green"]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.8))
-    for name, color in zip(names, colors, strict=False):
-        x = columns[name]["samples"].detach().cpu()
-        ax0.scatter(x[:, 0], x[:, 1], s=3, alpha=0.35, color=color, label=name)
-    ax0.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=60)
+    fig = new_figure(figsize=(11.5, 5.6))
+    ax0, ax1 = fig.subplots(1, 2)
+    for name in names:
+        col = columns[name]
+        x = col["samples"].detach().cpu()
+        ax0.scatter(x[:, 0], x[:, 1], s=3, alpha=0.35, color=METHOD_COLORS[col["kind"]],
+                    label=_label(name, col["kind"], t))
+    ax0.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=60, label="component means")
+    for i, (mx, my) in enumerate(means.tolist()):
+        ax0.annotate(f"component {i}", (mx, my), xytext=(6, 6), textcoords="offset points",
+                     fontsize=8, fontweight="bold")
     ax0.set_aspect("equal")
-    ax0.set_title("samples")
-    ax0.legend(loc="upper right", fontsize=8, markerscale=3)
+    ax0.set_xlabel("first coordinate x1")
+    ax0.set_ylabel("second coordinate x2")
+    ax0.set_title("generated 2-D samples, coloured by method")
+    legend = ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7)
+    for handle in getattr(legend, "legend_handles", None) or legend.legendHandles:
+        handle.set_sizes([25])
+        handle.set_alpha(1.0)
     k = target.numel()
     width = 0.8 / len(names)
-    for j, (name, color) in enumerate(zip(names, colors, strict=False)):
+    for j, name in enumerate(names):
+        col = columns[name]
         xs = [i + (j - (len(names) - 1) / 2) * width for i in range(k)]
-        ax1.bar(xs, columns[name]["freq"].tolist(), width=width, color=color, label=name)
-    ax1.scatter(range(k), target.tolist(), marker="_", s=900, color="k", linewidths=2,
-                label="target w^(1/T)/Z", zorder=3)
+        ax1.bar(xs, col["freq"].tolist(), width=width, color=METHOD_COLORS[col["kind"]],
+                label=_label(name, col["kind"], t))
+    ax1.scatter(range(k), target.tolist(), marker="_", s=900, color=METHOD_COLORS["target"],
+                linewidths=2, label="target: trained weights w^(1/T), normalised", zorder=3)
     ax1.set_xticks(range(k))
-    ax1.set_xlabel("mixture component")
-    ax1.set_ylabel("frequency")
-    ax1.set_title(f"component frequencies at T = {t:g}")
-    ax1.legend(fontsize=8)
+    ax1.set_xticklabels([f"component {i}" for i in range(k)])
+    ax1.set_xlabel("mixture component (nearest mean)")
+    ax1.set_ylabel("share of the samples")
+    ax1.set_title(f"how often each component is drawn, T = {t:g}")
+    ax1.legend(fontsize=7, markerscale=0.4)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def _label(name: str, kind: str, t: float) -> str:
+    if kind == "noise":
+        return f"initial noise scaled by T = {t:g}"
+    if kind in ("exact", "batch"):
+        return f"{METHOD_LABELS[kind]}, T = {t:g}"
+    return METHOD_LABELS[kind]
