@@ -108,7 +108,7 @@ def test_demo_runs(capsys):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     defaults = parser.parse_args([])
-    assert (defaults.temperature, defaults.method, defaults.seed) == (0.5, "batch", 0)
+    assert (defaults.temperature, defaults.method, defaults.seed) == (0.5, "auto", 0)
     args = parser.parse_args(["--max-new-tokens", "8", "--reference-draws", "5000",
                               "--table-samples", "300"])
     assert run(args) == 0

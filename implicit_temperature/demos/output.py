@@ -43,13 +43,13 @@ class FigurePathError(ValueError):
 def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     """``--out`` (figure file; '' for none), ``--force`` and ``--max-draws``."""
     parser.add_argument("--out", default=None,
-                        help=f"figure file (default {default_out}, numbered if that exists; "
-                        "'' for no figure). An existing file is refused without --force")
+                        help="figure file; '' for no figure. An existing file is refused "
+                        f"without --force (default: {default_out}, numbered if that exists)")
     parser.add_argument("--force", action="store_true",
                         help="overwrite the --out file if it exists")
     parser.add_argument("--max-draws", type=int, default=None,
-                        help="budget of model draws for each exact/auto run (default: the "
-                        "library's default); a run that would exceed it stops with a message")
+                        help="budget of model draws for each exact/auto run; a run that would "
+                        "exceed it stops with a message (default: the library's, 1e6 per output)")
     parser.set_defaults(default_out=default_out)
 
 

@@ -32,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.5,
                         help="T > 0 of the continuations and the table; T = 1 and T = 2 are "
                         "always shown too (default: %(default)s)")
-    parser.add_argument("--method", choices=("batch", "exact", "auto"), default="batch",
-                        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
-                        "from a pilot batch (default: %(default)s)")
+    parser.add_argument("--method", choices=("auto", "exact", "batch"), default="auto",
+                        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' plans "
+                        "exact from a pilot batch and keeps it where it fits the budget, else "
+                        "batch (default: %(default)s)")
     parser.add_argument("--num-samples", type=int, default=200,
                         help="N of the batch method (default: %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=24,

@@ -39,18 +39,18 @@ DIGITS = 10
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.25, 2.0],
-                        help="temperatures to compare with T = 1 (default 0.5 0.25 2)")
+                        help="temperatures to compare with T = 1 (default: 0.5 0.25 2)")
     parser.add_argument("--num-outputs", type=int, default=120,
-                        help="images per method and temperature (default 120)")
+                        help="images per method and temperature (default: %(default)s)")
     parser.add_argument("--num-samples", type=int, default=64,
-                        help="N, the pool of the batch method (default 64; its bias grows as N "
-                        "shrinks and as T moves away from 1)")
+                        help="N, the pool of the batch method; its bias grows as N shrinks and "
+                        "as T moves away from 1 (default: %(default)s)")
     parser.add_argument("--law-samples", type=int, default=4000,
-                        help="plain draws that measure the class law P at T = 1 (default 4000; "
-                        "the target P^(1/T) magnifies P's sampling error by 1/T)")
+                        help="plain draws that measure the class law P at T = 1; the target "
+                        "P^(1/T) magnifies P's sampling error by 1/T (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=DEFAULT_INFERENCE_STEPS,
-                        help=f"DDIM inference steps (default {DEFAULT_INFERENCE_STEPS})")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+                        help="DDIM inference steps (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, "demo-digits.png")
 
 

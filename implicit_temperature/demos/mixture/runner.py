@@ -40,13 +40,13 @@ from .mixture import NearestComponentQuantizer, tempered_weights
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--temperature", type=float, default=0.5,
-                        help="temperature T (default 0.5; exact needs T <= 1)")
+                        help="temperature T; exact needs T <= 1 (default: %(default)s)")
     parser.add_argument("--num-outputs", type=int, default=500,
-                        help="samples per method (default 500; the batch method draws "
-                        "num-outputs x num-samples)")
+                        help="samples per method; the batch method draws num-outputs x "
+                        "num-samples (default: %(default)s)")
     parser.add_argument("--num-samples", type=int, default=200,
-                        help="N of the batch method (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+                        help="N of the batch method (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, default_out)
 
 
