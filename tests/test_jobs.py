@@ -247,7 +247,11 @@ def test_plan_is_forwarded_where_the_core_takes_one_else_refused(tmp_path):
     if "plan" in inspect.signature(generate).parameters:
         first = json.loads(job(tmp_path / "p", plan="flat", method="exact").results
                            .read_text().splitlines()[0])
-        assert first["plan"] is not None
+        assert first["plan"] == ["2"] and first["method_used"] == "exact"
+        # every decoding step's diagnostics, summed up: collisions are plentiful on the demo
+        diag = first["diagnostics"]
+        assert diag["steps"] >= 1 and 0 < diag["distinct_share_mean"] <= diag["distinct_share_max"]
+        assert diag["distinct_share_max"] < 0.9
     else:
         with pytest.raises(JobError, match="--plan 'flat' was given, but CALM generate"):
             job(tmp_path / "p", plan="flat")

@@ -53,6 +53,21 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _step_diagnostics(per_step: list[Any]) -> dict[str, Any] | None:
+    """Decoding steps' diagnostics summed up: the steps, and the smallest and mean share of
+    distinct keys and of singletons among the draws each step looked at (None at T = 1)."""
+    if not per_step:
+        return None
+    distinct = [d.distinct_share for d in per_step]
+    singles = [float(d.singleton_share.double().mean()) for d in per_step]
+    return {
+        "steps": len(per_step),
+        "distinct_share_mean": jsonable(sum(distinct) / len(distinct)),
+        "distinct_share_max": jsonable(max(distinct)),
+        "singleton_share_mean": jsonable(sum(singles) / len(singles)),
+    }
+
+
 def plan_kwargs(fn: Any, plan: Any, where: str) -> dict[str, Any]:
     """``{"plan": plan}`` when ``fn`` accepts a ``plan`` keyword; ``{}`` when no plan was asked
     for; a :class:`JobError` when a plan was asked for and ``fn`` has no such parameter."""
@@ -143,12 +158,14 @@ class CALMRunner:
         stats: dict[str, Any] = {"steps": out.steps}
         if out.cascade_levels:
             stats["cascade_level_min"] = float(torch.cat(out.cascade_levels).min())
+        methods = getattr(out, "methods", [])
+        plans = [p for p in getattr(out, "plans", []) if p is not None]
         return {
             "outputs": self.tokenizer.batch_decode(new),
             "draws": int(out.draws),
-            "method_used": getattr(out, "method", None),
-            "plan": jsonable(getattr(out, "plan", spec.plan)),
-            "diagnostics": jsonable(getattr(out, "diagnostics", None)),
+            "method_used": "+".join(sorted(set(methods))) or None,
+            "plan": sorted(set(plans)) if plans else jsonable(spec.plan),
+            "diagnostics": _step_diagnostics(getattr(out, "diagnostics", [])),
             "stats": stats,
         }
 

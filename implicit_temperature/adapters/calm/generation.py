@@ -32,12 +32,20 @@ class CALMGenerateOutput:
     draws:      next-chunk draws spent in total (all steps, all prompts).
     cascade_levels: batch method: per step, float64 (B_active,) power s the selection used
                 (below 1/T where the N draws held no outcome often enough: raise num_samples).
+    methods:    per step at T != 1, the method the core used ("exact" or "batch"; with
+                method="auto" it may differ between steps).
+    plans:      per step at T != 1, the exact method's collision tree (None for batch).
+    diagnostics: per step at T != 1, the core's :class:`~implicit_temperature.core.Diagnostics`
+                (distinct keys and singleton share of the draws the step looked at).
     """
 
     sequences: torch.Tensor
     steps: int = 0
     draws: int = 0
     cascade_levels: list[torch.Tensor] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    plans: list[str | None] = field(default_factory=list)
+    diagnostics: list[Any] = field(default_factory=list)
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -132,6 +140,9 @@ def generate(
             generator=g, batched=True, max_draws=max_draws,
         )
         out.draws += res.draws
+        out.methods.append(res.method)
+        out.plans.append(res.extra.get("plan") if res.method == "exact" else None)
+        out.diagnostics.append(res.diagnostics)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
         return res.samples[:, 0, :]
