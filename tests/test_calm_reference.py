@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
+from conftest import tiny_calm_config as tiny_config
 from torch import nn
 
 import implicit_temperature as it
@@ -28,17 +29,9 @@ from implicit_temperature.adapters.calm.adapter import (
 )
 from implicit_temperature.adapters.calm.backbone import cache_keyword, initial_cache, output_cache
 from implicit_temperature.adapters.calm.rng import seeded_global_rng
-from implicit_temperature.demos.calm import CALM, CALMConfig, load_demo_model
+from implicit_temperature.demos.calm import CALM, load_demo_model
 
 transformers = pytest.importorskip("transformers")
-
-
-def tiny_config(**kw) -> CALMConfig:
-    base = dict(vocab_size=30, patch_size=4, latent_size=4, ae_embed_size=8, ae_hidden_size=16,
-                hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, noise_size=4,
-                head_hidden_size=16, head_num_blocks=1)
-    base.update(kw)
-    return CALMConfig(**base)
 
 
 @pytest.fixture(scope="module")
