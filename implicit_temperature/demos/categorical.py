@@ -13,6 +13,7 @@ import time
 import torch
 
 from ..core import DrawBudgetExceeded, expected_exact_draws, temperature_sample
+from .laws import frequencies, tempered, total_variation
 
 LAWS = {
     "peaked": [0.5, 0.3, 0.15, 0.05],
@@ -72,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     shown = min(k, 4)
     for t in args.temperatures:
-        target = p ** (1.0 / t)
-        target = target / target.sum()
+        target = tempered(p, t)
         rows = []
         methods = ["exact", "batch", "auto"] if t <= 1 else ["batch", "auto"]
         for method in methods:
@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
                 continue
             seconds = time.perf_counter() - start
-            freq = torch.bincount(res.samples, minlength=k).double() / args.num_outputs
-            tv = 0.5 * float((freq - target).abs().sum())
+            freq = frequencies(res.samples, k)
+            tv = total_variation(freq, target)
             label = method if method != "auto" else f"auto->{res.method}"
             rows.append((label, freq, tv, res.draws / args.num_outputs, seconds))
         print(

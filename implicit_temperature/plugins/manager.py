@@ -15,7 +15,6 @@ Environment (read when the plugins are first loaded, and again after :func:`relo
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import os
@@ -26,6 +25,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .options import did_you_mean
 
 ENTRY_POINT_GROUP = "implicit_temperature"
 OWN_DISTRIBUTION = "implicit-temperature"
@@ -168,12 +168,10 @@ class _Registry:
             for impl in hook.get_hookimpls():
                 if impl.optionalhook or impl.plugin_name not in self.plugins:
                     continue
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
                 self._add_error(
                     impl.plugin_name,
                     f"hook {name!r} matches no implicit_temperature hook (known: "
-                    f"{', '.join(known)}){hint}",
+                    f"{', '.join(known)}){did_you_mean(name, known)}",
                 )
 
     @staticmethod

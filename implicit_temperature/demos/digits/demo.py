@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ...core import DrawBudgetExceeded
+from ..laws import frequencies, tempered, total_variation
 from ..output import (
     METHOD_COLORS,
     METHOD_LABELS,
@@ -52,20 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DDIM inference steps (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, "demo-digits.png")
-
-
-def _freq(labels: torch.Tensor) -> torch.Tensor:
-    return torch.bincount(labels.reshape(-1).cpu(), minlength=DIGITS).double() / labels.numel()
-
-
-def _tv(p: torch.Tensor, q: torch.Tensor) -> float:
-    return 0.5 * float((p - q).abs().sum())
-
-
-def tempered(p: torch.Tensor, t: float) -> torch.Tensor:
-    """P^(1/T) / Z (computed in logs; zero entries stay zero)."""
-    logp = torch.where(p > 0, p.log(), torch.full_like(p, -torch.inf))
-    return torch.softmax(logp / t, dim=0)
 
 
 def _texture(images: torch.Tensor) -> tuple[float, float]:
@@ -111,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
     plain = sampler.adapter.draw(args.law_samples, generator=g)
-    p = _freq(classify(plain))
+    p = frequencies(classify(plain), DIGITS)
     law_seconds = time.perf_counter() - start
     print(f"class law P at T = 1 ({args.law_samples} plain draws, {law_seconds:.1f} s): "
           f"{' '.join(f'{v:.3f}' for v in p.tolist())}\n")
@@ -136,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
             cols[method] = {"images": res.samples, "draws": res.draws,
                             "seconds": time.perf_counter() - start}
         for col in cols.values():
-            col["freq"] = _freq(classify(col["images"]))
-            col["tv"] = _tv(col["freq"], target)
+            col["freq"] = frequencies(classify(col["images"]), DIGITS)
+            col["tv"] = total_variation(col["freq"], target)
             col["ink"], col["contrast"] = _texture(col["images"])
         blocks.append({"t": t, "target": target, "cols": cols})
         _print_block(t, p, target, cols, plain, args.num_samples, m)
@@ -160,7 +147,7 @@ def _print_block(t: float, p: torch.Tensor, target: torch.Tensor, cols: dict,
           + f"{'TV':>7}{'draws/img':>10}{'ink':>6}{'contr':>6}{'time':>7}")
     ink, contrast = _texture(plain)
     print(f"  {'P (T = 1)':<20}" + "".join(f"{v:6.3f}" for v in p.tolist())
-          + f"{_tv(p, target):7.3f}{1.0:10.1f}{ink:6.2f}{contrast:6.2f}")
+          + f"{total_variation(p, target):7.3f}{1.0:10.1f}{ink:6.2f}{contrast:6.2f}")
     print(f"  {'target P^(1/T)/Z':<20}" + "".join(f"{v:6.3f}" for v in target.tolist()))
     names = {"noise": f"noise x{t:g}", "exact": "exact", "batch": f"batch N={n_pool}"}
     for key, col in cols.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ...quantizers import NearestComponentQuantizer
+from ..laws import tempered
 
 #: Component means (K, 2): four well-separated points on a circle of radius 2.
 DEMO_MEANS: tuple[tuple[float, float], ...] = ((2.0, 0.0), (0.0, 2.0), (-2.0, 0.0), (0.0, -2.0))
@@ -37,9 +38,7 @@ def sample_mixture(
 
 def tempered_weights(weights: torch.Tensor, temperature: float) -> torch.Tensor:
     """The target component law at temperature T: ``w^(1/T) / sum(w^(1/T))`` (float64)."""
-    w = torch.as_tensor(weights, dtype=torch.float64)
-    p = w.pow(1.0 / temperature)
-    return p / p.sum()
+    return tempered(weights, temperature)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ...core import DrawBudgetExceeded
+from ..laws import frequencies, total_variation
 from ..output import (
     METHOD_COLORS,
     METHOD_LABELS,
@@ -48,14 +49,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
                         help="N of the batch method (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, default_out)
-
-
-def _frequencies(labels: torch.Tensor, k: int) -> torch.Tensor:
-    return torch.bincount(labels.reshape(-1).cpu(), minlength=k).double() / labels.numel()
-
-
-def _tv(p: torch.Tensor, q: torch.Tensor) -> float:
-    return 0.5 * float((p - q).abs().sum())
 
 
 def run_mixture_demo(
@@ -97,7 +90,7 @@ def run_mixture_demo(
         except DrawBudgetExceeded as exc:
             print(f"{name}: stopped by --max-draws {args.max_draws}: {exc}\n")
             return
-        columns[name] = {"samples": samples, "freq": _frequencies(quantize(samples), k),
+        columns[name] = {"samples": samples, "freq": frequencies(quantize(samples), k),
                          "draws": draws, "seconds": time.perf_counter() - start, "kind": kind}
 
     g = torch.Generator().manual_seed(args.seed)
@@ -131,7 +124,7 @@ def run_mixture_demo(
         print(row)
     print("-" * len(header))
     print(f"{'TV to target':>25} " + " ".join(
-        f"{_tv(columns[n]['freq'], target):>10.3f}" for n in names))
+        f"{total_variation(columns[n]['freq'], target):>10.3f}" for n in names))
     print(f"{'draws/output':>25} " + " ".join(
         f"{columns[n]['draws'] / m:>10.1f}" for n in names))
     print(f"{'seconds':>25} " + " ".join(f"{columns[n]['seconds']:>10.2f}" for n in names))
