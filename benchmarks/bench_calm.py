@@ -80,9 +80,16 @@ def speed(quick: bool) -> dict:
     ids = torch.cat([tok.encode(prompts[i % 4]) for i in range(batch_size)])
 
     def gen(t: float, method: str):
-        return lambda: generate(model, ids, temperature=t, method=method, num_samples=N,
-                                max_new_tokens=new_tokens, generator=0,
-                                return_dict_in_generate=True)
+        return lambda: generate(
+            model,
+            ids,
+            temperature=t,
+            method=method,
+            num_samples=N,
+            max_new_tokens=new_tokens,
+            generator=0,
+            return_dict_in_generate=True,
+        )
 
     settings = {"T=1": gen(1.0, "batch")}
     for t in TEMPERATURES:
@@ -132,16 +139,27 @@ def memory_probe(prompts: int, chunk: int | None, device: str = "cpu") -> dict:
     from implicit_temperature.demos.calm import CALM, CALMConfig
 
     torch.manual_seed(0)
-    config = CALMConfig(vocab_size=REAL_VOCAB, patch_size=4, latent_size=4, ae_embed_size=8,
-                        ae_hidden_size=16, hidden_size=16, num_layers=1, num_heads=2,
-                        intermediate_size=32, noise_size=4, head_hidden_size=16,
-                        head_num_blocks=1)
+    config = CALMConfig(
+        vocab_size=REAL_VOCAB,
+        patch_size=4,
+        latent_size=4,
+        ae_embed_size=8,
+        ae_hidden_size=16,
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=32,
+        noise_size=4,
+        head_hidden_size=16,
+        head_num_blocks=1,
+    )
     model = CALM(config).eval().to(device)
     latents = prompts * N
     size = latents if chunk == 0 else chunk
-    adapter = CALMAdapter(model, context=torch.full((prompts, 4), 5, device=device),
-                          decode_chunk_size=size)
-    adapter.draw(2, generator=0)                     # warm-up: backbone, allocator
+    adapter = CALMAdapter(
+        model, context=torch.full((prompts, 4), 5, device=device), decode_chunk_size=size
+    )
+    adapter.draw(2, generator=0)  # warm-up: backbone, allocator
     k, v = config.patch_size, config.vocab_size
     if size is None:
         size = max(1, DEFAULT_DECODE_BYTES // (k * v * 4))
@@ -162,7 +180,7 @@ def memory_probe(prompts: int, chunk: int | None, device: str = "cpu") -> dict:
         result["measure"] = "torch.cuda.max_memory_allocated"
     else:
         with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")                            # reset VmHWM to the current VmRSS
+            fh.write("5")  # reset VmHWM to the current VmRSS
         base = _rss_kib("VmRSS")
         adapter.draw(N, generator=1)
         result["peak_MiB"] = round((_rss_kib("VmHWM") - base) / 1024, 1)
@@ -176,12 +194,18 @@ def memory(quick: bool, device: str = "cpu") -> dict:
     prompts = 1 if quick else 4
     root = Path(__file__).resolve().parent.parent
     rows = {}
-    for name, chunk in (("unsliced (before)", 0), ("default slices", None),
-                        ("32 latents per call", 32)):
-        code = (f"import json; from benchmarks.bench_calm import memory_probe; "
-                f"print(json.dumps(memory_probe({prompts}, {chunk!r}, {device!r})))")
-        proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                              text=True, timeout=600)
+    for name, chunk in (
+        ("unsliced (before)", 0),
+        ("default slices", None),
+        ("32 latents per call", 32),
+    ):
+        code = (
+            f"import json; from benchmarks.bench_calm import memory_probe; "
+            f"print(json.dumps(memory_probe({prompts}, {chunk!r}, {device!r})))"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600
+        )
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             rows[name] = {"status": f"failed: {tail}"}

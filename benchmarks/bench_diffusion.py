@@ -78,16 +78,22 @@ def run_digits(quick: bool) -> dict:
     from implicit_temperature.quantizers import ClassifierQuantizer
 
     pipe = load_digits_pipeline()
-    sampler = TemperatureSampler(pipe, quantizer=ClassifierQuantizer(load_classifier()),
-                                 batch_size=1024, num_inference_steps=DIGITS_STEPS,
-                                 progress=False)
+    sampler = TemperatureSampler(
+        pipe,
+        quantizer=ClassifierQuantizer(load_classifier()),
+        batch_size=1024,
+        num_inference_steps=DIGITS_STEPS,
+        progress=False,
+    )
     # images per run: about the same number of model draws per setting (~2 k); the settings run
     # round-robin, `rounds` times, so a busy spell on a shared machine hits all of them alike;
     # images/s is reported from the best (least disturbed) and the median round
-    sizes = {"digits: T=1": (1.0, "plain", 2000),
-             "digits: T=0.5 exact": (0.5, "exact", 200),
-             f"digits: T=0.5 batch N={DIGITS_N}": (0.5, "batch", 60),
-             "digits: T=0.25 exact": (0.25, "exact", 15)}
+    sizes = {
+        "digits: T=1": (1.0, "plain", 2000),
+        "digits: T=0.5 exact": (0.5, "exact", 200),
+        f"digits: T=0.5 batch N={DIGITS_N}": (0.5, "batch", 60),
+        "digits: T=0.25 exact": (0.25, "exact", 15),
+    }
     rounds = 1 if quick else 5
 
     def once(t: float, method: str, m: int, seed: int) -> tuple[float, int]:
@@ -96,8 +102,9 @@ def run_digits(quick: bool) -> dict:
             sampler.adapter.draw(m, generator=torch.Generator().manual_seed(seed))
             draws = m
         else:
-            draws = sampler.sample(t, method=method, num_samples=DIGITS_N, num_outputs=m,
-                                   generator=seed).draws
+            draws = sampler.sample(
+                t, method=method, num_samples=DIGITS_N, num_outputs=m, generator=seed
+            ).draws
         return time.perf_counter() - start, draws
 
     for t, method, m in sizes.values():  # warm-up
@@ -112,11 +119,14 @@ def run_digits(quick: bool) -> dict:
     rows = {}
     for name, (_, _, m) in sizes.items():
         best, median = min(times[name]), statistics.median(times[name])
-        rows[name] = {"images": m, "rounds": rounds,
-                      "images_per_s_best": round(m / best, 1),
-                      "images_per_s_median": round(m / median, 1),
-                      "outputs_per_s": round(m / best, 1),
-                      "draws_per_image": round(draws[name] / (m * rounds), 1)}
+        rows[name] = {
+            "images": m,
+            "rounds": rounds,
+            "images_per_s_best": round(m / best, 1),
+            "images_per_s_median": round(m / median, 1),
+            "outputs_per_s": round(m / best, 1),
+            "draws_per_image": round(draws[name] / (m * rounds), 1),
+        }
     base = rows["digits: T=1"]["outputs_per_s"]
     for row in rows.values():
         row["slowdown_vs_T1"] = round(base / row["outputs_per_s"], 1)
@@ -150,7 +160,7 @@ def run(quick: bool) -> dict:
     digits = run_digits(quick)
     return {
         "models": "shipped demo pipelines (MLP denoiser, 2-D mixture); DDPM 25 steps, flow 20; "
-                  f"digits DDPM (UNet2DModel 8x8, DDIM {DIGITS_STEPS} steps, classifier keys)",
+        f"digits DDPM (UNet2DModel 8x8, DDIM {DIGITS_STEPS} steps, classifier keys)",
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
         "repeats": repeats,

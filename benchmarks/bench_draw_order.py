@@ -30,14 +30,22 @@ def images(m, generator=None):  # (m, 3, 32, 32), four distinct images
 
 
 CASES = [
-    ("exact T=0.5, categorical, 20000 outputs",
-     lambda: it.temperature_sample(categorical, 0.5, method="exact", num_outputs=20000,
-                                   generator=0)),
-    ("batch T=0.5, N=200, categorical, 2000 outputs",
-     lambda: it.temperature_sample(categorical, 0.5, method="batch", num_outputs=2000,
-                                   generator=0)),
-    ("exact T=0.5, 3x32x32 images, 2000 outputs",
-     lambda: it.temperature_sample(images, 0.5, method="exact", num_outputs=2000, generator=0)),
+    (
+        "exact T=0.5, categorical, 20000 outputs",
+        lambda: it.temperature_sample(
+            categorical, 0.5, method="exact", num_outputs=20000, generator=0
+        ),
+    ),
+    (
+        "batch T=0.5, N=200, categorical, 2000 outputs",
+        lambda: it.temperature_sample(
+            categorical, 0.5, method="batch", num_outputs=2000, generator=0
+        ),
+    ),
+    (
+        "exact T=0.5, 3x32x32 images, 2000 outputs",
+        lambda: it.temperature_sample(images, 0.5, method="exact", num_outputs=2000, generator=0),
+    ),
 ]
 
 
@@ -61,8 +69,9 @@ def main(argv: list[str] | None = None) -> None:
                     fn()
                     times.append(time.perf_counter() - t0)
                 best.append(min(times))
-            print(f"| {label} | {best[0] * 1e3:.0f} | {best[1] * 1e3:.0f} | "
-                  f"{best[1] / best[0]:.2f} |")
+            print(
+                f"| {label} | {best[0] * 1e3:.0f} | {best[1] * 1e3:.0f} | {best[1] / best[0]:.2f} |"
+            )
     finally:
         drawing.DrawSource._shuffle = shuffle
 

@@ -67,7 +67,12 @@ def _single_outputs(draw, t: float, repeats: int, lanes: int, seed: int) -> dict
     for r in range(repeats):
         start = time.perf_counter()
         res = it.temperature_sample(
-            draw, t, method="exact", plan="flat", num_outputs=1, generator=seed + r,
+            draw,
+            t,
+            method="exact",
+            plan="flat",
+            num_outputs=1,
+            generator=seed + r,
             max_lanes=lanes,
         )
         secs.append(time.perf_counter() - start)
@@ -177,7 +182,10 @@ def _trees(quick: bool) -> dict:
             for r in range(replicates):
                 start = time.perf_counter()
                 res = it.temperature_sample(
-                    draw, t, method="exact", num_outputs=outputs,
+                    draw,
+                    t,
+                    method="exact",
+                    num_outputs=outputs,
                     generator=50_000 + 1000 * li + 10 * ti + r,
                 )
                 secs.append((time.perf_counter() - start) / outputs)
@@ -251,8 +259,14 @@ def calm_exact(quick: bool = False, temperatures: tuple[float, ...] = (0.25, 0.1
         for method in ("exact", "auto", "batch"):
             start = time.perf_counter()
             out = generate(
-                model, ids, temperature=t, method=method, num_samples=BATCH_N,
-                max_new_tokens=new_tokens, generator=0, return_dict_in_generate=True,
+                model,
+                ids,
+                temperature=t,
+                method=method,
+                num_samples=BATCH_N,
+                max_new_tokens=new_tokens,
+                generator=0,
+                return_dict_in_generate=True,
             )
             seconds = time.perf_counter() - start
             tokens = batch_size * (out.sequences.shape[1] - ids.shape[1])

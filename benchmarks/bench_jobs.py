@@ -50,12 +50,38 @@ def make_problems(path: Path, n: int) -> None:
 
 
 def launch(world: int, problems: Path, out: Path, args: argparse.Namespace) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-           "--nproc_per_node", str(world), "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "implicit_temperature", "sample", "calm",
-           "--problems", str(problems), "--temperature", "0.5", "--method", "exact",
-           "--num-outputs", "4", "--max-new-tokens", "32", "--device", "cpu", "--no-progress",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(world),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "implicit_temperature",
+        "sample",
+        "calm",
+        "--problems",
+        str(problems),
+        "--temperature",
+        "0.5",
+        "--method",
+        "exact",
+        "--num-outputs",
+        "4",
+        "--max-new-tokens",
+        "32",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -67,12 +93,14 @@ def launch(world: int, problems: Path, out: Path, args: argparse.Namespace) -> t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_jobs",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_jobs", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--problems", type=int, default=48, help="problems (default: 48)")
     parser.add_argument("--repeats", type=int, default=2, help="launches per W (default: 2)")
-    parser.add_argument("--world-sizes", type=int, nargs="+", default=[1, 2],
-                        help="W values (default: 1 2)")
+    parser.add_argument(
+        "--world-sizes", type=int, nargs="+", default=[1, 2], help="W values (default: 1 2)"
+    )
     args = parser.parse_args(argv)
     times: dict[int, list[tuple[float, float]]] = {w: [] for w in args.world_sizes}
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,16 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     n = args.problems
     base_wall = statistics.median(t[0] for t in times[args.world_sizes[0]])
     base_job = statistics.median(t[1] for t in times[args.world_sizes[0]])
-    print(f"itemp sample calm: {n} problems, T = 0.5, exact, 4 outputs x 32 tokens; "
-          f"{os.cpu_count()} CPU cores visible, load average {os.getloadavg()[0]:.1f}; "
-          f"median of {args.repeats} launches per W")
+    print(
+        f"itemp sample calm: {n} problems, T = 0.5, exact, 4 outputs x 32 tokens; "
+        f"{os.cpu_count()} CPU cores visible, load average {os.getloadavg()[0]:.1f}; "
+        f"median of {args.repeats} launches per W"
+    )
     print("| W | wall s | problems/s (wall) | ratio | job s | problems/s (job) | ratio |")
     print("|---|---|---|---|---|---|---|")
     for w in args.world_sizes:
         wall = statistics.median(t[0] for t in times[w])
         job = statistics.median(t[1] for t in times[w])
-        print(f"| {w} | {wall:.1f} | {n / wall:.2f} | {base_wall / wall:.2f} | {job:.1f} | "
-              f"{n / job:.2f} | {base_job / job:.2f} |")
+        print(
+            f"| {w} | {wall:.1f} | {n / wall:.2f} | {base_wall / wall:.2f} | {job:.1f} | "
+            f"{n / job:.2f} | {base_job / job:.2f} |"
+        )
     print(f"results files identical across all launches: {identical}")
     return 0 if identical else 1
 

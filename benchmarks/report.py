@@ -253,7 +253,7 @@ def exact_section(res: dict, figure: str | None) -> str:
         "iff the first k-1 agreed, and the draw that ends a round at its first mismatch is "
         "counted. A **collision tree** a+b pairs an output of a with one of b and keeps it when "
         "they agree: c(a+b) = (c(a) + c(b)) S(a) S(b) / S(a+b) (`expected_exact_draws(p, T)` "
-        'gives the best tree\'s cost; docs/algorithms.md). `draw` samples a known categorical '
+        "gives the best tree's cost; docs/algorithms.md). `draw` samples a known categorical "
         "law (inverse CDF in float64).",
     ]
     trees = res.get("trees")
@@ -314,8 +314,15 @@ def exact_section(res: dict, figure: str | None) -> str:
         )
         parts.append(
             table(
-                ("law", "T", "runs", "draws per call", "of which pilot", "best tree",
-                 "draws / best tree"),
+                (
+                    "law",
+                    "T",
+                    "runs",
+                    "draws per call",
+                    "of which pilot",
+                    "best tree",
+                    "draws / best tree",
+                ),
                 (
                     (
                         r["law"],

@@ -70,8 +70,11 @@ def load_demo(name: str) -> Demo:
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         optional = bool(missing) and missing.split(".")[0] != "implicit_temperature"
-        hint = ("; install the optional dependency (e.g. pip install 'implicit-temperature[all]')"
-                if optional else "")
+        hint = (
+            "; install the optional dependency (e.g. pip install 'implicit-temperature[all]')"
+            if optional
+            else ""
+        )
         return Demo(name, path, error=f"ModuleNotFoundError: {exc}{hint}", optional=optional)
     except Exception as exc:  # noqa: BLE001 - a broken demo must not break the others
         return Demo(name, path, error=f"{type(exc).__name__}: {exc}")
@@ -85,8 +88,11 @@ def find_module(path: str) -> bool:
     """Whether module ``path`` exists, found without importing it or its parent packages (a
     package's ``__init__`` may import torch; ``itemp --help`` must stay fast)."""
     parts = path.split(".")
-    spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else \
-        getattr(sys.modules[parts[0]], "__spec__", None)
+    spec = (
+        importlib.util.find_spec(parts[0])
+        if parts[0] not in sys.modules
+        else getattr(sys.modules[parts[0]], "__spec__", None)
+    )
     for part in parts[1:]:
         locations = getattr(spec, "submodule_search_locations", None) if spec else None
         if not locations:
@@ -131,7 +137,8 @@ class _Parsers:
         sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
 
         plugins = sub.add_parser(
-            "plugins", help="list adapters, quantizers and plugins (with errors and conflicts)",
+            "plugins",
+            help="list adapters, quantizers and plugins (with errors and conflicts)",
             description="List the registered adapters and quantizers with the plugin and "
             "distribution that provided each, every plugin seen, and plugin errors/conflicts.",
         )
@@ -141,15 +148,18 @@ class _Parsers:
         from .jobs.args import DESCRIPTION, EPILOG, add_arguments
 
         sample = sub.add_parser(
-            "sample", help="run a resumable sampling job over many problems (torchrun-ready)",
-            description=DESCRIPTION, epilog=EPILOG,
+            "sample",
+            help="run a resumable sampling job over many problems (torchrun-ready)",
+            description=DESCRIPTION,
+            epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_arguments(sample)
         sample.set_defaults(handler=_cmd_sample)
 
         demo = sub.add_parser(
-            "demo", help="run a demo (no NAME: every available demo, default arguments)",
+            "demo",
+            help="run a demo (no NAME: every available demo, default arguments)",
             description="Run one demo, or with no NAME every available demo in the order "
             f"{', '.join(DEMOS)} with its default arguments. `itemp demo NAME --help` shows a "
             "demo's options.",
@@ -169,12 +179,18 @@ class _Parsers:
                     info.module = None
                     info.error = f"add_arguments raised {type(exc).__name__}: {exc}"
             if info.module is None:
-                sp = demo_sub.add_parser(name, help=f"UNAVAILABLE: {info.error}",
-                                         description=f"unavailable: {info.error}")
+                sp = demo_sub.add_parser(
+                    name,
+                    help=f"UNAVAILABLE: {info.error}",
+                    description=f"unavailable: {info.error}",
+                )
                 sp.set_defaults(handler=lambda args, info=info: _unavailable(info))
                 continue
             sp = demo_sub.add_parser(  # the demo's options, description and epilog
-                name, help=info.summary, parents=[options], epilog=options.epilog,
+                name,
+                help=info.summary,
+                parents=[options],
+                epilog=options.epilog,
                 description=options.description or (info.module.__doc__ or "").strip() or None,
                 formatter_class=argparse.RawDescriptionHelpFormatter,
             )
@@ -188,13 +204,16 @@ class _Parsers:
         for name, path in DEMOS.items():
             state = demo_status(name) if status else ""
             lines.append(f"  {name:<12} {path:<{width}}  {state}".rstrip())
-        lines += ["", "examples:",
-                  "  itemp plugins",
-                  "  itemp demo categorical --help",
-                  "  itemp demo                 # every available demo, default arguments",
-                  "  itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl "
-                  "--out runs/calm",
-                  "  itemp sample --help        # jobs: resumable, sharded with torchrun"]
+        lines += [
+            "",
+            "examples:",
+            "  itemp plugins",
+            "  itemp demo categorical --help",
+            "  itemp demo                 # every available demo, default arguments",
+            "  itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl "
+            "--out runs/calm",
+            "  itemp sample --help        # jobs: resumable, sharded with torchrun",
+        ]
         return "\n".join(lines)
 
     def _cmd_demo_all(self, args: argparse.Namespace) -> int:
@@ -269,16 +288,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     command = "itemp " + shlex.join(args.argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:  # launched by torchrun (or an equivalent launcher)
-        command = f"torchrun --nproc_per_node {world} -m implicit_temperature " + \
-            shlex.join(args.argv)
+        command = f"torchrun --nproc_per_node {world} -m implicit_temperature " + shlex.join(
+            args.argv
+        )
     try:
         summary = run_job(JobSpec(**spec_kwargs(args)), command=command)
     except JobInterrupted as exc:
         print(f"itemp sample: {exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # outside the sampling loop (loading, merging)
-        print(f"itemp sample: interrupted; finished results are kept in {args.out}: rerun "
-              f"`{command}` to resume", file=sys.stderr)
+        print(
+            f"itemp sample: interrupted; finished results are kept in {args.out}: rerun "
+            f"`{command}` to resume",
+            file=sys.stderr,
+        )
         return 130
     except (ImplicitTemperatureError, PluginError) as exc:
         print(f"itemp sample: error: {exc}", file=sys.stderr)
@@ -287,17 +310,23 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if summary.results is None:  # one shard of a Slurm array / Ray job
-        print(f"itemp sample: shard done: {summary.ran} results run in {summary.seconds:.1f} s "
-              f"({summary.already_done} of {summary.units} were already done before); when "
-              "every shard is done, run the same command without --shard to merge into "
-              f"{summary.out / 'results.jsonl'}", file=sys.stderr)
+        print(
+            f"itemp sample: shard done: {summary.ran} results run in {summary.seconds:.1f} s "
+            f"({summary.already_done} of {summary.units} were already done before); when "
+            "every shard is done, run the same command without --shard to merge into "
+            f"{summary.out / 'results.jsonl'}",
+            file=sys.stderr,
+        )
     elif summary.rank == 0:
         new = summary.units - summary.already_done
         rate = new / summary.seconds if summary.seconds > 0 else 0.0
-        print(f"itemp sample: {summary.units} results in {summary.results} "
-              f"({summary.already_done} already done; {new} run on {summary.world_size} "
-              f"rank(s) in {summary.seconds:.1f} s, {rate:.2f} problems/s; rank 0 ran "
-              f"{summary.ran})", file=sys.stderr)
+        print(
+            f"itemp sample: {summary.units} results in {summary.results} "
+            f"({summary.already_done} already done; {new} run on {summary.world_size} "
+            f"rank(s) in {summary.seconds:.1f} s, {rate:.2f} problems/s; rank 0 ran "
+            f"{summary.ran})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -312,7 +341,7 @@ def plugin_report() -> dict[str, Any]:
             {
                 "name": name,
                 "object": f"{getattr(reg.obj, '__module__', '?')}."
-                          f"{getattr(reg.obj, '__qualname__', type(reg.obj).__name__)}",
+                f"{getattr(reg.obj, '__qualname__', type(reg.obj).__name__)}",
                 "plugin": reg.plugin,
                 "distribution": reg.distribution,
                 "version": versions.get(reg.plugin, "?"),
@@ -324,8 +353,7 @@ def plugin_report() -> dict[str, Any]:
         "adapters": rows(get_adapters()),
         "quantizers": rows(get_quantizers()),
         "plugins": [
-            {"name": p.name, "distribution": p.distribution, "version": p.version,
-             "error": p.error}
+            {"name": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
             for p in list_plugins()
         ],
         "errors": plugin_errors(),
@@ -348,10 +376,18 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     cols = ("name", "object", "plugin", "distribution", "version")
-    lines = ["Adapters:", *_table(report["adapters"], cols), "", "Quantizers:",
-             *_table(report["quantizers"], cols), "", "Plugins:"]
-    plugin_rows = [dict(p, status="ok" if p["error"] is None else "ERROR")
-                   for p in report["plugins"]]
+    lines = [
+        "Adapters:",
+        *_table(report["adapters"], cols),
+        "",
+        "Quantizers:",
+        *_table(report["quantizers"], cols),
+        "",
+        "Plugins:",
+    ]
+    plugin_rows = [
+        dict(p, status="ok" if p["error"] is None else "ERROR") for p in report["plugins"]
+    ]
     lines += _table(plugin_rows, ("name", "distribution", "version", "status"))
     lines += ["", "Problems:"]
     lines += [f"  {e}" for e in report["errors"]] or ["  (none)"]

@@ -39,19 +39,20 @@ def streams_to_ids(streams: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return table[streams].reshape(streams.shape[0], -1)
 
 
-def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace,
-                      g: torch.Generator) -> dict:
+def train_autoencoder(
+    model: CALM, table: torch.Tensor, args: argparse.Namespace, g: torch.Generator
+) -> dict:
     ae = model.ae_model
     opt = torch.optim.AdamW(ae.parameters(), lr=args.ae_lr)
     weights = grammar.transition_matrix()[grammar.NUM_CHUNKS].new_ones(grammar.NUM_CHUNKS)
     for step in range(args.ae_steps):
         idx = torch.multinomial(weights.float(), args.ae_batch, replacement=True, generator=g)
-        ids = table[idx]                                        # (n, K)
-        stats = ae.encoder(ids).squeeze(-2)                     # (n, 2D)
+        ids = table[idx]  # (n, K)
+        stats = ae.encoder(ids).squeeze(-2)  # (n, 2D)
         mean, log_std = stats.chunk(2, dim=-1)
         z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
         z = z + args.ae_noise * torch.randn(z.shape, generator=g)  # robust decoding regions
-        logits = ae.decoder(z[:, None, :])                      # (n, 1 * K, V)
+        logits = ae.decoder(z[:, None, :])  # (n, 1 * K, V)
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2), ids.reshape(-1))
         kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 1 - 2 * log_std).sum(-1).mean()
         loss = ce + args.kl_weight * kl
@@ -68,43 +69,57 @@ def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace
         acc = (ae.decoder(z[:, None]).argmax(-1) == ids).all(-1).float().mean().item()
         acc_mean = (ae.decoder(mean[:, None]).argmax(-1) == ids).all(-1).float().mean().item()
     print(f"[ae] chunk accuracy: posterior mean {acc_mean:.4f}, posterior sample {acc:.4f}")
-    return {"ae_chunk_accuracy_mean": acc_mean, "ae_chunk_accuracy_sample": acc,
-            "ae_final_ce": ce.item(), "ae_final_kl": kl.item()}
+    return {
+        "ae_chunk_accuracy_mean": acc_mean,
+        "ae_chunk_accuracy_sample": acc,
+        "ae_final_ce": ce.item(),
+        "ae_final_kl": kl.item(),
+    }
 
 
-def energy_loss(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, num_targets: int,
-                g: torch.Generator) -> torch.Tensor:
+def energy_loss(
+    x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, num_targets: int, g: torch.Generator
+) -> torch.Tensor:
     """x (M, P, D) model samples; mean/log_std (P, D). Returns the mean over P of
     2 E||x - y|| - E||x - x'|| (the negative energy score, up to the constant E||y - y'||)."""
     m = x.shape[0]
-    d_xx = torch.cdist(x.transpose(0, 1), x.transpose(0, 1))          # (P, M, M)
+    d_xx = torch.cdist(x.transpose(0, 1), x.transpose(0, 1))  # (P, M, M)
     e_xx = d_xx.sum(dim=(1, 2)) / (m * (m - 1))
     y = mean + log_std.exp() * torch.randn((num_targets, *mean.shape), generator=g)  # (Y, P, D)
-    e_xy = torch.cdist(x.transpose(0, 1), y.transpose(0, 1)).mean(dim=(1, 2))         # (P,)
+    e_xy = torch.cdist(x.transpose(0, 1), y.transpose(0, 1)).mean(dim=(1, 2))  # (P,)
     return (2 * e_xy - e_xx).mean()
 
 
-def train_calm(model: CALM, table: torch.Tensor, args: argparse.Namespace,
-               g: torch.Generator) -> dict:
+def train_calm(
+    model: CALM, table: torch.Tensor, args: argparse.Namespace, g: torch.Generator
+) -> dict:
     for p in model.ae_model.parameters():
         p.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("ae_model.")]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * s / args.steps)))
+        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * s / args.steps))
+    )
     k = model.patch_size
     for step in range(args.steps):
         streams = grammar.sample_chunk_streams(args.batch, args.chunks, generator=g)
-        ids = streams_to_ids(streams, table)                       # (S, C*K)
+        ids = streams_to_ids(streams, table)  # (S, C*K)
         with torch.no_grad():
             mean, log_std = model.ae_model.encoder(ids[:, k:]).chunk(2, dim=-1)  # (S, C-1, D)
-        hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]),
-                                   use_cache=False)[0]
-        hidden = hidden.reshape(-1, hidden.shape[-1])             # (P, H)
-        x = model.generative_head.sample(hidden.unsqueeze(0).expand(args.num_model_samples, -1, -1),
-                                         generator=g)             # (M, P, D)
-        loss = energy_loss(x, mean.reshape(-1, mean.shape[-1]), log_std.reshape(-1, mean.shape[-1]),
-                           args.num_target_samples, g)
+        hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]), use_cache=False)[
+            0
+        ]
+        hidden = hidden.reshape(-1, hidden.shape[-1])  # (P, H)
+        x = model.generative_head.sample(
+            hidden.unsqueeze(0).expand(args.num_model_samples, -1, -1), generator=g
+        )  # (M, P, D)
+        loss = energy_loss(
+            x,
+            mean.reshape(-1, mean.shape[-1]),
+            log_std.reshape(-1, mean.shape[-1]),
+            args.num_target_samples,
+            g,
+        )
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -116,13 +131,17 @@ def train_calm(model: CALM, table: torch.Tensor, args: argparse.Namespace,
 
 
 @torch.no_grad()
-def evaluate(model: CALM, tok: CharTokenizer, table: torch.Tensor, num_draws: int,
-             g: torch.Generator) -> dict:
+def evaluate(
+    model: CALM, tok: CharTokenizer, table: torch.Tensor, num_draws: int, g: torch.Generator
+) -> dict:
     """TV between the model's next-chunk law (``num_draws`` samples) and the grammar's, for one
     prompt per grammar context (each chunk type, plus the chunk after END)."""
     texts = grammar.chunk_texts()
-    prompts = (list(grammar.SUBJECTS) + ["cat " + v for v in grammar.VERBS]
-               + ["cat saw " + o for o in grammar.OBJECTS])
+    prompts = (
+        list(grammar.SUBJECTS)
+        + ["cat " + v for v in grammar.VERBS]
+        + ["cat saw " + o for o in grammar.OBJECTS]
+    )
     ids = [tok.encode(p)[0] for p in prompts]
     out = {}
     trans = grammar.transition_matrix()
@@ -130,35 +149,48 @@ def evaluate(model: CALM, tok: CharTokenizer, table: torch.Tensor, num_draws: in
     end_ctx = torch.cat([table[0], table[4], table[8], table[grammar.END]])
     contexts.append(("cat saw rat.<eos>", end_ctx, grammar.END))
     for name, seq, c in contexts:
-        h = model.transformer(inputs_embeds=model.chunk_embeds(seq[None]),
-                              use_cache=False)[0][:, -1]
+        h = model.transformer(inputs_embeds=model.chunk_embeds(seq[None]), use_cache=False)[0][
+            :, -1
+        ]
         lat = model.generative_head.sample(h.expand(num_draws, -1), generator=g)
-        chunks = model.ae_model.decoder(lat[:, None]).argmax(-1)     # (n, K)
-        match = (chunks[:, None, :] == table[None]).all(-1)           # (n, 13)
+        chunks = model.ae_model.decoder(lat[:, None]).argmax(-1)  # (n, K)
+        match = (chunks[:, None, :] == table[None]).all(-1)  # (n, 13)
         freq = match.double().mean(0)
         other = 1 - freq.sum().item()
         tv = 0.5 * ((freq - trans[c]).abs().sum().item() + other)
-        out[name] = {"tv": round(tv, 4), "off_grammar": round(other, 5),
-                     "freq": [round(f, 4) for f in freq.tolist()]}
+        out[name] = {
+            "tv": round(tv, 4),
+            "off_grammar": round(other, 5),
+            "freq": [round(f, 4) for f in freq.tolist()],
+        }
         print(f"[eval] {name!r:22} TV to grammar {tv:.4f}  off-grammar {other:.5f}")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=DEMO_MODEL_DIR)
     p.add_argument("--name", default=DEMO_MODEL_NAME)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1 is fastest when other jobs share the CPU)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is fastest when other jobs share the CPU)",
+    )
     p.add_argument("--ae-steps", type=int, default=1500)
     p.add_argument("--ae-batch", type=int, default=512)
     p.add_argument("--ae-lr", type=float, default=3e-3)
     p.add_argument("--kl-weight", type=float, default=0.01)
-    p.add_argument("--ae-noise", type=float, default=0.5,
-                   help="extra isotropic latent noise while training the autoencoder, so the "
-                        "decoder maps whole regions (also between chunks) to grammar chunks")
+    p.add_argument(
+        "--ae-noise",
+        type=float,
+        default=0.5,
+        help="extra isotropic latent noise while training the autoencoder, so the "
+        "decoder maps whole regions (also between chunks) to grammar chunks",
+    )
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=32, help="streams per step")
     p.add_argument("--chunks", type=int, default=16, help="chunks per stream")
@@ -172,8 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     tok = CharTokenizer()
-    config = CALMConfig(vocab_size=tok.vocab_size, patch_size=grammar.PATCH_SIZE,
-                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = CALMConfig(
+        vocab_size=tok.vocab_size,
+        patch_size=grammar.PATCH_SIZE,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = CALM(config)
     table = grammar.chunk_ids(tok)
     t0 = time.perf_counter()
@@ -186,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "training": {
             "script": "scripts/train_calm.py",
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("out",)},
+            "args": {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in vars(args).items()
+                if k not in ("out",)
+            },
             "seconds_autoencoder": round(t1 - t0, 1),
             "seconds_calm": round(t2 - t1, 1),
             "cpu_threads": args.threads,
@@ -195,15 +234,18 @@ def main(argv: list[str] | None = None) -> int:
             "transformers": transformers.__version__,
             "python": platform.python_version(),
             "num_parameters": count_parameters(model),
-            **ae_stats, **calm_stats,
+            **ae_stats,
+            **calm_stats,
         },
         "eval_next_chunk_tv_to_grammar": ev,
         "chunks": grammar.chunk_texts(),
     }
     model.save_pretrained(args.out, name=args.name, extra=record)
-    print(f"trained in {t2 - t0:.1f} s ({t1 - t0:.1f} s autoencoder, {t2 - t1:.1f} s CALM); "
-          f"{count_parameters(model)} parameters; "
-          f"wrote {args.out / args.name}.{{safetensors,json}}")
+    print(
+        f"trained in {t2 - t0:.1f} s ({t1 - t0:.1f} s autoencoder, {t2 - t1:.1f} s CALM); "
+        f"{count_parameters(model)} parameters; "
+        f"wrote {args.out / args.name}.{{safetensors,json}}"
+    )
     return 0
 
 

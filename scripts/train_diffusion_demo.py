@@ -64,16 +64,21 @@ def train(kind: str, steps: int, batch_size: int, lr: float, seed: int):
     g = torch.Generator().manual_seed(seed)
     model = MLPDenoiser(sample_dim=2, hidden_dim=64, num_layers=3, time_embed_dim=32)
     if kind == "ddpm":
-        scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear",
-                                  clip_sample=False, prediction_type="epsilon",
-                                  timestep_spacing="trailing")
+        scheduler = DDPMScheduler(
+            num_train_timesteps=1000,
+            beta_schedule="linear",
+            clip_sample=False,
+            prediction_type="epsilon",
+            timestep_spacing="trailing",
+        )
         loss_fn, pipe_cls = _loss_ddpm, MixtureDDPMPipeline
     else:
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
         loss_fn, pipe_cls = _loss_flow, MixtureFlowMatchingPipeline
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
     means, weights = torch.tensor(DEMO_MEANS), torch.tensor(DEMO_WEIGHTS)
     start = time.perf_counter()
     for i in range(steps):
@@ -87,8 +92,13 @@ def train(kind: str, steps: int, batch_size: int, lr: float, seed: int):
             elapsed = time.perf_counter() - start
             print(f"[{kind}] step {i:5d} loss {loss.item():.4f} ({elapsed:.0f}s)")
     model.eval()
-    return pipe_cls(denoiser=model, scheduler=scheduler, mixture_means=DEMO_MEANS,
-                    mixture_weights=DEMO_WEIGHTS, mixture_std=DEMO_STD)
+    return pipe_cls(
+        denoiser=model,
+        scheduler=scheduler,
+        mixture_means=DEMO_MEANS,
+        mixture_weights=DEMO_WEIGHTS,
+        mixture_std=DEMO_STD,
+    )
 
 
 def evaluate(pipe, n: int = 50_000, seed: int = 1) -> None:
@@ -107,13 +117,21 @@ def evaluate(pipe, n: int = 50_000, seed: int = 1) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["ddpm", "flow", "both"], default="both")
-    parser.add_argument("--steps", type=int, default=6000,
-                        help="optimizer steps (default 6000, as for the shipped weights)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=6000,
+        help="optimizer steps (default 6000, as for the shipped weights)",
+    )
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (only with a single --model); default: in the package")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (only with a single --model); default: in the package",
+    )
     args = parser.parse_args(argv)
     kinds = ["ddpm", "flow"] if args.model == "both" else [args.model]
     for kind in kinds:

@@ -77,20 +77,24 @@ def imbalanced_indices(y: torch.Tensor, n: int, g: torch.Generator) -> torch.Ten
     return order[starts[classes] + offset]
 
 
-def train_ddpm(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, lr: float,
-               seed: int):
+def train_ddpm(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int):
     from diffusers import DDPMPipeline, DDPMScheduler
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     unet = build_unet()
-    train_sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                                prediction_type="epsilon", clip_sample=True)
+    train_sched = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="epsilon",
+        clip_sample=True,
+    )
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     warm = 200
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps)
-                                                                         / steps)))
+        opt,
+        lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)),
+    )
     data = x * 2.0 - 1.0  # [-1, 1]
     print(f"[ddpm] UNet2DModel with {sum(p.numel() for p in unet.parameters())} parameters")
     ema_unet = build_unet()
@@ -114,15 +118,23 @@ def train_ddpm(x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int, lr
             torch._foreach_lerp_(ema_params, list(unet.parameters()), 1 - decay)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         if i % 500 == 0 or i == steps - 1:
-            print(f"[ddpm] step {i:5d} loss {ema:.4f} ({time.perf_counter() - start:.0f}s)",
-                  flush=True)
+            print(
+                f"[ddpm] step {i:5d} loss {ema:.4f} ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
     ema_unet.eval()
     pipe = DDPMPipeline(unet=ema_unet, scheduler=build_scheduler())
     return pipe, time.perf_counter() - start
 
 
-def train_classifier(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
-                     y_test: torch.Tensor, steps: int, seed: int) -> tuple[DigitClassifier, float]:
+def train_classifier(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    steps: int,
+    seed: int,
+) -> tuple[DigitClassifier, float]:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
     model = DigitClassifier()
@@ -144,8 +156,10 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
     model.eval()
     with torch.no_grad():
         acc = (model(x_test).argmax(-1) == y_test).double().mean().item()
-    print(f"[classifier] {steps} steps in {time.perf_counter() - start:.0f}s; held-out accuracy "
-          f"{acc:.4f} on {len(y_test)} test digits")
+    print(
+        f"[classifier] {steps} steps in {time.perf_counter() - start:.0f}s; held-out accuracy "
+        f"{acc:.4f} on {len(y_test)} test digits"
+    )
     return model, acc
 
 
@@ -161,8 +175,10 @@ def evaluate(pipe, classify, n: int = 2000, steps: int = 20, seed: int = 1) -> N
     law = torch.bincount(labels, minlength=10).double() / n
     print(f"  training mix     {[round(v, 3) for v in DIGIT_MIX]}")
     print(f"  model class law  {[round(v, 3) for v in law.tolist()]}  (n={n}, {steps} steps)")
-    print(f"  mean top-class probability {probs.max(-1).values.mean():.3f}; share below 0.9: "
-          f"{(probs.max(-1).values < 0.9).double().mean():.3f}")
+    print(
+        f"  mean top-class probability {probs.max(-1).values.mean():.3f}; share below 0.9: "
+        f"{(probs.max(-1).values < 0.9).double().mean():.3f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,10 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("classifier", "both"):
         model, acc = train_classifier(x, y, x_test, y_test, args.classifier_steps, args.seed)
         model.save(CLASSIFIER_PATH)
-        CLASSIFIER_CONFIG_PATH.write_text(json.dumps(
-            {"held_out_accuracy": round(acc, 4), "held_out_digits": len(y_test),
-             "train_digits": len(y), "steps": args.classifier_steps, "seed": args.seed},
-            indent=2) + "\n")
+        CLASSIFIER_CONFIG_PATH.write_text(
+            json.dumps(
+                {
+                    "held_out_accuracy": round(acc, 4),
+                    "held_out_digits": len(y_test),
+                    "train_digits": len(y),
+                    "steps": args.classifier_steps,
+                    "seed": args.seed,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"[classifier] saved to {CLASSIFIER_PATH}")
     if args.what in ("ddpm", "both"):
         pipe, seconds = train_ddpm(x, y, args.steps, args.batch_size, args.lr, args.seed)
@@ -192,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from implicit_temperature.demos.digits.classifier import load_classifier
 
-        evaluate(DiffusionPipeline.from_pretrained(str(args.out), local_files_only=True),
-                 load_classifier())
+        evaluate(
+            DiffusionPipeline.from_pretrained(str(args.out), local_files_only=True),
+            load_classifier(),
+        )
     return 0
 
 

@@ -84,8 +84,19 @@ def tiny_calm_config(**kw):
     """A CALMConfig of the demo CALM's structure, sized for fast tests (random weights)."""
     from implicit_temperature.demos.calm import CALMConfig
 
-    base = dict(vocab_size=30, patch_size=4, latent_size=4, ae_embed_size=8, ae_hidden_size=16,
-                hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, noise_size=4,
-                head_hidden_size=16, head_num_blocks=1)
+    base = dict(
+        vocab_size=30,
+        patch_size=4,
+        latent_size=4,
+        ae_embed_size=8,
+        ae_hidden_size=16,
+        hidden_size=16,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=32,
+        noise_size=4,
+        head_hidden_size=16,
+        head_num_blocks=1,
+    )
     base.update(kw)
     return CALMConfig(**base)

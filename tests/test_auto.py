@@ -32,8 +32,9 @@ def test_auto_is_the_default_and_works_at_any_temperature():
 
 
 def test_auto_picks_exact_when_affordable_and_is_exact():
-    res = it.temperature_sample(categorical_draw(PEAKED), 0.5, method="auto", num_outputs=4000,
-                                generator=1)
+    res = it.temperature_sample(
+        categorical_draw(PEAKED), 0.5, method="auto", num_outputs=4000, generator=1
+    )
     assert res.method == "exact" and res.requested_method == "auto"
     assert "plan" in res.reason and res.expected_draws > 0
     assert chi_square_pvalue(res.samples, tempered(PEAKED, 0.5)) > ALPHA
@@ -49,8 +50,9 @@ def test_auto_uses_trees_at_low_temperature():
 
 
 def test_auto_picks_batch_when_exact_is_too_costly():
-    res = it.temperature_sample(categorical_draw(SPREAD), 0.2, method="auto", num_outputs=10,
-                                generator=1)
+    res = it.temperature_sample(
+        categorical_draw(SPREAD), 0.2, method="auto", num_outputs=10, generator=1
+    )
     assert res.method == "batch"
     pilot = res.extra["pilot_draws"]
     assert 0 < pilot <= 200
@@ -66,8 +68,9 @@ def test_auto_overrun_raises_and_never_switches_to_batch():
     raised = returned = 0
     for seed in range(40):
         try:
-            res = it.temperature_sample(categorical_draw(p), 0.95, num_samples=20,
-                                        max_draws=60, generator=seed)
+            res = it.temperature_sample(
+                categorical_draw(p), 0.95, num_samples=20, max_draws=60, generator=seed
+            )
         except it.DrawBudgetExceeded as exc:
             raised += 1
             assert "committed" in str(exc) and exc.stats["draws"] <= 60
@@ -80,8 +83,9 @@ def test_auto_overrun_raises_and_never_switches_to_batch():
 def test_pilot_sized_budget_is_honoured():
     """A constant law, N = 100, max_draws = 250: the pilot is charged once, exact fits."""
     draw = categorical_draw(torch.tensor([1.0], dtype=torch.float64))
-    res = it.temperature_sample(draw, 0.5, num_samples=100, max_draws=250, num_outputs=20,
-                                generator=0)
+    res = it.temperature_sample(
+        draw, 0.5, num_samples=100, max_draws=250, num_outputs=20, generator=0
+    )
     assert res.method == "exact" and res.draws <= 250
     assert res.draws == res.extra["pilot_draws"] + 2 * 20  # 2 draws per output, no waste
 
@@ -91,8 +95,9 @@ def test_auto_respects_max_draws():
     cheap = it.temperature_sample(draw, 0.25, num_outputs=10, generator=2)
     assert cheap.method == "exact"
     # exact needs ~200 draws; with 300 it would use more than AUTO_EXACT_SHARE of the budget
-    tight = it.temperature_sample(draw, 0.25, num_outputs=10, num_samples=20, max_draws=300,
-                                  generator=2)
+    tight = it.temperature_sample(
+        draw, 0.25, num_outputs=10, num_samples=20, max_draws=300, generator=2
+    )
     assert tight.method == "batch" and "max_draws" in tight.reason
     assert tight.draws <= 300
 
@@ -102,15 +107,17 @@ def test_auto_never_exceeds_max_draws():
     draw = categorical_draw(ZIPF)
     for budget in (1_000, 2_500, 20_000):
         try:
-            res = it.temperature_sample(draw, 0.25, method="auto", num_outputs=5, max_draws=budget,
-                                        generator=0)
+            res = it.temperature_sample(
+                draw, 0.25, method="auto", num_outputs=5, max_draws=budget, generator=0
+            )
         except it.DrawBudgetExceeded as exc:
             assert "max_draws" in str(exc) and exc.stats["draws"] <= budget
         else:
             assert res.draws <= budget, (budget, res.method, res.draws, res.reason)
     with pytest.raises(it.DrawBudgetExceeded, match="neither method fits"):
-        it.temperature_sample(categorical_draw(SPREAD), 0.1, method="auto", num_outputs=5,
-                              max_draws=900, generator=0)
+        it.temperature_sample(
+            categorical_draw(SPREAD), 0.1, method="auto", num_outputs=5, max_draws=900, generator=0
+        )
 
 
 def test_auto_above_one_is_batch_and_at_one_is_exact():
@@ -135,8 +142,9 @@ def test_exact_refuses_early_when_the_plan_is_far_beyond_the_budget():
     """A spread law at T = 0.05: the plan needs far more than max_draws, so exact refuses after
     its pilot instead of running until the budget is gone."""
     with pytest.raises(it.DrawBudgetExceeded, match="far beyond") as info:
-        it.temperature_sample(categorical_draw(SPREAD), 0.05, method="exact", max_draws=100_000,
-                              generator=0)
+        it.temperature_sample(
+            categorical_draw(SPREAD), 0.05, method="exact", max_draws=100_000, generator=0
+        )
     assert info.value.stats["draws"] <= 200  # the pilot only
 
 

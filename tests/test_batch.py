@@ -68,8 +68,9 @@ def test_generalised_binomial_at_fractional_temperature():
     s = 2.7
     w = {0: math.gamma(4) / math.gamma(4 - s), 1: math.gamma(3) / math.gamma(3 - s)}
     total = sum(w.values())
-    expected = torch.tensor([w[0] / total / 3] * 3 + [w[1] / total / 2] * 2 + [0.0],
-                            dtype=torch.float64)
+    expected = torch.tensor(
+        [w[0] / total / 3] * 3 + [w[1] / total / 2] * 2 + [0.0], dtype=torch.float64
+    )
     got = it.selection_probabilities(torch.tensor([keys]), 1 / s)[0]
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-15)
 
@@ -101,8 +102,9 @@ def test_batch_tv_shrinks_with_batch_size(temperature):
     target = tempered(PEAKED, temperature)
     tv = {}
     for n in (20, 200):
-        res = it.temperature_sample(draw, temperature, method="batch", num_samples=n,
-                                    num_outputs=50_000, generator=n)
+        res = it.temperature_sample(
+            draw, temperature, method="batch", num_samples=n, num_outputs=50_000, generator=n
+        )
         assert res.draws == n * 50_000 and res.model_calls == 1
         tv[n] = total_variation(res.samples, target)
     assert tv[200] < tv[20]
@@ -125,16 +127,24 @@ def test_batch_at_inverse_integer_temperature_matches_simulated_rule():
 
 
 def test_share_pool_reuses_one_batch():
-    res = it.temperature_sample(categorical_draw(PEAKED), 0.5, method="batch", num_samples=50,
-                                num_outputs=10, share_pool=True, generator=0)
+    res = it.temperature_sample(
+        categorical_draw(PEAKED),
+        0.5,
+        method="batch",
+        num_samples=50,
+        num_outputs=10,
+        share_pool=True,
+        generator=0,
+    )
     assert res.draws == 50 and res.samples.shape == (10,)
 
 
 def test_cascade_level_in_result():
     # all-distinct outcomes: no 2-fold collision in N=4 draws of a 10^6-outcome uniform law
     with pytest.warns(it.TemperatureWarning, match="were distinct"):
-        res = it.temperature_sample(lambda m: torch.randperm(10**6)[:m], 0.5, method="batch",
-                                    num_samples=4, num_outputs=3)
+        res = it.temperature_sample(
+            lambda m: torch.randperm(10**6)[:m], 0.5, method="batch", num_samples=4, num_outputs=3
+        )
     assert res.cascade_level.tolist() == [1.0, 1.0, 1.0]
     assert res.cascade_depth.tolist() == [1, 1, 1]
 

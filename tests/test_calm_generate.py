@@ -25,8 +25,16 @@ def test_sequences_end_at_different_steps(demo, method, temperature):
     # after an object the story ends with P = 0.4 (0.55 at T = 0.5), else another sentence (3
     # chunks) follows; with 12 rows all end at the same step with probability < 1e-3 at T = 0.5
     ids = torch.cat([tok.encode("cat saw rat.")] * 6 + [tok.encode("fox met bee.")] * 6)
-    out = generate(model, ids, temperature=temperature, method=method, max_new_tokens=40,
-                   eos_token_id=tok.eos_token_id, generator=2, return_dict_in_generate=True)
+    out = generate(
+        model,
+        ids,
+        temperature=temperature,
+        method=method,
+        max_new_tokens=40,
+        eos_token_id=tok.eos_token_id,
+        generator=2,
+        return_dict_in_generate=True,
+    )
     assert isinstance(out, CALMGenerateOutput)
     seq = out.sequences
     assert seq.shape[0] == 12 and seq.shape[1] <= 12 + 40 and seq.dtype == torch.long
@@ -57,8 +65,9 @@ def test_same_seed_same_output_and_truncation(demo):
     model, tok = demo
     ids = torch.cat([tok.encode("cat "), tok.encode("dog ")])
     a = generate(model, ids, temperature=0.5, max_new_tokens=10, generator=5)
-    b = generate(model, ids, temperature=0.5, max_new_tokens=10,
-                 generator=torch.Generator().manual_seed(5))
+    b = generate(
+        model, ids, temperature=0.5, max_new_tokens=10, generator=torch.Generator().manual_seed(5)
+    )
     assert torch.equal(a, b) and a.shape == (2, 4 + 10)
     # without eos_token_id decoding never stops early
     c = generate(model, ids[:1], temperature=1.0, max_new_tokens=48, generator=1)
@@ -95,10 +104,17 @@ def test_generate_rejects_bad_inputs(demo):
 
 def test_temperature_above_one_with_batch_method(demo):
     model, tok = demo
-    out = generate(model, tok.encode("cat ").expand(3, -1), temperature=2.0, method="batch",
-                   max_new_tokens=4, generator=0, return_dict_in_generate=True)
+    out = generate(
+        model,
+        tok.encode("cat ").expand(3, -1),
+        temperature=2.0,
+        method="batch",
+        max_new_tokens=4,
+        generator=0,
+        return_dict_in_generate=True,
+    )
     assert out.sequences.shape == (3, 8)
-    assert len(out.cascade_levels) == 1 and (out.cascade_levels[0] == 2.0 ** -1).all()
+    assert len(out.cascade_levels) == 1 and (out.cascade_levels[0] == 2.0**-1).all()
 
 
 def test_demo_runs(capsys):
@@ -109,8 +125,9 @@ def test_demo_runs(capsys):
     add_arguments(parser)
     defaults = parser.parse_args([])
     assert (defaults.temperature, defaults.method, defaults.seed) == (0.5, "auto", 0)
-    args = parser.parse_args(["--max-new-tokens", "8", "--reference-draws", "5000",
-                              "--table-samples", "300"])
+    args = parser.parse_args(
+        ["--max-new-tokens", "8", "--reference-draws", "5000", "--table-samples", "300"]
+    )
     assert run(args) == 0
     text = capsys.readouterr().out
     assert "T = 0.5" in text and "total variation" in text and "P^(1/T)/Z" in text
@@ -120,8 +137,10 @@ def test_demo_runs(capsys):
     assert run(parser.parse_args(["--prompt", "dog sa", *small])) == 0
     text = capsys.readouterr().out
     assert "padded with 2 <pad> after it" in text and "prompt 'dog sa'" in text
-    for argv, message in ((["--prompt", "Cat!"], "allowed characters"),
-                          (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
-                          (["--method", "exact", "--temperature", "2"], "use --method batch")):
+    for argv, message in (
+        (["--prompt", "Cat!"], "allowed characters"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+        (["--method", "exact", "--temperature", "2"], "use --method batch"),
+    ):
         assert run(parser.parse_args(argv)) == 2
         assert message in capsys.readouterr().err

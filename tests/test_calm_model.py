@@ -39,7 +39,7 @@ def test_demo_model_loads_offline(monkeypatch):
     assert isinstance(model, CALM) and not model.training
     assert model.patch_size == 4 and tok.vocab_size == model.config.vocab_size
     weights = DEMO_MODEL_DIR / f"{DEMO_MODEL_NAME}.safetensors"
-    assert weights.stat().st_size < 4 * 2**20        # a few MB at most
+    assert weights.stat().st_size < 4 * 2**20  # a few MB at most
     record = json.loads((DEMO_MODEL_DIR / f"{DEMO_MODEL_NAME}.json").read_text())
     assert record["training"]["script"] == "scripts/train_calm.py"
     assert record["training"]["seconds_calm"] > 0
@@ -47,7 +47,7 @@ def test_demo_model_loads_offline(monkeypatch):
 
 def test_demo_autoencoder_round_trips_every_grammar_chunk(demo):
     model, tok = demo
-    table = grammar.chunk_ids(tok)                                   # (13, K)
+    table = grammar.chunk_ids(tok)  # (13, K)
     with torch.no_grad():
         mean, _ = model.ae_model.encoder(table).squeeze(-2).chunk(2, dim=-1)
         assert torch.equal(model.ae_model.decoder(mean[:, None]).argmax(-1), table)
@@ -58,8 +58,10 @@ def test_demo_backbone_is_a_transformers_llama_model(demo):
     model, _ = demo
     assert isinstance(model.transformer, transformers.LlamaModel)
     cfg = model.transformer.config
-    assert (cfg.hidden_size, cfg.num_hidden_layers) == (model.config.hidden_size,
-                                                         model.config.num_layers)
+    assert (cfg.hidden_size, cfg.num_hidden_layers) == (
+        model.config.hidden_size,
+        model.config.num_layers,
+    )
     record = json.loads((DEMO_MODEL_DIR / f"{DEMO_MODEL_NAME}.json").read_text())
     assert record["training"]["transformers"].split(".")[0] in ("4", "5")
 
@@ -71,8 +73,9 @@ def test_kv_cache_matches_full_forward(demo):
     with torch.no_grad():
         full, none = backbone_forward(model, model.chunk_embeds(ids), use_cache=False)
         first, cache = backbone_forward(model, model.chunk_embeds(ids[:, :8]), use_cache=True)
-        rest, cache = backbone_forward(model, model.chunk_embeds(ids[:, 8:]), cache=cache,
-                                       use_cache=True)
+        rest, cache = backbone_forward(
+            model, model.chunk_embeds(ids[:, 8:]), cache=cache, use_cache=True
+        )
     assert none is None and cache is not None
     torch.testing.assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
     assert full.shape == (1, 4, model.config.hidden_size)
@@ -136,9 +139,14 @@ def test_handles_is_specific(demo):
 def test_handles_rejects_a_diffusers_pipeline():
     diffusers = pytest.importorskip("diffusers")
     unet = diffusers.UNet2DModel(
-        sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
-        block_out_channels=(8, 8), norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
     )
     pipe = diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler())
     assert not CALMAdapter.handles(pipe)
@@ -180,8 +188,9 @@ def test_backbone_runs_once_per_context(demo, monkeypatch):
     model, tok = demo
     calls = []
     original = model.transformer.forward
-    monkeypatch.setattr(model.transformer, "forward",
-                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        model.transformer, "forward", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     a = CALMAdapter(model, context=tok.encode("cat "))
     for _ in range(5):
         a.draw(10)

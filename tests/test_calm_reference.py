@@ -109,7 +109,7 @@ class _Renamed(nn.Module):
 
     def _run(self, inputs_embeds, cache, use_cache):
         if cache is None and use_cache:
-            cache = initial_cache(self.llama)         # transformers 4.x: no deprecation notice
+            cache = initial_cache(self.llama)  # transformers 4.x: no deprecation notice
         kw = {} if cache is None else {self.inner: cache}
         out = self.llama(inputs_embeds=inputs_embeds, use_cache=use_cache, **kw)
         return out[0], output_cache(out, self.inner)
@@ -161,7 +161,7 @@ def test_generate_drives_both_cache_spellings(demo, style):
         model.transformer = original
     assert torch.equal(got, expected)
     name = "past_key_values" if style is _OldStyle else "cache"
-    assert wrapped.seen[1:] == [name, name]          # steps 2 and 3 pass the cache back
+    assert wrapped.seen[1:] == [name, name]  # steps 2 and 3 pass the cache back
 
 
 def _transformers_records() -> tuple[logging.Handler, list[logging.LogRecord]]:
@@ -173,7 +173,7 @@ def _transformers_records() -> tuple[logging.Handler, list[logging.LogRecord]]:
 
     once = getattr(transformers.utils.logging, "warning_once", None)
     if hasattr(once, "cache_clear"):
-        once.cache_clear()              # warning_once remembers messages already given
+        once.cache_clear()  # warning_once remembers messages already given
     return Keep(level=logging.WARNING), records
 
 
@@ -189,8 +189,15 @@ def test_no_deprecation_warning_from_the_installed_transformers(demo):
             warnings.simplefilter("error")
             ids = tok.encode("cat saw rat.dog ").expand(2, -1)
             for method in ("batch", "exact"):
-                generate(model, ids, temperature=0.5, method=method, max_new_tokens=8,
-                         eos_token_id=tok.eos_token_id, generator=1)
+                generate(
+                    model,
+                    ids,
+                    temperature=0.5,
+                    method=method,
+                    max_new_tokens=8,
+                    eos_token_id=tok.eos_token_id,
+                    generator=1,
+                )
             CALMAdapter(model, context=ids).draw(8, generator=0)
     finally:
         logger.removeHandler(handler)
@@ -203,7 +210,7 @@ def test_head_only_calls_pass_use_cache_false(demo, monkeypatch):
     calls: list[dict] = []
     original = model.transformer.forward
 
-    @functools.wraps(original)          # keeps the signature (and so the cache keyword)
+    @functools.wraps(original)  # keeps the signature (and so the cache keyword)
     def spy(*args, **kwargs):
         calls.append({k: v for k, v in kwargs.items() if k != "inputs_embeds"})
         return original(*args, **kwargs)
@@ -241,13 +248,20 @@ def test_decoding_in_slices_gives_the_same_chunks(demo):
         model.ae_model.decoder = spy
         sliced = CALMAdapter(model, hidden_states=a.hidden_states, decode_chunk_size=7)
         got = sliced.draw(50, generator=4)
-        out = generate(model, tok.encode("cat "), temperature=0.5, num_samples=20,
-                       max_new_tokens=4, generator=1, decode_chunk_size=6)
+        out = generate(
+            model,
+            tok.encode("cat "),
+            temperature=0.5,
+            num_samples=20,
+            max_new_tokens=4,
+            generator=1,
+            decode_chunk_size=6,
+        )
     finally:
         model.ae_model.decoder = original
     assert torch.equal(got, whole)
     rows = [s[0] for s in spy.shapes]
-    assert rows[:15] == [7] * 14 + [100 - 14 * 7]            # B * n = 100 latents, 7 at a time
+    assert rows[:15] == [7] * 14 + [100 - 14 * 7]  # B * n = 100 latents, 7 at a time
     assert all(s[1:] == (1, model.config.latent_size) for s in spy.shapes)
     assert max(rows[15:]) == 6 and out.shape == (1, 8)
     sampler = it.TemperatureSampler(model, context=tok.encode("cat "), decode_chunk_size=5)
@@ -255,8 +269,9 @@ def test_decoding_in_slices_gives_the_same_chunks(demo):
     with pytest.raises(ValueError, match="decode_chunk_size must be an int >= 1"):
         CALMAdapter(model, context=tok.encode("cat "), decode_chunk_size=0)
     with pytest.raises(ValueError, match="decode_chunk_size must be an int >= 1"):
-        generate(model, tok.encode("cat "), temperature=0.5, max_new_tokens=4,
-                 decode_chunk_size=2.5)
+        generate(
+            model, tok.encode("cat "), temperature=0.5, max_new_tokens=4, decode_chunk_size=2.5
+        )
 
 
 def test_default_slices_bound_the_logits_at_a_real_vocabulary():
@@ -301,7 +316,7 @@ def test_unknown_vocabulary_size_is_learned_from_the_first_slice():
     model = CALM(tiny_config()).eval()
     spy = _Spy(model.ae_model.decoder)
     model.ae_model.decoder = spy
-    model.transformer.embed_tokens.num_embeddings = None       # V not declared
+    model.transformer.embed_tokens.num_embeddings = None  # V not declared
     latents = torch.randn(50, 4)
     chunks = decode_latents(model, latents)
     assert [s[0] for s in spy.shapes] == [1, 49] and chunks.shape == (50, 4)
@@ -312,11 +327,11 @@ def test_decoder_contract_is_the_reference_one(demo):
     model, _ = demo
     dec = model.ae_model.decoder
     z = torch.randn(3, 5, model.config.latent_size)
-    assert dec(z).shape == (3, 5 * 4, model.config.vocab_size)        # (B, S * K, V)
+    assert dec(z).shape == (3, 5 * 4, model.config.vocab_size)  # (B, S * K, V)
     with pytest.raises(ValueError, match=r"latents \(B, S, D\)"):
-        dec(z[0])                                                      # 2-D latents refused
+        dec(z[0])  # 2-D latents refused
 
-    class Unflattened(nn.Module):                                      # (B, S, K, V): wrong
+    class Unflattened(nn.Module):  # (B, S, K, V): wrong
         def forward(self, latent_states):
             return dec(latent_states).unflatten(1, (latent_states.shape[1], 4))
 
@@ -339,7 +354,7 @@ def test_reference_head_leaves_the_global_rng_as_it_was():
     x = a.draw(20, generator=9)
     assert torch.equal(torch.get_rng_state(), before)
     torch.manual_seed(0)
-    assert torch.equal(a.draw(20, generator=9), x)       # independent of the global state
+    assert torch.equal(a.draw(20, generator=9), x)  # independent of the global state
 
 
 def test_reference_head_never_seeds_every_device(monkeypatch):
@@ -397,7 +412,7 @@ def test_seeded_global_rng_forks_and_seeds_one_cuda_device_only(monkeypatch):
 
     def fake_fork(devices=None, enabled=True, device_type="cuda", **kw):
         forks.append((list(devices), device_type))
-        return real_fork(devices=[], enabled=enabled)       # CPU state only, really
+        return real_fork(devices=[], enabled=enabled)  # CPU state only, really
 
     monkeypatch.setattr(torch.cuda, "default_generators", gens, raising=False)
     monkeypatch.setattr(torch.random, "fork_rng", fake_fork)
@@ -405,9 +420,9 @@ def test_seeded_global_rng_forks_and_seeds_one_cuda_device_only(monkeypatch):
     with seeded_global_rng(torch.device("cuda", 1), 5):
         seeded = gens[1].get_state()
     assert forks == [([1], "cuda")]
-    assert torch.equal(gens[0].get_state(), states[0])               # device 0 untouched
+    assert torch.equal(gens[0].get_state(), states[0])  # device 0 untouched
     assert torch.equal(seeded, torch.Generator().manual_seed(5).get_state())
-    assert torch.equal(torch.get_rng_state(), cpu)                    # CPU state restored
+    assert torch.equal(torch.get_rng_state(), cpu)  # CPU state restored
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -435,7 +450,7 @@ def test_pad_to_chunks_exhaustively():
                 assert out.dtype == torch.long and out.shape[0] == 2
                 assert out.shape[1] % k == 0 and length <= out.shape[1] < length + k
                 extra = out.shape[1] - length
-                if side == "right":       # the reference: prompt first (BOS kept), pads after
+                if side == "right":  # the reference: prompt first (BOS kept), pads after
                     assert torch.equal(out[:, :length], ids) and out[0, 0] == bos
                     assert (out[:, length:] == pad).all()
                 else:

@@ -31,9 +31,9 @@ from implicit_temperature.demos.calm import load_demo_model
 T = 0.5
 S = 1.0 / T
 PROMPT = "cat "
-M1 = 200_000          # T = 1 draws for p^
-M_EXACT = 20_000      # exact-method samples
-M_BATCH = 3 * 1000    # batch-method samples (3 generate calls of B = 1000 prompts, N = 200)
+M1 = 200_000  # T = 1 draws for p^
+M_EXACT = 20_000  # exact-method samples
+M_BATCH = 3 * 1000  # batch-method samples (3 generate calls of B = 1000 prompts, N = 200)
 N_BATCH = 200
 ALPHA = 1e-3
 
@@ -50,7 +50,7 @@ def reference(demo):
     model, tok = demo
     adapter = CALMAdapter(model, context=tok.encode(PROMPT))
     g = torch.Generator().manual_seed(1234)
-    draws = torch.cat([adapter.draw(M1 // 4, generator=g)[0] for _ in range(4)])   # (M1, K)
+    draws = torch.cat([adapter.draw(M1 // 4, generator=g)[0] for _ in range(4)])  # (M1, K)
     chunks, inv = torch.unique(draws, dim=0, return_inverse=True)
     p = torch.bincount(inv, minlength=len(chunks)).double() / len(draws)
     return chunks, p
@@ -75,7 +75,7 @@ def multinomial_counts(p: torch.Tensor, total: int, reps: int, g: torch.Generato
     """``(reps, len(p))`` exact multinomial(total, p) counts, as a chain of binomials."""
     counts = torch.zeros(reps, len(p), dtype=torch.float64)
     left = torch.full((reps,), float(total), dtype=torch.float64)
-    tail = p.flip(0).cumsum(0).flip(0)                   # P(category >= i)
+    tail = p.flip(0).cumsum(0).flip(0)  # P(category >= i)
     for i in range(len(p) - 1):
         cond = (p[i] / tail[i]).clamp(0, 1).expand(reps).contiguous()
         counts[:, i] = torch.binomial(left, cond, generator=g)
@@ -99,7 +99,7 @@ def batch_bias(p: torch.Tensor, n: int, num_batches: int = 20_000) -> float:
     g = torch.Generator().manual_seed(99)
     keys = torch.multinomial(p.float(), num_batches * n, replacement=True, generator=g)
     keys = keys.view(num_batches, n)
-    probs = it.selection_probabilities(keys, T)                     # (num_batches, n)
+    probs = it.selection_probabilities(keys, T)  # (num_batches, n)
     law = torch.zeros(num_batches, len(p), dtype=torch.float64).scatter_add_(1, keys, probs)
     return 0.5 * (law.mean(0) - tempered(p, S)).abs().sum().item()
 
@@ -119,7 +119,7 @@ def test_reference_law_is_the_grammar_branch(reference):
 def test_exact_method_matches_squared_law(demo, reference):
     model, tok = demo
     chunks, p = reference
-    sampler = it.TemperatureSampler(model, context=tok.encode(PROMPT))   # adapter found by plugins
+    sampler = it.TemperatureSampler(model, context=tok.encode(PROMPT))  # adapter found by plugins
     assert sampler.adapter.name == "calm"
     res = sampler.sample(T, method="exact", num_outputs=M_EXACT, generator=7)
     assert res.samples.shape == (1, M_EXACT, model.patch_size)
@@ -139,9 +139,18 @@ def test_batch_method_through_generate_matches_squared_law(demo, reference):
     model, tok = demo
     chunks, p = reference
     ids = tok.encode(PROMPT).expand(M_BATCH // 3, -1)
-    outs = [generate(model, ids, temperature=T, method="batch", num_samples=N_BATCH,
-                     max_new_tokens=model.patch_size, generator=seed)[:, -model.patch_size:]
-            for seed in (11, 12, 13)]
+    outs = [
+        generate(
+            model,
+            ids,
+            temperature=T,
+            method="batch",
+            num_samples=N_BATCH,
+            max_new_tokens=model.patch_size,
+            generator=seed,
+        )[:, -model.patch_size :]
+        for seed in (11, 12, 13)
+    ]
     freq, outside = empirical(chunks, torch.cat(outs))
     bias = batch_bias(p, N_BATCH)
     tol = tolerance(p, M_BATCH, bias)

@@ -78,11 +78,16 @@ def test_plugins_json_matches_the_registry(capsys):
     data = json.loads(out)
     assert rc == 0 and set(data) == {"adapters", "quantizers", "plugins", "errors"}
     dice = next(a for a in data["adapters"] if a["name"] == "example-dice")
-    assert dice == {"name": "example-dice", "object": "itemp_example_plugin.adapter.DiceAdapter",
-                    "plugin": "itemp-example-dice", "distribution": "itemp-example-plugin",
-                    "version": "0.1.0"}
+    assert dice == {
+        "name": "example-dice",
+        "object": "itemp_example_plugin.adapter.DiceAdapter",
+        "plugin": "itemp-example-dice",
+        "distribution": "itemp-example-plugin",
+        "version": "0.1.0",
+    }
     assert {"exact", "grid", "codebook", "classifier", "example-parity"} <= {
-        q["name"] for q in data["quantizers"]}
+        q["name"] for q in data["quantizers"]
+    }
     assert data["errors"] == implicit_temperature.plugins.plugin_errors()
 
 
@@ -92,7 +97,8 @@ def test_plugins_shows_broken_plugins(capsys, tmp_path, monkeypatch):
     info = tmp_path / "itemp_cli_broken-0.0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: itemp-cli-broken\nVersion: 0.0.1\n")
+        "Metadata-Version: 2.1\nName: itemp-cli-broken\nVersion: 0.0.1\n"
+    )
     (info / "entry_points.txt").write_text(f"[implicit_temperature]\ncli-broken = {module}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     reload_plugins()
@@ -112,16 +118,23 @@ def test_plugins_shows_broken_plugins(capsys, tmp_path, monkeypatch):
 def test_console_script_and_module_entry(tmp_path):
     """``itemp plugins`` as the installed console script and ``python -m implicit_temperature``."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    module = subprocess.run([sys.executable, "-m", "implicit_temperature", "plugins", "--json"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    module = subprocess.run(
+        [sys.executable, "-m", "implicit_temperature", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
     assert module.returncode == 0, module.stderr
     names = {a["name"] for a in json.loads(module.stdout)["adapters"]}
     assert "example-dice" in names
     script = Path(sys.executable).parent / "itemp"
     if not script.exists():
         pytest.skip("the itemp console script is not installed (run `make setup`)")
-    out = subprocess.run([str(script), "plugins"], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, env=env)
+    out = subprocess.run(
+        [str(script), "plugins"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert "example-dice" in out.stdout and "itemp-example-plugin" in out.stdout
 
@@ -133,7 +146,8 @@ def fake_demos(tmp_path, monkeypatch):
     pkg = tmp_path / "itemp_fake_demos"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "good.py").write_text(textwrap.dedent('''
+    (pkg / "good.py").write_text(
+        textwrap.dedent('''
         """A good demo: prints its arguments."""
         RUNS = []
 
@@ -144,32 +158,39 @@ def fake_demos(tmp_path, monkeypatch):
             RUNS.append(args.faces)
             print(f"good demo ran with faces={args.faces}")
             return 0
-    '''))
+    ''')
+    )
     (pkg / "broken.py").write_text("raise RuntimeError('demo import exploded')\n")
-    (pkg / "fails.py").write_text(textwrap.dedent('''
+    (pkg / "fails.py").write_text(
+        textwrap.dedent("""
         def add_arguments(parser):
             pass
 
         def run(args):
             raise ValueError("demo run exploded")
-    '''))
+    """)
+    )
     (pkg / "needs_dep.py").write_text("import itemp_no_such_dependency_xyz\n")
     (pkg / "no_run.py").write_text("def add_arguments(parser):\n    pass\n")
-    (pkg / "bad_args.py").write_text(textwrap.dedent('''
+    (pkg / "bad_args.py").write_text(
+        textwrap.dedent("""
         def add_arguments(parser):
             parser.add_argument("--x")
             parser.add_argument("--x")
 
         def run(args):
             return 0
-    '''))
-    (pkg / "needs_arg.py").write_text(textwrap.dedent('''
+    """)
+    )
+    (pkg / "needs_arg.py").write_text(
+        textwrap.dedent("""
         def add_arguments(parser):
             parser.add_argument("--must", required=True)
 
         def run(args):
             return 0
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     demos = {
         "good": "itemp_fake_demos.good",
@@ -201,8 +222,9 @@ def test_demo_help_shows_unavailable_demos_with_reasons(capsys, fake_demos):
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
     assert "good A good demo: prints its arguments." in out
     assert "broken UNAVAILABLE: RuntimeError: demo import exploded" in out
-    assert ("missing UNAVAILABLE: ModuleNotFoundError: No module named "
-            "'itemp_fake_demos.not_there'") in out
+    assert (
+        "missing UNAVAILABLE: ModuleNotFoundError: No module named 'itemp_fake_demos.not_there'"
+    ) in out
     assert "no-run UNAVAILABLE: itemp_fake_demos.no_run defines no callable run()" in out
     assert "needs-dep UNAVAILABLE" in out and "install the optional dependency" in out
     assert "bad-args UNAVAILABLE: add_arguments raised ArgumentError" in out
@@ -240,8 +262,9 @@ def test_demo_without_name_runs_every_available_demo_in_order(capsys, fake_demos
     assert "needs-arg    FAILED (exit 2)" in summary, "a required argument fails only that demo"
 
 
-def test_demo_all_succeeds_when_only_optional_dependencies_are_missing(capsys, fake_demos,
-                                                                       monkeypatch):
+def test_demo_all_succeeds_when_only_optional_dependencies_are_missing(
+    capsys, fake_demos, monkeypatch
+):
     monkeypatch.setattr(cli, "DEMOS", {k: fake_demos[k] for k in ("good", "needs-dep")})
     rc, out, _ = run_main(capsys, "demo")
     assert rc == 0 and "good demo ran" in out and "skipped: unavailable" in out
@@ -276,27 +299,36 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.parametrize("argv, code", [
-    (["--help"], 0),
-    ([], 0),
-    (["sample", "--help"], 0),
-    (["sample", "calm", "--problems", "p.jsonl"], 2),                  # --out missing
-    (["sample", "calm", "--problems", "p.jsonl", "--out", "o", "-t", "0"], 2),
-    (["sample", "calm", "--num-problems", "0", "--out", "o"], 2),
-    (["sample", "calm", "--problems", "p", "--num-problems", "3", "--out", "o"], 2),
-    (["sample", "calm", "--problems", "p", "--out", "o", "-o", "novalue"], 2),
-    (["nope"], 2),
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        ([], 0),
+        (["sample", "--help"], 0),
+        (["sample", "calm", "--problems", "p.jsonl"], 2),  # --out missing
+        (["sample", "calm", "--problems", "p.jsonl", "--out", "o", "-t", "0"], 2),
+        (["sample", "calm", "--num-problems", "0", "--out", "o"], 2),
+        (["sample", "calm", "--problems", "p", "--num-problems", "3", "--out", "o"], 2),
+        (["sample", "calm", "--problems", "p", "--out", "o", "-o", "novalue"], 2),
+        (["nope"], 2),
+    ],
+)
 def test_help_and_argument_errors_do_not_import_torch(argv, code):
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"code": code, "torch": False}, proc.stderr
 
 
 def test_module_entry_help_imports_no_torch():
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "implicit_temperature",
-                           "--help"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "implicit_temperature", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0 and "sample" in proc.stdout
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "torch" not in imported and "implicit_temperature.cli" in imported
@@ -316,9 +348,18 @@ def _subparser(parser, *names):
 def test_sample_help_gives_every_option_a_line_with_its_default():
     sample = _subparser(cli.build_parser(), "sample")
     options = _options(sample)
-    assert {"--out", "--temperature", "--method", "--plan", "--num-outputs", "--seed",
-            "--adapter", "--quantizer", "--adapter-option", "--device"} <= {
-        s for a in options for s in a.option_strings}
+    assert {
+        "--out",
+        "--temperature",
+        "--method",
+        "--plan",
+        "--num-outputs",
+        "--seed",
+        "--adapter",
+        "--quantizer",
+        "--adapter-option",
+        "--device",
+    } <= {s for a in options for s in a.option_strings}
     for action in options:
         assert action.help, f"{action.option_strings} has no help"
         assert "(default" in action.help or "(required" in action.help, action.option_strings
@@ -337,8 +378,11 @@ def test_demo_calm_help_gives_every_option_its_default():
 def test_top_level_help_columns_are_aligned(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
-    rows = [line for line in capsys.readouterr().out.splitlines()
-            if line.startswith("  ") and line.rstrip().endswith("available")]
+    rows = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("  ") and line.rstrip().endswith("available")
+    ]
     assert len(rows) == len(cli.DEMOS)
     assert len({line.rindex(" available") for line in rows}) == 1, rows
 
@@ -350,11 +394,30 @@ PROMPTS = REPO / "implicit_temperature" / "demos" / "calm" / "prompts.jsonl"
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_sample_stops_cleanly_on_ctrl_c_and_says_how_to_resume(tmp_path, sig):
     out = tmp_path / "job"
-    argv = ["sample", "calm", "--problems", str(PROMPTS), "-t", "0.3", "0.5", "0.7", "--method",
-            "exact", "--num-outputs", "8", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "implicit_temperature", *argv],
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    argv = [
+        "sample",
+        "calm",
+        "--problems",
+        str(PROMPTS),
+        "-t",
+        "0.3",
+        "0.5",
+        "0.7",
+        "--method",
+        "exact",
+        "--num-outputs",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "implicit_temperature", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     part = out / "parts" / "rank-0.jsonl"
     deadline = time.monotonic() + 120
     while not (part.exists() and part.stat().st_size) and time.monotonic() < deadline:

@@ -22,7 +22,9 @@ def test_default_name_is_numbered_when_taken(tmp_path):
     assert resolve_figure_paths(None, default) == [tmp_path / "demo-x-1.png"]
     (tmp_path / "demo-x-1-grids.png").write_bytes(b"old")  # any of the set taken: next number
     assert resolve_figure_paths(None, default, suffixes=("", "-grids")) == [
-        tmp_path / "demo-x-2.png", tmp_path / "demo-x-2-grids.png"]
+        tmp_path / "demo-x-2.png",
+        tmp_path / "demo-x-2-grids.png",
+    ]
     assert resolve_figure_paths("", default) is None
 
 
@@ -66,8 +68,9 @@ def test_mixture_demo_prints_path_keeps_backend_and_honours_max_draws(tmp_path, 
 
     before = matplotlib.get_backend()
     out = tmp_path / "fig.png"
-    args = _mixture_args(["--num-outputs", "50", "--num-samples", "10", "--out", str(out),
-                          "--max-draws", "20"])
+    args = _mixture_args(
+        ["--num-outputs", "50", "--num-samples", "10", "--out", str(out), "--max-draws", "20"]
+    )
     assert run_mixture_demo("t", load_ddpm_pipeline, args) == 0
     text = capsys.readouterr().out
     assert f"figure written to {out}" in text and out.stat().st_size > 10_000
@@ -80,8 +83,7 @@ def test_categorical_demo_max_draws(capsys):
 
     parser = argparse.ArgumentParser()
     categorical.add_arguments(parser)
-    args = parser.parse_args(["--temperatures", "0.5", "--num-outputs", "100",
-                              "--max-draws", "50"])
+    args = parser.parse_args(["--temperatures", "0.5", "--num-outputs", "100", "--max-draws", "50"])
     assert categorical.run(args) == 0
     text = capsys.readouterr().out
     assert "T = 0.5, exact: stopped by --max-draws 50" in text

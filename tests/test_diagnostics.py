@@ -72,7 +72,12 @@ def test_one_key_covering_everything_warns(method):
     huge_cell = resolve_quantizer("grid", cell_size=10.0)  # [0, 1)^2 lies in one cell
     with pytest.warns(it.TemperatureWarning, match="had the same key") as record:
         res = it.temperature_sample(
-            uniform_square, 0.5, key=huge_cell, method=method, num_outputs=30, generator=2,
+            uniform_square,
+            0.5,
+            key=huge_cell,
+            method=method,
+            num_outputs=30,
+            generator=2,
             key_name="grid",
         )
     assert "finer quantizer" in str(record.list[0].message)

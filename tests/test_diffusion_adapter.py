@@ -39,9 +39,14 @@ from implicit_temperature.quantizers import QuantizerError
 def _tiny_ddpm() -> DDPMPipeline:
     torch.manual_seed(0)
     unet = UNet2DModel(
-        sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
-        block_out_channels=(8, 16), norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        sample_size=8,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
     )
     # 1000 training steps: DDPMPipeline's default of 1000 inference steps passes the adapter's
     # construction check; the tests that draw pass num_inference_steps=2
@@ -59,9 +64,13 @@ def _brightness_label(x: torch.Tensor) -> torch.Tensor:
 
 def _mixture_pipe(cls, scheduler):
     torch.manual_seed(0)
-    return cls(denoiser=MLPDenoiser(hidden_dim=8, num_layers=1, time_embed_dim=4),
-               scheduler=scheduler, mixture_means=[[2, 0], [-2, 0]], mixture_weights=[0.7, 0.3],
-               mixture_std=0.3)
+    return cls(
+        denoiser=MLPDenoiser(hidden_dim=8, num_layers=1, time_embed_dim=4),
+        scheduler=scheduler,
+        mixture_means=[[2, 0], [-2, 0]],
+        mixture_weights=[0.7, 0.3],
+        mixture_std=0.3,
+    )
 
 
 class PromptPipeline(DiffusionPipeline):
@@ -76,7 +85,8 @@ class PromptPipeline(DiffusionPipeline):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         self.calls.append((len(prompts), num_images_per_prompt))
         base = torch.arange(len(prompts), dtype=torch.float32).repeat_interleave(
-            num_images_per_prompt)
+            num_images_per_prompt
+        )
         noise = 0.01 * torch.randn(base.shape[0], 1, 2, 2, generator=generator)
         return ImagePipelineOutput(images=base[:, None, None, None] + noise)
 
@@ -114,9 +124,11 @@ def test_progress_bar_on_long_draws(capsys):
 @pytest.mark.parametrize("output_type", ["pil", "np"])
 def test_output_types_give_the_same_tensor(ddpm, output_type):
     ref = DiffusionAdapter(ddpm, num_inference_steps=2, output_type="pt").draw(
-        4, generator=torch.Generator().manual_seed(3))
+        4, generator=torch.Generator().manual_seed(3)
+    )
     got = DiffusionAdapter(ddpm, num_inference_steps=2, output_type=output_type).draw(
-        4, generator=torch.Generator().manual_seed(3))
+        4, generator=torch.Generator().manual_seed(3)
+    )
     assert got.shape == ref.shape == (4, 3, 8, 8)
     atol = 0.5 / 255 + 1e-6 if output_type == "pil" else 1e-6
     torch.testing.assert_close(got, ref, atol=atol, rtol=0)
@@ -129,27 +141,33 @@ def test_prompt_single_and_batched():
     assert adapter.draw(6, generator=torch.Generator().manual_seed(0)).shape == (6, 1, 2, 2)
     assert pipe.calls == [(1, 4), (1, 2)]
     pipe.calls.clear()
-    adapter = DiffusionAdapter(pipe, prompt=["a", "b", "c"], batch_size=6, progress=False,
-                               quantizer=lambda x: x.mean(dim=(1, 2, 3)).round().long())
+    adapter = DiffusionAdapter(
+        pipe,
+        prompt=["a", "b", "c"],
+        batch_size=6,
+        progress=False,
+        quantizer=lambda x: x.mean(dim=(1, 2, 3)).round().long(),
+    )
     assert adapter.batched and adapter.num_problems == 3
     x = adapter.draw(5, generator=torch.Generator().manual_seed(0))
     assert x.shape == (3, 5, 1, 2, 2)
     assert pipe.calls == [(3, 2), (3, 2), (3, 1)]  # 6 images per call = 3 prompts x 2
-    torch.testing.assert_close(x.mean(dim=(2, 3, 4)), torch.arange(3.0)[:, None].expand(3, 5),
-                               atol=0.05, rtol=0)  # prompt-major order kept
+    torch.testing.assert_close(
+        x.mean(dim=(2, 3, 4)), torch.arange(3.0)[:, None].expand(3, 5), atol=0.05, rtol=0
+    )  # prompt-major order kept
     keys = adapter.quantize(x)
     assert keys.shape == (3, 5) and torch.equal(keys, torch.arange(3)[:, None].expand(3, 5))
     res = TemperatureSampler(pipe, adapter=adapter).sample(0.5, num_outputs=4, generator=0)
     assert res.samples.shape == (3, 4, 1, 2, 2)
 
 
-
 def test_batched_prompts_draw_only_active_ones():
     """The exact sampler passes active= to skip prompts that are done: only those are called."""
     pipe = PromptPipeline(DDPMScheduler(num_train_timesteps=10))
     adapter = DiffusionAdapter(pipe, prompt=["a", "b", "c"], batch_size=6, progress=False)
-    x = adapter.draw(4, generator=torch.Generator().manual_seed(0),
-                     active=torch.tensor([True, False, True]))
+    x = adapter.draw(
+        4, generator=torch.Generator().manual_seed(0), active=torch.tensor([True, False, True])
+    )
     assert x.shape == (2, 4, 1, 2, 2)
     assert pipe.calls == [(2, 3), (2, 1)]  # 2 prompts x 3 images per call, then the rest
 
@@ -183,9 +201,11 @@ def test_default_quantizers(ddpm):
 
 def test_quantizer_by_name_object_and_callable(ddpm):
     x = DiffusionAdapter(ddpm, num_inference_steps=2).draw(
-        6, generator=torch.Generator().manual_seed(0))
-    by_name = DiffusionAdapter(ddpm, quantizer="classifier",
-                               quantizer_options={"fn": _brightness_label})
+        6, generator=torch.Generator().manual_seed(0)
+    )
+    by_name = DiffusionAdapter(
+        ddpm, quantizer="classifier", quantizer_options={"fn": _brightness_label}
+    )
     by_callable = DiffusionAdapter(ddpm, quantizer=_brightness_label)
     by_object = DiffusionAdapter(ddpm, quantizer=ImageHashQuantizer(hash_size=2))
     assert torch.equal(by_name.quantize(x), _brightness_label(x))
@@ -198,16 +218,21 @@ def test_quantizer_by_name_object_and_callable(ddpm):
 
 def test_codebook_quantizer_is_fitted_on_a_separate_pilot():
     mix = _mixture_pipe(MixtureFlowMatchingPipeline, FlowMatchEulerDiscreteScheduler())
-    adapter = FlowMatchingAdapter(mix, quantizer="codebook",
-                                  quantizer_options={"num_codes": 3}, fit_samples=64,
-                                  num_inference_steps=2)
+    adapter = FlowMatchingAdapter(
+        mix,
+        quantizer="codebook",
+        quantizer_options={"num_codes": 3},
+        fit_samples=64,
+        num_inference_steps=2,
+    )
     keys = adapter.quantize(adapter.draw(10, generator=torch.Generator().manual_seed(0)))
     assert adapter.quantizer.fitted and keys.shape == (10,) and int(keys.max()) < 3
 
 
 def test_temperature_sample_on_tiny_ddpm(ddpm):
-    sampler = TemperatureSampler(ddpm, quantizer=_brightness_label, num_inference_steps=2,
-                                 batch_size=64)
+    sampler = TemperatureSampler(
+        ddpm, quantizer=_brightness_label, num_inference_steps=2, batch_size=64
+    )
     assert sampler.adapter.name == "diffusion"
     res = sampler.sample(0.5, num_outputs=3, generator=0)
     again = sampler.sample(0.5, num_outputs=3, generator=0)
@@ -227,9 +252,13 @@ def test_adapters_are_registered_and_selection_is_unambiguous(ddpm):
     ddpm_mix = _mixture_pipe(MixtureDDPMPipeline, DDPMScheduler(num_train_timesteps=10))
     flow_mix = _mixture_pipe(MixtureFlowMatchingPipeline, FlowMatchEulerDiscreteScheduler())
     heun_mix = _mixture_pipe(MixtureFlowMatchingPipeline, FlowMatchHeunDiscreteScheduler())
-    for model, name in [(ddpm, "diffusion"), (ddpm_mix, "diffusion"),
-                        (flow_mix, "flow_matching"), (heun_mix, "flow_matching"),
-                        (VelocityField(lambda x, t: -x, (2,)), "flow_matching")]:
+    for model, name in [
+        (ddpm, "diffusion"),
+        (ddpm_mix, "diffusion"),
+        (flow_mix, "flow_matching"),
+        (heun_mix, "flow_matching"),
+        (VelocityField(lambda x, t: -x, (2,)), "flow_matching"),
+    ]:
         assert TemperatureSampler(model).adapter.name == name
     assert not DiffusionAdapter.handles(flow_mix) and not FlowMatchingAdapter.handles(ddpm)
     with pytest.raises(AdapterSelectionError):
@@ -243,13 +272,16 @@ def test_loading_the_plugins_does_not_import_diffusers():
     import subprocess
     import sys
 
-    code = ("import sys, implicit_temperature.plugins as p\n"
-            "assert {'diffusion', 'flow_matching'} <= set(p.get_adapters())\n"
-            "print('diffusers' in sys.modules)\n")
+    code = (
+        "import sys, implicit_temperature.plugins as p\n"
+        "assert {'diffusion', 'flow_matching'} <= set(p.get_adapters())\n"
+        "print('diffusers' in sys.modules)\n"
+    )
     root = str(pathlib.Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -268,7 +300,8 @@ def test_nan_outputs_name_the_fix():
 
 def test_quantizer_that_cannot_take_the_shape(ddpm):
     x = DiffusionAdapter(ddpm, num_inference_steps=2).draw(
-        3, generator=torch.Generator().manual_seed(0))
+        3, generator=torch.Generator().manual_seed(0)
+    )
     bad = DiffusionAdapter(ddpm, quantizer=lambda s: torch.cdist(s, torch.zeros(4, 2)).argmin(1))
     with pytest.raises(QuantizerError, match=r"shape \(3, 3, 8, 8\).*\(n, C, H, W\)"):
         bad.quantize(x)

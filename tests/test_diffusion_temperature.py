@@ -91,11 +91,12 @@ def test_component_frequencies_at_half_temperature(demo, method):
     tol = _tolerance(p_hat, law, M2[method])
     # the test has power: T = 1 frequencies are far outside the tolerance
     assert _tv(p_hat, target) > 2 * tol, (tol, p_hat)
-    res = sampler.sample(T, method=method, num_samples=N_BATCH, num_outputs=M2[method],
-                         generator=7)
+    res = sampler.sample(T, method=method, num_samples=N_BATCH, num_outputs=M2[method], generator=7)
     assert res.samples.shape == (M2[method], 2)
     freq = _frequencies(res.keys)
     tv = float(_tv(freq, target))
-    print(f"{name}/{method}: p_hat={p_hat.round(4)} target={target.round(4)} "
-          f"freq={freq.round(4)} TV={tv:.4f} tol={tol:.4f} draws/output={res.draws / M2[method]}")
+    print(
+        f"{name}/{method}: p_hat={p_hat.round(4)} target={target.round(4)} "
+        f"freq={freq.round(4)} TV={tv:.4f} tol={tol:.4f} draws/output={res.draws / M2[method]}"
+    )
     assert tv <= tol, f"{name}/{method}: TV {tv:.4f} > {tol:.4f}; freq {freq}, target {target}"

@@ -32,15 +32,21 @@ from implicit_temperature.plugins import TemperatureSampler  # noqa: E402
 
 def tiny_unet() -> UNet2DModel:
     torch.manual_seed(0)
-    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
-                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=4,
-                       add_attention=False)
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=4,
+        add_attention=False,
+    )
 
 
 def ddpm_pipeline(train_steps: int = 1000) -> DDPMPipeline:
-    pipe = DDPMPipeline(unet=tiny_unet(),
-                        scheduler=DDIMScheduler(num_train_timesteps=train_steps))
+    pipe = DDPMPipeline(unet=tiny_unet(), scheduler=DDIMScheduler(num_train_timesteps=train_steps))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -58,8 +64,14 @@ class FlowImagePipeline(DiffusionPipeline):
         self.register_modules(unet=unet, scheduler=scheduler)
 
     @torch.no_grad()
-    def __call__(self, batch_size: int = 1, generator=None, num_inference_steps: int = 4,
-                 output_type: str = "pil", return_dict: bool = True):
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator=None,
+        num_inference_steps: int = 4,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
         x = randn_tensor((batch_size, 1, 8, 8), generator=generator)
         self.scheduler.set_timesteps(num_inference_steps)
         for t in self.scheduler.timesteps:
@@ -78,11 +90,18 @@ class PromptPipeline(DiffusionPipeline):
         super().__init__()
         self.register_to_config(toy=True)
 
-    def __call__(self, prompt, num_images_per_prompt: int = 1, generator=None,
-                 output_type: str = "pil", return_dict: bool = True):
+    def __call__(
+        self,
+        prompt,
+        num_images_per_prompt: int = 1,
+        generator=None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         level = torch.tensor([len(p) / 10 for p in prompts]).repeat_interleave(
-            num_images_per_prompt)
+            num_images_per_prompt
+        )
         noise = torch.rand(level.numel(), 1, 8, 8, generator=generator)
         x = (level[:, None, None, None] * 0.5 + 0.5 * noise).clamp(0, 1)
         return ImagePipelineOutput(images=x.permute(0, 2, 3, 1).numpy())
@@ -91,12 +110,14 @@ class PromptPipeline(DiffusionPipeline):
 def test_ddpm_pipeline_returns_pil_images_in_its_output_class():
     tpipe = with_temperature(ddpm_pipeline(), quantizer=bright, num_inference_steps=2)
     assert isinstance(tpipe, TemperaturePipeline) and tpipe.adapter_class.name == "diffusion"
-    out = tpipe(temperature=0.5, num_images_per_prompt=4, generator=torch.manual_seed(0),
-                output_type="pil")
+    out = tpipe(
+        temperature=0.5, num_images_per_prompt=4, generator=torch.manual_seed(0), output_type="pil"
+    )
     assert type(out) is ImagePipelineOutput and len(out.images) == 4
     assert all(im.size == (8, 8) and im.mode == "L" for im in out.images)
-    again = tpipe(temperature=0.5, num_images_per_prompt=4,
-                  generator=torch.Generator().manual_seed(0))  # DDPMPipeline's default: "pil"
+    again = tpipe(
+        temperature=0.5, num_images_per_prompt=4, generator=torch.Generator().manual_seed(0)
+    )  # DDPMPipeline's default: "pil"
     assert [im.tobytes() for im in again.images] == [im.tobytes() for im in out.images]
     res = tpipe.last_results[0]
     assert res.method in ("exact", "batch") and res.samples.shape == (4, 1, 8, 8)
@@ -129,14 +150,19 @@ def test_one_generator_per_prompt():
     tpipe = with_temperature(PromptPipeline(), quantizer=bright, method="batch", num_samples=8)
     prompts = ["short", "a much longer prompt"]
     gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
-    out = tpipe(prompts, temperature=0.5, num_images_per_prompt=3, generator=gens,
-                output_type="pt")
+    out = tpipe(prompts, temperature=0.5, num_images_per_prompt=3, generator=gens, output_type="pt")
     assert out.images.shape == (6, 1, 8, 8)
-    alone = tpipe(prompts[1], temperature=0.5, num_images_per_prompt=3,
-                  generator=torch.Generator().manual_seed(2), output_type="pt").images
+    alone = tpipe(
+        prompts[1],
+        temperature=0.5,
+        num_images_per_prompt=3,
+        generator=torch.Generator().manual_seed(2),
+        output_type="pt",
+    ).images
     assert torch.equal(out.images[3:], alone)  # a prompt's images depend on its generator only
-    batched = tpipe(prompts, temperature=0.5, num_images_per_prompt=3, generator=0,
-                    output_type="pt").images
+    batched = tpipe(
+        prompts, temperature=0.5, num_images_per_prompt=3, generator=0, output_type="pt"
+    ).images
     assert batched.shape == (6, 1, 8, 8)
     assert bool(batched[3:].mean() > batched[:3].mean())  # prompt-major order kept
     with pytest.raises(ValueError, match="one generator per prompt"):
@@ -149,8 +175,11 @@ def test_arguments_are_checked_at_construction_before_any_draw(monkeypatch):
     pipe = ddpm_pipeline(train_steps=50)
     calls = []
     monkeypatch.setattr(pipe.unet, "forward", lambda *a, **k: calls.append(1))
-    with pytest.raises(ValueError, match=r"num_inference_steps=1000 \(the default of "
-                                         r"DDPMPipeline\) exceeds the 50 training steps"):
+    with pytest.raises(
+        ValueError,
+        match=r"num_inference_steps=1000 \(the default of "
+        r"DDPMPipeline\) exceeds the 50 training steps",
+    ):
         with_temperature(pipe, quantizer=bright)
     with pytest.raises(ValueError, match="exceeds the 50 training steps"):
         TemperatureSampler(pipe, quantizer=bright)
@@ -168,9 +197,13 @@ def test_arguments_are_checked_at_construction_before_any_draw(monkeypatch):
 
 
 def test_fit_fits_the_quantizer_eagerly():
-    tpipe = with_temperature(ddpm_pipeline(), quantizer="codebook",
-                             quantizer_options={"num_codes": 4}, num_inference_steps=2,
-                             fit_samples=64)
+    tpipe = with_temperature(
+        ddpm_pipeline(),
+        quantizer="codebook",
+        quantizer_options={"num_codes": 4},
+        num_inference_steps=2,
+        fit_samples=64,
+    )
     assert tpipe.quantizer.fitted is False
     assert tpipe.fit() is tpipe and tpipe.quantizer.fitted is True
     lazy = TemperatureSampler(ddpm_pipeline(), num_inference_steps=2)

@@ -47,9 +47,12 @@ def test_wrapper_on_the_digits_pipeline_returns_pil_digits():
     from implicit_temperature.adapters.diffusion import with_temperature
     from implicit_temperature.demos.digits import load_digits_pipeline
 
-    tpipe = with_temperature(load_digits_pipeline(), quantizer="classifier",
-                             quantizer_options={"fn": load_classifier()},
-                             num_inference_steps=3)
+    tpipe = with_temperature(
+        load_digits_pipeline(),
+        quantizer="classifier",
+        quantizer_options={"fn": load_classifier()},
+        num_inference_steps=3,
+    )
     out = tpipe(temperature=0.5, num_images_per_prompt=4, generator=torch.manual_seed(0))
     assert type(out) is ImagePipelineOutput
     assert len(out.images) == 4 and all(im.mode == "L" for im in out.images)
@@ -69,13 +72,35 @@ def test_cli_digits_demo_prints_the_table_and_writes_both_figures(tmp_path, caps
 
     assert cli.DEMOS["digits"] == "implicit_temperature.demos.digits.demo"
     out = tmp_path / "digits.png"
-    demo, args = _args(["--temperatures", "0.5", "2", "--num-outputs", "12", "--num-samples",
-                        "8", "--law-samples", "200", "--steps", "2", "--out", str(out)])
+    demo, args = _args(
+        [
+            "--temperatures",
+            "0.5",
+            "2",
+            "--num-outputs",
+            "12",
+            "--num-samples",
+            "8",
+            "--law-samples",
+            "200",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert demo.run(args) == 0
     text = capsys.readouterr().out
-    for word in ("class law P at T = 1", "target P^(1/T)/Z", "exact", "batch N=8",
-                 "noise x0.5", "T = 2", f"figure written to {out}",
-                 f"figure written to {tmp_path / 'digits-grids.png'}"):
+    for word in (
+        "class law P at T = 1",
+        "target P^(1/T)/Z",
+        "exact",
+        "batch N=8",
+        "noise x0.5",
+        "T = 2",
+        f"figure written to {out}",
+        f"figure written to {tmp_path / 'digits-grids.png'}",
+    ):
         assert word in text, word
     assert out.stat().st_size > 10_000 and (tmp_path / "digits-grids.png").stat().st_size > 10_000
     # a second run with the same --out refuses before computing anything

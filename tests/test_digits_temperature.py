@@ -39,14 +39,14 @@ from implicit_temperature.quantizers import ClassifierQuantizer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-STEPS = 5           # DDIM steps (fewer than the demo's 20: the test measures P with the same)
-LAW_N = 3000        # plain draws that estimate P
-M = 200             # outputs per tempered run (exact at T = 0.25: 100, ~140 draws each;
-                    # batch at T = 0.25: 150)
+STEPS = 5  # DDIM steps (fewer than the demo's 20: the test measures P with the same)
+LAW_N = 3000  # plain draws that estimate P
+M = 200  # outputs per tempered run (exact at T = 0.25: 100, ~140 draws each;
+# batch at T = 0.25: 150)
 N_POOL = {0.5: 32, 0.25: 100, 2.0: 64}  # pool of the batch method per T (bias, see above)
-TV_TOL = 0.10       # stated tolerance, see the module docstring
+TV_TOL = 0.10  # stated tolerance, see the module docstring
 TV_TOL_FLAT = 0.15  # T = 2: the target spreads over all 10 digits, so M = 200 outputs alone
-                    # give an expected TV of 0.08 (plus bias 0.017 and P's error ~0.01)
+# give an expected TV of 0.08 (plus bias 0.017 and P's error ~0.01)
 
 
 def _freq(labels: torch.Tensor) -> torch.Tensor:
@@ -66,8 +66,13 @@ def _tempered(p: torch.Tensor, t: float) -> torch.Tensor:
 def digits():
     pipe = load_digits_pipeline()
     classify = load_classifier()
-    sampler = TemperatureSampler(pipe, quantizer=ClassifierQuantizer(classify), batch_size=4096,
-                                 num_inference_steps=STEPS, progress=False)
+    sampler = TemperatureSampler(
+        pipe,
+        quantizer=ClassifierQuantizer(classify),
+        batch_size=4096,
+        num_inference_steps=STEPS,
+        progress=False,
+    )
     plain = sampler.adapter.draw(LAW_N, generator=torch.Generator().manual_seed(1))
     return sampler, classify, _freq(classify(plain))
 
@@ -79,15 +84,17 @@ def test_class_law_at_t1_is_imbalanced(digits):
     assert p.max() > 0.25 and (p > 0).sum() >= 6
 
 
-@pytest.mark.parametrize(("temperature", "method"),
-                         [(0.5, "exact"), (0.25, "exact"), (0.5, "batch"), (0.25, "batch")])
+@pytest.mark.parametrize(
+    ("temperature", "method"), [(0.5, "exact"), (0.25, "exact"), (0.5, "batch"), (0.25, "batch")]
+)
 def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
     sampler, classify, p = digits
     target = _tempered(p, temperature)
     assert _tv(p, target) > 2 * TV_TOL  # the untempered law would fail this test
     m = {("exact", 0.25): 100, ("batch", 0.25): 150}.get((method, temperature), M)
-    res = sampler.sample(temperature, method=method, num_outputs=m,
-                         num_samples=N_POOL[temperature], generator=7)
+    res = sampler.sample(
+        temperature, method=method, num_outputs=m, num_samples=N_POOL[temperature], generator=7
+    )
     assert res.samples.shape == (m, 1, 8, 8)
     labels = classify(res.samples)
     assert torch.equal(labels, res.keys)  # the key of each output is the digit it shows
@@ -98,8 +105,7 @@ def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
 def test_t2_batch_flattens_the_class_law(digits):
     sampler, classify, p = digits
     target = _tempered(p, 2.0)
-    res = sampler.sample(2.0, method="batch", num_outputs=M, num_samples=N_POOL[2.0],
-                         generator=8)
+    res = sampler.sample(2.0, method="batch", num_outputs=M, num_samples=N_POOL[2.0], generator=8)
     freq = _freq(classify(res.samples))
 
     def entropy(q):
@@ -107,7 +113,7 @@ def test_t2_batch_flattens_the_class_law(digits):
         return float(-(q * q.log()).sum())
 
     assert entropy(freq) > entropy(p) + 0.1  # flatter than P
-    assert freq.max() < p.max() - 0.05       # the head loses mass
+    assert freq.max() < p.max() - 0.05  # the head loses mass
     assert _tv(freq, target) < TV_TOL_FLAT
 
 
@@ -131,9 +137,14 @@ def test_image_hash_warns_and_classifier_does_not(digits):
     """One bit per pixel (image_hash at the images' own 8x8 resolution) makes almost every digit
     its own outcome: the batch method warns. The classifier gives 10 outcomes: no warning."""
     sampler, _, _ = digits
-    hashed = TemperatureSampler(sampler.model, quantizer="image_hash",
-                                quantizer_options={"hash_size": 8}, batch_size=4096,
-                                num_inference_steps=STEPS, progress=False)
+    hashed = TemperatureSampler(
+        sampler.model,
+        quantizer="image_hash",
+        quantizer_options={"hash_size": 8},
+        batch_size=4096,
+        num_inference_steps=STEPS,
+        progress=False,
+    )
     with pytest.warns(TemperatureWarning, match=r"quantizer image_hash.*coarser quantizer"):
         res = hashed.sample(0.5, method="batch", num_samples=100, num_outputs=4, generator=3)
     assert res.diagnostics.key_name == "image_hash"
@@ -149,8 +160,9 @@ def test_default_image_hash_on_8x8_digits_is_coarse_and_stays_silent(digits):
     of 100 draws are distinct, so temperature has collisions to act on (on light/dark layouts,
     not on digits) and no warning is due."""
     sampler, _, _ = digits
-    default = TemperatureSampler(sampler.model, batch_size=4096, num_inference_steps=STEPS,
-                                 progress=False)
+    default = TemperatureSampler(
+        sampler.model, batch_size=4096, num_inference_steps=STEPS, progress=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", TemperatureWarning)
         res = default.sample(0.5, method="batch", num_samples=100, num_outputs=4, generator=3)

@@ -60,8 +60,13 @@ def test_draw_returning_wrong_type():
 
 def test_batched_draw_with_wrong_shape():
     with pytest.raises(it.SamplerOutputError, match=r"\(B, 5, \.\.\.\)"):
-        it.temperature_sample(lambda m: torch.zeros(m, 2, dtype=torch.long), 0.5, batched=True,
-                              method="batch", num_samples=5)
+        it.temperature_sample(
+            lambda m: torch.zeros(m, 2, dtype=torch.long),
+            0.5,
+            batched=True,
+            method="batch",
+            num_samples=5,
+        )
 
 
 def test_nan_samples_are_refused():
@@ -95,8 +100,9 @@ def test_key_width_must_not_change():
         return torch.zeros(len(x), len(calls), dtype=torch.long)
 
     with pytest.raises(it.InvalidKeysError, match="same width"):
-        it.temperature_sample(categorical_draw(torch.tensor([0.5, 0.5])), 0.3, key=key,
-                              num_outputs=50)
+        it.temperature_sample(
+            categorical_draw(torch.tensor([0.5, 0.5])), 0.3, key=key, num_outputs=50
+        )
 
 
 def test_max_draws_must_be_a_positive_integer():
@@ -117,7 +123,11 @@ def test_bad_generator():
 
 
 def test_errors_share_a_base_class():
-    for exc in (it.InvalidTemperatureError, it.SamplerOutputError, it.InvalidKeysError,
-                it.DrawBudgetExceeded):
+    for exc in (
+        it.InvalidTemperatureError,
+        it.SamplerOutputError,
+        it.InvalidKeysError,
+        it.DrawBudgetExceeded,
+    ):
         assert issubclass(exc, it.ImplicitTemperatureError)
     assert np.issubdtype(np.int64, np.integer)

@@ -42,15 +42,28 @@ def test_goodness_of_fit_has_power():
 
 @pytest.mark.parametrize(
     "law_name,temperature",
-    [("peaked", 0.9), ("peaked", 0.5), ("peaked", 0.37), ("peaked", 0.25), ("zipf", 0.8),
-     ("zipf", 0.5), ("zipf", 0.37)],
+    [
+        ("peaked", 0.9),
+        ("peaked", 0.5),
+        ("peaked", 0.37),
+        ("peaked", 0.25),
+        ("zipf", 0.8),
+        ("zipf", 0.5),
+        ("zipf", 0.37),
+    ],
 )
 def test_draws_per_output_near_formula(law_name, temperature):
     """Flat rounds: measured draws per output stay within [0.9, 1.3] x the sequential
     expectation."""
     p = PEAKED if law_name == "peaked" else ZIPF
-    res = it.temperature_sample(categorical_draw(p), temperature, method="exact", plan="flat",
-                                num_outputs=5_000, generator=3)
+    res = it.temperature_sample(
+        categorical_draw(p),
+        temperature,
+        method="exact",
+        plan="flat",
+        num_outputs=5_000,
+        generator=3,
+    )
     expected = it.expected_exact_draws(p, temperature, plan="flat")
     ratio = res.draws / 5_000 / expected
     assert 0.9 < ratio < 1.3, f"draws/output {res.draws / 5000:.2f} vs formula {expected:.2f}"
@@ -140,7 +153,10 @@ def test_samples_are_the_original_objects():
         return table[idx]
 
     res = it.temperature_sample(
-        draw_vectors, 0.5, key=lambda x: torch.cdist(x, table).argmin(1), num_outputs=50,
+        draw_vectors,
+        0.5,
+        key=lambda x: torch.cdist(x, table).argmin(1),
+        num_outputs=50,
         generator=1,
     )
     assert res.samples.shape == (50, 3)
@@ -148,8 +164,9 @@ def test_samples_are_the_original_objects():
 
     words = ["sun", "rain", "snow", "fog"]
     rng = np.random.default_rng(0)
-    res = it.temperature_sample(lambda m: list(rng.choice(words, m, p=PEAKED.numpy())), 0.5,
-                                num_outputs=20)
+    res = it.temperature_sample(
+        lambda m: list(rng.choice(words, m, p=PEAKED.numpy())), 0.5, num_outputs=20
+    )
     assert isinstance(res.samples, list) and len(res.samples) == 20
     assert set(res.samples) <= set(words)
 
@@ -169,8 +186,15 @@ def test_same_seed_same_result_and_other_seed_differs():
 def test_budget_error_is_prompt_and_carries_stats():
     uniform = torch.full((1000,), 1e-3, dtype=torch.float64)
     with pytest.raises(it.DrawBudgetExceeded) as info:
-        it.temperature_sample(categorical_draw(uniform), 0.1, method="exact", plan="flat",
-                              num_outputs=1, max_draws=20_000, generator=0)
+        it.temperature_sample(
+            categorical_draw(uniform),
+            0.1,
+            method="exact",
+            plan="flat",
+            num_outputs=1,
+            max_draws=20_000,
+            generator=0,
+        )
     stats = info.value.stats
     assert 0 < stats["draws"] <= 20_000
     assert stats["accepted_rounds"] == 0 and stats["rounds"] > 0
@@ -188,8 +212,9 @@ def test_batched_draw_with_active_skips_finished_problems():
     """A batched draw that declares active= is called only for problems with rounds to run (the
     usual case: one output per prompt, as in decoding); the outputs keep their law and far fewer
     draws are spent than when every call covers all B."""
-    laws = torch.stack([torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]),
-                        torch.tensor([0.05, 0.95])] * 400).double()  # B = 1200, unequal costs
+    laws = torch.stack(
+        [torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.5]), torch.tensor([0.05, 0.95])] * 400
+    ).double()  # B = 1200, unequal costs
     calls = []
 
     def draw_all(m, generator=None):
@@ -200,10 +225,12 @@ def test_batched_draw_with_active_skips_finished_problems():
         rows = laws if active is None else laws[active]
         return torch.multinomial(rows.float(), m, replacement=True, generator=generator)
 
-    full = it.temperature_sample(draw_all, 0.4, method="exact", plan="flat", batched=True,
-                                 num_outputs=1, generator=1)
-    part = it.temperature_sample(draw_some, 0.4, method="exact", plan="flat", batched=True,
-                                 num_outputs=1, generator=1)
+    full = it.temperature_sample(
+        draw_all, 0.4, method="exact", plan="flat", batched=True, num_outputs=1, generator=1
+    )
+    part = it.temperature_sample(
+        draw_some, 0.4, method="exact", plan="flat", batched=True, num_outputs=1, generator=1
+    )
     assert min(calls) < len(laws), "finished problems were never left out"
     assert part.draws < 0.5 * full.draws, (part.draws, full.draws)
     assert part.samples.shape == (1200, 1)
@@ -229,8 +256,15 @@ def test_merging_accepted_rounds_is_linear(monkeypatch):
 
     monkeypatch.setattr(Samples, "cat", counting_cat)
     n = 8_000
-    res = it.temperature_sample(categorical_draw(PEAKED), 0.5, method="exact", plan="flat",
-                                num_outputs=n, max_lanes=16, generator=0)
+    res = it.temperature_sample(
+        categorical_draw(PEAKED),
+        0.5,
+        method="exact",
+        plan="flat",
+        num_outputs=n,
+        max_lanes=16,
+        generator=0,
+    )
     assert res.samples.shape == (n,)
     assert sum(copied) < 60 * n, (sum(copied), len(copied))  # chunk by chunk: ~2000 * n
 
@@ -242,8 +276,9 @@ def test_progress_is_off_by_default(capsys):
 
 def test_progress_bar_with_tqdm(capsys):
     pytest.importorskip("tqdm")
-    res = it.temperature_sample(categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20,
-                                generator=0, progress=True)
+    res = it.temperature_sample(
+        categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20, generator=0, progress=True
+    )
     err = capsys.readouterr().err
     assert "exact T=0.1" in err and "draw" in err
     assert res.method == "exact"
@@ -254,8 +289,9 @@ def test_progress_without_tqdm_goes_to_the_log(monkeypatch, caplog):
 
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
     with caplog.at_level("INFO", logger="implicit_temperature.progress"):
-        it.temperature_sample(categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20,
-                              generator=0, progress=True)
+        it.temperature_sample(
+            categorical_draw(ZIPF), 0.1, method="exact", num_outputs=20, generator=0, progress=True
+        )
     messages = [r.getMessage() for r in caplog.records]
     assert any("tqdm is not installed" in m for m in messages)
     assert any("draws" in m for m in messages)

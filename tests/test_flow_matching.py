@@ -33,8 +33,9 @@ def test_solvers_match_their_closed_forms(steps):
     torch.testing.assert_close(euler, x0 * (1 + h) ** steps)
     torch.testing.assert_close(heun, x0 * (1 + h + h * h / 2) ** steps)
     assert abs(float((heun / x0).mean()) - math.e) < abs(float((euler / x0).mean()) - math.e)
-    shift = integrate(lambda x, t: torch.ones_like(x) * 2 * t[:, None], x0, num_steps=steps,
-                      solver="heun")  # dx/dt = 2t: Heun (trapezoid) is exact
+    shift = integrate(
+        lambda x, t: torch.ones_like(x) * 2 * t[:, None], x0, num_steps=steps, solver="heun"
+    )  # dx/dt = 2t: Heun (trapezoid) is exact
     torch.testing.assert_close(shift, x0 + 1.0)
 
 
@@ -45,17 +46,24 @@ def test_velocity_field_adapter_draws_and_chunks():
         calls.append(x.shape[0])
         return -x
 
-    adapter = FlowMatchingAdapter(v, sample_shape=(2,), num_steps=3, batch_size=4,
-                                  quantizer="grid", quantizer_options={"cell_size": 0.1},
-                                  progress=False)
+    adapter = FlowMatchingAdapter(
+        v,
+        sample_shape=(2,),
+        num_steps=3,
+        batch_size=4,
+        quantizer="grid",
+        quantizer_options={"cell_size": 0.1},
+        progress=False,
+    )
     x = adapter.draw(10, generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 2) and calls == [4] * 3 + [4] * 3 + [2] * 3
     noise = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))  # the first chunk
     torch.testing.assert_close(x[:4], noise * (1 - 1 / 3) ** 3)  # Euler on dx/dt = -x
     assert torch.equal(x, adapter.draw(10, generator=torch.Generator().manual_seed(0)))
     assert adapter.quantize(x).shape == (10, 2)
-    res = TemperatureSampler(VelocityField(v, (2,)), quantizer=lambda s: (s[:, 0] > 0).long(),
-                             num_steps=2).sample(0.5, num_outputs=6, generator=1)
+    res = TemperatureSampler(
+        VelocityField(v, (2,)), quantizer=lambda s: (s[:, 0] > 0).long(), num_steps=2
+    ).sample(0.5, num_outputs=6, generator=1)
     assert res.samples.shape == (6, 2)
 
 
@@ -90,8 +98,9 @@ def test_diffusers_flow_denoiser_as_velocity_field():
     field = VelocityField(lambda x, t: -net(x, 1000 * (1 - t)), (2,))
     sampler = TemperatureSampler(field, num_steps=20)
     assert sampler.adapter.name == "flow_matching"
-    adapter = FlowMatchingAdapter(field, num_steps=20,
-                                  quantizer=NearestComponentQuantizer(pipe.mixture_means))
+    adapter = FlowMatchingAdapter(
+        field, num_steps=20, quantizer=NearestComponentQuantizer(pipe.mixture_means)
+    )
     x = adapter.draw(2000, generator=torch.Generator().manual_seed(0))
     dist = (x - pipe.mixture_means[adapter.quantize(x)]).norm(dim=1)
     assert float((dist < 4 * pipe.mixture_std).double().mean()) > 0.97

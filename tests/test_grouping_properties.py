@@ -36,9 +36,7 @@ def key_batches(draw) -> list[list[tuple[int, ...]]]:
     b = draw(st.integers(1, 3))
     n = draw(st.integers(1, 24))
     d = draw(st.integers(1, 4))
-    alphabet = draw(
-        st.lists(st.tuples(*[values] * d), min_size=1, max_size=6, unique=True)
-    )
+    alphabet = draw(st.lists(st.tuples(*[values] * d), min_size=1, max_size=6, unique=True))
     pick = st.integers(0, len(alphabet) - 1)
     return [[alphabet[draw(pick)] for _ in range(n)] for _ in range(b)]
 

@@ -35,8 +35,17 @@ from implicit_temperature.jobs import runner as job_runner
 from implicit_temperature.jobs.sampling import AdapterRunner, safe_name, save_png
 
 PROMPTS = Path(implicit_temperature.__file__).parent / "demos" / "calm" / "prompts.jsonl"
-SMALL = dict(model="calm", problems=str(PROMPTS), temperatures=(0.5,), method="batch",
-             num_samples=32, num_outputs=2, max_new_tokens=8, seed=0, progress=False)
+SMALL = dict(
+    model="calm",
+    problems=str(PROMPTS),
+    temperatures=(0.5,),
+    method="batch",
+    num_samples=32,
+    num_outputs=2,
+    max_new_tokens=8,
+    seed=0,
+    progress=False,
+)
 
 
 def job(out: Path, **changes) -> job_runner.JobSummary:
@@ -77,8 +86,11 @@ def test_problems_jsonl_text_and_count(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text('{"id": "a", "prompt": "cat "}\n\n{"text": "dog ", "ref": 3}\n{"context": "x"}\n')
     probs = load_problems(f)
-    assert [(p.id, p.prompt, p.line) for p in probs] == [("a", "cat ", 1), ("3", "dog ", 3),
-                                                          ("4", "x", 4)]
+    assert [(p.id, p.prompt, p.line) for p in probs] == [
+        ("a", "cat ", 1),
+        ("3", "dog ", 3),
+        ("4", "x", 4),
+    ]
     assert probs[1].meta == {"ref": 3}
     t = tmp_path / "p.txt"
     t.write_text("cat \n\ndog saw \n")  # trailing spaces are part of the prompt
@@ -87,13 +99,16 @@ def test_problems_jsonl_text_and_count(tmp_path):
     assert len(load_problems(PROMPTS)) == 12
 
 
-@pytest.mark.parametrize("bad, line, words", [
-    ('{"prompt": "cat "}\n{"prompt": "dog "\n', 2, "not valid JSON"),
-    ('{"prompt": "cat "}\n\n["dog "]\n', 3, "expected a JSON object"),
-    ('{"id": 1, "promt": "cat "}\n', 1, "exactly one of prompt, text, context"),
-    ('{"prompt": 5}\n', 1, "must be a string"),
-    ('{"id": "a", "prompt": "cat "}\n{"id": "a", "prompt": "dog "}\n', 2, "duplicate id 'a'"),
-])
+@pytest.mark.parametrize(
+    "bad, line, words",
+    [
+        ('{"prompt": "cat "}\n{"prompt": "dog "\n', 2, "not valid JSON"),
+        ('{"prompt": "cat "}\n\n["dog "]\n', 3, "expected a JSON object"),
+        ('{"id": 1, "promt": "cat "}\n', 1, "exactly one of prompt, text, context"),
+        ('{"prompt": 5}\n', 1, "must be a string"),
+        ('{"id": "a", "prompt": "cat "}\n{"id": "a", "prompt": "dog "}\n', 2, "duplicate id 'a'"),
+    ],
+)
 def test_malformed_problems_line_is_reported_with_its_number(tmp_path, bad, line, words):
     f = tmp_path / "bad.jsonl"
     f.write_text(bad)
@@ -115,8 +130,12 @@ def test_problem_seed_is_stable_and_separates_seed_id_and_temperature():
     s = problem_seed(0, "p00", 0.5)
     assert s == problem_seed(0, "p00", 0.5) and 0 <= s < 2**63
     assert s == 7369882344769206236, "seeds must not change across versions and platforms"
-    others = {problem_seed(1, "p00", 0.5), problem_seed(0, "p01", 0.5),
-              problem_seed(0, "p00", 0.25), problem_seed(0, "p00", 0.5000001)}
+    others = {
+        problem_seed(1, "p00", 0.5),
+        problem_seed(0, "p01", 0.5),
+        problem_seed(0, "p00", 0.25),
+        problem_seed(0, "p00", 0.5000001),
+    }
     assert s not in others and len(others) == 4
 
 
@@ -126,8 +145,17 @@ def test_job_output_is_reproducible_and_depends_on_the_seed(tmp_path, reference)
     for r in lines:
         assert r["temperature"] == 0.5 and r["method"] == "batch" and r["draws"] > 0
         assert len(r["outputs"]) == 2 and all(isinstance(o, str) for o in r["outputs"])
-        assert set(r) >= {"id", "temperature", "method", "plan", "outputs", "draws",
-                          "diagnostics", "seed", "prompt"}
+        assert set(r) >= {
+            "id",
+            "temperature",
+            "method",
+            "plan",
+            "outputs",
+            "draws",
+            "diagnostics",
+            "seed",
+            "prompt",
+        }
         # the demo grammar: continuations are whole chunks of 4 characters (or end early)
         assert all(len(o) <= 8 for o in r["outputs"])
     assert job(tmp_path / "again").results.read_bytes() == reference
@@ -161,8 +189,11 @@ def test_interrupted_job_with_a_torn_line_resumes_to_the_identical_file(tmp_path
 def test_resume_with_other_arguments_is_refused(tmp_path):
     out = tmp_path / "job"
     interrupted(out, k=3)
-    with pytest.raises(JobMismatchError, match=r"temperatures: \[0.5\] in the manifest, "
-                                               r"\[0.7\] now"):
+    with pytest.raises(
+        JobMismatchError,
+        match=r"temperatures: \[0.5\] in the manifest, "
+        r"\[0.7\] now",
+    ):
         job(out, temperatures=(0.7,))
     with pytest.raises(JobMismatchError, match="seed: 0 in the manifest, 3 now"):
         job(out, seed=3)
@@ -211,8 +242,11 @@ def test_output_folder_that_is_not_writable_is_caught_before_sampling(tmp_path, 
 
 def test_unknown_model_adapter_and_quantizer_list_what_is_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(job_runner, "load_model", lambda *a: pytest.fail("model loaded"))
-    with pytest.raises(JobError, match=r"unknown model 'nope'; shipped demo models: calm, ddpm, "
-                                       r"flow.*digits.*package.module:factory"):
+    with pytest.raises(
+        JobError,
+        match=r"unknown model 'nope'; shipped demo models: calm, ddpm, "
+        r"flow.*digits.*package.module:factory",
+    ):
         job(tmp_path / "a", model="nope")
     with pytest.raises(JobError, match="cannot find module 'no_such_pkg_xyz'"):
         job(tmp_path / "a", model="no_such_pkg_xyz:make")
@@ -226,8 +260,11 @@ def test_unknown_model_adapter_and_quantizer_list_what_is_installed(tmp_path, mo
 def test_prompt_the_model_cannot_take_names_its_line(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text('{"prompt": "cat "}\n{"prompt": "cat"}\n')
-    with pytest.raises(JobError, match=r"problem '2' \(line 2\): prompt length 3 is not a "
-                                       "multiple"):
+    with pytest.raises(
+        JobError,
+        match=r"problem '2' \(line 2\): prompt length 3 is not a "
+        "multiple",
+    ):
         job(tmp_path / "out", problems=str(f))
     assert not (tmp_path / "out" / "parts").exists(), "checked before the first sample"
 
@@ -245,8 +282,9 @@ def test_plan_is_forwarded_where_the_core_takes_one_else_refused(tmp_path):
     from implicit_temperature.adapters.calm import generate
 
     if "plan" in inspect.signature(generate).parameters:
-        first = json.loads(job(tmp_path / "p", plan="flat", method="exact").results
-                           .read_text().splitlines()[0])
+        first = json.loads(
+            job(tmp_path / "p", plan="flat", method="exact").results.read_text().splitlines()[0]
+        )
         assert first["plan"] == ["2"] and first["method_used"] == "exact"
         # every decoding step's diagnostics, summed up: collisions are plentiful on the demo
         diag = first["diagnostics"]
@@ -261,12 +299,14 @@ def test_plan_is_forwarded_where_the_core_takes_one_else_refused(tmp_path):
 @pytest.fixture
 def die_factory(tmp_path, monkeypatch):
     """``itemp_job_die:make``: a loaded die of the example plugin, as package.module:factory."""
-    (tmp_path / "itemp_job_die.py").write_text(textwrap.dedent("""
+    (tmp_path / "itemp_job_die.py").write_text(
+        textwrap.dedent("""
         from itemp_example_plugin.model import LoadedDie
 
         def make():
             return LoadedDie([0.5, 0.3, 0.15, 0.05])
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "itemp_job_die:make"
     sys.modules.pop("itemp_job_die", None)
@@ -275,8 +315,15 @@ def die_factory(tmp_path, monkeypatch):
 def test_factory_model_gives_keys_with_the_tempered_law(tmp_path, die_factory):
     """Exact method through a plugin's adapter: the pooled outputs of 4 problems (4 x 250 keys)
     follow P^(1/T) (chi-square at the suite's ALPHA)."""
-    summary = run_job(model=die_factory, problems=4, out=str(tmp_path / "die"),
-                      temperatures=(0.5,), method="exact", num_outputs=250, progress=False)
+    summary = run_job(
+        model=die_factory,
+        problems=4,
+        out=str(tmp_path / "die"),
+        temperatures=(0.5,),
+        method="exact",
+        num_outputs=250,
+        progress=False,
+    )
     records = [json.loads(line) for line in summary.results.read_text().splitlines()]
     assert [r["id"] for r in records] == ["0", "1", "2", "3"]
     assert all(r["method_used"] == "exact" and "prompt" not in r for r in records)
@@ -297,9 +344,16 @@ def test_image_outputs_are_written_as_png_paths(tmp_path):
 
     class FakeSampler:
         def sample(self, temperature, **kw):
-            return TemperatureResult(samples=images, keys=torch.arange(3), method="batch",
-                                     temperature=temperature, draws=60, model_calls=1,
-                                     requested_method="batch", num_outputs=3)
+            return TemperatureResult(
+                samples=images,
+                keys=torch.arange(3),
+                method="batch",
+                temperature=temperature,
+                draws=60,
+                model_calls=1,
+                requested_method="batch",
+                num_outputs=3,
+            )
 
     spec = JobSpec(model="calm", problems=1, out=str(tmp_path), method="batch", num_outputs=3)
     runner = AdapterRunner(object(), spec, tmp_path)
@@ -325,7 +379,10 @@ def test_shards_run_independently_then_one_run_merges(tmp_path, reference):
     ran = [job(out, shard=(i, 3)) for i in (2, 0, 1)]
     assert [s.ran for s in ran] == [4, 4, 4] and all(s.results is None for s in ran)
     assert sorted(p.name for p in (out / "parts").iterdir()) == [
-        "shard-0-of-3.jsonl", "shard-1-of-3.jsonl", "shard-2-of-3.jsonl"]
+        "shard-0-of-3.jsonl",
+        "shard-1-of-3.jsonl",
+        "shard-2-of-3.jsonl",
+    ]
     final = job(out)
     assert final.ran == 0 and final.results.read_bytes() == reference
     with pytest.raises(JobError, match="shard index must be in 0 .. count - 1"):
@@ -350,16 +407,27 @@ def test_digits_demo_job_writes_pngs_with_their_digits_or_says_it_is_missing(tmp
     import importlib.util
 
     if importlib.util.find_spec("implicit_temperature.demos.digits") is None:
-        with pytest.raises(JobError, match="model 'digits' is a registered demo, but its "
-                                           "module implicit_temperature.demos.digits is not"):
+        with pytest.raises(
+            JobError,
+            match="model 'digits' is a registered demo, but its "
+            "module implicit_temperature.demos.digits is not",
+        ):
             run_job(model="digits", problems=2, out=str(tmp_path / "d"), progress=False)
         assert not (tmp_path / "d").exists()
         return
     from PIL import Image
 
-    summary = run_job(model="digits", problems=2, out=str(tmp_path / "d"), temperatures=(0.5,),
-                      method="batch", num_samples=16, num_outputs=2, progress=False,
-                      adapter_options={"num_inference_steps": 2})
+    summary = run_job(
+        model="digits",
+        problems=2,
+        out=str(tmp_path / "d"),
+        temperatures=(0.5,),
+        method="batch",
+        num_samples=16,
+        num_outputs=2,
+        progress=False,
+        adapter_options={"num_inference_steps": 2},
+    )
     records = [json.loads(line) for line in summary.results.read_text().splitlines()]
     assert [r["id"] for r in records] == ["0", "1"]
     for r in records:
@@ -368,14 +436,23 @@ def test_digits_demo_job_writes_pngs_with_their_digits_or_says_it_is_missing(tmp
         assert len(r["keys"]) == 2 and all(0 <= k <= 9 for k in r["keys"])
 
 
-def test_a_failing_problem_stops_the_job_naming_it_and_keeps_finished_results(tmp_path,
-                                                                             die_factory):
+def test_a_failing_problem_stops_the_job_naming_it_and_keeps_finished_results(
+    tmp_path, die_factory
+):
     """A draw budget overrun (exact method, max_draws too small) names the problem and leaves a
     resumable folder (manifest, no merged file)."""
     out = tmp_path / "die"
     with pytest.raises(JobError, match=r"problem '0' at T=0.1: DrawBudgetExceeded"):
-        run_job(model=die_factory, problems=2, out=str(out), temperatures=(0.1,),
-                method="exact", num_outputs=50, max_draws=20, progress=False)
+        run_job(
+            model=die_factory,
+            problems=2,
+            out=str(out),
+            temperatures=(0.1,),
+            method="exact",
+            num_outputs=50,
+            max_draws=20,
+            progress=False,
+        )
     assert not (out / "results.jsonl").exists() and (out / "manifest.json").exists()
 
 
@@ -390,9 +467,16 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
     with open(part, "a") as f:
         f.write('{"id": "p02", "tempera')  # a torn tail the other process is still writing
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-         "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(part)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+            str(part),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(JobError, match="is being written by another process"):

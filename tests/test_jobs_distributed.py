@@ -21,9 +21,26 @@ import implicit_temperature
 from implicit_temperature.jobs import JobInterrupted, run_job
 
 PROMPTS = Path(implicit_temperature.__file__).parent / "demos" / "calm" / "prompts.jsonl"
-ARGS = ["calm", "--problems", str(PROMPTS), "--temperature", "0.5", "1.0", "--method", "batch",
-        "--num-samples", "32", "--num-outputs", "2", "--max-new-tokens", "8", "--seed", "7",
-        "--device", "cpu"]
+ARGS = [
+    "calm",
+    "--problems",
+    str(PROMPTS),
+    "--temperature",
+    "0.5",
+    "1.0",
+    "--method",
+    "batch",
+    "--num-samples",
+    "32",
+    "--num-outputs",
+    "2",
+    "--max-new-tokens",
+    "8",
+    "--seed",
+    "7",
+    "--device",
+    "cpu",
+]
 
 
 def free_port() -> int:
@@ -33,12 +50,31 @@ def free_port() -> int:
 
 
 def torchrun(world: int, out: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-           "--nproc_per_node", str(world), "--master-addr", "127.0.0.1",
-           "--master-port", str(free_port()), "-m", "implicit_temperature", "sample", *ARGS,
-           "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
-           "GLOO_SOCKET_IFNAME": "lo"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(world),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "implicit_temperature",
+        "sample",
+        *ARGS,
+        "--out",
+        str(out),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "GLOO_SOCKET_IFNAME": "lo",
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, f"torchrun W={world} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -52,7 +88,8 @@ def test_world_sizes_1_and_2_give_identical_results(tmp_path):
     assert a == b
     records = [json.loads(line) for line in a.decode().splitlines()]
     assert len(records) == 24 and [r["id"] for r in records[::2]] == [
-        f"p{i:02d}" for i in range(12)]
+        f"p{i:02d}" for i in range(12)
+    ]
     assert [r["temperature"] for r in records[:4]] == [0.5, 1.0, 0.5, 1.0]
     assert "24 run on 1 rank(s)" in one.stderr and "rank 0 ran 24)" in one.stderr
     assert "24 run on 2 rank(s)" in two.stderr and "rank 0 ran 12)" in two.stderr, "half each"
@@ -61,9 +98,18 @@ def test_world_sizes_1_and_2_give_identical_results(tmp_path):
 
 def test_two_ranks_resume_a_job_one_process_started(tmp_path):
     out = tmp_path / "job"
-    kwargs = dict(model="calm", problems=str(PROMPTS), temperatures=(0.5, 1.0), method="batch",
-                  num_samples=32, num_outputs=2, max_new_tokens=8, seed=7, device="cpu",
-                  progress=False)
+    kwargs = dict(
+        model="calm",
+        problems=str(PROMPTS),
+        temperatures=(0.5, 1.0),
+        method="batch",
+        num_samples=32,
+        num_outputs=2,
+        max_new_tokens=8,
+        seed=7,
+        device="cpu",
+        progress=False,
+    )
     done = []
 
     def stop_after_nine(record):

@@ -47,8 +47,9 @@ def folders(draw):
     return files, torn, {JOB[u] for u in finished}
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(folders())
 def test_repair_and_merge_give_the_units_in_job_order(tmp_path_factory, folder):
     files, torn, finished = folder
@@ -63,8 +64,9 @@ def test_repair_and_merge_give_the_units_in_job_order(tmp_path_factory, folder):
     assert set(done) == finished, "a torn tail is never counted as done"
     assert all(done[key] == line(*key) for key in finished)
     assert len(repair_parts(out)) == cut_lines
-    assert all(p.read_bytes().endswith(b"\n") or not p.read_bytes()
-               for p in (out / PARTS).iterdir())
+    assert all(
+        p.read_bytes().endswith(b"\n") or not p.read_bytes() for p in (out / PARTS).iterdir()
+    )
     assert set(read_done(out, KNOWN)) == finished
     if finished != set(JOB):
         with pytest.raises(JobError, match="has no result yet"):

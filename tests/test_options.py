@@ -115,8 +115,9 @@ def test_quantizer_option_as_a_keyword_is_not_forwarded_to_the_pipeline(pipe):
 
 
 def test_quantizer_options_work_for_the_diffusion_adapter(pipe):
-    sampler = it.TemperatureSampler(pipe, quantizer="grid", quantizer_options={"cell_size": 0.5},
-                                    num_inference_steps=2)
+    sampler = it.TemperatureSampler(
+        pipe, quantizer="grid", quantizer_options={"cell_size": 0.5}, num_inference_steps=2
+    )
     assert sampler.adapter.quantizer.name == "grid"
     x = torch.rand(3, 3, 8, 8)
     assert torch.equal(sampler.adapter.quantize(x), torch.floor(x / 0.5).long().flatten(1))
@@ -129,8 +130,9 @@ def test_quantizer_options_in_the_example_plugin_and_the_law():
     from itemp_example_plugin import LoadedDie
 
     probs = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04], dtype=torch.float64)
-    sampler = it.TemperatureSampler(LoadedDie(probs.tolist()), quantizer="grid",
-                                    quantizer_options={"cell_size": 2})
+    sampler = it.TemperatureSampler(
+        LoadedDie(probs.tolist()), quantizer="grid", quantizer_options={"cell_size": 2}
+    )
     res = sampler.sample(0.5, method="exact", num_outputs=3000, generator=21)
     pairs = probs.view(3, 2).sum(1)
     assert chi_square_pvalue(res.keys, tempered(pairs, 0.5)) > ALPHA

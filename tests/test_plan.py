@@ -109,8 +109,14 @@ def test_buffer_is_a_fifo_per_problem(b, ops):
                 ref[row].extend(values[row][keep[row]].tolist())
         elif buf.count is not None:
             have = buf.count.tolist()
-            k = torch.tensor([min(h, int(x)) for h, x in zip(have, torch.randint(
-                0, size + 1, (b,), generator=g).tolist(), strict=True)])
+            k = torch.tensor(
+                [
+                    min(h, int(x))
+                    for h, x in zip(
+                        have, torch.randint(0, size + 1, (b,), generator=g).tolist(), strict=True
+                    )
+                ]
+            )
             if int(k.max()) == 0:
                 continue
             samples, keys = buf.pop(k)
@@ -152,8 +158,9 @@ def test_pilot_integer_power_sums_are_unbiased(r):
 
 
 def test_pilot_estimates_at_fractional_r_lie_between_neighbours():
-    keys = torch.multinomial(ZIPF.float(), 400, replacement=True,
-                             generator=torch.Generator().manual_seed(0))
+    keys = torch.multinomial(
+        ZIPF.float(), 400, replacement=True, generator=torch.Generator().manual_seed(0)
+    )
     counts = torch.bincount(keys)[keys].unsqueeze(0)
     ps = PilotPowerSums(counts)
     log = ps.log_s(torch.tensor([2.0, 2.5, 3.0]))[0]

@@ -35,8 +35,10 @@ from implicit_temperature.quantizers import QuantizerError, resolve_quantizer
 
 EXAMPLE_EP = "itemp-example-dice"
 EXAMPLE_DIST = "itemp-example-plugin"
-INSTALL_HINT = ("the example plugin is not installed: run `make setup` or "
-                "`.venv/bin/python -m pip install -e examples/itemp-example-plugin`")
+INSTALL_HINT = (
+    "the example plugin is not installed: run `make setup` or "
+    "`.venv/bin/python -m pip install -e examples/itemp-example-plugin`"
+)
 
 
 def write_dist(path, dist: str, entry_point: str, module: str, source: str) -> None:
@@ -94,7 +96,8 @@ def test_example_adapter_and_quantizer_come_from_the_entry_point(fresh_registry)
     qreg = get_quantizers()["example-parity"]
     assert (qreg.plugin, qreg.distribution) == (EXAMPLE_EP, EXAMPLE_DIST)
     assert get_plugin_manager().get_plugin(EXAMPLE_EP) is importlib.import_module(
-        "itemp_example_plugin.plugin")
+        "itemp_example_plugin.plugin"
+    )
     record = {p.name: p for p in list_plugins()}[EXAMPLE_EP]
     assert record.error is None and record.version == "0.1.0"
     assert not plugin_errors() or all(EXAMPLE_EP not in e for e in plugin_errors())
@@ -125,7 +128,11 @@ def test_sampler_finds_the_adapter_through_handles(fresh_registry):
 
 def test_two_adapters_claiming_one_model_is_a_clear_error(fake_dist):
     """Several handles() == True: no guess; the error names both and how to choose one."""
-    fake_dist("itemp-greedy", "greedy", "itemp_greedy_mod", """
+    fake_dist(
+        "itemp-greedy",
+        "greedy",
+        "itemp_greedy_mod",
+        """
 import implicit_temperature
 from itemp_example_plugin import DiceAdapter
 
@@ -135,7 +142,8 @@ class GreedyDice(DiceAdapter):
 @implicit_temperature.hookimpl
 def register_adapters(register):
     register(GreedyDice)
-""")
+""",
+    )
     from itemp_example_plugin import LoadedDie
 
     with pytest.raises(AdapterSelectionError) as info:
@@ -149,11 +157,17 @@ def register_adapters(register):
 
 # -- robustness --------------------------------------------------------------------------------
 def test_plugin_raising_on_import_is_reported_and_skipped(fake_dist):
-    fake_dist("itemp-broken-import", "broken-import", "itemp_broken_import_mod",
-              "raise RuntimeError('boom on import')\n")
+    fake_dist(
+        "itemp-broken-import",
+        "broken-import",
+        "itemp_broken_import_mod",
+        "raise RuntimeError('boom on import')\n",
+    )
     errors = plugin_errors()
-    assert any(e.startswith("plugin 'broken-import' (itemp-broken-import): RuntimeError: boom on "
-                            "import") for e in errors), errors
+    assert any(
+        e.startswith("plugin 'broken-import' (itemp-broken-import): RuntimeError: boom on import")
+        for e in errors
+    ), errors
     record = {p.name: p for p in list_plugins()}["broken-import"]
     assert record.distribution == "itemp-broken-import" and "boom on import" in record.error
     assert "example-dice" in get_adapters(), "the other plugins still load"
@@ -161,7 +175,11 @@ def test_plugin_raising_on_import_is_reported_and_skipped(fake_dist):
 
 
 def test_plugin_raising_in_its_hook_is_reported_and_registers_nothing(fake_dist):
-    fake_dist("itemp-broken-hook", "broken-hook", "itemp_broken_hook_mod", """
+    fake_dist(
+        "itemp-broken-hook",
+        "broken-hook",
+        "itemp_broken_hook_mod",
+        """
         import implicit_temperature
         from implicit_temperature import Adapter
 
@@ -182,17 +200,23 @@ def test_plugin_raising_in_its_hook_is_reported_and_registers_nothing(fake_dist)
         def register_adapters(register):
             register(HalfDone)
             raise ValueError("boom in hook")
-    """)
+    """,
+    )
     errors = plugin_errors()
-    expected = ("'broken-hook' (itemp-broken-hook): "
-                "register_adapters raised ValueError: boom in hook")
+    expected = (
+        "'broken-hook' (itemp-broken-hook): register_adapters raised ValueError: boom in hook"
+    )
     assert any(expected in e for e in errors), errors
     assert "half-done" not in get_adapters(), "a failing hook's registrations are dropped"
     assert "example-dice" in get_adapters()
 
 
 def test_errors_in_both_hooks_are_both_reported(fake_dist):
-    fake_dist("itemp-two-bad-hooks", "two-bad-hooks", "itemp_two_bad_hooks_mod", """
+    fake_dist(
+        "itemp-two-bad-hooks",
+        "two-bad-hooks",
+        "itemp_two_bad_hooks_mod",
+        """
         import implicit_temperature
 
         @implicit_temperature.hookimpl
@@ -202,28 +226,40 @@ def test_errors_in_both_hooks_are_both_reported(fake_dist):
         @implicit_temperature.hookimpl
         def register_quantizers(register):
             raise TypeError("quantizers")
-    """)
+    """,
+    )
     error = {p.name: p for p in list_plugins()}["two-bad-hooks"].error
     assert "register_adapters raised KeyError: 'adapters'" in error
     assert "register_quantizers raised TypeError: quantizers" in error
 
 
 def test_invalid_registration_is_reported(fake_dist):
-    fake_dist("itemp-bad-register", "bad-register", "itemp_bad_register_mod", """
+    fake_dist(
+        "itemp-bad-register",
+        "bad-register",
+        "itemp_bad_register_mod",
+        """
         import implicit_temperature
 
         @implicit_temperature.hookimpl
         def register_adapters(register):
             register("not a class")
-    """)
-    assert any("'bad-register'" in e and "adapter class with a non-empty str `name`" in e
-               for e in plugin_errors()), plugin_errors()
+    """,
+    )
+    assert any(
+        "'bad-register'" in e and "adapter class with a non-empty str `name`" in e
+        for e in plugin_errors()
+    ), plugin_errors()
     assert "example-dice" in get_adapters()
 
 
 def test_duplicate_adapter_name_is_an_error_naming_both_sources(fake_dist):
     example_entry_point()
-    fake_dist("itemp-dupe", "dupe-dice", "itemp_dupe_mod", """
+    fake_dist(
+        "itemp-dupe",
+        "dupe-dice",
+        "itemp_dupe_mod",
+        """
         import implicit_temperature
         from itemp_example_plugin import DiceAdapter
 
@@ -233,7 +269,8 @@ def test_duplicate_adapter_name_is_an_error_naming_both_sources(fake_dist):
         @implicit_temperature.hookimpl
         def register_adapters(register):
             register(OtherDice)
-    """)
+    """,
+    )
     errors = [e for e in plugin_errors() if "adapter name 'example-dice'" in e]
     assert errors and f"{EXAMPLE_EP} ({EXAMPLE_DIST})" in errors[0]
     assert "dupe-dice (itemp-dupe)" in errors[0]
@@ -245,16 +282,24 @@ def test_duplicate_adapter_name_is_an_error_naming_both_sources(fake_dist):
 
 
 def test_duplicate_quantizer_name_is_an_error_naming_both_sources(fake_dist):
-    fake_dist("itemp-dupe-grid", "dupe-grid", "itemp_dupe_grid_mod", """
+    fake_dist(
+        "itemp-dupe-grid",
+        "dupe-grid",
+        "itemp_dupe_grid_mod",
+        """
         import implicit_temperature
 
         @implicit_temperature.hookimpl
         def register_quantizers(register):
             register("grid", lambda **options: (lambda samples: samples.long()))
-    """)
-    with pytest.raises(QuantizerError, match=r"quantizer name 'grid' registered by more than one "
-                                             r"plugin: implicit_temperature\.quantizers\.plugin "
-                                             r"\(implicit-temperature\), dupe-grid"):
+    """,
+    )
+    with pytest.raises(
+        QuantizerError,
+        match=r"quantizer name 'grid' registered by more than one "
+        r"plugin: implicit_temperature\.quantizers\.plugin "
+        r"\(implicit-temperature\), dupe-grid",
+    ):
         resolve_quantizer("grid", cell_size=1.0)
     assert torch.equal(resolve_quantizer("exact")(torch.tensor([2, 3])), torch.tensor([2, 3]))
 
@@ -264,13 +309,25 @@ def test_plugin_using_the_registry_while_loading_fails_cleanly(tmp_path):
 
     Run in a subprocess so that a regression (a hang) cannot block the test session.
     """
-    write_dist(tmp_path, "itemp-reentrant", "reentrant", "itemp_reentrant_mod",
-               "import implicit_temperature.plugins as p\np.get_quantizers()\n")
-    code = ("import implicit_temperature.plugins as p\n"
-            "print('\\n'.join(p.plugin_errors()))\nprint(sorted(p.get_quantizers()))\n")
+    write_dist(
+        tmp_path,
+        "itemp-reentrant",
+        "reentrant",
+        "itemp_reentrant_mod",
+        "import implicit_temperature.plugins as p\np.get_quantizers()\n",
+    )
+    code = (
+        "import implicit_temperature.plugins as p\n"
+        "print('\\n'.join(p.plugin_errors()))\nprint(sorted(p.get_quantizers()))\n"
+    )
     env_path = [str(tmp_path), *sys.path]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert "plugin 'reentrant' (itemp-reentrant): PluginError: a plugin used the" in out.stdout
     assert "'exact'" in out.stdout

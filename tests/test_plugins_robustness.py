@@ -69,14 +69,19 @@ def test_plugin_calling_sys_exit_is_recorded_not_fatal(dists, source):
 
 
 def test_sys_exit_inside_a_hook_is_recorded(dists):
-    dists("itemp-hookexit", "hookexit", "itemp_hookexit_mod", """
+    dists(
+        "itemp-hookexit",
+        "hookexit",
+        "itemp_hookexit_mod",
+        """
 import sys
 import implicit_temperature
 
 @implicit_temperature.hookimpl
 def register_adapters(register):
     sys.exit(2)
-""")
+""",
+    )
     assert "register_adapters raised" in records()["hookexit"].error
     assert "diffusion" in get_adapters()
 
@@ -88,7 +93,10 @@ def test_itemp_plugins_survives_a_plugin_that_exits(tmp_path):
     env.pop(LOAD_PLUGINS_ENV, None)
     out = subprocess.run(
         [sys.executable, "-m", "implicit_temperature", "plugins"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert "exiter" in out.stdout and "sys.exit" in out.stdout, out.stdout + out.stderr
     assert "diffusion" in out.stdout
@@ -102,13 +110,18 @@ def test_keyboard_interrupt_still_propagates(dists):
 
 # -- item 10: misspelled hooks --------------------------------------------------------------------
 def test_misspelled_hook_is_reported_with_a_suggestion(dists):
-    dists("itemp-typo", "typo", "itemp_typo_mod", """
+    dists(
+        "itemp-typo",
+        "typo",
+        "itemp_typo_mod",
+        """
 import implicit_temperature
 
 @implicit_temperature.hookimpl
 def register_adaptors(register):
     pass
-""")
+""",
+    )
     err = records()["typo"].error
     assert err is not None
     assert "'register_adaptors' matches no implicit_temperature hook" in err

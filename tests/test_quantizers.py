@@ -32,8 +32,12 @@ CELL_P = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04], dtype=torch.float64)
 # -- registration ------------------------------------------------------------------------------
 def test_builtin_quantizers_are_registered_through_the_hook():
     regs = get_quantizers()
-    for name, cls in [("exact", ExactQuantizer), ("grid", GridQuantizer),
-                      ("codebook", CodebookQuantizer), ("classifier", ClassifierQuantizer)]:
+    for name, cls in [
+        ("exact", ExactQuantizer),
+        ("grid", GridQuantizer),
+        ("codebook", CodebookQuantizer),
+        ("classifier", ClassifierQuantizer),
+    ]:
         assert regs[name].obj is cls
         assert regs[name].plugin == "implicit_temperature.quantizers.plugin"
         assert regs[name].distribution == "implicit-temperature"
@@ -139,8 +143,16 @@ def test_grid_errors_name_the_fix():
 
 
 # -- codebook ----------------------------------------------------------------------------------
-CENTERS = torch.tensor([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 6.0],
-                        [6.0, 6.0, 0.0], [6.0, 0.0, 6.0]])
+CENTERS = torch.tensor(
+    [
+        [0.0, 0.0, 0.0],
+        [6.0, 0.0, 0.0],
+        [0.0, 6.0, 0.0],
+        [0.0, 0.0, 6.0],
+        [6.0, 6.0, 0.0],
+        [6.0, 0.0, 6.0],
+    ]
+)
 
 
 def blob_draw(p: torch.Tensor, spread: float = 0.5):
@@ -309,8 +321,13 @@ def jittered_faces(p: torch.Tensor):
 
     def draw(m: int, generator: torch.Generator | None = None) -> torch.Tensor:
         faces = torch.multinomial(p.float(), m, replacement=True, generator=generator)
-        return torch.stack([faces + 0.9 * torch.rand(m, generator=generator),
-                            0.9 * torch.rand(m, generator=generator)], dim=1)
+        return torch.stack(
+            [
+                faces + 0.9 * torch.rand(m, generator=generator),
+                0.9 * torch.rand(m, generator=generator),
+            ],
+            dim=1,
+        )
 
     return draw
 

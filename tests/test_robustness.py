@@ -22,8 +22,9 @@ def test_list_of_zero_dim_tensors_is_compared_by_value():
     def draw(m, generator=None):
         return [torch.tensor(int(v)) for v in base(m, generator)]
 
-    res = it.temperature_sample(draw, 0.5, method="batch", num_samples=50, num_outputs=3000,
-                                generator=11)
+    res = it.temperature_sample(
+        draw, 0.5, method="batch", num_samples=50, num_outputs=3000, generator=11
+    )
     outcomes = torch.stack(list(res.samples))
     # batch at N=50, T=0.5 is within TV ~0.01 of P_T; P itself is 0.2 away
     assert total_variation(outcomes, tempered(PEAKED, 0.5)) < 0.03
@@ -31,10 +32,17 @@ def test_list_of_zero_dim_tensors_is_compared_by_value():
 
 
 def test_lists_of_tensors_and_arrays_intern_by_dtype_shape_and_value():
-    samples = [torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]), np.array([1, 2]),
-               np.array([1, 2]), torch.tensor(3), torch.tensor(3.0)]
-    res = it.temperature_sample(lambda m: samples[:m], 1.0, method="batch", num_samples=6,
-                                generator=0)
+    samples = [
+        torch.tensor([1.0, 2.0]),
+        torch.tensor([1.0, 2.0]),
+        np.array([1, 2]),
+        np.array([1, 2]),
+        torch.tensor(3),
+        torch.tensor(3.0),
+    ]
+    res = it.temperature_sample(
+        lambda m: samples[:m], 1.0, method="batch", num_samples=6, generator=0
+    )
     d = res.diagnostics
     assert int(d.distinct_keys) == 4  # two pairs, then int 3 and float 3.0 (different dtypes)
 
@@ -64,15 +72,17 @@ def test_sorted_sampler_exact_law_batched():
     def draw(m, generator=None):  # two problems, both sorted
         return torch.stack([sorted_draw(m, generator), sorted_draw(m, generator)])
 
-    res = it.temperature_sample(draw, 0.4, method="exact", batched=True, num_outputs=2000,
-                                generator=13)
+    res = it.temperature_sample(
+        draw, 0.4, method="exact", batched=True, num_outputs=2000, generator=13
+    )
     assert chi_square_pvalue(res.samples.flatten(), tempered(PEAKED, 0.4)) > ALPHA
 
 
 def test_sorted_sampler_batch_law_with_one_pool_per_output():
     """One draw call holds every output's pool: sorted, the first pools held only outcome 0."""
-    res = it.temperature_sample(sorted_draw, 0.5, method="batch", num_samples=100,
-                                num_outputs=2000, generator=14)
+    res = it.temperature_sample(
+        sorted_draw, 0.5, method="batch", num_samples=100, num_outputs=2000, generator=14
+    )
     assert total_variation(res.samples, tempered(PEAKED, 0.5)) < 0.03
 
 
@@ -118,8 +128,12 @@ def test_numpy_object_and_string_arrays_need_a_list_or_key(array):
 def test_numpy_string_array_works_with_a_key():
     arr = np.array(["a", "b", "a", "a"] * 5)
     res = it.temperature_sample(
-        lambda m: arr[:m], 0.5, method="batch", num_samples=20,
-        key=lambda s: torch.as_tensor(s == "a").long(), generator=0,
+        lambda m: arr[:m],
+        0.5,
+        method="batch",
+        num_samples=20,
+        key=lambda s: torch.as_tensor(s == "a").long(),
+        generator=0,
     )
     assert res.samples.dtype.kind == "U"
 
@@ -146,7 +160,9 @@ def test_samples_on_the_meta_device():
 def test_keys_on_the_meta_device():
     with pytest.raises(it.InvalidKeysError, match="meta device"):
         it.temperature_sample(
-            categorical_draw(PEAKED), 0.5, method="batch",
+            categorical_draw(PEAKED),
+            0.5,
+            method="batch",
             key=lambda x: torch.zeros(x.shape[0], dtype=torch.long, device="meta"),
         )
 

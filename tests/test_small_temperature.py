@@ -88,8 +88,9 @@ def test_exact_refuses_at_once_when_one_output_needs_more_than_the_budget(temper
 def test_exact_at_small_t_with_a_budget_samples_soundly():
     """T = 0.01 (s = 100): a planned tree, at most ~1000 draws per output on the peaked law; the
     target is the mode with probability 1 - 6e-23."""
-    res = it.temperature_sample(categorical_draw(PEAKED), 0.01, method="exact", num_outputs=200,
-                                generator=1)
+    res = it.temperature_sample(
+        categorical_draw(PEAKED), 0.01, method="exact", num_outputs=200, generator=1
+    )
     assert res.method == "exact" and "*" in res.extra["plan"]
     assert bool((res.samples == 0).all())
     assert res.draws / 200 < 5_000

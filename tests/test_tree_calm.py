@@ -18,8 +18,9 @@ def demo():
 def test_generate_defaults_to_auto_at_any_temperature(demo):
     model, tok = demo
     ids = torch.cat([tok.encode("cat ")] * 2)
-    out = generate(model, ids, temperature=1.5, max_new_tokens=8, generator=0,
-                   return_dict_in_generate=True)
+    out = generate(
+        model, ids, temperature=1.5, max_new_tokens=8, generator=0, return_dict_in_generate=True
+    )
     assert out.sequences.shape == (2, 12)
     assert len(out.cascade_levels) == out.steps  # T > 1: auto used the batch method
 
@@ -39,7 +40,15 @@ def test_generate_exact_with_a_tree_plan(demo, monkeypatch):
     monkeypatch.setattr(generation, "temperature_sample", spy)
     model, tok = demo
     ids = torch.cat([tok.encode("cat "), tok.encode("dog ")])
-    out = generate(model, ids, temperature=0.25, method="exact", plan="2*2", max_new_tokens=8,
-                   generator=0, return_dict_in_generate=True)
+    out = generate(
+        model,
+        ids,
+        temperature=0.25,
+        method="exact",
+        plan="2*2",
+        max_new_tokens=8,
+        generator=0,
+        return_dict_in_generate=True,
+    )
     assert out.sequences.shape == (2, 12) and out.draws >= 2 * out.steps * 4
     assert seen and all(s == ("2*2", "exact", "2*2") for s in seen)

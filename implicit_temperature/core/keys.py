@@ -128,8 +128,7 @@ class KeyFunction:
         self.squeeze = True
         intern = self._intern
         ids = [
-            [intern.setdefault(_value_key(obj), len(intern)) for obj in row]
-            for row in samples.data
+            [intern.setdefault(_value_key(obj), len(intern)) for obj in row] for row in samples.data
         ]
         return torch.tensor(ids, dtype=torch.long).unsqueeze(-1)
 
@@ -158,8 +157,13 @@ class KeyFunction:
 
 
 # objects compared by identity that are nevertheless one object per value
-_SINGLETON_TYPES = (type(None), type, types.FunctionType, types.BuiltinFunctionType,
-                    types.ModuleType)
+_SINGLETON_TYPES = (
+    type(None),
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+)
 
 
 def _value_key(obj: Any) -> Any:

@@ -43,14 +43,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[2.0, 1.0, 0.8, 0.5, 0.37, 0.25],
         help="temperatures to run (default: 2 1 0.8 0.5 0.37 0.25)",
     )
-    parser.add_argument("--num-outputs", type=int, default=5000,
-                        help="outputs per method and T (default: %(default)s)")
-    parser.add_argument("--num-samples", type=int, default=200,
-                        help="N of the batch method (default: %(default)s)")
+    parser.add_argument(
+        "--num-outputs",
+        type=int,
+        default=5000,
+        help="outputs per method and T (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-samples", type=int, default=200, help="N of the batch method (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
-    parser.add_argument("--max-draws", type=int, default=None,
-                        help="budget of draws for each exact/auto run (default: the library's, "
-                        "1e6 per output); a run that would exceed it is reported and skipped")
+    parser.add_argument(
+        "--max-draws",
+        type=int,
+        default=None,
+        help="budget of draws for each exact/auto run (default: the library's, "
+        "1e6 per output); a run that would exceed it is reported and skipped",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,11 +19,11 @@ from typing import Any
 
 #: One colour per method, the same in every figure (matplotlib named colours).
 METHOD_COLORS: dict[str, str] = {
-    "plain": "0.55",          # plain model draws, T = 1
-    "noise": "tab:orange",    # initial noise scaled by T (the usual workaround)
-    "exact": "tab:blue",      # our exact method
-    "batch": "tab:green",     # our batch method
-    "target": "black",        # the target law P^(1/T)
+    "plain": "0.55",  # plain model draws, T = 1
+    "noise": "tab:orange",  # initial noise scaled by T (the usual workaround)
+    "exact": "tab:blue",  # our exact method
+    "batch": "tab:green",  # our batch method
+    "target": "black",  # the target law P^(1/T)
 }
 
 #: Plain-words legend labels for the methods.
@@ -42,14 +42,22 @@ class FigurePathError(ValueError):
 
 def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     """``--out`` (figure file; '' for none), ``--force`` and ``--max-draws``."""
-    parser.add_argument("--out", default=None,
-                        help="figure file; '' for no figure. An existing file is refused "
-                        f"without --force (default: {default_out}, numbered if that exists)")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite the --out file if it exists")
-    parser.add_argument("--max-draws", type=int, default=None,
-                        help="budget of model draws for each exact/auto run; a run that would "
-                        "exceed it stops with a message (default: the library's, 1e6 per output)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="figure file; '' for no figure. An existing file is refused "
+        f"without --force (default: {default_out}, numbered if that exists)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite the --out file if it exists"
+    )
+    parser.add_argument(
+        "--max-draws",
+        type=int,
+        default=None,
+        help="budget of model draws for each exact/auto run; a run that would "
+        "exceed it stops with a message (default: the library's, 1e6 per output)",
+    )
     parser.set_defaults(default_out=default_out)
 
 

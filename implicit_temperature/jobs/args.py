@@ -85,59 +85,140 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``itemp sample``, each with its default in its help line."""
-    parser.add_argument("model", help="a shipped demo name, a diffusers pipeline folder, or "
-                        "package.module:factory (see 'models' below)")
+    parser.add_argument(
+        "model",
+        help="a shipped demo name, a diffusers pipeline folder, or "
+        "package.module:factory (see 'models' below)",
+    )
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--problems", metavar="FILE",
-                     help="JSONL file ({\"id\": ..., \"prompt\": ...} per line) or text file "
-                     "(one prompt per line) (required: this or --num-problems)")
-    src.add_argument("--num-problems", type=_positive_int, metavar="N",
-                     help="N unconditional problems, ids '0' .. 'N-1' "
-                     "(required: this or --problems)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder and checkpoint, created if missing (required)")
-    parser.add_argument("-t", "--temperature", dest="temperatures", type=_positive_float,
-                        nargs="+", default=[0.5], metavar="T",
-                        help="one or several temperatures > 0 (default: 0.5)")
-    parser.add_argument("--method", choices=("auto", "exact", "batch"), default="auto",
-                        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
-                        "from a pilot batch (default: %(default)s)")
-    parser.add_argument("--plan", type=_json_or_text, default=None, metavar="PLAN",
-                        help="exact method's plan, e.g. 'auto', 'flat' or a JSON tree; passed "
-                        "on only where the core supports plans (default: the core's own)")
-    parser.add_argument("--num-outputs", type=_positive_int, default=1, metavar="K",
-                        help="outputs per problem and temperature (default: %(default)s)")
-    parser.add_argument("--num-samples", type=_positive_int, default=200, metavar="N",
-                        help="N of the batch method and of auto's pilot (default: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="L",
-                        help="CALM models: tokens to generate per output (default: %(default)s)")
-    parser.add_argument("--max-draws", type=_positive_int, default=None, metavar="D",
-                        help="exact/auto budget of base draws per call (per decoding step for "
-                        "CALM); an overrun is an error (default: the core's, 1e6 per output)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="job seed; each problem's generator comes from (seed, id, T) "
-                        "(default: %(default)s)")
-    parser.add_argument("--adapter", default=None, metavar="NAME",
-                        help="adapter name, see 'itemp plugins' (default: the one whose "
-                        "handles(model) is true)")
-    parser.add_argument("--quantizer", default=None, metavar="NAME",
-                        help="quantizer name, passed to the adapter as quantizer=NAME "
-                        "(default: the adapter's)")
-    parser.add_argument("-o", "--adapter-option", dest="adapter_options", type=_key_value,
-                        action="append", default=[], metavar="KEY=VALUE",
-                        help="adapter option, VALUE parsed as JSON when it is JSON, else text; "
-                        "repeatable, e.g. -o num_inference_steps=25 (default: none)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="'auto': each rank's own GPU when CUDA is available, else CPU "
-                        "(default: %(default)s)")
-    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                        help="run only shard I of N (0-based) and do not merge: for Slurm arrays "
-                        "or Ray tasks; afterwards run once without --shard to merge "
-                        "(default: the whole job, split over the torchrun ranks)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bar (default: a bar on rank 0)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log what the job does (resume counts, repairs) (default: off)")
+    src.add_argument(
+        "--problems",
+        metavar="FILE",
+        help='JSONL file ({"id": ..., "prompt": ...} per line) or text file '
+        "(one prompt per line) (required: this or --num-problems)",
+    )
+    src.add_argument(
+        "--num-problems",
+        type=_positive_int,
+        metavar="N",
+        help="N unconditional problems, ids '0' .. 'N-1' (required: this or --problems)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder and checkpoint, created if missing (required)",
+    )
+    parser.add_argument(
+        "-t",
+        "--temperature",
+        dest="temperatures",
+        type=_positive_float,
+        nargs="+",
+        default=[0.5],
+        metavar="T",
+        help="one or several temperatures > 0 (default: 0.5)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("auto", "exact", "batch"),
+        default="auto",
+        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
+        "from a pilot batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--plan",
+        type=_json_or_text,
+        default=None,
+        metavar="PLAN",
+        help="exact method's plan, e.g. 'auto', 'flat' or a JSON tree; passed "
+        "on only where the core supports plans (default: the core's own)",
+    )
+    parser.add_argument(
+        "--num-outputs",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="outputs per problem and temperature (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="N of the batch method and of auto's pilot (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=32,
+        metavar="L",
+        help="CALM models: tokens to generate per output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-draws",
+        type=_positive_int,
+        default=None,
+        metavar="D",
+        help="exact/auto budget of base draws per call (per decoding step for "
+        "CALM); an overrun is an error (default: the core's, 1e6 per output)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="job seed; each problem's generator comes from (seed, id, T) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        metavar="NAME",
+        help="adapter name, see 'itemp plugins' (default: the one whose handles(model) is true)",
+    )
+    parser.add_argument(
+        "--quantizer",
+        default=None,
+        metavar="NAME",
+        help="quantizer name, passed to the adapter as quantizer=NAME (default: the adapter's)",
+    )
+    parser.add_argument(
+        "-o",
+        "--adapter-option",
+        dest="adapter_options",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter option, VALUE parsed as JSON when it is JSON, else text; "
+        "repeatable, e.g. -o num_inference_steps=25 (default: none)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="'auto': each rank's own GPU when CUDA is available, else CPU (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (0-based) and do not merge: for Slurm arrays "
+        "or Ray tasks; afterwards run once without --shard to merge "
+        "(default: the whole job, split over the torchrun ranks)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (default: a bar on rank 0)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log what the job does (resume counts, repairs) (default: off)",
+    )
 
 
 def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -44,14 +44,16 @@ class DistContext:
         if device == "cuda" and not torch.cuda.is_available():
             raise JobError("device 'cuda' was asked for, but torch sees no CUDA device")
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        dev = torch.device(f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}") \
-            if use_cuda else torch.device("cpu")
+        dev = (
+            torch.device(f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}")
+            if use_cuda
+            else torch.device("cpu")
+        )
         if use_cuda:
             torch.cuda.set_device(dev)
         owns = False
         if dist.is_available() and not dist.is_initialized() and env_world > 1:
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo",
-                                    timeout=BARRIER_TIMEOUT)
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=BARRIER_TIMEOUT)
             owns = True
         if dist.is_available() and dist.is_initialized():
             return cls(dist.get_rank(), dist.get_world_size(), dev, owns)
@@ -73,8 +75,7 @@ class DistContext:
         import torch.distributed as dist
 
         messages: list[Any] = [None] * self.world_size
-        dist.all_gather_object(messages, None if err is None else
-                               (type(err).__name__, str(err)))
+        dist.all_gather_object(messages, None if err is None else (type(err).__name__, str(err)))
         if err is not None:
             raise err
         for r, m in enumerate(messages):
@@ -92,8 +93,10 @@ class DistContext:
         dist.all_gather_object(values, value)
         odd = [r for r, v in enumerate(values) if v != values[0]]
         if odd:
-            raise JobError(f"{what} differs between rank 0 and rank(s) {odd}: {values[0]!r} vs "
-                           f"{values[odd[0]]!r}; every rank must see the same input")
+            raise JobError(
+                f"{what} differs between rank 0 and rank(s) {odd}: {values[0]!r} vs "
+                f"{values[odd[0]]!r}; every rank must see the same input"
+            )
 
     def barrier_async(self) -> Any:
         import torch.distributed as dist

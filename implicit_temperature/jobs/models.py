@@ -55,16 +55,23 @@ def demo_availability() -> dict[str, str]:
     out = {}
     for name, target in DEMO_MODELS.items():
         module = DEMO_REQUIRES.get(name, target.split(":")[0])
-        out[name] = "available" if _module_available(module) else \
-            f"not in this installation (module {module} not found)"
+        out[name] = (
+            "available"
+            if _module_available(module)
+            else f"not in this installation (module {module} not found)"
+        )
     return out
 
 
 def _known_models_text() -> str:
-    rows = [f"{name} ({state})" if state != "available" else name
-            for name, state in demo_availability().items()]
-    return ("shipped demo models: " + ", ".join(rows) + "; or a diffusers pipeline folder "
-            "(with model_index.json); or package.module:factory")
+    rows = [
+        f"{name} ({state})" if state != "available" else name
+        for name, state in demo_availability().items()
+    ]
+    return (
+        "shipped demo models: " + ", ".join(rows) + "; or a diffusers pipeline folder "
+        "(with model_index.json); or package.module:factory"
+    )
 
 
 def resolve_target(model: str) -> tuple[str, str]:
@@ -82,14 +89,18 @@ def resolve_target(model: str) -> tuple[str, str]:
     path = Path(model)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
-            raise JobError(f"{path} is a folder without model_index.json, so not a diffusers "
-                           f"pipeline folder; {_known_models_text()}")
+            raise JobError(
+                f"{path} is a folder without model_index.json, so not a diffusers "
+                f"pipeline folder; {_known_models_text()}"
+            )
         return "folder", str(path)
     if ":" in model:
         module, _, func = model.partition(":")
         if not module or not func or not _module_available(module):
-            raise JobError(f"cannot find module {module!r} of model {model!r} (is its package "
-                           f"installed?); {_known_models_text()}")
+            raise JobError(
+                f"cannot find module {module!r} of model {model!r} (is its package "
+                f"installed?); {_known_models_text()}"
+            )
         return "factory", model
     raise JobError(f"unknown model {model!r}; {_known_models_text()}")
 
@@ -109,13 +120,15 @@ def load_model(model: str, device: Any) -> LoadedModel:
         try:
             from diffusers import DiffusionPipeline
         except ImportError:
-            raise JobError("a pipeline folder needs diffusers: pip install "
-                           "'implicit-temperature[diffusion]'") from None
+            raise JobError(
+                "a pipeline folder needs diffusers: pip install 'implicit-temperature[diffusion]'"
+            ) from None
         try:
             obj = DiffusionPipeline.from_pretrained(target, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - report with the folder named
-            raise JobError(f"diffusers could not load the pipeline in {target}: "
-                           f"{type(exc).__name__}: {exc}") from exc
+            raise JobError(
+                f"diffusers could not load the pipeline in {target}: {type(exc).__name__}: {exc}"
+            ) from exc
         if hasattr(obj, "set_progress_bar_config"):
             obj.set_progress_bar_config(disable=True)
     else:
@@ -134,14 +147,21 @@ def load_model(model: str, device: Any) -> LoadedModel:
     if isinstance(obj, dict):
         unknown = set(obj) - {"model", "tokenizer", "adapter_options"}
         if "model" not in obj or unknown:
-            raise JobError(f"the loader of {model!r} returned a dict with keys {sorted(obj)}; "
-                           "expected model and optionally tokenizer, adapter_options")
-        obj, tokenizer, defaults = obj["model"], obj.get("tokenizer"), \
-            dict(obj.get("adapter_options") or {})
+            raise JobError(
+                f"the loader of {model!r} returned a dict with keys {sorted(obj)}; "
+                "expected model and optionally tokenizer, adapter_options"
+            )
+        obj, tokenizer, defaults = (
+            obj["model"],
+            obj.get("tokenizer"),
+            dict(obj.get("adapter_options") or {}),
+        )
     elif isinstance(obj, tuple):
         if len(obj) != 2:
-            raise JobError(f"the loader of {model!r} returned a tuple of {len(obj)}; return the "
-                           "model or (model, tokenizer)")
+            raise JobError(
+                f"the loader of {model!r} returned a tuple of {len(obj)}; return the "
+                "model or (model, tokenizer)"
+            )
         obj, tokenizer = obj
     if callable(getattr(obj, "to", None)):
         moved = obj.to(device)
@@ -155,9 +175,13 @@ def load_digits_demo(device: Any = None) -> dict[str, Any]:
     from ..demos.digits import load_classifier, load_digits_pipeline
     from ..quantizers import ClassifierQuantizer
 
-    return {"model": load_digits_pipeline(device),
-            "adapter_options": {"quantizer": ClassifierQuantizer(load_classifier(device)),
-                                "batch_size": 256}}
+    return {
+        "model": load_digits_pipeline(device),
+        "adapter_options": {
+            "quantizer": ClassifierQuantizer(load_classifier(device)),
+            "batch_size": 256,
+        },
+    }
 
 
 def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:

@@ -62,13 +62,16 @@ def _parse_jsonl_line(path: Path, lineno: int, line: str) -> Problem:
             'object such as {"id": "q1", "prompt": "cat "}. Fix or delete the line and rerun'
         ) from None
     if not isinstance(obj, dict):
-        raise _error(f"{where}: expected a JSON object, got {type(obj).__name__}; write "
-                     '{"prompt": ...} on each line')
+        raise _error(
+            f"{where}: expected a JSON object, got {type(obj).__name__}; write "
+            '{"prompt": ...} on each line'
+        )
     keys = [k for k in PROMPT_KEYS if k in obj]
     if len(keys) != 1:
         found = "none" if not keys else ", ".join(keys)
-        raise _error(f"{where}: each object needs exactly one of {', '.join(PROMPT_KEYS)} "
-                     f"(found {found})")
+        raise _error(
+            f"{where}: each object needs exactly one of {', '.join(PROMPT_KEYS)} (found {found})"
+        )
     prompt = obj.pop(keys[0])
     if not isinstance(prompt, str):
         raise _error(f"{where}: {keys[0]!r} must be a string, got {type(prompt).__name__}")
@@ -104,8 +107,10 @@ def load_problems(source: str | Path | int) -> list[Problem]:
             continue
         p = _parse_jsonl_line(path, lineno, line) if jsonl else Problem(str(lineno), line, lineno)
         if p.id in seen:
-            raise _error(f"{path}:{lineno}: duplicate id {p.id!r} (first on line {seen[p.id]}); "
-                         "ids must be unique")
+            raise _error(
+                f"{path}:{lineno}: duplicate id {p.id!r} (first on line {seen[p.id]}); "
+                "ids must be unique"
+            )
         seen[p.id] = lineno
         problems.append(p)
     if not problems:

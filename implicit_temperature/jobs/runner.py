@@ -44,10 +44,10 @@ class JobSummary:
 
     out: Path
     results: Path | None
-    units: int           # (problem, temperature) pairs in the job
-    already_done: int    # finished before this run started
-    ran: int             # finished by this rank in this run
-    draws: int           # base draws spent by this rank in this run
+    units: int  # (problem, temperature) pairs in the job
+    already_done: int  # finished before this run started
+    ran: int  # finished by this rank in this run
+    draws: int  # base draws spent by this rank in this run
     seconds: float
     rank: int = 0
     world_size: int = 1
@@ -57,8 +57,9 @@ class JobSummary:
 class _Progress:
     """Rank 0's tqdm bar over every rank's units, with draws/s (falls back to log lines)."""
 
-    def __init__(self, enabled: bool, total: int, initial_draws: int, out: Path,
-                 watch: bool) -> None:
+    def __init__(
+        self, enabled: bool, total: int, initial_draws: int, out: Path, watch: bool
+    ) -> None:
         self.watcher = PartWatcher(out) if watch else None
         if self.watcher is not None:
             self.watcher.skip_existing()
@@ -71,8 +72,13 @@ class _Progress:
             except ImportError:  # pragma: no cover - tqdm comes with the diffusion extra
                 logger.info("install tqdm for a progress bar")
             else:
-                self.bar = tqdm(total=total, unit="problem", desc="itemp sample",
-                                dynamic_ncols=True, smoothing=0.1)
+                self.bar = tqdm(
+                    total=total,
+                    unit="problem",
+                    desc="itemp sample",
+                    dynamic_ncols=True,
+                    smoothing=0.1,
+                )
 
     def step(self, units: int, draws: int) -> None:
         if self.watcher is not None:  # count every rank's lines, ours included
@@ -93,9 +99,13 @@ def _resume_hint(command: str | None) -> str:
     return f"{how} to resume (finished problems are kept)"
 
 
-def run_job(spec: JobSpec | None = None, *, command: str | None = None,
-            on_result: Callable[[dict[str, Any]], None] | None = None,
-            **kwargs: Any) -> JobSummary:
+def run_job(
+    spec: JobSpec | None = None,
+    *,
+    command: str | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    **kwargs: Any,
+) -> JobSummary:
     """Run (or resume) a sampling job; returns a :class:`JobSummary`.
 
     Args:
@@ -118,16 +128,24 @@ def run_job(spec: JobSpec | None = None, *, command: str | None = None,
     ctx = DistContext.setup(spec.device)
     if spec.shard is not None and ctx.distributed:
         ctx.close()
-        raise JobError("shard= is for launchers without torch.distributed (Slurm arrays, Ray); "
-                       f"under torchrun the {ctx.world_size} ranks already split the job")
+        raise JobError(
+            "shard= is for launchers without torch.distributed (Slurm arrays, Ray); "
+            f"under torchrun the {ctx.world_size} ranks already split the job"
+        )
     try:
         return _run(spec, ctx, out, start, command, on_result)
     finally:
         ctx.close()
 
 
-def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str | None,
-         on_result: Callable[[dict[str, Any]], None] | None) -> JobSummary:
+def _run(
+    spec: JobSpec,
+    ctx: DistContext,
+    out: Path,
+    start: float,
+    command: str | None,
+    on_result: Callable[[dict[str, Any]], None] | None,
+) -> JobSummary:
     def preflight() -> tuple[list[Problem], str | None, bool]:
         resolve_target(spec.model)  # unknown model/adapter/quantizer: an error before the
         check_plugins(spec.adapter, spec.adapter_options)  # output folder is touched
@@ -144,21 +162,30 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
 
     problems, digest, resumed = ctx.agree(preflight)
     ctx.same((digest, len(problems)), "the problems file (sha256, number of problems)")
-    known = {(p.id, t): i * len(spec.temperatures) + j
-             for i, p in enumerate(problems) for j, t in enumerate(spec.temperatures)}
+    known = {
+        (p.id, t): i * len(spec.temperatures) + j
+        for i, p in enumerate(problems)
+        for j, t in enumerate(spec.temperatures)
+    }
     order = sorted(known, key=known.__getitem__)
     done = ctx.agree(lambda: read_done(out, known))
     if spec.shard is None:
         pending = [key for key in order if key not in done]
-        shard = pending[ctx.rank::ctx.world_size]
+        shard = pending[ctx.rank :: ctx.world_size]
     else:  # a fixed slice of the job, so concurrent shards never overlap
         index, count = spec.shard
         pending = [key for key in order[index::count] if key not in done]
         shard = pending
     by_id = {p.id: p for p in problems}
     if ctx.rank == 0:
-        logger.info("%d of %d results already in %s; %d to run on %d rank(s)", len(done),
-                    len(order), out, len(pending), ctx.world_size)
+        logger.info(
+            "%d of %d results already in %s; %d to run on %d rank(s)",
+            len(done),
+            len(order),
+            out,
+            len(pending),
+            ctx.world_size,
+        )
 
     def setup_runner() -> Any:
         if not shard:
@@ -169,8 +196,9 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
         return runner
 
     # the bar (and its view of the part files) starts before any rank can write a line
-    progress = _Progress(spec.progress and ctx.rank == 0, len(pending), 0, out,
-                         watch=ctx.distributed)
+    progress = _Progress(
+        spec.progress and ctx.rank == 0, len(pending), 0, out, watch=ctx.distributed
+    )
     try:
         runner = ctx.agree(setup_runner)
     except BaseException:
@@ -188,24 +216,34 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
                     try:
                         result = runner(problem, t, seed)
                     except ImplicitTemperatureError as exc:  # e.g. a draw budget overrun
-                        where = f"problem {pid!r}" + (f" (line {problem.line})"
-                                                      if problem.line else "")
+                        where = f"problem {pid!r}" + (
+                            f" (line {problem.line})" if problem.line else ""
+                        )
                         raise JobError(
                             f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
                             f"so far are kept in {out}, but with the same arguments (and so the "
                             "same seed) this problem fails again: fix the cause (e.g. a larger "
                             "--max-draws, another --method) and start a fresh --out"
                         ) from exc
-                    record = {"id": pid, "temperature": t, "method": spec.method,
-                              "method_used": result["method_used"], "plan": result["plan"],
-                              "seed": seed, "num_outputs": spec.num_outputs}
+                    record = {
+                        "id": pid,
+                        "temperature": t,
+                        "method": spec.method,
+                        "method_used": result["method_used"],
+                        "plan": result["plan"],
+                        "seed": seed,
+                        "num_outputs": spec.num_outputs,
+                    }
                     if problem.prompt is not None:
                         record["prompt"] = problem.prompt
                     record["outputs"] = result["outputs"]
                     if result.get("keys") is not None:
                         record["keys"] = result["keys"]
-                    record.update(draws=result["draws"],
-                                  diagnostics=result["diagnostics"], stats=result["stats"])
+                    record.update(
+                        draws=result["draws"],
+                        diagnostics=result["diagnostics"],
+                        stats=result["stats"],
+                    )
                     if problem.meta:
                         record["meta"] = problem.meta
                     writer.write(record)
@@ -230,20 +268,40 @@ def _run(spec: JobSpec, ctx: DistContext, out: Path, start: float, command: str 
         raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
     progress.close()
     if spec.shard is not None:
-        logger.info("shard %d of %d done; once every shard is done, run the job once without "
-                    "shard to merge", *spec.shard)
-        return JobSummary(out=out, results=None, units=len(order), already_done=len(done),
-                          ran=ran, draws=done_draws, seconds=time.perf_counter() - start,
-                          resumed=resumed)
+        logger.info(
+            "shard %d of %d done; once every shard is done, run the job once without "
+            "shard to merge",
+            *spec.shard,
+        )
+        return JobSummary(
+            out=out,
+            results=None,
+            units=len(order),
+            already_done=len(done),
+            ran=ran,
+            draws=done_draws,
+            seconds=time.perf_counter() - start,
+            resumed=resumed,
+        )
     # every rank waits for rank 0's merge (and hears of its failure)
-    results = ctx.agree(lambda: merge(out, order, known) if ctx.rank == 0
-                        else out / "results.jsonl")
+    results = ctx.agree(
+        lambda: merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
+    )
     seconds = time.perf_counter() - start
     if ctx.rank == 0:
         logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)
-    return JobSummary(out=out, results=results, units=len(order), already_done=len(done),
-                      ran=ran, draws=done_draws, seconds=seconds, rank=ctx.rank,
-                      world_size=ctx.world_size, resumed=resumed)
+    return JobSummary(
+        out=out,
+        results=results,
+        units=len(order),
+        already_done=len(done),
+        ran=ran,
+        draws=done_draws,
+        seconds=seconds,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        resumed=resumed,
+    )
 
 
 __all__ = ["MANIFEST", "JobError", "JobSummary", "run_job"]

@@ -113,8 +113,13 @@ def _takes_option(cls: Any, name: str) -> bool:
 
 
 def _is_image_batch(samples: Any) -> bool:
-    return (isinstance(samples, torch.Tensor) and samples.dim() == 4
-            and samples.shape[1] in (1, 3, 4) and samples.shape[2] > 1 and samples.shape[3] > 1)
+    return (
+        isinstance(samples, torch.Tensor)
+        and samples.dim() == 4
+        and samples.shape[1] in (1, 3, 4)
+        and samples.shape[2] > 1
+        and samples.shape[3] > 1
+    )
 
 
 class CALMRunner:
@@ -125,11 +130,15 @@ class CALMRunner:
         from ..adapters.calm.adapter import check_input_ids
 
         if spec.adapter not in (None, "calm"):
-            raise JobError(f"model {spec.model!r} is a CALM model with a tokenizer; it runs with "
-                           f"the calm adapter, not {spec.adapter!r} (drop --adapter)")
+            raise JobError(
+                f"model {spec.model!r} is a CALM model with a tokenizer; it runs with "
+                f"the calm adapter, not {spec.adapter!r} (drop --adapter)"
+            )
         if spec.adapter_options:
-            raise JobError("the CALM job takes no adapter options (prompts come from the "
-                           f"problems file), got {sorted(spec.adapter_options)}")
+            raise JobError(
+                "the CALM job takes no adapter options (prompts come from the "
+                f"problems file), got {sorted(spec.adapter_options)}"
+            )
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self._generate, self._check = generate, check_input_ids
         self._plan = plan_kwargs(generate, spec.plan, "CALM generate()")
@@ -138,8 +147,9 @@ class CALMRunner:
         """Raise :class:`JobError` (with the problem's line) for a prompt the model can't take."""
         where = f"problem {problem.id!r}" + (f" (line {problem.line})" if problem.line else "")
         if problem.prompt is None:
-            raise JobError(f"{where}: a CALM model needs a prompt; give a problems file, not a "
-                           "count")
+            raise JobError(
+                f"{where}: a CALM model needs a prompt; give a problems file, not a count"
+            )
         try:
             self._check(self.model, self.tokenizer.encode(problem.prompt), "prompt")
         except (ValueError, TypeError) as exc:
@@ -149,12 +159,19 @@ class CALMRunner:
         spec = self.spec
         ids = self.tokenizer.encode(problem.prompt)
         out = self._generate(
-            self.model, ids.expand(spec.num_outputs, -1), temperature=temperature,
-            method=spec.method, num_samples=spec.num_samples, max_new_tokens=spec.max_new_tokens,
-            eos_token_id=getattr(self.tokenizer, "eos_token_id", None), generator=seed,
-            max_draws=spec.max_draws, return_dict_in_generate=True, **self._plan,
+            self.model,
+            ids.expand(spec.num_outputs, -1),
+            temperature=temperature,
+            method=spec.method,
+            num_samples=spec.num_samples,
+            max_new_tokens=spec.max_new_tokens,
+            eos_token_id=getattr(self.tokenizer, "eos_token_id", None),
+            generator=seed,
+            max_draws=spec.max_draws,
+            return_dict_in_generate=True,
+            **self._plan,
         )
-        new = out.sequences[:, ids.shape[1]:]
+        new = out.sequences[:, ids.shape[1] :]
         stats: dict[str, Any] = {"steps": out.steps}
         if out.cascade_levels:
             stats["cascade_level_min"] = float(torch.cat(out.cascade_levels).min())
@@ -173,8 +190,9 @@ class CALMRunner:
 class AdapterRunner:
     """Units on any model an adapter handles (see the module docstring)."""
 
-    def __init__(self, model: Any, spec: JobSpec, out: Path,
-                 default_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, model: Any, spec: JobSpec, out: Path, default_options: dict[str, Any] | None = None
+    ) -> None:
         from ..core import temperature_sample
         from ..plugins import TemperatureSampler, get_adapter
 
@@ -182,8 +200,9 @@ class AdapterRunner:
             get_adapter(spec.adapter)  # unknown name: PluginError listing the registered ones
         self.model, self.spec, self.out = model, spec, out
         self.options = {**(default_options or {}), **spec.adapter_options}
-        if "progress" not in self.options and _takes_option(self._adapter_class(model, spec),
-                                                            "progress"):
+        if "progress" not in self.options and _takes_option(
+            self._adapter_class(model, spec), "progress"
+        ):
             self.options["progress"] = False  # one job bar, not one adapter bar per problem
         self._sampler_cls = TemperatureSampler
         self._plan = plan_kwargs(temperature_sample, spec.plan, "temperature_sample()")
@@ -206,8 +225,9 @@ class AdapterRunner:
                 self._shared = self._sampler_cls(self.model, self.spec.adapter, **opts)
             return self._shared
         if "prompt" in opts:
-            raise JobError("give prompts in the problems file or as adapter option 'prompt', "
-                           "not both")
+            raise JobError(
+                "give prompts in the problems file or as adapter option 'prompt', not both"
+            )
         return self._sampler_cls(self.model, self.spec.adapter, prompt=problem.prompt, **opts)
 
     def check(self, problem: Problem) -> None:
@@ -217,14 +237,20 @@ class AdapterRunner:
         try:
             self._sampler(problem)
         except TypeError as exc:
-            raise JobError(f"adapter options {sorted(self.options)} (and prompt) "
-                           f"were refused: {exc}") from None
+            raise JobError(
+                f"adapter options {sorted(self.options)} (and prompt) were refused: {exc}"
+            ) from None
 
     def __call__(self, problem: Problem, temperature: float, seed: int) -> dict[str, Any]:
         spec = self.spec
         res = self._sampler(problem).sample(
-            temperature, method=spec.method, num_samples=spec.num_samples,
-            num_outputs=spec.num_outputs, max_draws=spec.max_draws, generator=seed, **self._plan,
+            temperature,
+            method=spec.method,
+            num_samples=spec.num_samples,
+            num_outputs=spec.num_outputs,
+            max_draws=spec.max_draws,
+            generator=seed,
+            **self._plan,
         )
         samples, keys = res.samples, res.keys
         if res.extra.get("batched"):  # one prompt -> B = 1
@@ -238,8 +264,7 @@ class AdapterRunner:
                 outputs.append(str(rel))
         else:
             outputs = [{"key": jsonable(keys[k])} for k in range(keys.shape[0])]
-            if isinstance(samples, torch.Tensor) and \
-                    samples[0].numel() <= MAX_INLINE_SAMPLE_SIZE:
+            if isinstance(samples, torch.Tensor) and samples[0].numel() <= MAX_INLINE_SAMPLE_SIZE:
                 for k, o in enumerate(outputs):
                     o["sample"] = jsonable(samples[k].double())
         stats: dict[str, Any] = {"model_calls": res.model_calls}

@@ -84,8 +84,12 @@ class JobSpec:
         if not self.temperatures:
             raise JobError("give at least one temperature")
         for t in self.temperatures:
-            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) \
-                    or t <= 0:
+            if (
+                isinstance(t, bool)
+                or not isinstance(t, numbers.Real)
+                or not math.isfinite(t)
+                or t <= 0
+            ):
                 raise JobError(f"temperatures must be finite numbers > 0, got {t!r}")
         self.temperatures = tuple(float(t) for t in self.temperatures)
         if len(set(self.temperatures)) != len(self.temperatures):
@@ -105,8 +109,9 @@ class JobSpec:
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise JobError(f"seed must be an integer, got {self.seed!r}")
         if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter):
-            raise JobError(f"adapter must be a registered adapter name or None, got "
-                           f"{self.adapter!r}")
+            raise JobError(
+                f"adapter must be a registered adapter name or None, got {self.adapter!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise JobError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.shard is not None:
@@ -118,8 +123,10 @@ class JobSpec:
                 raise JobError(f"shard index must be in 0 .. count - 1, got {index} of {count}")
             self.shard = (index, count)
         if isinstance(self.problems, bool) or not isinstance(self.problems, (str, int)):
-            raise JobError("problems must be a file path or a count of unconditional problems, "
-                           f"got {self.problems!r}")
+            raise JobError(
+                "problems must be a file path or a count of unconditional problems, "
+                f"got {self.problems!r}"
+            )
         try:
             json.dumps(self.adapter_options)
             json.dumps(self.plan)
@@ -129,8 +136,9 @@ class JobSpec:
                 f"manifest): {exc}"
             ) from None
 
-    def manifest(self, problems_digest: str | None, num_problems: int,
-                 device_type: str) -> dict[str, Any]:
+    def manifest(
+        self, problems_digest: str | None, num_problems: int, device_type: str
+    ) -> dict[str, Any]:
         """What ``DIR/manifest.json`` records: every argument that changes a result."""
         job = {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
         job["temperatures"] = list(self.temperatures)

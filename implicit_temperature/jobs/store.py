@@ -186,8 +186,10 @@ def repair_parts(out: Path, only: str | None = None) -> list[str]:
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
-            notes.append(f"{path}: cut a torn last line ({len(data) - keep} bytes) left by an "
-                         "interrupted write; that unit is redone")
+            notes.append(
+                f"{path}: cut a torn last line ({len(data) - keep} bytes) left by an "
+                "interrupted write; that unit is redone"
+            )
     return notes
 
 

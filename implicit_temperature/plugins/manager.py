@@ -98,7 +98,9 @@ class _Registry:
         for missing in sorted((wanted or set()) - found):
             installed = sorted({ep.name for ep in _entry_points()})
             self.plugins[missing] = PluginRecord(
-                missing, "?", "?",
+                missing,
+                "?",
+                "?",
                 f"{LOAD_PLUGINS_ENV} names {missing!r}, but no installed plugin has that "
                 f"entry-point or distribution name (installed: {', '.join(installed) or 'none'})",
             )
@@ -159,9 +161,7 @@ class _Registry:
     def _check_hook_names(self) -> None:
         """Record hooks that match no hookspec (e.g. ``register_adaptors``) as the plugin's error
         (what ``pluggy.PluginManager.check_pending`` checks, but reported per plugin)."""
-        known = sorted(
-            name for name, hook in vars(self.pm.hook).items() if hook.has_spec()
-        )
+        known = sorted(name for name, hook in vars(self.pm.hook).items() if hook.has_spec())
         for name, hook in sorted(vars(self.pm.hook).items()):
             if hook.has_spec():
                 continue

@@ -22,21 +22,32 @@ class UnknownOptionError(ImplicitTemperatureError, TypeError):
 
 
 #: keywords of ``sample()`` / ``temperature_sample`` that do not belong in the constructor.
-SAMPLE_KEYWORDS = frozenset({
-    "temperature", "method", "plan", "num_samples", "num_outputs", "max_draws", "share_pool",
-    "max_lanes", "estimator",
-})
+SAMPLE_KEYWORDS = frozenset(
+    {
+        "temperature",
+        "method",
+        "plan",
+        "num_samples",
+        "num_outputs",
+        "max_draws",
+        "share_pool",
+        "max_lanes",
+        "estimator",
+    }
+)
 
 
-def keyword_names(fn: Callable[..., Any], *, skip: Iterable[str] = ("self",)) -> tuple[set[str],
-                                                                                     bool]:
+def keyword_names(
+    fn: Callable[..., Any], *, skip: Iterable[str] = ("self",)
+) -> tuple[set[str], bool]:
     """Names ``fn`` accepts as keywords, and whether it also takes ``**kwargs``."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return set(), True
     names = {
-        p.name for p in params
+        p.name
+        for p in params
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in set(skip)
     }
     return names, any(p.kind is p.VAR_KEYWORD for p in params)

@@ -86,8 +86,9 @@ class ClassifierQuantizer(Quantizer):
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
-            raise QuantizerError(f"classifier quantizer: batch_size must be an int >= 1 or None, "
-                                 f"got {batch_size!r}")
+            raise QuantizerError(
+                f"classifier quantizer: batch_size must be an int >= 1 or None, got {batch_size!r}"
+            )
         self.fn = fn
         self.batch_size = batch_size
         self._who = f"classifier function {getattr(fn, '__qualname__', type(fn).__name__)}"
@@ -106,7 +107,7 @@ class ClassifierQuantizer(Quantizer):
             return check_labels(self.fn(samples), n, self._who)
         step = self.batch_size
         parts = [  # loop over memory-sized chunks, not over samples
-            check_labels(self.fn(samples[i:i + step]), min(step, n - i), self._who)
+            check_labels(self.fn(samples[i : i + step]), min(step, n - i), self._who)
             for i in range(0, n, step)
         ]
         if len({p.shape[1:] for p in parts}) > 1:

@@ -28,9 +28,9 @@ def nearest_code(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     chunk = max(1, _CHUNK_ELEMENTS // (k * d))
     out = torch.empty(n, dtype=torch.long, device=x.device)
     for start in range(0, n, chunk):  # loop over memory-sized chunks, not over samples
-        block = x[start:start + chunk]
+        block = x[start : start + chunk]
         dist = (block[:, None, :] - codes[None, :, :]).pow(2).sum(-1)
-        out[start:start + chunk] = dist.argmin(dim=1)
+        out[start : start + chunk] = dist.argmin(dim=1)
     return out
 
 
@@ -155,5 +155,7 @@ class CodebookQuantizer(Quantizer):
         return nearest_code(vectors.to(self.codebook.dtype), self.codebook.to(vectors.device))
 
     def _repr_options(self) -> str:
-        return (f"num_codes={self.num_codes}, iters={self.iters}, seed={self.seed}, "
-                f"batched={self.batched}, fitted={self.fitted}")
+        return (
+            f"num_codes={self.num_codes}, iters={self.iters}, seed={self.seed}, "
+            f"batched={self.batched}, fitted={self.fitted}"
+        )

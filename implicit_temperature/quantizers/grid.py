@@ -15,8 +15,10 @@ def _as_option_tensor(value: Any, what: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise QuantizerError(f"grid quantizer: {what} must be a number or a tensor of numbers, "
-                             f"got {type(value).__name__}") from exc
+        raise QuantizerError(
+            f"grid quantizer: {what} must be a number or a tensor of numbers, "
+            f"got {type(value).__name__}"
+        ) from exc
     if not torch.isfinite(t).all():
         raise QuantizerError(f"grid quantizer: {what} must be finite, got {value!r}")
     return t

@@ -43,8 +43,11 @@ def _check_options(
     except (TypeError, ValueError):  # builtins without a signature: let the call decide
         return
     params = list(params)
-    accepted = [p.name for p in params
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+    accepted = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+    ]
     unknown = sorted(set(options) - set(accepted))
     if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         raise QuantizerError(
@@ -53,10 +56,13 @@ def _check_options(
             f"{', '.join(accepted) or 'no options'}"
         )
     required = [
-        p.name for p in params
-        if p.default is inspect.Parameter.empty and p.name != "self"
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.name != "self"
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in options and p.name not in given
+        and p.name not in options
+        and p.name not in given
     ]
     if required:
         example = ", ".join(f"{r!r}: ..." for r in required)

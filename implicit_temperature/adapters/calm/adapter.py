@@ -169,7 +169,7 @@ def decode_latents(
     out = torch.empty((total, k), dtype=torch.long, device=latents.device)
     start = 0
     while start < total:
-        part = latents[start: start + (step or 1)]
+        part = latents[start : start + (step or 1)]
         m = part.shape[0]
         logits = decoder(part[:, None, :])
         if logits.dim() != 3 or tuple(logits.shape[:2]) != (m, k):
@@ -181,7 +181,7 @@ def decode_latents(
         if step is None:  # V unknown: learn it from the first latent's logits
             per_latent = k * logits.shape[-1] * max(4, logits.element_size())
             step = max(1, DEFAULT_DECODE_BYTES // per_latent)
-        out[start: start + m] = logits.argmax(dim=-1)
+        out[start : start + m] = logits.argmax(dim=-1)
         del logits  # free this slice's logits before the next call allocates its own
         start += m
     return out

@@ -135,9 +135,15 @@ def generate(
             out.draws += adapter.num_problems
             return adapter.draw(1, generator=g)[:, 0, :]
         res = temperature_sample(
-            adapter.draw, t, key=adapter.quantize, method=method, plan=plan,
+            adapter.draw,
+            t,
+            key=adapter.quantize,
+            method=method,
+            plan=plan,
             num_samples=num_samples,
-            generator=g, batched=True, max_draws=max_draws,
+            generator=g,
+            batched=True,
+            max_draws=max_draws,
         )
         out.draws += res.draws
         out.methods.append(res.method)
@@ -147,9 +153,16 @@ def generate(
             out.cascade_levels.append(res.cascade_level[:, 0])
         return res.samples[:, 0, :]
 
-    out = decode_chunks(model, input_ids, pick, max_new_tokens=max_new_tokens,
-                        eos_token_id=eos_token_id, pad_token_id=pad_token_id, generator=generator,
-                        decode_chunk_size=decode_chunk_size)
+    out = decode_chunks(
+        model,
+        input_ids,
+        pick,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        generator=generator,
+        decode_chunk_size=decode_chunk_size,
+    )
     return out if return_dict_in_generate else out.sequences
 
 
@@ -199,19 +212,21 @@ def decode_chunks(
     keyword = cache_keyword(model.transformer)
 
     embeds = model.embed_proj(
-        model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1))
+        model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1)
+    )
     for step in range(steps):
         hidden, past = backbone_forward(model, embeds, cache=past, use_cache=True, keyword=keyword)
         hidden = hidden[:, -1, :]
         rows = all_rows if eos is None or step == 0 else unfinished.nonzero().squeeze(1)
-        adapter = CALMAdapter(model, hidden_states=hidden.index_select(0, rows),
-                              decode_chunk_size=decode_chunk_size)
+        adapter = CALMAdapter(
+            model, hidden_states=hidden.index_select(0, rows), decode_chunk_size=decode_chunk_size
+        )
         picked = pick(adapter, g, out)
         chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
         chunk.index_copy_(0, rows, picked.to(torch.long))
         if eos is not None:
             is_eos = torch.isin(chunk, eos) & unfinished[:, None]
-            after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0         # strictly after first EOS
+            after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after first EOS
             chunk = chunk.masked_fill(after, pad_token_id)
             unfinished = unfinished & ~is_eos.any(dim=1)
         chunks.append(chunk)

@@ -24,8 +24,10 @@ def pad_to_chunks(
     """
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a LongTensor (B, L), got {type(input_ids).__name__}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or (
-        input_ids.dtype == torch.bool
+    if (
+        input_ids.dtype.is_floating_point
+        or input_ids.dtype.is_complex
+        or (input_ids.dtype == torch.bool)
     ):
         raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
     if input_ids.dim() == 1:

@@ -58,9 +58,7 @@ def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
         if device.type == "cpu":
             fork = torch.random.fork_rng(devices=[])
         else:
-            fork = torch.random.fork_rng(
-                devices=[_device_index(device)], device_type=device.type
-            )
+            fork = torch.random.fork_rng(devices=[_device_index(device)], device_type=device.type)
         with fork:
             torch.default_generator.manual_seed(seed)
             if device.type != "cpu":

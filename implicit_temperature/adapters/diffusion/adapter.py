@@ -69,8 +69,12 @@ class SampleAdapter(Adapter):
         self.model = model
         self._driver = driver
         self._keys = AdapterKeys(
-            quantizer, quantizer_options, model=model, pilot=self._draw_unbatched_pilot,
-            fit_samples=fit_samples, fit_seed=fit_seed,
+            quantizer,
+            quantizer_options,
+            model=model,
+            pilot=self._draw_unbatched_pilot,
+            fit_samples=fit_samples,
+            fit_seed=fit_seed,
         )
 
     @property
@@ -163,11 +167,21 @@ class DiffusionAdapter(SampleAdapter):
             )
         check_call_kwargs(type(self), model, call_kwargs)
         driver = PipelineDriver(
-            model, batch_size=batch_size, prompt=prompt, progress=progress,
-            pipeline_progress_bar=pipeline_progress_bar, call_kwargs=call_kwargs,
+            model,
+            batch_size=batch_size,
+            prompt=prompt,
+            progress=progress,
+            pipeline_progress_bar=pipeline_progress_bar,
+            call_kwargs=call_kwargs,
         )
-        self._setup(model, driver, quantizer=quantizer, quantizer_options=quantizer_options,
-                    fit_samples=fit_samples, fit_seed=fit_seed)
+        self._setup(
+            model,
+            driver,
+            quantizer=quantizer,
+            quantizer_options=quantizer_options,
+            fit_samples=fit_samples,
+            fit_seed=fit_seed,
+        )
 
     @classmethod
     def handles(cls, model: Any) -> bool:

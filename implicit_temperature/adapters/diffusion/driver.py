@@ -52,15 +52,21 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
     steps = call_kwargs["num_inference_steps"] if given else params["num_inference_steps"].default
     if steps is None or steps is inspect.Parameter.empty:
         return
-    where = "num_inference_steps=" + repr(steps) + ("" if given else
-                                                     f" (the default of {type(pipe).__name__})")
+    where = (
+        "num_inference_steps="
+        + repr(steps)
+        + ("" if given else f" (the default of {type(pipe).__name__})")
+    )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"{where}: num_inference_steps must be an integer >= 1")
     scheduler = getattr(pipe, "scheduler", None)
     config = getattr(scheduler, "config", None)
     train_steps = getattr(config, "num_train_timesteps", None) if config is not None else None
-    if (isinstance(train_steps, int) and steps > train_steps
-            and not is_flow_matching_scheduler(scheduler)):
+    if (
+        isinstance(train_steps, int)
+        and steps > train_steps
+        and not is_flow_matching_scheduler(scheduler)
+    ):
         raise ValueError(
             f"{where} exceeds the {train_steps} training steps of the pipeline's "
             f"{type(scheduler).__name__}; pass num_inference_steps=<= {train_steps} as a "

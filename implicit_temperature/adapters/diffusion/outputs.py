@@ -69,8 +69,10 @@ def samples_to_tensor(output: Any, expected: int) -> torch.Tensor:
             samples = samples.permute(0, 3, 1, 2).contiguous()
     elif isinstance(value, (list, tuple)) and value and all(_is_pil(v) for v in value):
         samples = _pil_to_tensor(list(value))
-    elif isinstance(value, (list, tuple)) and value and all(
-        isinstance(v, (torch.Tensor, np.ndarray)) for v in value
+    elif (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in value)
     ):
         samples = torch.stack([torch.as_tensor(v) for v in value])
     else:

@@ -37,8 +37,18 @@ from ...core import TemperatureResult, temperature_sample
 from .detect import is_diffusion_pipeline
 
 #: Arguments of ``__call__`` that belong to the wrapper, not to the pipeline.
-_PER_CALL = ("prompt", "temperature", "num_images_per_prompt", "batch_size", "generator",
-             "output_type", "return_dict", "method", "num_samples", "max_draws")
+_PER_CALL = (
+    "prompt",
+    "temperature",
+    "num_images_per_prompt",
+    "batch_size",
+    "generator",
+    "output_type",
+    "return_dict",
+    "method",
+    "num_samples",
+    "max_draws",
+)
 
 
 def _call_defaults(pipe: Any) -> dict[str, Any]:
@@ -166,7 +176,9 @@ class TemperaturePipeline:
         self.method, self.num_samples, self.max_draws = method, num_samples, max_draws
         self.call_kwargs = call_kwargs
         self._options: dict[str, Any] = dict(
-            batch_size=draw_batch_size, progress=progress, fit_samples=fit_samples,
+            batch_size=draw_batch_size,
+            progress=progress,
+            fit_samples=fit_samples,
             fit_seed=fit_seed,
         )
         defaults = _call_defaults(pipe)
@@ -179,8 +191,9 @@ class TemperaturePipeline:
         self.last_results: list[TemperatureResult] = []
 
     # -- construction helpers ------------------------------------------------------------------
-    def _adapter(self, prompt: Any, quantizer: Any = None,
-                 quantizer_options: dict[str, Any] | None = None) -> Any:
+    def _adapter(
+        self, prompt: Any, quantizer: Any = None, quantizer_options: dict[str, Any] | None = None
+    ) -> Any:
         kwargs = dict(self._options, **self.call_kwargs)
         if quantizer_options is not None:
             kwargs["quantizer_options"] = quantizer_options
@@ -207,8 +220,17 @@ class TemperaturePipeline:
         return self
 
     # -- sampling ----------------------------------------------------------------------------
-    def _run(self, prompt: Any, temperature: float, count: int, generator: Any, method: str,
-             num_samples: int, max_draws: int | None, call_kwargs: dict[str, Any]) -> Any:
+    def _run(
+        self,
+        prompt: Any,
+        temperature: float,
+        count: int,
+        generator: Any,
+        method: str,
+        num_samples: int,
+        max_draws: int | None,
+        call_kwargs: dict[str, Any],
+    ) -> Any:
         adapter = self._probe
         if call_kwargs or prompt is not None:
             saved = self.call_kwargs
@@ -219,9 +241,16 @@ class TemperaturePipeline:
                 self.call_kwargs = saved
             adapter._keys = self._probe._keys  # share the (fitted) quantizer and its default
         res = temperature_sample(
-            adapter.draw, temperature, key=adapter.quantize, batched=adapter.batched,
-            method=method, num_samples=num_samples, num_outputs=count, max_draws=max_draws,
-            generator=generator, key_name=self._key_name,
+            adapter.draw,
+            temperature,
+            key=adapter.quantize,
+            batched=adapter.batched,
+            method=method,
+            num_samples=num_samples,
+            num_outputs=count,
+            max_draws=max_draws,
+            generator=generator,
+            key_name=self._key_name,
         )
         self.last_results.append(res)
         self._output_class = adapter._driver.output_class
@@ -287,16 +316,19 @@ class TemperaturePipeline:
             ]
             samples = torch.cat(parts)
         else:
-            samples = self._run(prompt, temperature, count, generator, method, num_samples,
-                                max_draws, call_kwargs)
+            samples = self._run(
+                prompt, temperature, count, generator, method, num_samples, max_draws, call_kwargs
+            )
         out_type = self.output_type_default if output_type is None else output_type
         images = images_to_output_type(samples, out_type, self.pipe)
         return _build_output(self._output_class, images, return_dict)
 
     def __repr__(self) -> str:
-        return (f"TemperaturePipeline({type(self.pipe).__name__}, adapter="
-                f"{self.adapter_class.name!r}, quantizer={self.quantizer!r}, "
-                f"method={self.method!r})")
+        return (
+            f"TemperaturePipeline({type(self.pipe).__name__}, adapter="
+            f"{self.adapter_class.name!r}, quantizer={self.quantizer!r}, "
+            f"method={self.method!r})"
+        )
 
 
 def with_temperature(pipe: Any, **options: Any) -> TemperaturePipeline:

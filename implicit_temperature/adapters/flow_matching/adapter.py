@@ -68,8 +68,12 @@ class FlowMatchingAdapter(SampleAdapter):
                 raise TypeError("sample_shape is for velocity fields; a pipeline knows its shape")
             check_call_kwargs(type(self), model, call_kwargs)
             driver: Any = PipelineDriver(
-                model, batch_size=batch_size, prompt=prompt, progress=progress,
-                pipeline_progress_bar=pipeline_progress_bar, call_kwargs=call_kwargs,
+                model,
+                batch_size=batch_size,
+                prompt=prompt,
+                progress=progress,
+                pipeline_progress_bar=pipeline_progress_bar,
+                call_kwargs=call_kwargs,
             )
         elif callable(model):
             check_call_kwargs(type(self), None, call_kwargs)
@@ -88,9 +92,14 @@ class FlowMatchingAdapter(SampleAdapter):
                     "TemperatureSampler(VelocityField(net, sample_shape=(2,)))"
                 )
             driver = VelocityFieldDriver(
-                model, sample_shape=tuple(sample_shape), num_steps=num_steps, solver=solver,
-                batch_size=batch_size or VELOCITY_BATCH_SIZE, device=device,
-                dtype=dtype, progress=progress,
+                model,
+                sample_shape=tuple(sample_shape),
+                num_steps=num_steps,
+                solver=solver,
+                batch_size=batch_size or VELOCITY_BATCH_SIZE,
+                device=device,
+                dtype=dtype,
+                progress=progress,
             )
         else:
             raise TypeError(
@@ -98,8 +107,14 @@ class FlowMatchingAdapter(SampleAdapter):
                 f"scheduler or a velocity field v(x, t) (torch module or callable), got "
                 f"{type(model).__module__}.{type(model).__qualname__}"
             )
-        self._setup(model, driver, quantizer=quantizer, quantizer_options=quantizer_options,
-                    fit_samples=fit_samples, fit_seed=fit_seed)
+        self._setup(
+            model,
+            driver,
+            quantizer=quantizer,
+            quantizer_options=quantizer_options,
+            fit_samples=fit_samples,
+            fit_seed=fit_seed,
+        )
 
     @classmethod
     def handles(cls, model: Any) -> bool:

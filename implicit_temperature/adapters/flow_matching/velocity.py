@@ -125,10 +125,15 @@ class VelocityFieldDriver:
         try:
             for count in chunks:  # memory-sized chunks, not samples
                 gen_device = generator.device if generator is not None else self.device
-                noise = torch.randn((count, *self.sample_shape), generator=generator,
-                                    device=gen_device, dtype=self.dtype).to(self.device)
-                parts.append(integrate(self.velocity, noise, num_steps=self.num_steps,
-                                       solver=self.solver))
+                noise = torch.randn(
+                    (count, *self.sample_shape),
+                    generator=generator,
+                    device=gen_device,
+                    dtype=self.dtype,
+                ).to(self.device)
+                parts.append(
+                    integrate(self.velocity, noise, num_steps=self.num_steps, solver=self.solver)
+                )
                 if bar is not None:
                     bar.update(count)
         finally:

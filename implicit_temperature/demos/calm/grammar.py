@@ -55,12 +55,12 @@ def transition_matrix() -> torch.Tensor:
     m = torch.zeros(NUM_CHUNKS + 1, NUM_CHUNKS, dtype=torch.float64)
     idx = torch.arange(4)
     for i in range(4):
-        m[i, 4 + idx] = b[(idx - i) % 4]          # subject i -> verbs
-        m[4 + i, 8 + idx] = b[(idx - i) % 4]      # verb i -> objects
-        m[8 + i, :4] = (1 - P_END) * b            # object -> next subject
-        m[8 + i, END] = P_END                     # object -> END
-    m[END, :4] = b                                # after END: a new story
-    m[NUM_CHUNKS, :4] = b                         # start of the stream
+        m[i, 4 + idx] = b[(idx - i) % 4]  # subject i -> verbs
+        m[4 + i, 8 + idx] = b[(idx - i) % 4]  # verb i -> objects
+        m[8 + i, :4] = (1 - P_END) * b  # object -> next subject
+        m[8 + i, END] = P_END  # object -> END
+    m[END, :4] = b  # after END: a new story
+    m[NUM_CHUNKS, :4] = b  # start of the stream
     return m
 
 

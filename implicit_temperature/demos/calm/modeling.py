@@ -34,6 +34,7 @@ from torch import nn
 
 DEFAULT_NAME = "model"
 
+
 @dataclass
 class CALMConfig:
     """Explicit configuration of :class:`CALM` (all sizes; no hidden defaults elsewhere)."""
@@ -201,10 +202,16 @@ class MLPGenerator(nn.Module):
         index. Leading dims that are broadcast views (stride 0, e.g. from ``expand``) have their
         conditioning computed once and broadcast, so n draws per context cost little more than
         n noise passes."""
-        noise = torch.rand(
-            *hidden_states.shape[:-1], self.noise_size,
-            generator=generator, device=hidden_states.device, dtype=hidden_states.dtype,
-        ) - 0.5
+        noise = (
+            torch.rand(
+                *hidden_states.shape[:-1],
+                self.noise_size,
+                generator=generator,
+                device=hidden_states.device,
+                dtype=hidden_states.dtype,
+            )
+            - 0.5
+        )
         base = hidden_states
         for d in range(hidden_states.dim() - 1):
             if hidden_states.stride(d) == 0 and hidden_states.shape[d] > 1:

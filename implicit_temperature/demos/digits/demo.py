@@ -39,18 +39,39 @@ DIGITS = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.25, 2.0],
-                        help="temperatures to compare with T = 1 (default: 0.5 0.25 2)")
-    parser.add_argument("--num-outputs", type=int, default=120,
-                        help="images per method and temperature (default: %(default)s)")
-    parser.add_argument("--num-samples", type=int, default=64,
-                        help="N, the pool of the batch method; its bias grows as N shrinks and "
-                        "as T moves away from 1 (default: %(default)s)")
-    parser.add_argument("--law-samples", type=int, default=4000,
-                        help="plain draws that measure the class law P at T = 1; the target "
-                        "P^(1/T) magnifies P's sampling error by 1/T (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_INFERENCE_STEPS,
-                        help="DDIM inference steps (default: %(default)s)")
+    parser.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=[0.5, 0.25, 2.0],
+        help="temperatures to compare with T = 1 (default: 0.5 0.25 2)",
+    )
+    parser.add_argument(
+        "--num-outputs",
+        type=int,
+        default=120,
+        help="images per method and temperature (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=64,
+        help="N, the pool of the batch method; its bias grows as N shrinks and "
+        "as T moves away from 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--law-samples",
+        type=int,
+        default=4000,
+        help="plain draws that measure the class law P at T = 1; the target "
+        "P^(1/T) magnifies P's sampling error by 1/T (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_INFERENCE_STEPS,
+        help="DDIM inference steps (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, "demo-digits.png")
 
@@ -85,14 +106,19 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_digits_pipeline()
     classify = load_classifier()
     sampler = TemperatureSampler(
-        pipe, quantizer=ClassifierQuantizer(classify), batch_size=1024, progress=False,
+        pipe,
+        quantizer=ClassifierQuantizer(classify),
+        batch_size=1024,
+        progress=False,
         num_inference_steps=args.steps,
     )
     acc = held_out_accuracy()
     m = args.num_outputs
     acc_text = f" (held-out accuracy {acc:.1%})" if acc is not None else ""
-    print(f"digits DDPM: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
-          f"{args.steps} steps; quantizer: the shipped digit classifier{acc_text}")
+    print(
+        f"digits DDPM: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
+        f"{args.steps} steps; quantizer: the shipped digit classifier{acc_text}"
+    )
     print(f"training class mix: {' '.join(f'{v:.3f}' for v in DIGIT_MIX)}")
 
     g = torch.Generator().manual_seed(args.seed)
@@ -100,28 +126,37 @@ def run(args: argparse.Namespace) -> int:
     plain = sampler.adapter.draw(args.law_samples, generator=g)
     p = frequencies(classify(plain), DIGITS)
     law_seconds = time.perf_counter() - start
-    print(f"class law P at T = 1 ({args.law_samples} plain draws, {law_seconds:.1f} s): "
-          f"{' '.join(f'{v:.3f}' for v in p.tolist())}\n")
+    print(
+        f"class law P at T = 1 ({args.law_samples} plain draws, {law_seconds:.1f} s): "
+        f"{' '.join(f'{v:.3f}' for v in p.tolist())}\n"
+    )
 
     blocks: list[dict[str, Any]] = []
     for t in temps:
         target = tempered(p, t)
         cols: dict[str, dict[str, Any]] = {}
         start = time.perf_counter()
-        noisy = sample_digits(pipe, m, num_inference_steps=args.steps, generator=g,
-                              noise_scale=t)
+        noisy = sample_digits(pipe, m, num_inference_steps=args.steps, generator=g, noise_scale=t)
         cols["noise"] = {"images": noisy, "draws": m, "seconds": time.perf_counter() - start}
-        for method in (["exact", "batch"] if t <= 1 else ["batch"]):
+        for method in ["exact", "batch"] if t <= 1 else ["batch"]:
             start = time.perf_counter()
             try:
-                res = sampler.sample(t, method=method, num_samples=args.num_samples,
-                                     num_outputs=m, generator=args.seed,
-                                     max_draws=args.max_draws)
+                res = sampler.sample(
+                    t,
+                    method=method,
+                    num_samples=args.num_samples,
+                    num_outputs=m,
+                    generator=args.seed,
+                    max_draws=args.max_draws,
+                )
             except DrawBudgetExceeded as exc:
                 print(f"T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
                 continue
-            cols[method] = {"images": res.samples, "draws": res.draws,
-                            "seconds": time.perf_counter() - start}
+            cols[method] = {
+                "images": res.samples,
+                "draws": res.draws,
+                "seconds": time.perf_counter() - start,
+            }
         for col in cols.values():
             col["freq"] = frequencies(classify(col["images"]), DIGITS)
             col["tv"] = total_variation(col["freq"], target)
@@ -129,31 +164,49 @@ def run(args: argparse.Namespace) -> int:
         blocks.append({"t": t, "target": target, "cols": cols})
         _print_block(t, p, target, cols, plain, args.num_samples, m)
 
-    print("TV: total-variation distance to the target P^(1/T)/Z, with P measured at T = 1 (its "
-          "sampling error, magnified by 1/T, moves the target too); Monte-Carlo noise alone gives"
-          f" about {(DIGITS / (6.28 * m)) ** 0.5:.2f} or less for {m} images. Scaling the initial "
-          "noise moves the class law, but not towards P^(1/T) (at T < 1 it drops the 1s).")
+    print(
+        "TV: total-variation distance to the target P^(1/T)/Z, with P measured at T = 1 (its "
+        "sampling error, magnified by 1/T, moves the target too); Monte-Carlo noise alone gives"
+        f" about {(DIGITS / (6.28 * m)) ** 0.5:.2f} or less for {m} images. Scaling the initial "
+        "noise moves the class law, but not towards P^(1/T) (at T < 1 it drops the 1s)."
+    )
     if paths:
         _bars(paths[0], p, blocks, args)
         _grids(paths[1], pipe, plain, blocks)
     return 0
 
 
-def _print_block(t: float, p: torch.Tensor, target: torch.Tensor, cols: dict,
-                 plain: torch.Tensor, n_pool: int, m: int) -> None:
+def _print_block(
+    t: float,
+    p: torch.Tensor,
+    target: torch.Tensor,
+    cols: dict,
+    plain: torch.Tensor,
+    n_pool: int,
+    m: int,
+) -> None:
     head = f"T = {t:g}" + ("" if t <= 1 else "   (no exact method above T = 1)")
     print(head)
-    print(f"  {'':<20}" + "".join(f"{d:>6}" for d in range(DIGITS))
-          + f"{'TV':>7}{'draws/img':>10}{'ink':>6}{'contr':>6}{'time':>7}")
+    print(
+        f"  {'':<20}"
+        + "".join(f"{d:>6}" for d in range(DIGITS))
+        + f"{'TV':>7}{'draws/img':>10}{'ink':>6}{'contr':>6}{'time':>7}"
+    )
     ink, contrast = _texture(plain)
-    print(f"  {'P (T = 1)':<20}" + "".join(f"{v:6.3f}" for v in p.tolist())
-          + f"{total_variation(p, target):7.3f}{1.0:10.1f}{ink:6.2f}{contrast:6.2f}")
+    print(
+        f"  {'P (T = 1)':<20}"
+        + "".join(f"{v:6.3f}" for v in p.tolist())
+        + f"{total_variation(p, target):7.3f}{1.0:10.1f}{ink:6.2f}{contrast:6.2f}"
+    )
     print(f"  {'target P^(1/T)/Z':<20}" + "".join(f"{v:6.3f}" for v in target.tolist()))
     names = {"noise": f"noise x{t:g}", "exact": "exact", "batch": f"batch N={n_pool}"}
     for key, col in cols.items():
-        print(f"  {names[key]:<20}" + "".join(f"{v:6.3f}" for v in col["freq"].tolist())
-              + f"{col['tv']:7.3f}{col['draws'] / m:10.1f}{col['ink']:6.2f}"
-              f"{col['contrast']:6.2f}{col['seconds']:6.1f}s")
+        print(
+            f"  {names[key]:<20}"
+            + "".join(f"{v:6.3f}" for v in col["freq"].tolist())
+            + f"{col['tv']:7.3f}{col['draws'] / m:10.1f}{col['ink']:6.2f}"
+            f"{col['contrast']:6.2f}{col['seconds']:6.1f}s"
+        )
     print()
 
 
@@ -173,16 +226,25 @@ def _bars(path: Any, p: torch.Tensor, blocks: list, args: argparse.Namespace) ->
             elif kind == "batch":
                 label = f"batch method (pool of {args.num_samples})"
             ax.bar(xs, freq.tolist(), width=width, color=METHOD_COLORS[kind], label=label)
-        ax.scatter(range(DIGITS), block["target"].tolist(), marker="_", s=500,
-                   color=METHOD_COLORS["target"], linewidths=2, zorder=3,
-                   label="target: P^(1/T), normalised")
+        ax.scatter(
+            range(DIGITS),
+            block["target"].tolist(),
+            marker="_",
+            s=500,
+            color=METHOD_COLORS["target"],
+            linewidths=2,
+            zorder=3,
+            label="target: P^(1/T), normalised",
+        )
         ax.set_xticks(range(DIGITS))
         ax.set_xlabel("digit shown (label from the shipped classifier)")
         ax.set_ylabel("share of generated images")
         ax.set_title(f"T = {t:g}: which digit the model draws")
         ax.legend(fontsize=7, markerscale=0.4)
-    fig.suptitle(f"Digits DDPM: class frequencies against the target ({args.num_outputs} images "
-                 f"per bar group; P measured from {args.law_samples} plain draws)")
+    fig.suptitle(
+        f"Digits DDPM: class frequencies against the target ({args.num_outputs} images "
+        f"per bar group; P measured from {args.law_samples} plain draws)"
+    )
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -74,9 +74,14 @@ def load_digits_pipeline(device: str | torch.device | None = None) -> Any:
 
 
 @torch.no_grad()
-def sample_digits(pipe: Any, n: int, *, num_inference_steps: int = DEFAULT_INFERENCE_STEPS,
-                  generator: torch.Generator | None = None, noise_scale: float = 1.0
-                  ) -> torch.Tensor:
+def sample_digits(
+    pipe: Any,
+    n: int,
+    *,
+    num_inference_steps: int = DEFAULT_INFERENCE_STEPS,
+    generator: torch.Generator | None = None,
+    noise_scale: float = 1.0,
+) -> torch.Tensor:
     """``n`` images ``(n, 1, 8, 8)`` in [0, 1] from the digits pipeline, with the initial noise
     multiplied by ``noise_scale`` (the "noise temperature" baseline: latents ~ N(0, s^2 I)).
 
@@ -88,8 +93,7 @@ def sample_digits(pipe: Any, n: int, *, num_inference_steps: int = DEFAULT_INFER
 
     unet, scheduler = pipe.unet, pipe.scheduler
     shape = (n, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    x = noise_scale * randn_tensor(shape, generator=generator, device=pipe.device,
-                                   dtype=unet.dtype)
+    x = noise_scale * randn_tensor(shape, generator=generator, device=pipe.device, dtype=unet.dtype)
     scheduler.set_timesteps(num_inference_steps)
     for t in scheduler.timesteps:
         x = scheduler.step(unet(x, t).sample, t, x, generator=generator).prev_sample

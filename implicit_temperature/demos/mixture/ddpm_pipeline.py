@@ -52,9 +52,11 @@ class MixturePipelineBase(DiffusionPipeline):
         super().__init__()
         self.register_modules(denoiser=denoiser, scheduler=scheduler)
         self.register_to_config(
-            mixture_means=[list(map(float, m)) for m in mixture_means] if mixture_means is not None
+            mixture_means=[list(map(float, m)) for m in mixture_means]
+            if mixture_means is not None
             else None,
-            mixture_weights=list(map(float, mixture_weights)) if mixture_weights is not None
+            mixture_weights=list(map(float, mixture_weights))
+            if mixture_weights is not None
             else None,
             mixture_std=float(mixture_std) if mixture_std is not None else None,
         )
@@ -78,11 +80,13 @@ class MixturePipelineBase(DiffusionPipeline):
         dim = self.denoiser.config.sample_dim
         if latents is not None:
             if tuple(latents.shape) != (batch_size, dim):
-                raise ValueError(f"latents must have shape {(batch_size, dim)}, "
-                                 f"got {tuple(latents.shape)}")
+                raise ValueError(
+                    f"latents must have shape {(batch_size, dim)}, got {tuple(latents.shape)}"
+                )
             return latents.to(device=self.device, dtype=self.denoiser.dtype)
-        return randn_tensor((batch_size, dim), generator=generator, device=self.device,
-                            dtype=self.denoiser.dtype)
+        return randn_tensor(
+            (batch_size, dim), generator=generator, device=self.device, dtype=self.denoiser.dtype
+        )
 
     @torch.no_grad()
     def __call__(

@@ -32,8 +32,9 @@ def quiet_diffusers() -> Iterator[None]:
             logging.enable_progress_bar()
 
 
-def load_pipeline(cls: Any, path: Path, device: str | torch.device | None,
-                  torch_dtype: torch.dtype | None) -> Any:
+def load_pipeline(
+    cls: Any, path: Path, device: str | torch.device | None, torch_dtype: torch.dtype | None
+) -> Any:
     """``cls.from_pretrained(path)`` with no network access; clear error if files are missing."""
     if not (path / "model_index.json").is_file():
         raise FileNotFoundError(
@@ -51,8 +52,9 @@ def load_pipeline(cls: Any, path: Path, device: str | torch.device | None,
     return pipe
 
 
-def load_ddpm_pipeline(device: str | torch.device | None = None,
-                       torch_dtype: torch.dtype | None = None) -> Any:
+def load_ddpm_pipeline(
+    device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None
+) -> Any:
     """The shipped DDPM demo: a :class:`MixtureDDPMPipeline` on the 2-D mixture.
 
     ``pipe.mixture_means`` (K, 2) and ``pipe.mixture_weights`` (K,) are the mixture it was
@@ -64,8 +66,9 @@ def load_ddpm_pipeline(device: str | torch.device | None = None,
     return load_pipeline(MixtureDDPMPipeline, DDPM_PIPELINE_PATH, device, torch_dtype)
 
 
-def load_flow_pipeline(device: str | torch.device | None = None,
-                       torch_dtype: torch.dtype | None = None) -> Any:
+def load_flow_pipeline(
+    device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None
+) -> Any:
     """The shipped flow-matching demo: a :class:`MixtureFlowMatchingPipeline` on the 2-D mixture.
 
     ``pipe.mixture_means`` (K, 2) and ``pipe.mixture_weights`` (K,) are the mixture it was

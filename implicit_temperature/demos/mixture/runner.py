@@ -40,20 +40,27 @@ from .mixture import NearestComponentQuantizer, tempered_weights
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--temperature", type=float, default=0.5,
-                        help="temperature T; exact needs T <= 1 (default: %(default)s)")
-    parser.add_argument("--num-outputs", type=int, default=500,
-                        help="samples per method; the batch method draws num-outputs x "
-                        "num-samples (default: %(default)s)")
-    parser.add_argument("--num-samples", type=int, default=200,
-                        help="N of the batch method (default: %(default)s)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.5,
+        help="temperature T; exact needs T <= 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-outputs",
+        type=int,
+        default=500,
+        help="samples per method; the batch method draws num-outputs x "
+        "num-samples (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-samples", type=int, default=200, help="N of the batch method (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     add_output_arguments(parser, default_out)
 
 
-def run_mixture_demo(
-    title: str, load: Callable[[], Any], args: argparse.Namespace
-) -> int:
+def run_mixture_demo(title: str, load: Callable[[], Any], args: argparse.Namespace) -> int:
     """Run the comparison on ``load()``'s pipeline; returns a process exit code."""
     from ...plugins import TemperatureSampler
 
@@ -76,10 +83,14 @@ def run_mixture_demo(
     quantize = NearestComponentQuantizer(means)
     sampler = TemperatureSampler(pipe, progress=False)
     target = tempered_weights(weights, t)
-    print(f"{title}: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
-          f"adapter {sampler.adapter.name!r}")
-    print(f"Trained mixture weights w = {[round(v, 3) for v in weights.tolist()]}; "
-          f"T = {t:g}; target w^(1/T)/Z; {m} samples per column; seed {args.seed}\n")
+    print(
+        f"{title}: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
+        f"adapter {sampler.adapter.name!r}"
+    )
+    print(
+        f"Trained mixture weights w = {[round(v, 3) for v in weights.tolist()]}; "
+        f"T = {t:g}; target w^(1/T)/Z; {m} samples per column; seed {args.seed}\n"
+    )
 
     columns: dict[str, dict[str, Any]] = {}
 
@@ -90,8 +101,13 @@ def run_mixture_demo(
         except DrawBudgetExceeded as exc:
             print(f"{name}: stopped by --max-draws {args.max_draws}: {exc}\n")
             return
-        columns[name] = {"samples": samples, "freq": frequencies(quantize(samples), k),
-                         "draws": draws, "seconds": time.perf_counter() - start, "kind": kind}
+        columns[name] = {
+            "samples": samples,
+            "freq": frequencies(quantize(samples), k),
+            "draws": draws,
+            "seconds": time.perf_counter() - start,
+            "kind": kind,
+        }
 
     g = torch.Generator().manual_seed(args.seed)
     timed("T=1", "plain", lambda: (sampler.adapter.draw(m, generator=g), m))
@@ -104,9 +120,16 @@ def run_mixture_demo(
     timed(f"noise x{t:g}", "noise", noise_scaled)
     methods = ["exact", "batch"] if t <= 1 else ["batch"]
     for method in methods:
+
         def run_method(method: str = method) -> tuple[torch.Tensor, int]:
-            res = sampler.sample(t, method=method, num_samples=args.num_samples,
-                                 num_outputs=m, generator=args.seed, max_draws=args.max_draws)
+            res = sampler.sample(
+                t,
+                method=method,
+                num_samples=args.num_samples,
+                num_outputs=m,
+                generator=args.seed,
+                max_draws=args.max_draws,
+            )
             return res.samples, res.draws
 
         timed(method, method, run_method)
@@ -123,33 +146,49 @@ def run_mixture_demo(
         row += " ".join(f"{columns[n]['freq'][i].item():>10.3f}" for n in names)
         print(row)
     print("-" * len(header))
-    print(f"{'TV to target':>25} " + " ".join(
-        f"{total_variation(columns[n]['freq'], target):>10.3f}" for n in names))
-    print(f"{'draws/output':>25} " + " ".join(
-        f"{columns[n]['draws'] / m:>10.1f}" for n in names))
+    print(
+        f"{'TV to target':>25} "
+        + " ".join(f"{total_variation(columns[n]['freq'], target):>10.3f}" for n in names)
+    )
+    print(f"{'draws/output':>25} " + " ".join(f"{columns[n]['draws'] / m:>10.1f}" for n in names))
     print(f"{'seconds':>25} " + " ".join(f"{columns[n]['seconds']:>10.2f}" for n in names))
-    print(f"\ntarget from the model's own T=1 frequencies: "
-          f"{[round(v, 3) for v in model_target.tolist()]} (what exact/batch aim at: the model "
-          "is not exactly the mixture)")
+    print(
+        f"\ntarget from the model's own T=1 frequencies: "
+        f"{[round(v, 3) for v in model_target.tolist()]} (what exact/batch aim at: the model "
+        "is not exactly the mixture)"
+    )
     if paths:
         _figure(paths[0], title, t, means, columns, target)
     return 0
 
 
-def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
-            target: torch.Tensor) -> None:
+def _figure(
+    path: Any, title: str, t: float, means: torch.Tensor, columns: dict, target: torch.Tensor
+) -> None:
     names = list(columns)
     fig = new_figure(figsize=(11.5, 5.6))
     ax0, ax1 = fig.subplots(1, 2)
     for name in names:
         col = columns[name]
         x = col["samples"].detach().cpu()
-        ax0.scatter(x[:, 0], x[:, 1], s=3, alpha=0.35, color=METHOD_COLORS[col["kind"]],
-                    label=_label(name, col["kind"], t))
+        ax0.scatter(
+            x[:, 0],
+            x[:, 1],
+            s=3,
+            alpha=0.35,
+            color=METHOD_COLORS[col["kind"]],
+            label=_label(name, col["kind"], t),
+        )
     ax0.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=60, label="component means")
     for i, (mx, my) in enumerate(means.tolist()):
-        ax0.annotate(f"component {i}", (mx, my), xytext=(6, 6), textcoords="offset points",
-                     fontsize=8, fontweight="bold")
+        ax0.annotate(
+            f"component {i}",
+            (mx, my),
+            xytext=(6, 6),
+            textcoords="offset points",
+            fontsize=8,
+            fontweight="bold",
+        )
     ax0.set_aspect("equal")
     ax0.set_xlabel("first coordinate x1")
     ax0.set_ylabel("second coordinate x2")
@@ -163,10 +202,23 @@ def _figure(path: Any, title: str, t: float, means: torch.Tensor, columns: dict,
     for j, name in enumerate(names):
         col = columns[name]
         xs = [i + (j - (len(names) - 1) / 2) * width for i in range(k)]
-        ax1.bar(xs, col["freq"].tolist(), width=width, color=METHOD_COLORS[col["kind"]],
-                label=_label(name, col["kind"], t))
-    ax1.scatter(range(k), target.tolist(), marker="_", s=900, color=METHOD_COLORS["target"],
-                linewidths=2, label="target: trained weights w^(1/T), normalised", zorder=3)
+        ax1.bar(
+            xs,
+            col["freq"].tolist(),
+            width=width,
+            color=METHOD_COLORS[col["kind"]],
+            label=_label(name, col["kind"], t),
+        )
+    ax1.scatter(
+        range(k),
+        target.tolist(),
+        marker="_",
+        s=900,
+        color=METHOD_COLORS["target"],
+        linewidths=2,
+        label="target: trained weights w^(1/T), normalised",
+        zorder=3,
+    )
     ax1.set_xticks(range(k))
     ax1.set_xticklabels([f"component {i}" for i in range(k)])
     ax1.set_xlabel("mixture component (nearest mean)")
