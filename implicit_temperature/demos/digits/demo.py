@@ -253,7 +253,7 @@ def _grids(path: Any, pipe: Any, plain: torch.Tensor, blocks: list) -> None:
     from diffusers.utils import make_image_grid
     from PIL import ImageOps
 
-    from ...adapters.diffusion.wrapper import images_to_output_type
+    from ...adapters.pipelines.wrapper import images_to_output_type
 
     def grid(images: torch.Tensor) -> Any:
         pil = images_to_output_type(images[:32].detach().cpu(), "pil", pipe)
