@@ -1,4 +1,7 @@
-"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, TV, the machine."""
+"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, the machine.
+
+P^(1/T) and TV come from :mod:`implicit_temperature.demos.laws`, the law-helpers module the demos
+and tests use too."""
 
 from __future__ import annotations
 
@@ -19,12 +22,6 @@ LAWS: dict[str, torch.Tensor] = {
 }
 
 
-def tempered(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The target law P^(1/T) / Z_T (float64)."""
-    w = p.double() ** (1.0 / temperature)
-    return w / w.sum()
-
-
 def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
     """``draw(m, generator=None)`` -> LongTensor (m,) of outcome ids, i.i.d. ~ ``p``.
 
@@ -39,11 +36,6 @@ def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
         return torch.searchsorted(cdf, u, right=True).clamp_(max=last)
 
     return draw
-
-
-def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
-    """0.5 * sum |q - p| of two laws on the same outcomes."""
-    return 0.5 * float((q.double() - p.double()).abs().sum())
 
 
 def _cpu_model() -> str:
