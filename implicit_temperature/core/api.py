@@ -104,9 +104,9 @@ def temperature_sample(
         :class:`TemperatureResult`. Exactness: ``method="exact"`` returns samples whose outcomes
         (keys) are exactly P_T-distributed and mutually independent; the sample is the stage-1 draw
         of a leaf round, so within one key it keeps the model's own law. ``method="batch"`` is an
-        approximation that improves with N (see docs/algorithms.md). ``res.extra["plan"]`` is the
-        tree used, ``res.expected_draws`` its planned draws (pilot not included) when a pilot
-        was drawn, ``res.extra["pilot_draws"]`` the pilot's draws (counted in ``res.draws``).
+        approximation that improves with N (see docs/algorithms.md). ``res.plan`` is the
+        tree used (None for batch), ``res.expected_draws`` its planned draws (pilot not included)
+        when a pilot was drawn, ``res.pilot_draws`` the pilot's draws (counted in ``res.draws``).
         ``res.diagnostics`` says how many distinct keys the pools (batch) or the first draws
         (exact) had; a :class:`TemperatureWarning` is raised when almost every batch sample was
         distinct or one key covered every sample.
@@ -207,7 +207,8 @@ def _finish(
         model_calls=source.calls,
         requested_method=common["requested_method"],
         num_outputs=common["num_outputs"],
-        extra={"batched": batched, **(extra or {})},
+        batched=batched,
+        extra=dict(extra or {}),
         diagnostics=diagnostics,
         **fields,
     )
@@ -339,9 +340,7 @@ def _execute(
         prog.close()
     st = out.stats
     extra = {
-        "plan": format_tree(tree),
         "plan_draws_per_output": None if cost is None else float(cost.mean()),
-        "pilot_draws": pilot,
         "pairs": run.pairs,
         "kept_pairs": run.kept,
     }
@@ -358,6 +357,8 @@ def _execute(
         rejected_rounds=st.rejected,
         abandoned_rounds=st.abandoned,
         max_lanes_used=st.max_lanes_used,
+        plan=format_tree(tree),
+        pilot_draws=pilot,
         **fields,
     )
 
@@ -433,8 +434,8 @@ def _run_auto(
     """Decide between exact and batch before any exact draw, then keep the decision."""
     t, n, n_out = cfg.t, cfg.n_samples, cfg.n_out
 
-    def batch(reason: str, expected: float | None = None, **extra: Any) -> TemperatureResult:
-        res = _run_batch(
+    def batch(reason: str, expected: float | None = None, pilot: int = 0) -> TemperatureResult:
+        return _run_batch(
             source,
             t,
             n,
@@ -445,9 +446,8 @@ def _run_auto(
             common,
             reason=reason,
             expected_draws=expected,
+            pilot_draws=pilot,
         )
-        res.extra.update(extra)
-        return res
 
     if t > 1.0:
         return batch(f"T={t:g} > 1: no exact sample-only method exists above T = 1")
@@ -541,6 +541,5 @@ def _run_auto(
         f"exact with plan {plan_text!r} needs ~{expected:.3g} draws (pilot of {pilot}) > "
         f"{limit_text}",
         expected,
-        plan=plan_text,
-        pilot_draws=pilot,
+        pilot,
     )

@@ -253,7 +253,7 @@ class AdapterRunner:
             **self._plan,
         )
         samples, keys = res.samples, res.keys
-        if res.extra.get("batched"):  # one prompt -> B = 1
+        if res.batched:  # one prompt -> B = 1
             samples, keys = samples[0], keys[0]
         if _is_image_batch(samples):
             folder = Path("images") / safe_name(problem.id)

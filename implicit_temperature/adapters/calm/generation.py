@@ -147,7 +147,7 @@ def generate(
         )
         out.draws += res.draws
         out.methods.append(res.method)
-        out.plans.append(res.extra.get("plan") if res.method == "exact" else None)
+        out.plans.append(res.plan if res.method == "exact" else None)
         out.diagnostics.append(res.diagnostics)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
