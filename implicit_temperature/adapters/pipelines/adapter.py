@@ -19,13 +19,14 @@ from .driver import _call_parameters
 from .keys import AdapterKeys
 
 
-def check_call_kwargs(adapter: type, target: Any, call_kwargs: dict[str, Any]) -> None:
+def check_call_kwargs(adapter: type[Adapter], target: Any, call_kwargs: dict[str, Any]) -> None:
     """Keywords that reached ``**call_kwargs`` must be call arguments of ``target`` (a pipeline),
     or None for a model that takes none (then only typos of adapter options and misplaced
     keywords are reported here). Anything else raises :class:`UnknownOptionError` saying
     it was passed to the adapter, the closest valid name, and where sampling keywords
     (``temperature=``) and quantizer options (``cell_size=``) go instead."""
-    options, _ = keyword_names(adapter.__init__, skip=("self", "model"))
+    options, _ = keyword_names(adapter.__init__, skip=("self", "model"))  # type: ignore[misc]
+    names: set[str]
     if target is None:  # other keywords get the caller's own message (pipeline-only options)
         names, var_kw, what = set(), True, "a velocity field takes no call arguments"
     else:

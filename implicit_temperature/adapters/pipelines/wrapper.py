@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from ...core import TemperatureResult, temperature_sample
+from .adapter import SampleAdapter
 from .detect import is_diffusion_pipeline
 from .progress import CallProgress
 
@@ -62,10 +63,9 @@ def _call_defaults(pipe: Any) -> dict[str, Any]:
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-def _adapter_class(pipe: Any, adapter: Any) -> type:
+def _adapter_class(pipe: Any, adapter: Any) -> type[SampleAdapter]:
     from ...plugins import get_adapter
     from ...plugins.sampler import find_adapter_class
-    from .adapter import SampleAdapter
 
     if adapter is None:
         cls = find_adapter_class(pipe)
@@ -326,16 +326,19 @@ class TemperaturePipeline:
                 "generator per prompt, or a single generator for the whole call"
             )
         bar = self._call_progress(temperature, method, num_samples, count * len(prompts))
-        run = (temperature, count)
-        options = (method, num_samples, max_draws, call_kwargs, bar)
+
+        def run(p: Any, g: Any) -> Any:
+            return self._run(
+                p, temperature, count, g, method, num_samples, max_draws, call_kwargs, bar
+            )
+
         try:
             if isinstance(generator, (list, tuple)):
-                parts = [  # one run per prompt: its images depend on its own generator only
-                    self._run(p, *run, g, *options) for p, g in zip(prompts, generator, strict=True)
-                ]
+                # one run per prompt: its images depend on its own generator only
+                parts = [run(p, g) for p, g in zip(prompts, generator, strict=True)]
                 samples = torch.cat(parts)
             else:
-                samples = self._run(prompt, *run, generator, *options)
+                samples = run(prompt, generator)
         finally:
             bar.close()
         out_type = self.output_type_default if output_type is None else output_type
