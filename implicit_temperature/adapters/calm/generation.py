@@ -90,10 +90,11 @@ def _is_mode(temperature: Any, do_sample: bool) -> bool:
     return not do_sample or (number and temperature == 0)
 
 
-def _sampling_pick(
-    t: float, method: str, plan: Any, num_samples: int, max_draws: int | None
+def sampling_pick(
+    t: float, method: str, plan: Any, num_samples: int, max_draws: int | None, **options: Any
 ) -> PickFn:
-    """The chunk choice at temperature ``t`` through the core sampler (one draw at T = 1)."""
+    """The chunk choice at temperature ``t`` through the core sampler (one draw at T = 1);
+    ``options`` go to ``temperature_sample`` as they are (keywords of newer cores)."""
 
     def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
         if t == 1.0:
@@ -109,6 +110,7 @@ def _sampling_pick(
             generator=g,
             batched=True,
             max_draws=max_draws,
+            **options,
         )
         out.draws += res.draws
         out.methods.append(res.method)
@@ -124,7 +126,9 @@ def _sampling_pick(
     return pick
 
 
-def _mode_pick(num_samples: int) -> PickFn:
+def mode_pick(num_samples: int) -> PickFn:
+    """Mode decoding: the most frequent of ``num_samples`` draws (see :mod:`.mode`)."""
+
     def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
         out.draws += adapter.num_problems * num_samples
         out.methods.append("mode")
@@ -238,7 +242,7 @@ def generate(
     check_calm_model(model)
     num_samples = _check_positive_int("num_samples", num_samples)
     if _is_mode(temperature, do_sample):
-        pick = _mode_pick(num_samples)
+        pick = mode_pick(num_samples)
     else:
         t = check_temperature(temperature)
         if method not in METHODS:
@@ -248,7 +252,7 @@ def generate(
                 f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm "
                 "samples P^(1/T) exactly for T > 1; use method='batch'"
             )
-        pick = _sampling_pick(t, method, plan, num_samples, max_draws)
+        pick = sampling_pick(t, method, plan, num_samples, max_draws)
     input_ids, attention_mask, generator = _expand(
         input_ids, attention_mask, generator, num_return_sequences
     )
@@ -402,7 +406,9 @@ def decode_chunks(
                 if rows.numel() == 0:
                     continue
             adapter = CALMAdapter(
-                model, hidden_states=hidden.index_select(0, rows), decode_chunk_size=decode_chunk_size
+                model,
+                hidden_states=hidden.index_select(0, rows),
+                decode_chunk_size=decode_chunk_size,
             )
             chunk.index_copy_(0, rows, pick(adapter, g, out).to(torch.long))
         if eos is not None:

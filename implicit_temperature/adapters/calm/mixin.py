@@ -21,9 +21,7 @@ from .generation import CALMGenerateOutput, generate
 class CALMGenerationMixin:
     """Gives a CALM-structured ``nn.Module`` subclass a transformers-style ``generate``."""
 
-    def generate(
-        self, input_ids: torch.Tensor, **kwargs: Any
-    ) -> torch.Tensor | CALMGenerateOutput:
+    def generate(self, input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor | CALMGenerateOutput:
         """:func:`implicit_temperature.adapters.calm.generate` on this model (same keywords)."""
         return generate(self, input_ids, **kwargs)
 
@@ -36,9 +34,7 @@ class TemperatureGenerateWrapper:
         check_calm_model(model)
         self.model = model
 
-    def generate(
-        self, input_ids: torch.Tensor, **kwargs: Any
-    ) -> torch.Tensor | CALMGenerateOutput:
+    def generate(self, input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor | CALMGenerateOutput:
         """:func:`implicit_temperature.adapters.calm.generate` on the wrapped model."""
         return generate(self.model, input_ids, **kwargs)
 

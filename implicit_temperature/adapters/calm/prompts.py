@@ -52,9 +52,7 @@ def pad_to_chunks(
     return torch.cat(parts, dim=1)
 
 
-def left_pad(
-    prompts: list[torch.Tensor], pad_token_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(prompts: list[torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompts of different lengths -> ``(input_ids, attention_mask)``, both ``(B, L_max)``,
     padded on the left as transformers does for decoder-only models.
 

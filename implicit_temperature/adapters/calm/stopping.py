@@ -56,9 +56,7 @@ class StopStringCriteria:
 
     def __call__(self, sequences: torch.Tensor, scores: Any = None) -> torch.Tensor:
         new = sequences[:, self.prompt_length :].cpu()
-        done = [
-            any(s in self.tokenizer.decode(row) for s in self.stop_strings) for row in new
-        ]
+        done = [any(s in self.tokenizer.decode(row) for s in self.stop_strings) for row in new]
         return torch.tensor(done, dtype=torch.bool, device=sequences.device)
 
 
