@@ -16,13 +16,13 @@ import torch
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 
+from conftest import chi_square_pvalue  # noqa: E402
+
 from implicit_temperature.adapters.calm.adapter import sample_chunks  # noqa: E402
 from implicit_temperature.demos.calm import load_demo_model  # noqa: E402
 from implicit_temperature.jobs.models import LoadedModel  # noqa: E402
 from implicit_temperature.serve import start_server  # noqa: E402
 from implicit_temperature.serve.validation import core_supports  # noqa: E402
-
-from conftest import chi_square_pvalue  # noqa: E402
 
 KEY = "test-key"
 
