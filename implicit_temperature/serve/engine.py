@@ -31,7 +31,12 @@ from ..adapters.calm.generation import (
 )
 from ..adapters.calm.prompts import left_pad
 from ..adapters.calm.stopping import truncate_at_stop
+from ..core.errors import ImplicitTemperatureError
 from ..core.validation import make_generator
+
+
+class RequestError(ImplicitTemperatureError, ValueError):
+    """The request cannot run on this model (answered 400, not 500)."""
 
 #: Called from the worker thread as ``on_text(choice_index, text_so_far)`` while streaming.
 TextCallback = Callable[[int, str], None]
@@ -273,6 +278,7 @@ class ImageResult:
     method: str
     plan: Any
     estimated_tv: float | None
+    prompt_used: bool = True
 
 
 def png_base64(image: torch.Tensor) -> str:
@@ -299,6 +305,10 @@ class ImageEngine:
 
         self.model, self.adapter, self.options = model, adapter, options
         self._sampler_cls = TemperatureSampler
+        try:  # an unconditional pipeline (no prompt parameter) ignores the request's prompt
+            self.conditional = "prompt" in inspect.signature(model.__call__).parameters
+        except (TypeError, ValueError):
+            self.conditional = True
 
     def run_batch(self, works: list[ImageWork]) -> list[ImageResult]:
         return [self._run(w) for w in works]
@@ -307,12 +317,15 @@ class ImageEngine:
         from ..jobs.sampling import _is_image_batch
 
         options = {**self.options, **{k: v for k, v in work.options.items() if k == "quantizer"}}
-        if work.prompt is not None:
+        if work.prompt is not None and self.conditional:
             options["prompt"] = work.prompt
         core = {k: v for k, v in work.options.items() if k != "quantizer"}
         if work.plan is not None:
             core["plan"] = work.plan
-        sampler = self._sampler_cls(self.model, self.adapter, **options)
+        try:
+            sampler = self._sampler_cls(self.model, self.adapter, **options)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(f"the pipeline refused these options: {exc}") from None
         res = sampler.sample(
             work.temperature,
             method=work.method,
@@ -336,4 +349,5 @@ class ImageEngine:
             estimated_tv=_max_tv(
                 [] if getattr(res, "estimated_tv", None) is None else [res.estimated_tv]
             ),
+            prompt_used="prompt" in options,
         )
