@@ -137,7 +137,9 @@ class _Streamer:
         new = torch.cat(self.chunks, dim=1)
         for row, (work, index) in enumerate(self.owners):
             if work.on_text is not None and not work.cancelled.is_set():
-                text = self.engine.tokenizer.decode(new[row, : work.max_tokens])
+                text = self.engine.tokenizer.decode(
+                    new[row, : work.max_tokens], skip_special_tokens=True
+                )
                 work.on_text(index, truncate_at_stop(text, work.stop)[0])
 
     def end(self) -> None:
@@ -160,7 +162,7 @@ class _RowStops:
             if work.cancelled.is_set():
                 done.append(True)
             elif work.stop:
-                text = self.tokenizer.decode(new[row, : work.max_tokens])
+                text = self.tokenizer.decode(new[row, : work.max_tokens], skip_special_tokens=True)
                 done.append(truncate_at_stop(text, work.stop)[1])
             else:
                 done.append(False)
@@ -248,7 +250,7 @@ class CALMEngine:
     ) -> list[CompletionResult]:
         new = out.sequences[:, prompt_len:].cpu()
         counts = (new != self.pad_token_id).sum(dim=1).tolist()
-        texts = self.tokenizer.batch_decode(new)
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         results, row = [], 0
         for work, per_work in zip(works, stats, strict=True):
             choices = []
