@@ -22,8 +22,11 @@ MAX_STOP = 4
 
 
 def core_supports(name: str) -> bool:
-    """Whether the installed core's ``temperature_sample`` takes keyword ``name``."""
-    return name in inspect.signature(temperature_sample).parameters
+    """Whether the installed core takes sampling option ``name`` (a :class:`SampleOptions`
+    field, which ``temperature_sample`` and CALM ``generate`` both accept)."""
+    from ..core.options import SampleOptions
+
+    return name in SampleOptions.names() or name in inspect.signature(temperature_sample).parameters
 
 
 def _limit(value: int, limit: int, name: str, flag: str) -> None:
