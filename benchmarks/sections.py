@@ -30,6 +30,7 @@ from . import (
     bench_demos,
     bench_exact,
     bench_selection,
+    bench_serve,
     end_to_end,
     figures,
     report,
@@ -78,6 +79,7 @@ def sections(device: str = "cpu") -> tuple[Section, ...]:
         ),
         Section("auto", _one_thread(bench_auto.run), lambda r, _f: report.auto_section(r)),
         Section("end_to_end", end_to_end.run, lambda r, _f: report.end_to_end_section(r)),
+        Section("serve", bench_serve.run, lambda r, _f: bench_serve.section(r)),
         Section("demos", bench_demos.run, bench_demos.render, doc_blocks=bench_demos.doc_blocks),
     )
 
