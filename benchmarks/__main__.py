@@ -1,8 +1,10 @@
 """``python -m benchmarks [--quick] [--out PATH] [--only SECTION ...] [--device DEV]``.
 
-Runs the sections, writes the Markdown report (default docs/benchmarks.md) and the figures
-(``figures/`` beside the report). Exit status 0 unless the arguments are wrong: a section that
-cannot run is reported in the file, not raised.
+Runs the sections (:mod:`benchmarks.sections`), writes the Markdown report (default
+docs/benchmarks.md) and the figures (``figures/`` beside the report). A full run that writes the
+default report also rewrites the docs' generated blocks its sections own (the demo tables of
+docs/diffusion.md; see :mod:`benchmarks.docblocks`). Exit status 0 unless the arguments are
+wrong: a section that cannot run is reported in the file, not raised.
 """
 
 from __future__ import annotations
@@ -14,19 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import (
-    bench_accuracy,
-    bench_auto,
-    bench_exact,
-    bench_selection,
-    bench_serve,
-    end_to_end,
-    figures,
-    report,
-)
+from . import docblocks, report
 from .common import machine_info
+from .sections import NAMES, sections
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "end_to_end", "serve")
+SECTIONS = NAMES
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -54,73 +48,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out: Path = args.out
     fig_dir = out.parent / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    runners = {
-        "selection": lambda q: bench_selection.run(q, device=args.device),
-        "exact": bench_exact.run,
-        # untimed sections run on one thread: on a busy machine torch's multi-threaded kernels
-        # can be many times slower than one thread, and nothing there is a timing
-        "accuracy": lambda q: bench_selection.with_threads(1, lambda: bench_accuracy.run(q)),
-        "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
-        "end_to_end": end_to_end.run,
-        "serve": bench_serve.run,
-    }
+    load_start = _load()
+    chosen = [s for s in sections(args.device) if s.name in args.only]
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    for name in SECTIONS:
-        if name not in args.only:
-            continue
-        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+    for section in chosen:
+        print(f"[benchmarks] {section.name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        results[name] = runners[name](args.quick)
-        timings[name] = time.perf_counter() - start
-        print(f"[benchmarks] {name} done in {timings[name]:.1f} s", file=sys.stderr, flush=True)
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-
-    figs: dict[str, str] = {}
-    plots = (
-        ("accuracy", "accuracy_vs_N.png", figures.accuracy_figure),
-        ("exact", "cost_vs_T.png", figures.cost_figure),
-        ("selection", "selection_speed.png", figures.selection_figure),
-    )
-    for section, filename, plot in plots:
-        if section in results:
-            plot(results[section], fig_dir / filename)
-            figs[section] = f"figures/{filename}"
+        results[section.name] = section.run(args.quick)
+        timings[section.name] = time.perf_counter() - start
+        print(
+            f"[benchmarks] {section.name} done in {timings[section.name]:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    load_end = _load()
 
     given = sys.argv[1:] if argv is None else argv
     invocation = " ".join(["python -m benchmarks"] + [shlex.quote(a) for a in given])
-    commands = {"this report": invocation}
+    mode = "quick" if args.quick else "full"
     parts = [
         report.header(
-            machine_info(),
-            commands,
-            "quick" if args.quick else "full",
-            timings,
-            (load_start, load_end),
+            machine_info(), {"this report": invocation}, mode, timings, (load_start, load_end)
         ),
         report.summary(results),
     ]
-    if "selection" in results:
-        parts.append(report.selection_section(results["selection"], figs.get("selection")))
-    if "exact" in results:
-        parts.append(report.exact_section(results["exact"], figs.get("exact")))
-    if "accuracy" in results:
-        parts.append(report.accuracy_section(results["accuracy"], figs.get("accuracy")))
-    if "auto" in results:
-        parts.append(report.auto_section(results["auto"]))
-    if "end_to_end" in results:
-        parts.append(report.end_to_end_section(results["end_to_end"]))
-    if "serve" in results:
-        parts.append(bench_serve.section(results["serve"]))
+    figs = 0
+    for section in chosen:
+        figure = None
+        if section.figure is not None:
+            filename, plot = section.figure
+            plot(results[section.name], fig_dir / filename)
+            figure, figs = f"figures/{filename}", figs + 1
+        parts.append(section.render(results[section.name], figure))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
-    print(f"[benchmarks] wrote {out} and {len(figs)} figures in {fig_dir}", file=sys.stderr)
+    print(f"[benchmarks] wrote {out} and {figs} figures in {fig_dir}", file=sys.stderr)
+    if out.resolve() == DEFAULT_OUT.resolve():  # only the repository's own report owns the docs
+        for section in chosen:
+            if section.doc_blocks is None:
+                continue
+            for page, bodies in section.doc_blocks(results[section.name]).items():
+                if bodies and docblocks.update_file(page, bodies):
+                    print(f"[benchmarks] rewrote {sorted(bodies)} in {page}", file=sys.stderr)
     return 0
 
 

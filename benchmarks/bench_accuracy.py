@@ -23,8 +23,9 @@ from collections import Counter
 import torch
 
 from implicit_temperature import selection_probabilities
+from implicit_temperature.demos.laws import tempered, total_variation
 
-from .common import LAWS, categorical_draw, tempered, total_variation
+from .common import LAWS, categorical_draw
 
 TEMPERATURES = (0.25, 0.5, 0.8, 1.5, 2.0)
 SIZES = (16, 64, 200, 1000)

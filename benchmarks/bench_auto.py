@@ -17,7 +17,7 @@ import torch
 
 import implicit_temperature as it
 
-from .common import PEAKED, ZIPF, categorical_draw
+from .common import PEAKED, ZIPF, categorical_draw, core_constants
 
 SPREAD = torch.full((5000,), 1 / 5000, dtype=torch.float64)
 
@@ -72,6 +72,6 @@ def run(quick: bool) -> dict:
         )
     return {
         "rows": rows,
-        "budget_factor": it.core.api.AUTO_BUDGET_FACTOR,
-        "exact_share": it.core.api.AUTO_EXACT_SHARE,
+        "budget_factor": core_constants()["AUTO_BUDGET_FACTOR"],
+        "exact_share": core_constants()["AUTO_EXACT_SHARE"],
     }

@@ -215,6 +215,8 @@ def memory(quick: bool, device: str = "cpu") -> dict:
 
 
 def _markdown(sp: dict, mem: dict) -> str:
+    from .report import target_note
+
     lines = [
         f"Decoding speed, {sp['model']}, B = {sp['batch_size']} prompts, "
         f"{sp['new_tokens_per_prompt']} new tokens each, median of {sp['repeats']} interleaved "
@@ -228,7 +230,7 @@ def _markdown(sp: dict, mem: dict) -> str:
     lines += [
         "",
         f"batch / keep-first time at T = 0.5: {sp['batch_over_keep_first']:.3f} "
-        f"(target <= {sp['batch_over_keep_first_target']})",
+        + target_note(sp["batch_over_keep_first"], sp["batch_over_keep_first_target"], "<="),
         "",
         f"Peak memory of one `draw({mem['num_samples']})` for {mem['prompts']} prompt(s) at "
         f"V = {mem['vocab_size']} (tiny hidden sizes), each in a fresh process:",

@@ -1,13 +1,20 @@
-"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, TV, the machine."""
+"""Shared pieces of the benchmarks: known laws, a categorical ``draw``, the machine.
+
+P^(1/T) and TV come from :mod:`implicit_temperature.demos.laws`, the law-helpers module the demos
+and tests use too."""
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import platform
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: The two known laws every section uses: one peaked, one heavy-tailed.
 PEAKED = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
@@ -17,12 +24,6 @@ LAWS: dict[str, torch.Tensor] = {
     "peaked [.5, .3, .15, .05]": PEAKED,
     "Zipf(1.1), 30 outcomes": ZIPF,
 }
-
-
-def tempered(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The target law P^(1/T) / Z_T (float64)."""
-    w = p.double() ** (1.0 / temperature)
-    return w / w.sum()
 
 
 def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
@@ -39,11 +40,6 @@ def categorical_draw(p: torch.Tensor) -> Callable[..., torch.Tensor]:
         return torch.searchsorted(cdf, u, right=True).clamp_(max=last)
 
     return draw
-
-
-def total_variation(q: torch.Tensor, p: torch.Tensor) -> float:
-    """0.5 * sum |q - p| of two laws on the same outcomes."""
-    return 0.5 * float((q.double() - p.double()).abs().sum())
 
 
 def _cpu_model() -> str:
@@ -70,3 +66,33 @@ def machine_info() -> dict[str, str]:
         "CUDA": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
     }
     return info
+
+
+#: The core's constants the pages quote (pilot sizes, auto's budget rule, the planner's grid),
+#: with the modules that may define them (the core's layout may move them).
+_CORE_CONSTANTS = (
+    "PILOT_MIN",
+    "PILOT_SHARE",
+    "PILOT_BUDGET_SHARE",
+    "AUTO_BUDGET_FACTOR",
+    "AUTO_EXACT_SHARE",
+    "GRID_STEP",
+)
+_CORE_MODULES = ("pilot", "decide", "api", "plan", "cost")
+
+
+def core_constants() -> dict[str, float]:
+    """The core's constants the benchmarks page quotes, read from the code (never retyped)."""
+    found: dict[str, float] = {}
+    for module in _CORE_MODULES:
+        try:
+            mod = importlib.import_module(f"implicit_temperature.core.{module}")
+        except ImportError:
+            continue
+        for name in _CORE_CONSTANTS:
+            if name not in found and hasattr(mod, name):
+                found[name] = getattr(mod, name)
+    missing = sorted(set(_CORE_CONSTANTS) - set(found))
+    if missing:
+        raise LookupError(f"core constants {missing} not found in implicit_temperature.core")
+    return found

@@ -7,6 +7,9 @@ import pytest
 import torch
 from scipy import stats
 
+# the one law-helpers module of the demos, benchmarks and tests, re-exported for the test files
+from implicit_temperature.demos.laws import frequencies, tempered, total_variation  # noqa: F401
+
 # Significance level of every goodness-of-fit test in the suite. Seeds are fixed, so a test either
 # always passes or always fails; alpha says how unlikely a correct sampler is to fail it.
 ALPHA = 1e-3
@@ -14,12 +17,6 @@ ALPHA = 1e-3
 PEAKED = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
 ZIPF = torch.arange(1, 31, dtype=torch.float64) ** -1.1
 ZIPF = ZIPF / ZIPF.sum()
-
-
-def tempered(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The target P^(1/T) / Z_T."""
-    w = p.double() ** (1.0 / temperature)
-    return w / w.sum()
 
 
 def categorical_draw(p: torch.Tensor):
@@ -63,11 +60,6 @@ def chi_square_pvalue(outcomes: torch.Tensor, target: torch.Tensor, min_expected
             exp.append(small_exp)
     obs, exp = np.array(obs), np.array(exp)
     return stats.chisquare(obs, exp).pvalue
-
-
-def total_variation(outcomes: torch.Tensor, target: torch.Tensor) -> float:
-    freq = torch.bincount(outcomes.flatten(), minlength=target.numel()).double()
-    return 0.5 * float((freq / freq.sum() - target).abs().sum())
 
 
 @pytest.fixture

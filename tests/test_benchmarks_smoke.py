@@ -159,3 +159,51 @@ def test_figures_written_as_png(report: tuple[str, Path]) -> None:
     for name in ("accuracy_vs_N.png", "cost_vs_T.png", "selection_speed.png"):
         assert f"(figures/{name})" in text
         assert (folder / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_missed_target_is_flagged_on_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """batch / keep-first 1.109 against a 1.1 target must read as missed, not pass silently."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import report
+
+    assert report.target_note(1.109, 1.1, "<=") == "(target <= 1.10: **MISSED**)"
+    assert report.target_note(1.05, 1.1, "<=") == "(target <= 1.10: met)"
+    assert report.target_note(9.9, 10.0, ">=").endswith("**MISSED**)")
+    speed = {"batch_over_keep_first": 1.109, "batch_over_keep_first_target": 1.1}
+    e2e = {"bench_calm": {"status": "ok", "result": {"speed": speed}, "seconds": 1.0}}
+    text = report.summary({"end_to_end": e2e})
+    assert "1.109 (target <= 1.10: **MISSED**)" in text
+
+
+def test_a_headline_ratio_shows_its_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import report
+
+    def row(b: int, n: int, ratio: float) -> dict:
+        return {
+            "T": 0.5,
+            "B": b,
+            "N": n,
+            "speedup_vs_published": ratio,
+            "speedup_best_vs_published": ratio,
+            "speedup_1thread_vs_published": ratio,
+            "ours_s": 1e-3,
+            "published_s": 1e-3 * ratio,
+        }
+
+    sel = {"threads": 2, "rows": [row(256, 200, 26.0), row(32, 64, 0.74), row(32, 1000, 0.70)]}
+    text = report.summary({"selection": sel})
+    assert "**26.0x** (target >= 10.0: met)" in text
+    assert "ranges from 0.70x to 26.0x" in text
+    assert "B = 32, N = 1000: 0.70x" in text  # the settings where the loop wins are named
+
+
+def test_sections_registry_drives_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import __main__ as cli
+    from benchmarks.sections import sections
+
+    names = [s.name for s in sections()]
+    assert tuple(names) == cli.SECTIONS and len(set(names)) == len(names)
+    assert "demos" in names
+    assert cli.parse_args(["--only", "demos"]).only == ["demos"]

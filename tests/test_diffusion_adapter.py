@@ -18,7 +18,7 @@ from diffusers import (
 )
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from implicit_temperature.adapters.diffusion import DiffusionAdapter, ImageHashQuantizer
+from implicit_temperature.adapters.diffusion import DiffusionAdapter
 from implicit_temperature.adapters.flow_matching import FlowMatchingAdapter, VelocityField
 from implicit_temperature.core import SamplerOutputError
 from implicit_temperature.demos.mixture import (
@@ -33,7 +33,7 @@ from implicit_temperature.plugins import (
     get_adapter,
     plugin_errors,
 )
-from implicit_temperature.quantizers import QuantizerError
+from implicit_temperature.quantizers import ImageHashQuantizer, QuantizerError
 
 
 def _tiny_ddpm() -> DDPMPipeline:

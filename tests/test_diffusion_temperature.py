@@ -26,6 +26,11 @@ import pytest
 import torch
 
 from implicit_temperature.core import selection_probabilities
+from implicit_temperature.demos.laws import (
+    frequencies,
+    tempered,
+    total_variation_rows,
+)
 from implicit_temperature.plugins import TemperatureSampler
 
 T = 0.5
@@ -37,12 +42,12 @@ K = 4
 
 
 def _square(p: np.ndarray) -> np.ndarray:
-    q = p ** (1.0 / T)
-    return q / q.sum(axis=-1, keepdims=True)
+    """P^(1/T) / Z at T = 0.5, per row (numpy in, numpy out)."""
+    return tempered(torch.from_numpy(np.asarray(p, dtype=np.float64)), T).numpy()
 
 
 def _tv(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return 0.5 * np.abs(p - q).sum(axis=-1)
+    return total_variation_rows(torch.from_numpy(p), torch.from_numpy(q)).numpy()
 
 
 def _batch_law(p: np.ndarray, n: int, reps: int = 20_000) -> np.ndarray:
@@ -64,7 +69,7 @@ def _tolerance(p_hat: np.ndarray, law: np.ndarray, m2: int, reps: int = 20_000) 
 
 
 def _frequencies(keys: torch.Tensor) -> np.ndarray:
-    return (torch.bincount(keys.reshape(-1), minlength=K).double() / keys.numel()).numpy()
+    return frequencies(keys, K).numpy()
 
 
 @pytest.fixture(scope="module", params=["ddpm", "flow"])

@@ -210,3 +210,98 @@ def test_fit_fits_the_quantizer_eagerly():
     assert lazy.adapter.quantizer is None
     lazy.adapter.fit()  # the default (image hash) is chosen from one pilot draw
     assert lazy.adapter.quantizer.name == "image_hash"
+
+
+def test_wrapping_leaves_the_pipeline_progress_bar_config_as_the_user_set_it():
+    """The pipeline's own bar is silenced only while the wrapper calls it: the user's
+    ``set_progress_bar_config`` (or its absence) is there after wrapping, sampling and a failing
+    call, and during a call the user's options are kept with ``disable=True`` added."""
+    pipe = DDPMPipeline(unet=tiny_unet(), scheduler=DDIMScheduler(num_train_timesteps=1000))
+    assert "_progress_bar_config" not in pipe.__dict__  # never configured
+    tpipe = with_temperature(pipe, quantizer=bright, num_inference_steps=2, progress=False)
+    tpipe(temperature=0.5, num_images_per_prompt=2, generator=0)
+    assert "_progress_bar_config" not in pipe.__dict__
+
+    pipe.set_progress_bar_config(leave=False, desc="mine")
+    during: list[dict] = []
+    hook = pipe.unet.register_forward_pre_hook(
+        lambda m, args: during.append(dict(pipe._progress_bar_config))
+    )
+    try:
+        tpipe(temperature=0.5, num_images_per_prompt=2, generator=0)
+    finally:
+        hook.remove()
+    assert during and all(c == {"leave": False, "desc": "mine", "disable": True} for c in during)
+    assert pipe._progress_bar_config == {"leave": False, "desc": "mine"}
+
+    def boom(m, args):
+        raise RuntimeError("model failed")
+
+    hook = pipe.unet.register_forward_pre_hook(boom)
+    try:
+        with pytest.raises(RuntimeError, match="model failed"):
+            tpipe(temperature=0.5, generator=0)
+    finally:
+        hook.remove()
+    assert pipe._progress_bar_config == {"leave": False, "desc": "mine"}
+
+    kept = with_temperature(
+        pipe, quantizer=bright, num_inference_steps=2, progress=False, pipeline_progress_bar=True
+    )
+    during.clear()
+    hook = pipe.unet.register_forward_pre_hook(
+        lambda m, args: during.append(dict(pipe._progress_bar_config))
+    )
+    try:
+        kept(temperature=1.0, generator=0)
+    finally:
+        hook.remove()
+    assert during and all(c == {"leave": False, "desc": "mine"} for c in during)
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records every bar created, its total and its count."""
+
+    made: list[_RecordingBar] = []
+
+    def __init__(self, *args, total=None, desc=None, **kwargs) -> None:
+        self.total, self.desc, self.n, self.closed = total, desc, 0, False
+        _RecordingBar.made.append(self)
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("method", ["batch", "exact"])
+def test_one_progress_bar_per_temperature_call_with_a_total(monkeypatch, method):
+    """One bar per ``tpipe(...)`` call (none per internal draw labelled with the pipeline class,
+    although the batch draw here takes 12 pipeline calls of 2 images). The batch method's total
+    is known in advance, B x outputs x N = 24; the exact method's is set to the draws spent, and
+    the bar counts every draw the call made (pilot included)."""
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingBar)
+    _RecordingBar.made = []
+    tpipe = with_temperature(
+        ddpm_pipeline(), quantizer=bright, num_inference_steps=2, draw_batch_size=2, progress=True
+    )
+    tpipe(temperature=0.5, num_images_per_prompt=3, generator=0, method=method, num_samples=8)
+    res = tpipe.last_results[0]
+    assert len(_RecordingBar.made) == 1, [b.desc for b in _RecordingBar.made]
+    bar = _RecordingBar.made[0]
+    assert bar.closed and bar.n == res.draws
+    if method == "batch":
+        assert bar.desc == "T=0.5 batch N=8" and bar.total == 24 == res.draws
+    else:
+        assert bar.desc == "T=0.5 exact" and bar.total == res.draws >= 3
+    _RecordingBar.made = []
+    with_temperature(ddpm_pipeline(), quantizer=bright, num_inference_steps=2, progress=False)(
+        temperature=0.5, num_images_per_prompt=3, generator=0, method=method, num_samples=8
+    )
+    assert _RecordingBar.made == []  # progress=False: no bar at all

@@ -34,6 +34,7 @@ from implicit_temperature.demos.digits import (  # noqa: E402
     load_digits_pipeline,
     sample_digits,
 )
+from implicit_temperature.demos.laws import frequencies, tempered, total_variation  # noqa: E402
 from implicit_temperature.plugins import TemperatureSampler  # noqa: E402
 from implicit_temperature.quantizers import ClassifierQuantizer  # noqa: E402
 
@@ -50,16 +51,7 @@ TV_TOL_FLAT = 0.15  # T = 2: the target spreads over all 10 digits, so M = 200 o
 
 
 def _freq(labels: torch.Tensor) -> torch.Tensor:
-    return torch.bincount(labels.reshape(-1), minlength=10).double() / labels.numel()
-
-
-def _tv(p: torch.Tensor, q: torch.Tensor) -> float:
-    return 0.5 * float((p - q).abs().sum())
-
-
-def _tempered(p: torch.Tensor, t: float) -> torch.Tensor:
-    w = p ** (1.0 / t)
-    return w / w.sum()
+    return frequencies(labels, 10)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +81,8 @@ def test_class_law_at_t1_is_imbalanced(digits):
 )
 def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
     sampler, classify, p = digits
-    target = _tempered(p, temperature)
-    assert _tv(p, target) > 2 * TV_TOL  # the untempered law would fail this test
+    target = tempered(p, temperature)
+    assert total_variation(p, target) > 2 * TV_TOL  # the untempered law would fail this test
     m = {("exact", 0.25): 100, ("batch", 0.25): 150}.get((method, temperature), M)
     res = sampler.sample(
         temperature, method=method, num_outputs=m, num_samples=N_POOL[temperature], generator=7
@@ -98,13 +90,13 @@ def test_tempered_class_law_is_p_to_the_1_over_t(digits, temperature, method):
     assert res.samples.shape == (m, 1, 8, 8)
     labels = classify(res.samples)
     assert torch.equal(labels, res.keys)  # the key of each output is the digit it shows
-    tv = _tv(_freq(labels), target)
+    tv = total_variation(_freq(labels), target)
     assert tv < TV_TOL, (method, temperature, tv, _freq(labels), target)
 
 
 def test_t2_batch_flattens_the_class_law(digits):
     sampler, classify, p = digits
-    target = _tempered(p, 2.0)
+    target = tempered(p, 2.0)
     res = sampler.sample(2.0, method="batch", num_outputs=M, num_samples=N_POOL[2.0], generator=8)
     freq = _freq(classify(res.samples))
 
@@ -114,7 +106,7 @@ def test_t2_batch_flattens_the_class_law(digits):
 
     assert entropy(freq) > entropy(p) + 0.1  # flatter than P
     assert freq.max() < p.max() - 0.05  # the head loses mass
-    assert _tv(freq, target) < TV_TOL_FLAT
+    assert total_variation(freq, target) < TV_TOL_FLAT
 
 
 def test_noise_scaling_is_not_temperature_of_the_class_law(digits):
@@ -124,8 +116,10 @@ def test_noise_scaling_is_not_temperature_of_the_class_law(digits):
     scaled = sample_digits(pipe, 600, num_inference_steps=STEPS, generator=g, noise_scale=0.5)
     plain = sample_digits(pipe, 600, num_inference_steps=STEPS, generator=g)
     freq = _freq(classify(scaled))
-    target = _tempered(p, 0.5)
-    assert _tv(freq, target) > TV_TOL  # the workaround misses P^(1/T) at the matched T = 0.5
+    target = tempered(p, 0.5)
+    assert (
+        total_variation(freq, target) > TV_TOL
+    )  # the workaround misses P^(1/T) at the matched T = 0.5
     # ... and not by noise: P^2 raises the second most common digit (1), noise scaling drops it
     assert target[1] > p[1] and freq[1] < p[1] / 2, (freq, p, target)
     # texture: more grey (half-inked) pixels, i.e. blurrier strokes

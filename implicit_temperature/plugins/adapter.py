@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import torch
+
+from .hookspecs import adapter_contract
 
 
 class Adapter:
     """Base class (and protocol) for model adapters.
 
-    Contract:
-
-    * ``name`` (class attribute, str): the name users pass as ``adapter=`` and that
-      ``itemp plugins`` lists.
-    * ``handles(model) -> bool`` (classmethod): True when this adapter can drive ``model``. Keep it
-      specific: ``TemperatureSampler(model)`` refuses to guess when several adapters say yes.
-    * ``__init__(model, **options)``: options are adapter specific (quantizer, context, call
-      kwargs, batch sizes). Quantizers come as ``quantizer=`` (a registered name, a quantizer
-      object or a callable) with ``quantizer_options=`` (a dict for a registered name), passed
-      through :func:`implicit_temperature.quantizers.resolve_quantizer`. Keep the keywords
-      explicit: ``TemperatureSampler`` then reports an unknown one with the closest valid name.
-    * ``draw(n, generator=None)``: ``n`` i.i.d. samples from the model, in as few model calls as
-      memory allows. Unbatched adapters return leading dim ``n``; adapters with ``batched = True``
-      run ``num_problems`` independent problems (e.g. B prompts) at once and return ``(B, n, ...)``.
-      ``generator`` is a ``torch.Generator``: the same generator state gives the same samples.
-      It may live on another device than the model (int seeds give a CPU generator): draw the
-      noise on ``generator.device`` and move it, as diffusers' ``randn_tensor`` does.
-    * Optional, batched adapters: ``draw(n, generator=None, active=None)`` where ``active`` is a
-      bool tensor (B,): return ``(B_active, n, ...)`` for those problems only. The exact sampler
-      passes it when some problems are done, so their draws are not computed.
-    * ``quantize(samples) -> LongTensor``: keys; equal keys mean the same outcome. Shape
-      ``(n,)``/``(n, d)``, or ``(B, n)``/``(B, n, d)`` when batched.
+    Subclass it (or follow its protocol) and register the class with the ``register_adapters``
+    hook. The contract, written once in that hook's docstring, follows.
     """
 
     name: ClassVar[str] = ""
@@ -64,3 +47,9 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} adapter {self.name!r} for {type(self.model).__name__}>"
+
+
+# The contract is written once, in the hookspec's docstring; help(Adapter) shows it here too.
+Adapter.__doc__ = (
+    f"{inspect.cleandoc(Adapter.__doc__ or '')}\n\nContract:\n\n{adapter_contract()}\n"
+)

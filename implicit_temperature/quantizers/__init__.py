@@ -10,6 +10,8 @@ quantizers (registered through the ``register_quantizers`` hook, like third-part
 * ``classifier`` (:class:`ClassifierQuantizer`): any function returning integer labels.
 * ``nearest_component`` (:class:`NearestComponentQuantizer`): index of the nearest of K given
   means (option ``means``); mixtures with known components.
+* ``image_hash`` (:class:`ImageHashQuantizer`): average hash of a downsampled image (option
+  ``hash_size``); the pipeline adapters' default for images, see its limits.
 
 :func:`resolve_quantizer` turns a name, a quantizer object or a plain callable into a quantizer.
 Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)`` ->
@@ -23,6 +25,7 @@ from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer, kmeans, nearest_code
 from .exact import ExactQuantizer
 from .grid import GridQuantizer
+from .image_hash import ImageHashQuantizer
 from .nearest_component import NearestComponentQuantizer
 from .resolve import CallableQuantizer, quantize, resolve_quantizer
 
@@ -32,6 +35,7 @@ __all__ = [
     "CodebookQuantizer",
     "ExactQuantizer",
     "GridQuantizer",
+    "ImageHashQuantizer",
     "NearestComponentQuantizer",
     "Quantizer",
     "QuantizerError",

@@ -9,6 +9,7 @@ from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer
 from .exact import ExactQuantizer
 from .grid import GridQuantizer
+from .image_hash import ImageHashQuantizer
 from .nearest_component import NearestComponentQuantizer
 
 BUILTIN_QUANTIZERS = (
@@ -17,12 +18,13 @@ BUILTIN_QUANTIZERS = (
     CodebookQuantizer,
     ClassifierQuantizer,
     NearestComponentQuantizer,
+    ImageHashQuantizer,
 )
 
 
 @hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
-    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``: each class is its
-    own factory."""
+    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``, ``image_hash``:
+    each class is its own factory."""
     for cls in BUILTIN_QUANTIZERS:
         register(cls.name, cls)

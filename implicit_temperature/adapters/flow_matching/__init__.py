@@ -12,7 +12,7 @@ Importing this package does not import diffusers. The shipped demo pipelines liv
 :mod:`implicit_temperature.demos`.
 """
 
-from ..diffusion.wrapper import TemperaturePipeline, with_temperature
+from ..pipelines.wrapper import TemperaturePipeline, with_temperature
 from .adapter import FlowMatchingAdapter
 from .velocity import SOLVERS, VelocityField, integrate
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from ..diffusion.adapter import SampleAdapter, check_call_kwargs
-from ..diffusion.detect import is_diffusion_pipeline, is_flow_matching_pipeline
-from ..diffusion.driver import PipelineDriver
+from ..pipelines.adapter import SampleAdapter, check_call_kwargs
+from ..pipelines.detect import is_diffusion_pipeline, is_flow_matching_pipeline
+from ..pipelines.driver import PipelineDriver
 from .velocity import VELOCITY_BATCH_SIZE, VelocityField, VelocityFieldDriver
 
 

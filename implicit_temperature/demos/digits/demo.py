@@ -98,6 +98,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
 
+    m = args.num_outputs
+    run_ = measure_digits(
+        args,
+        on_block=lambda blk: _print_block(
+            blk["t"], blk["p"], blk["target"], blk["cols"], blk["plain"], args.num_samples, m
+        ),
+    )
+    pipe, p, plain, blocks = (run_[k] for k in ("pipe", "p", "plain", "blocks"))
+    print(
+        "TV: total-variation distance to the target P^(1/T)/Z, with P measured at T = 1 (its "
+        "sampling error, magnified by 1/T, moves the target too); Monte-Carlo noise alone gives"
+        f" about {(DIGITS / (6.28 * m)) ** 0.5:.2f} or less for {m} images. Scaling the initial "
+        "noise moves the class law, but not towards P^(1/T) (at T < 1 it drops the 1s)."
+    )
+    if paths:
+        _bars(paths[0], p, blocks, args)
+        _grids(paths[1], pipe, plain, blocks)
+    return 0
+
+
+def measure_digits(args: argparse.Namespace, on_block: Any = None) -> dict[str, Any]:
+    """Measure the class law P at T = 1, then every method at every T (printing the header
+    lines; ``on_block(block)`` after each T). Returns ``{"pipe", "p", "plain", "blocks", "m",
+    ...}``, each block ``{"t", "target", "cols", "p", "plain"}`` with columns ``noise``, ``exact``
+    (T <= 1) and ``batch``: ``{"images", "draws", "seconds", "freq", "tv", "ink", "contrast"}``.
+    """
     from ...plugins import TemperatureSampler
     from ...quantizers import ClassifierQuantizer
     from .classifier import held_out_accuracy, load_classifier
@@ -132,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     blocks: list[dict[str, Any]] = []
-    for t in temps:
+    for t in [float(x) for x in args.temperatures]:
         target = tempered(p, t)
         cols: dict[str, dict[str, Any]] = {}
         start = time.perf_counter()
@@ -161,19 +187,48 @@ def run(args: argparse.Namespace) -> int:
             col["freq"] = frequencies(classify(col["images"]), DIGITS)
             col["tv"] = total_variation(col["freq"], target)
             col["ink"], col["contrast"] = _texture(col["images"])
-        blocks.append({"t": t, "target": target, "cols": cols})
-        _print_block(t, p, target, cols, plain, args.num_samples, m)
+        blocks.append({"t": t, "target": target, "cols": cols, "p": p, "plain": plain})
+        if on_block is not None:
+            on_block(blocks[-1])
 
-    print(
-        "TV: total-variation distance to the target P^(1/T)/Z, with P measured at T = 1 (its "
-        "sampling error, magnified by 1/T, moves the target too); Monte-Carlo noise alone gives"
-        f" about {(DIGITS / (6.28 * m)) ** 0.5:.2f} or less for {m} images. Scaling the initial "
-        "noise moves the class law, but not towards P^(1/T) (at T < 1 it drops the 1s)."
-    )
-    if paths:
-        _bars(paths[0], p, blocks, args)
-        _grids(paths[1], pipe, plain, blocks)
-    return 0
+    return {
+        "pipe": pipe,
+        "p": p,
+        "plain": plain,
+        "blocks": blocks,
+        "m": m,
+        "num_samples": args.num_samples,
+        "law_samples": args.law_samples,
+        "steps": args.steps,
+        "seed": args.seed,
+    }
+
+
+def _share(v: float) -> str:
+    return "0" if v == 0 else f"{v:.3f}".lstrip("0")
+
+
+def digits_markdown(run_: dict[str, Any]) -> str:
+    """:func:`measure_digits`' result as the Markdown table docs/diffusion.md shows (class shares,
+    TV to the target P^(1/T)/Z, model draws per image; ``make bench`` writes it)."""
+    p, m, n_pool = run_["p"], run_["m"], run_["num_samples"]
+    head = "| digit | " + " | ".join(str(d) for d in range(DIGITS)) + " | TV to target | "
+    lines = [head + "draws/image |", "|---|" + "---|" * (DIGITS + 2)]
+    shares = " | ".join(_share(v) for v in p.tolist())
+    lines.append(f"| P (T = 1, {run_['law_samples']} draws) | {shares} | | 1 |")
+    names = {"exact": "exact", "batch": f"batch N = {n_pool}"}
+    for blk in run_["blocks"]:
+        t = blk["t"]
+        target = " | ".join(_share(v) for v in blk["target"].tolist())
+        lines.append(f"| **T = {t:g}** target | {target} | | |")
+        for key in ("exact", "batch", "noise"):
+            col = blk["cols"].get(key)
+            if col is None:
+                continue
+            label = names.get(key, f"noise × {t:g}")
+            cells = " | ".join(_share(v) for v in col["freq"].tolist())
+            lines.append(f"| {label} | {cells} | {col['tv']:.3f} | {col['draws'] / m:.3g} |")
+    return "\n".join(lines)
 
 
 def _print_block(
@@ -253,7 +308,7 @@ def _grids(path: Any, pipe: Any, plain: torch.Tensor, blocks: list) -> None:
     from diffusers.utils import make_image_grid
     from PIL import ImageOps
 
-    from ...adapters.diffusion.wrapper import images_to_output_type
+    from ...adapters.pipelines.wrapper import images_to_output_type
 
     def grid(images: torch.Tensor) -> Any:
         pil = images_to_output_type(images[:32].detach().cpu(), "pil", pipe)

@@ -62,8 +62,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
 
 def run_mixture_demo(title: str, load: Callable[[], Any], args: argparse.Namespace) -> int:
     """Run the comparison on ``load()``'s pipeline; returns a process exit code."""
-    from ...plugins import TemperatureSampler
-
     t = float(args.temperature)
     m = int(args.num_outputs)
     if m < 1 or args.num_samples < 1 or not t > 0:
@@ -77,6 +75,21 @@ def run_mixture_demo(title: str, load: Callable[[], Any], args: argparse.Namespa
     except FigurePathError as exc:
         print(f"error: {exc}")
         return 2
+    cmp = compare_on_mixture(title, load, args)
+    print_comparison(cmp)
+    if paths:
+        _figure(paths[0], title, cmp["t"], cmp["means"], cmp["columns"], cmp["target"])
+    return 0
+
+
+def compare_on_mixture(title: str, load: Callable[[], Any], args: argparse.Namespace) -> dict:
+    """Draw every column of the comparison (printing the header first): ``{"t", "m", "means",
+    "weights", "target", "columns"}``, each column ``{"samples", "freq", "draws", "seconds",
+    "kind"}`` keyed by its name (``"T=1"``, ``"noise x0.5"``, ``"exact"``, ``"batch"``)."""
+    from ...plugins import TemperatureSampler
+
+    t = float(args.temperature)
+    m = int(args.num_outputs)
     pipe = load()
     means, weights = pipe.mixture_means, pipe.mixture_weights.double()
     k = means.shape[0]
@@ -136,6 +149,22 @@ def run_mixture_demo(title: str, load: Callable[[], Any], args: argparse.Namespa
     if t > 1:
         print("(T > 1: no exact method exists above T = 1; showing batch only)\n")
 
+    return {
+        "t": t,
+        "m": m,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "means": means,
+        "weights": weights,
+        "target": target,
+        "columns": columns,
+    }
+
+
+def print_comparison(cmp: dict) -> None:
+    """The demo's text table of :func:`compare_on_mixture`'s result."""
+    t, m, weights, target, columns = (cmp[k] for k in ("t", "m", "weights", "target", "columns"))
+    k = weights.numel()
     model_target = tempered_weights(columns["T=1"]["freq"], t)
     names = list(columns)
     header = f"{'component':>9} {'w':>7} {'target':>7} " + " ".join(f"{n:>10}" for n in names)
@@ -157,9 +186,31 @@ def run_mixture_demo(title: str, load: Callable[[], Any], args: argparse.Namespa
         f"{[round(v, 3) for v in model_target.tolist()]} (what exact/batch aim at: the model "
         "is not exactly the mixture)"
     )
-    if paths:
-        _figure(paths[0], title, t, means, columns, target)
-    return 0
+
+
+def comparison_markdown(cmp: dict) -> str:
+    """:func:`compare_on_mixture`'s result as the Markdown table docs/diffusion.md shows
+    (component shares, TV to the target w^(1/T)/Z, draws per output; ``make bench`` writes it)."""
+    t, m, weights, target, columns = (cmp[k] for k in ("t", "m", "weights", "target", "columns"))
+    names = list(columns)
+    heads = {"T=1": "T=1", f"noise x{t:g}": f"noise × {t:g}", "exact": "exact"}
+    heads["batch"] = f"batch N={cmp['num_samples']}"
+    lines = [
+        "| component | w | target | " + " | ".join(heads.get(n, n) for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for i in range(weights.numel()):
+        cells = [f"{columns[n]['freq'][i].item():.3f}" for n in names]
+        lines.append(
+            f"| {i} | {weights[i].item():.3f} | {target[i].item():.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    tvs = [f"{total_variation(columns[n]['freq'], target):.3f}" for n in names]
+    lines.append("| TV to target | | | " + " | ".join(tvs) + " |")
+    draws = [f"{columns[n]['draws'] / m:.3g}" for n in names]
+    lines.append("| draws/output | | | " + " | ".join(draws) + " |")
+    return "\n".join(lines)
 
 
 def _figure(

@@ -4,7 +4,9 @@
 of ``driver(n, generator)`` makes ceil(n / batch_size) pipeline calls (a loop over memory-sized
 chunks, never over samples), passes the same ``torch.Generator`` to each (so the generator's
 state alone fixes the result, for a given batch size), and returns a tensor ``(n, ...)`` —
-``(B, n, ...)`` for a list of B prompts.
+``(B, n, ...)`` for a list of B prompts. The pipeline object is left as the user configured it:
+its own progress bar is silenced only during the adapter's calls
+(:func:`~.progress.pipeline_bar_silenced`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from .outputs import samples_to_tensor
+from .progress import CallProgress, pipeline_bar_silenced
 
 #: Chunk size when neither ``batch_size=`` nor the pipeline's ``default_draw_batch_size`` is set.
 DEFAULT_BATCH_SIZE = 16
@@ -84,9 +87,12 @@ class PipelineDriver:
         prompt: None (unconditional: called with ``batch_size=chunk``), a string (called with
             ``prompt=..., num_images_per_prompt=chunk``), or a list of B strings (one call for all
             B prompts; samples come back as ``(B, n, ...)``).
-        progress: True/False, or None to show a tqdm bar when a draw needs >= 4 chunks.
-        pipeline_progress_bar: keep the pipeline's own per-call progress bar (default: turned off
-            with ``pipe.set_progress_bar_config(disable=True)``, else it prints once per chunk).
+        progress: True/False, or None to show a tqdm bar when a draw needs >= 4 chunks. Inside a
+            temperature call that has its own bar (:attr:`call_progress`, set by
+            ``TemperaturePipeline``), the draws advance that one bar instead.
+        pipeline_progress_bar: keep the pipeline's own per-call progress bar (default: silenced
+            during the adapter's calls only, else it prints once per chunk; the pipeline's
+            ``set_progress_bar_config`` is restored after each call, never changed for good).
         call_kwargs: passed to every pipeline call (``num_inference_steps``, ``guidance_scale``,
             ...). ``output_type`` defaults to ``"pt"`` where the pipeline takes it.
     """
@@ -157,8 +163,9 @@ class PipelineDriver:
                 "callable draw(n) and use implicit_temperature.temperature_sample"
             )
         check_inference_steps(pipe, kwargs)
-        if hasattr(pipe, "set_progress_bar_config") and not pipeline_progress_bar:
-            pipe.set_progress_bar_config(disable=True)
+        self.pipeline_progress_bar = pipeline_progress_bar
+        #: the bar of the temperature call in progress (one per call), or None
+        self.call_progress: CallProgress | None = None
 
     @property
     def num_problems(self) -> int | None:
@@ -171,7 +178,8 @@ class PipelineDriver:
             kwargs["prompt"] = prompt
         if self.pass_generator:
             kwargs["generator"] = generator
-        out = self.pipe(**kwargs)
+        with pipeline_bar_silenced(self.pipe, keep=self.pipeline_progress_bar):
+            out = self.pipe(**kwargs)
         self.output_class = type(out)
         return out
 
@@ -188,9 +196,10 @@ class PipelineDriver:
         b = len(prompt) if isinstance(prompt, list) else None
         per_call = max(1, self.batch_size // (b or 1))
         chunks = [min(per_call, n - i) for i in range(0, n, per_call)]
+        call_bar = self.call_progress
         show = self.progress if self.progress is not None else len(chunks) >= PROGRESS_MIN_CHUNKS
         bar = None
-        if show:
+        if show and call_bar is None:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n * (b or 1), unit="sample", desc=type(self.pipe).__name__)
@@ -203,6 +212,8 @@ class PipelineDriver:
                 parts.append(out)
                 if bar is not None:
                     bar.update(count * (b or 1))
+                if call_bar is not None:
+                    call_bar.update(count * (b or 1))
         finally:
             if bar is not None:
                 bar.close()

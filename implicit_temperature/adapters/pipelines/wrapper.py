@@ -23,6 +23,11 @@ fields (e.g. ``nsfw_content_detected``) are None. ``tpipe.last_results`` keeps t
 
 Pipeline arguments are checked when the wrapper is built (unknown names; ``num_inference_steps``
 against the scheduler's training steps), not at the first draw.
+
+Each call shows one progress bar (``progress=``) over the samples it draws, labelled with the
+temperature and method, with the total when it is known in advance (the batch method). The
+pipeline's own per-step bar is silenced during the wrapper's calls and its configuration is left
+as the user set it (:mod:`~implicit_temperature.adapters.pipelines.progress`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from typing import Any
 import torch
 
 from ...core import TemperatureResult, temperature_sample
+from .adapter import SampleAdapter
 from .detect import is_diffusion_pipeline
+from .progress import CallProgress
 
 #: Arguments of ``__call__`` that belong to the wrapper, not to the pipeline.
 _PER_CALL = (
@@ -56,10 +63,9 @@ def _call_defaults(pipe: Any) -> dict[str, Any]:
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-def _adapter_class(pipe: Any, adapter: Any) -> type:
+def _adapter_class(pipe: Any, adapter: Any) -> type[SampleAdapter]:
     from ...plugins import get_adapter
     from ...plugins.sampler import find_adapter_class
-    from .adapter import SampleAdapter
 
     if adapter is None:
         cls = find_adapter_class(pipe)
@@ -133,7 +139,8 @@ class TemperaturePipeline:
             ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot) and
             ``max_draws`` likewise.
         draw_batch_size: most images per pipeline call (memory); the adapter's ``batch_size``.
-        progress: tqdm bar over pipeline calls (None: when a draw needs >= 4 calls).
+        progress: one tqdm bar per call, over the samples drawn for it: True, False, or None
+            (default: the bar appears only when a call lasts longer than a second).
         **call_kwargs: pipeline arguments used for every call (``num_inference_steps``,
             ``guidance_scale``, ...); checked against the pipeline's signature now.
 
@@ -174,6 +181,7 @@ class TemperaturePipeline:
         self.pipe = pipe
         self.adapter_class = _adapter_class(pipe, adapter)
         self.method, self.num_samples, self.max_draws = method, num_samples, max_draws
+        self.progress = progress
         self.call_kwargs = call_kwargs
         self._options: dict[str, Any] = dict(
             batch_size=draw_batch_size,
@@ -230,6 +238,7 @@ class TemperaturePipeline:
         num_samples: int,
         max_draws: int | None,
         call_kwargs: dict[str, Any],
+        bar: CallProgress,
     ) -> Any:
         adapter = self._probe
         if call_kwargs or prompt is not None:
@@ -240,18 +249,25 @@ class TemperaturePipeline:
             finally:
                 self.call_kwargs = saved
             adapter._keys = self._probe._keys  # share the (fitted) quantizer and its default
-        res = temperature_sample(
-            adapter.draw,
-            temperature,
-            key=adapter.quantize,
-            batched=adapter.batched,
-            method=method,
-            num_samples=num_samples,
-            num_outputs=count,
-            max_draws=max_draws,
-            generator=generator,
-            key_name=self._key_name,
-        )
+        drivers = {id(a._driver): a._driver for a in (adapter, self._probe)}  # fit pilots too
+        for driver in drivers.values():
+            driver.call_progress = bar
+        try:
+            res = temperature_sample(
+                adapter.draw,
+                temperature,
+                key=adapter.quantize,
+                batched=adapter.batched,
+                method=method,
+                num_samples=num_samples,
+                num_outputs=count,
+                max_draws=max_draws,
+                generator=generator,
+                key_name=self._key_name,
+            )
+        finally:
+            for driver in drivers.values():
+                driver.call_progress = None
         self.last_results.append(res)
         self._output_class = adapter._driver.output_class
         samples = res.samples
@@ -304,24 +320,40 @@ class TemperaturePipeline:
         max_draws = self.max_draws if max_draws is None else max_draws
         self.last_results = []
         prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
-        if isinstance(generator, (list, tuple)):
-            if len(generator) != len(prompts):
-                raise ValueError(
-                    f"got {len(generator)} generators for {len(prompts)} prompt(s); pass one "
-                    "generator per prompt, or a single generator for the whole call"
-                )
-            parts = [  # one run per prompt: its images depend on its own generator only
-                self._run(p, temperature, count, g, method, num_samples, max_draws, call_kwargs)
-                for p, g in zip(prompts, generator, strict=True)
-            ]
-            samples = torch.cat(parts)
-        else:
-            samples = self._run(
-                prompt, temperature, count, generator, method, num_samples, max_draws, call_kwargs
+        if isinstance(generator, (list, tuple)) and len(generator) != len(prompts):
+            raise ValueError(
+                f"got {len(generator)} generators for {len(prompts)} prompt(s); pass one "
+                "generator per prompt, or a single generator for the whole call"
             )
+        bar = self._call_progress(temperature, method, num_samples, count * len(prompts))
+
+        def run(p: Any, g: Any) -> Any:
+            return self._run(
+                p, temperature, count, g, method, num_samples, max_draws, call_kwargs, bar
+            )
+
+        try:
+            if isinstance(generator, (list, tuple)):
+                # one run per prompt: its images depend on its own generator only
+                parts = [run(p, g) for p, g in zip(prompts, generator, strict=True)]
+                samples = torch.cat(parts)
+            else:
+                samples = run(prompt, generator)
+        finally:
+            bar.close()
         out_type = self.output_type_default if output_type is None else output_type
         images = images_to_output_type(samples, out_type, self.pipe)
         return _build_output(self._output_class, images, return_dict)
+
+    def _call_progress(
+        self, temperature: float, method: str, num_samples: int, outputs: int
+    ) -> CallProgress:
+        """The one bar of a call: the batch method's draws are known (N per output); exact and
+        auto draw a random number, so their bar counts up and ends at what was spent."""
+        batch = method == "batch" or (method == "auto" and temperature > 1)
+        total = outputs * num_samples if batch else None
+        desc = f"T={temperature:g} {method}" + (f" N={num_samples}" if batch else "")
+        return CallProgress(self.progress, total=total, desc=desc)
 
     def __repr__(self) -> str:
         return (
