@@ -10,6 +10,8 @@ quantizers (registered through the ``register_quantizers`` hook, like third-part
 * ``classifier`` (:class:`ClassifierQuantizer`): any function returning integer labels.
 * ``nearest_component`` (:class:`NearestComponentQuantizer`): index of the nearest of K given
   means (option ``means``); mixtures with known components.
+* answer keys for texts (:mod:`.answers`): ``final_number``, ``choice_letter``,
+  ``normalized_text``, ``regex`` (also ``"regex:<pattern>"``) and ``answer`` (a user function).
 
 :func:`resolve_quantizer` turns a name, a quantizer object or a plain callable into a quantizer.
 Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)`` ->
@@ -18,6 +20,16 @@ Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)
 This package imports only torch, numpy and the plugins layer (never an adapter).
 """
 
+from .answers import (
+    NO_ANSWER,
+    AnswerQuantizer,
+    CallableAnswer,
+    ChoiceLetter,
+    FinalNumber,
+    NormalizedText,
+    RegexAnswer,
+    answer_id,
+)
 from .base import Quantizer, QuantizerError
 from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer, kmeans, nearest_code
@@ -27,6 +39,14 @@ from .nearest_component import NearestComponentQuantizer
 from .resolve import CallableQuantizer, quantize, resolve_quantizer
 
 __all__ = [
+    "NO_ANSWER",
+    "AnswerQuantizer",
+    "CallableAnswer",
+    "ChoiceLetter",
+    "FinalNumber",
+    "NormalizedText",
+    "RegexAnswer",
+    "answer_id",
     "CallableQuantizer",
     "ClassifierQuantizer",
     "CodebookQuantizer",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..plugins.hookspecs import hookimpl
+from .answers import ANSWER_QUANTIZERS
 from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer
 from .exact import ExactQuantizer
@@ -17,12 +18,14 @@ BUILTIN_QUANTIZERS = (
     CodebookQuantizer,
     ClassifierQuantizer,
     NearestComponentQuantizer,
+    *ANSWER_QUANTIZERS,
 )
 
 
 @hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
-    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``: each class is its
-    own factory."""
+    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component`` and the answer
+    keys ``final_number``, ``choice_letter``, ``normalized_text``, ``regex``, ``answer``: each
+    class is its own factory."""
     for cls in BUILTIN_QUANTIZERS:
         register(cls.name, cls)
