@@ -12,10 +12,11 @@ retried with backoff (:mod:`.client`). Every response is appended to the draw st
 
 Replay. A run (one ``sample()`` call; its generator) reads the store's *stream* named after the
 generator's seed (``generator.initial_seed()``; after a finished run,
-:meth:`EndpointAdapter.end_run`, which ``TemperatureSampler.sample`` calls, the next run with the same seed in the same adapter is
-``"<seed>.1"``, and so on; ``stream=`` names it yourself). ``draw(m)`` hands out the stream's next
-m completions in order, asking the endpoint only for those the stream does not have yet. The core
-is deterministic given its generator and the keys it sees, so a rerun with the same seed makes the
+:meth:`EndpointAdapter.end_run`, which ``TemperatureSampler.sample`` calls, the next run with the
+same seed in the same adapter is ``"<seed>.1"``, and so on; ``stream=`` names it yourself).
+``draw(m)`` hands out the stream's next m completions in order, asking the endpoint only for
+those the stream does not have yet. The core is deterministic given its generator and the keys it
+sees, so a rerun with the same seed makes the
 same ``draw(m)`` calls, gets the same completions back (the stored ones, then the same new
 requests: request j of a stream always has the same body, its ``seed`` included) and returns the
 identical result; an interrupted run resumes without repeating a single stored request.

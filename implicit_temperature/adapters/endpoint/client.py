@@ -28,6 +28,9 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 class EndpointError(ImplicitTemperatureError, RuntimeError):
     """A request failed for good (after its retries, or with a status that is not retried)."""
 
+    #: a job that stops on this error resumes where it stopped when rerun (nothing is lost)
+    resumable = True
+
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
