@@ -9,13 +9,12 @@ import math
 
 import pytest
 import torch
+from conftest import chi_square_pvalue
+from fake_openai import FakeOpenAI
 
 import implicit_temperature as it
 from implicit_temperature.adapters.endpoint import Endpoint, EndpointAdapter, EndpointError
 from implicit_temperature.quantizers import NO_ANSWER, answer_id
-
-from conftest import chi_square_pvalue
-from fake_openai import FakeOpenAI
 
 # answers 1000 (0.45, three texts), 999 (0.3, two texts), none (0.15), 1001 (0.1)
 TEXTS = ["The answer is 1,000.", "1000.0", "= 1000", "It is 999", "999", "I don't know", "1001"]
