@@ -300,7 +300,7 @@ class AdapterRunner:
             "keys": jsonable(keys) if outputs and isinstance(outputs[0], str) else None,
             "draws": int(res.draws),
             "method_used": res.method,
-            "plan": jsonable(getattr(res, "plan", spec.plan)),
+            "plan": jsonable(getattr(res, "plan", None) or res.extra.get("plan") or spec.plan),
             "diagnostics": jsonable(getattr(res, "diagnostics", None)),
             "stats": stats,
         }
