@@ -24,7 +24,7 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: work items hold tensors
 class _Item:
     work: Any
     loop: asyncio.AbstractEventLoop
@@ -123,10 +123,16 @@ class Batcher:
                 return
             live = [i for i in batch if not i.work.cancelled.is_set()]
             for item in batch:
-                if item not in live:
+                if item.work.cancelled.is_set():  # the client went away while it waited
+                    self.metrics.add("cancelled", 1)
                     _resolve(item, None, asyncio.CancelledError())
             if live:
-                self._run(live)
+                try:
+                    self._run(live)
+                except BaseException as exc:  # noqa: BLE001 - the worker must outlive any bug
+                    log.exception("batch worker error")
+                    for item in live:
+                        _resolve(item, None, exc)
 
     def _run(self, items: list[_Item]) -> None:
         self.metrics.batch(len(items))

@@ -42,7 +42,7 @@ def generate_supports(name: str) -> bool:
     return name in inspect.signature(generate).parameters
 
 
-@dataclass
+@dataclass(eq=False)
 class CompletionWork:
     """One validated completions request (see the module docstring)."""
 
@@ -249,7 +249,7 @@ class CALMEngine:
         return results
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageWork:
     prompt: str | None
     n: int

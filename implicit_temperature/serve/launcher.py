@@ -186,6 +186,8 @@ def start_server(
 
 def serve_forever(config: ServeConfig) -> None:
     """Run the server in this thread until SIGTERM / SIGINT (graceful: in-flight requests end)."""
+    import signal
+
     state = build_state(config)
     server = _uvicorn_server(config, state)
     log.warning(
@@ -194,4 +196,11 @@ def serve_forever(config: ServeConfig) -> None:
         config.host,
         config.port,
     )
-    server.run()
+    # uvicorn shuts down gracefully on SIGTERM / SIGINT, then re-raises the signal to the handler
+    # that was there before it: make that one a no-op, so a graceful stop exits with status 0
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -82,6 +82,7 @@ class Metrics:
                 "prompt_tokens": "Prompt tokens read.",
                 "generated_tokens": "Tokens generated.",
                 "images": "Images generated.",
+                "cancelled": "Requests whose client went away before they were answered.",
             }
             for name, text in helps.items():
                 lines += [

@@ -103,6 +103,7 @@ async def _await_or_cancel(request: Request, task: asyncio.Future, work: Any) ->
         if await request.is_disconnected():
             work.cancelled.set()
             task.cancel()
+            request.app.state.itemp.metrics.add("cancelled", 1)
             raise APIError(CLIENT_CLOSED, "client closed the connection")
 
 
@@ -190,6 +191,7 @@ async def _stream(
         if not task.done():  # the client went away mid-stream: stop its rows
             work.cancelled.set()
             task.cancel()
+            state.metrics.add("cancelled", 1)
 
 
 def _route_name(path: str) -> str:
