@@ -175,3 +175,24 @@ def test_interrupted_answer_job_resumes_identically_without_repeated_requests(se
     assert completions_served(server) - before == needed  # zero repeated requests
     ref_bytes = (tmp_path / "ref" / "results.jsonl").read_bytes()
     assert (tmp_path / "run" / "results.jsonl").read_bytes() == ref_bytes
+
+
+def test_demo_answers_writes_its_figure(tmp_path, capsys):
+    from implicit_temperature.cli import main
+
+    out = tmp_path / "answers.png"
+    args = ["demo", "answers", "--questions", "2", "--outputs", "2", "--pool", "8"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert out.is_file()
+    text = capsys.readouterr().out
+    assert "->0" in text and "majority of" in text
+
+
+def test_endpoint_model_names_are_checked(tmp_path, capsys):
+    from implicit_temperature.cli import main
+
+    code = main(
+        ["sample", "endpoint:localhost:8000", "--num-problems", "1", "--out", str(tmp_path / "o")]
+    )
+    assert code != 0
+    assert "endpoint:URL" in capsys.readouterr().err
