@@ -249,7 +249,7 @@ class AdapterRunner:
         try:
             return self._unit(sampler, problem, temperature, seed)
         finally:
-            close = getattr(sampler.adapter, "close", None)
+            close = getattr(getattr(sampler, "adapter", None), "close", None)
             if problem.prompt is not None and callable(close):
                 close()  # one adapter per prompt: free its connections
 
@@ -276,7 +276,7 @@ class AdapterRunner:
                 outputs.append(str(rel))
         else:
             outputs = [{"key": jsonable(keys[k])} for k in range(keys.shape[0])]
-            answer_of = getattr(sampler.adapter, "answer_of", None)
+            answer_of = getattr(getattr(sampler, "adapter", None), "answer_of", None)
             if isinstance(samples, list) and samples and isinstance(samples[0], str):
                 for k, o in enumerate(outputs):  # completions: the text and its answer
                     o["text"] = samples[k]

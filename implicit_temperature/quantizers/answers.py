@@ -32,13 +32,15 @@ processing has no tensor form); the keys are built in one tensor.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import string
-import unicodedata
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from hashlib import blake2b
+from re import IGNORECASE, escape, findall
+from re import compile as regex_compile
+from re import error as RegexError
+from string import punctuation
 from typing import Any
+from unicodedata import normalize as unicode_normalize
 
 import torch
 
@@ -51,13 +53,13 @@ _ID_MASK = (1 << 63) - 1
 
 def answer_id(answer: str) -> int:
     """Stable int64 id of a canonical answer string, in ``[0, 2**63)`` (see the module doc)."""
-    digest = hashlib.blake2b(answer.encode("utf-8"), digest_size=8).digest()
+    digest = blake2b(answer.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _ID_MASK
 
 
 # -- normalisers (plain functions: text -> canonical answer or None) ------------------------------
 
-_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+(?!\d)|\d+)(\.\d+)?")
+_NUMBER = regex_compile(r"(\d{1,3}(?:,\d{3})+(?!\d)|\d+)(\.\d+)?")
 _MINUS = "-\u2212"  # ASCII hyphen-minus and the Unicode minus sign
 
 
@@ -102,24 +104,22 @@ def choice_letter(text: str, choices: str = "ABCD", ignore_case: bool = False) -
     the last letter of ``choices`` standing alone (not part of a word or a number: ``B.``,
     ``**B**``), so an article ``A`` only counts when nothing better is there. ``ignore_case``:
     ``b`` counts as ``B`` (off by default, since ``a`` is a word)."""
-    flags = re.IGNORECASE if ignore_case else 0
-    letters = "".join(re.escape(c) for c in choices)
-    marked = re.findall(
-        rf"(?i:answer)\s*(?:is|:)?\s*[(\[*]*([{letters}])(?![A-Za-z0-9])", text, flags
-    )
-    boxed = re.findall(rf"(?:[(\[]([{letters}])[)\]]|(?<![A-Za-z0-9])([{letters}])\))", text, flags)
-    alone = re.findall(rf"(?<![A-Za-z0-9])([{letters}])(?![A-Za-z0-9])", text, flags)
+    flags = IGNORECASE if ignore_case else 0
+    letters = "".join(escape(c) for c in choices)
+    marked = findall(rf"(?i:answer)\s*(?:is|:)?\s*[(\[*]*([{letters}])(?![A-Za-z0-9])", text, flags)
+    boxed = findall(rf"(?:[(\[]([{letters}])[)\]]|(?<![A-Za-z0-9])([{letters}])\))", text, flags)
+    alone = findall(rf"(?<![A-Za-z0-9])([{letters}])(?![A-Za-z0-9])", text, flags)
     found = marked or ["".join(b) for b in boxed] or alone
     return found[-1].upper() if found else None
 
 
-_PUNCTUATION = string.punctuation + "\u2018\u2019\u201c\u201d\u00ab\u00bb\u2026"
+_PUNCTUATION = punctuation + "\u2018\u2019\u201c\u201d\u00ab\u00bb\u2026"
 
 
 def normalized_text(text: str) -> str | None:
     """``text`` in NFKC form, case-folded, runs of whitespace made one space, leading and trailing
     whitespace and punctuation stripped; None when nothing is left."""
-    folded = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    folded = " ".join(unicode_normalize("NFKC", text).casefold().split())
     out = folded.strip(_PUNCTUATION + " ")
     return out or None
 
@@ -250,8 +250,8 @@ class RegexAnswer(AnswerQuantizer):
         if normalize not in NORMALIZE:
             raise QuantizerError(f"normalize must be one of {sorted(NORMALIZE)}, got {normalize!r}")
         try:
-            self.regex = re.compile(pattern, flags)
-        except (re.error, TypeError) as exc:
+            self.regex = regex_compile(pattern, flags)
+        except (RegexError, TypeError) as exc:
             raise QuantizerError(f"regex pattern {pattern!r} does not compile: {exc}") from None
         self.pattern, self.normalize = pattern, normalize
 
