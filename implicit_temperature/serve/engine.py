@@ -7,6 +7,12 @@ into one batch (one backbone call per step for all), and one generator per promp
 prompt's chunks are picked by the core from its own stream and an answer never depends on its
 batch-mates. Settings (temperature, method, ...) may differ between the requests of a batch:
 the chunk choice is dispatched per prompt group.
+
+Requests **without** a seed promise no reproducibility (as in vLLM, where unseeded requests share
+the engine's generator): those with equal sampling settings share one generator per batch, so
+their rows are picked by **one** vectorised core call per step instead of one per prompt. That
+is where batching pays off most; seeded requests pay a core call per prompt for their
+batch-independence.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from ..adapters.calm.generation import (
 )
 from ..adapters.calm.prompts import left_pad
 from ..adapters.calm.stopping import truncate_at_stop
+from ..core.errors import ImplicitTemperatureError
 from ..core.validation import make_generator
+
+
+class RequestError(ImplicitTemperatureError, ValueError):
+    """The request cannot run on this model (answered 400, not 500)."""
+
 
 #: Called from the worker thread as ``on_text(choice_index, text_so_far)`` while streaming.
 TextCallback = Callable[[int, str], None]
@@ -55,7 +67,7 @@ class CompletionWork:
     num_samples: int
     max_draws: int | None
     stop: tuple[str, ...]
-    seeds: list[int]  # one per prompt
+    seeds: list[int] | None  # one per prompt; None: unseeded (may share a batch's stream)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. tolerance, where supported
     on_text: TextCallback | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -69,6 +81,19 @@ class CompletionWork:
     def rows(self) -> int:
         return len(self.prompts) * self.n
 
+    @property
+    def sampling_key(self) -> tuple:
+        """Unseeded works with equal keys share one generator (one core call per step)."""
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        return (
+            self.temperature,
+            self.method,
+            str(self.plan),
+            self.num_samples,
+            self.max_draws,
+            options,
+        )
+
 
 @dataclass
 class Choice:
@@ -79,7 +104,7 @@ class Choice:
     method: str
     plans: list[str] | None
     estimated_tv: float | None
-    seed: int
+    seed: int | None
 
 
 @dataclass
@@ -173,13 +198,21 @@ class CALMEngine:
         rows, gens, owners = [], [], []
         dispatch: dict[int, tuple[PickFn, CALMGenerateOutput]] = {}
         stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]] = []
+        shared: dict[tuple, torch.Generator] = {}
+        self.group_rows: dict[int, int] = {}
         for work in works:
             pick, per_work = self._pick(work), []
             for p, ids in enumerate(work.prompts):
-                g = make_generator(work.seeds[p], self.device)
-                out = CALMGenerateOutput(sequences=ids)
-                dispatch[id(g)] = (pick, out)
-                per_work.append((g, out))
+                if work.seeds is None:  # one stream for the batch's unseeded, equal settings
+                    g = shared.get(work.sampling_key)
+                    if g is None:
+                        g = shared[work.sampling_key] = make_generator(None, self.device)
+                        dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+                else:
+                    g = make_generator(work.seeds[p], self.device)
+                    dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+                self.group_rows[id(g)] = self.group_rows.get(id(g), 0) + work.n
+                per_work.append((g, dispatch[id(g)][1]))
                 for j in range(work.n):
                     rows.append(ids)
                     gens.append(g)
@@ -219,7 +252,7 @@ class CALMEngine:
         results, row = [], 0
         for work, per_work in zip(works, stats, strict=True):
             choices = []
-            for p, (_, o) in enumerate(per_work):
+            for p, (g, o) in enumerate(per_work):
                 methods = "+".join(sorted(set(o.methods))) or "ancestral"
                 plans = sorted({str(x) for x in o.plans if x is not None}) or None
                 for _ in range(work.n):
@@ -230,11 +263,11 @@ class CALMEngine:
                             text=text,
                             finish_reason="length" if reason == "length" and not hit else "stop",
                             tokens=min(int(counts[row]), work.max_tokens),
-                            draws=round(o.draws / work.n),
+                            draws=round(o.draws / self.group_rows[id(g)]),
                             method=methods,
                             plans=plans,
                             estimated_tv=_max_tv(o.estimated_tv),
-                            seed=work.seeds[p],
+                            seed=None if work.seeds is None else work.seeds[p],
                         )
                     )
                     row += 1
@@ -243,7 +276,7 @@ class CALMEngine:
                     choices=choices,
                     prompt_tokens=sum(int(x.shape[-1]) for x in work.prompts),
                     completion_tokens=sum(c.tokens for c in choices),
-                    draws=sum(o.draws for _, o in per_work),
+                    draws=sum(c.draws for c in choices),
                 )
             )
         return results
@@ -273,6 +306,7 @@ class ImageResult:
     method: str
     plan: Any
     estimated_tv: float | None
+    prompt_used: bool = True
 
 
 def png_base64(image: torch.Tensor) -> str:
@@ -299,6 +333,10 @@ class ImageEngine:
 
         self.model, self.adapter, self.options = model, adapter, options
         self._sampler_cls = TemperatureSampler
+        try:  # an unconditional pipeline (no prompt parameter) ignores the request's prompt
+            self.conditional = "prompt" in inspect.signature(model.__call__).parameters
+        except (TypeError, ValueError):
+            self.conditional = True
 
     def run_batch(self, works: list[ImageWork]) -> list[ImageResult]:
         return [self._run(w) for w in works]
@@ -307,12 +345,15 @@ class ImageEngine:
         from ..jobs.sampling import _is_image_batch
 
         options = {**self.options, **{k: v for k, v in work.options.items() if k == "quantizer"}}
-        if work.prompt is not None:
+        if work.prompt is not None and self.conditional:
             options["prompt"] = work.prompt
         core = {k: v for k, v in work.options.items() if k != "quantizer"}
         if work.plan is not None:
             core["plan"] = work.plan
-        sampler = self._sampler_cls(self.model, self.adapter, **options)
+        try:
+            sampler = self._sampler_cls(self.model, self.adapter, **options)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(f"the pipeline refused these options: {exc}") from None
         res = sampler.sample(
             work.temperature,
             method=work.method,
@@ -336,4 +377,5 @@ class ImageEngine:
             estimated_tv=_max_tv(
                 [] if getattr(res, "estimated_tv", None) is None else [res.estimated_tv]
             ),
+            prompt_used="prompt" in options,
         )

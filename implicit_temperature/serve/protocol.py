@@ -106,7 +106,7 @@ class TemperatureInfo(BaseModel):
     draws: int
     plans: list[str] | None = None
     estimated_tv: float | None = None
-    seed: int
+    seed: int | None  # None: an unseeded request (its batch may have shared one stream)
 
 
 class CompletionChoice(BaseModel):

@@ -277,6 +277,8 @@ def build_app(state: ServerState) -> FastAPI:
             seed=work.seed,
         )
         data = [ImageData(b64_json=b) for b in result.images]
-        return JSONResponse(ImageResponse(data=data, implicit_temperature=info).model_dump())
+        body = ImageResponse(data=data, implicit_temperature=info).model_dump()
+        body["implicit_temperature"]["prompt_used"] = result.prompt_used  # False: unconditional
+        return JSONResponse(body)
 
     return app

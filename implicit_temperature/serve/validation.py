@@ -97,7 +97,7 @@ def completion_work(engine: Any, req: CompletionRequest, limits: Any) -> Complet
             int(tokens.shape[-1]), limits.max_prompt_tokens, "prompt tokens", "--max-prompt-tokens"
         )
         ids.append(tokens.cpu())
-    seed = _seed(req.seed)
+    seed = req.seed
     return CompletionWork(
         prompts=ids,
         n=req.n,
@@ -108,7 +108,9 @@ def completion_work(engine: Any, req: CompletionRequest, limits: Any) -> Complet
         num_samples=req.num_samples,
         max_draws=req.max_draws,
         stop=tuple(stop),
-        seeds=[(seed + p * SEED_STRIDE) % 2**63 for p in range(len(prompts))],
+        seeds=None
+        if seed is None
+        else [(seed + p * SEED_STRIDE) % 2**63 for p in range(len(prompts))],
         options=options,
     )
 
