@@ -211,7 +211,10 @@ class EndpointAdapter(Adapter):
             return
         if self._log is None:
             self._log = self.store.log(self.identity())
-            self._ident_hash = identity_hash(self._log.identity)
+            # request seeds do not depend on where the server listens (a new port, the same
+            # model and prompt: the same requests), the store key does
+            where = {k: v for k, v in self._log.identity.items() if k != "base_url"}
+            self._ident_hash = identity_hash(where)
         if self.stream_name is not None:
             base = self.stream_name
         else:

@@ -103,7 +103,7 @@ def _level(t: float, qs: list[tuple[str, int]], args: argparse.Namespace, url: s
     calls_all = []
     for i, (prompt, right) in enumerate(qs):
         s = _sampler(url, prompt, Path(args.store))
-        seed = args.seed * 1000 + i
+        seed = (args.seed * 10 + LEVELS.index(t)) * 1000 + i  # one stream per (T, question)
         if t == 0.0:
             res = s.sample(
                 TINY_T,
