@@ -8,7 +8,7 @@ nothing to any other address.
 Every setting sends the same number of requests; a setting's figures are requests/s and
 generated tokens/s over its wall time, and p50/p99 latency per request. Ratios are against
 the one-client row of the same run. A failed request (any status but 200) is counted, never
-dropped. Bounded: 192 requests per setting (64 with --quick), a 120 s cap per request.
+dropped. Bounded: 96 requests per setting (32 with --quick), a 120 s cap per request.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def run(quick: bool = False) -> dict:
         import implicit_temperature.serve  # noqa: F401
     except ImportError as exc:
         return {"skipped": f"needs the [serve] extra: {exc}"}
-    requests = 64 if quick else 192
+    requests = 32 if quick else 96
     port = _free_port()
     proc = _start(port)
     url = f"http://127.0.0.1:{port}"

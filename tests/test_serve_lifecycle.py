@@ -183,3 +183,17 @@ def test_cancelled_rows_stop_after_the_current_chunk():
     # the first chunk after "cat " is a verb (never EOS), so 4 tokens each means "stopped"
     assert [c.tokens for c in a.choices] == [4, 4, 4, 4]
     assert all(c.tokens > 4 for c in b.choices)  # its batch-mate went on
+
+
+def test_pad_prompts_right_pads_to_whole_chunks():
+    from implicit_temperature.serve import start_server
+    from implicit_temperature.serve.server import Limits
+
+    with start_server("calm", limits=Limits(pad_prompts="right")) as server:
+        r = httpx.post(
+            server.base_url + "/completions",
+            json={"model": "calm", "prompt": "cat", "max_tokens": 4, "seed": 0},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["prompt_tokens"] == 4  # "cat" + one pad token

@@ -101,6 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest num_samples a request may ask for (default: %(default)s)",
     )
     parser.add_argument(
+        "--pad-prompts",
+        choices=("none", "right", "left"),
+        default="none",
+        help="CALM: a prompt that is not whole chunks of K tokens is an error ('none'), or is "
+        "padded up to whole chunks with the pad token on the right (as the reference CALM "
+        "generate does) or left (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug"),
         default="info",
@@ -131,6 +139,7 @@ def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             max_tokens=args.max_tokens_limit,
             max_n=args.max_n,
             max_num_samples=args.max_num_samples,
+            pad_prompts=args.pad_prompts,
         ),
         log_level=args.log_level,
     )

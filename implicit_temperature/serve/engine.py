@@ -38,6 +38,7 @@ from ..adapters.calm.generation import (
 from ..adapters.calm.prompts import left_pad
 from ..adapters.calm.stopping import truncate_at_stop
 from ..core.errors import ImplicitTemperatureError
+from ..core.options import SampleOptions
 from ..core.validation import make_generator
 
 
@@ -80,6 +81,17 @@ class CompletionWork:
     @property
     def rows(self) -> int:
         return len(self.prompts) * self.n
+
+    def sample_options(self) -> SampleOptions:
+        """The core's options of this request (one chunk per call; the generator is per row)."""
+        kwargs: dict[str, Any] = dict(
+            method=self.method, num_samples=self.num_samples, max_draws=self.max_draws
+        )
+        if self.plan is not None:
+            kwargs["plan"] = self.plan
+        return SampleOptions.from_kwargs(
+            {**kwargs, **self.options}, where="the server", exclude=("num_outputs", "generator")
+        )
 
     @property
     def sampling_key(self) -> tuple:
@@ -137,7 +149,9 @@ class _Streamer:
         new = torch.cat(self.chunks, dim=1)
         for row, (work, index) in enumerate(self.owners):
             if work.on_text is not None and not work.cancelled.is_set():
-                text = self.engine.tokenizer.decode(new[row, : work.max_tokens])
+                text = self.engine.tokenizer.decode(
+                    new[row, : work.max_tokens], skip_special_tokens=True
+                )
                 work.on_text(index, truncate_at_stop(text, work.stop)[0])
 
     def end(self) -> None:
@@ -160,7 +174,7 @@ class _RowStops:
             if work.cancelled.is_set():
                 done.append(True)
             elif work.stop:
-                text = self.tokenizer.decode(new[row, : work.max_tokens])
+                text = self.tokenizer.decode(new[row, : work.max_tokens], skip_special_tokens=True)
                 done.append(truncate_at_stop(text, work.stop)[1])
             else:
                 done.append(False)
@@ -184,14 +198,7 @@ class CALMEngine:
     def _pick(self, work: CompletionWork) -> PickFn:
         if work.temperature == 0:
             return mode_pick(work.num_samples)
-        return sampling_pick(
-            work.temperature,
-            work.method,
-            "auto" if work.plan is None else work.plan,
-            work.num_samples,
-            work.max_draws,
-            **work.options,
-        )
+        return sampling_pick(work.temperature, work.sample_options())
 
     def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
         """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
@@ -248,7 +255,7 @@ class CALMEngine:
     ) -> list[CompletionResult]:
         new = out.sequences[:, prompt_len:].cpu()
         counts = (new != self.pad_token_id).sum(dim=1).tolist()
-        texts = self.tokenizer.batch_decode(new)
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         results, row = [], 0
         for work, per_work in zip(works, stats, strict=True):
             choices = []
@@ -363,7 +370,7 @@ class ImageEngine:
             generator=work.seed,
             **core,
         )
-        samples = res.samples[0] if res.extra.get("batched") else res.samples
+        samples = res.samples[0] if getattr(res, "batched", False) else res.samples
         if not _is_image_batch(samples):
             raise ValueError(
                 f"the model's samples have shape {tuple(getattr(samples, 'shape', ()))}, not "
@@ -373,7 +380,7 @@ class ImageEngine:
             images=[png_base64(samples[k]) for k in range(samples.shape[0])],
             draws=int(res.draws),
             method=str(res.method),
-            plan=res.extra.get("plan"),
+            plan=getattr(res, "plan", None),
             estimated_tv=_max_tv(
                 [] if getattr(res, "estimated_tv", None) is None else [res.estimated_tv]
             ),

@@ -53,6 +53,9 @@ class Limits:
     max_n: int = 64
     max_num_samples: int = 10_000
     max_prompts: int = 64
+    #: "none": a prompt that is not whole chunks of K tokens is a 400; "right" / "left": pad it
+    #: up to whole chunks with the pad token (right is what the reference CALM generate does)
+    pad_prompts: str = "none"
 
 
 @dataclass

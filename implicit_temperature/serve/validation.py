@@ -6,7 +6,10 @@ import inspect
 import secrets
 from typing import Any
 
+import torch
+
 from ..adapters.calm.adapter import check_input_ids
+from ..adapters.calm.prompts import pad_to_chunks
 from ..core import temperature_sample
 from .engine import CompletionWork, ImageWork
 from .errors import APIError
@@ -19,8 +22,11 @@ MAX_STOP = 4
 
 
 def core_supports(name: str) -> bool:
-    """Whether the installed core's ``temperature_sample`` takes keyword ``name``."""
-    return name in inspect.signature(temperature_sample).parameters
+    """Whether the installed core takes sampling option ``name`` (a :class:`SampleOptions`
+    field, which ``temperature_sample`` and CALM ``generate`` both accept)."""
+    from ..core.options import SampleOptions
+
+    return name in SampleOptions.names() or name in inspect.signature(temperature_sample).parameters
 
 
 def _limit(value: int, limit: int, name: str, flag: str) -> None:
@@ -88,8 +94,14 @@ def completion_work(engine: Any, req: CompletionRequest, limits: Any) -> Complet
         where = "prompt" if isinstance(req.prompt, str) else f"prompt[{p}]"
         try:
             tokens = engine.tokenizer.encode(text)
-            if getattr(tokens, "dim", lambda: 2)() == 1:
+            if not isinstance(tokens, torch.Tensor):  # a plain list of ids (Hugging Face)
+                tokens = torch.tensor(tokens, dtype=torch.long)
+            if tokens.dim() == 1:
                 tokens = tokens[None]
+            if limits.pad_prompts != "none":
+                tokens = pad_to_chunks(
+                    tokens, engine.model.patch_size, engine.pad_token_id, side=limits.pad_prompts
+                )
             tokens = check_input_ids(engine.model, tokens, where)
         except (ValueError, TypeError) as exc:
             raise APIError(400, f"{where}: {exc}", "prompt") from None

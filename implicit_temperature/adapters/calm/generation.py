@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
+from ...core.options import SampleOptions, keyword_signature, positive_int
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
     CALMAdapter,
@@ -28,7 +29,8 @@ from .backbone import backbone_forward, cache_keyword
 from .mode import mode_chunks
 from .stopping import EOS, STOP, StopStringCriteria, check_stop_strings, finish_reasons
 
-METHODS = ("exact", "batch", "auto")
+#: SampleOptions that generate() does not take: one output per step, and its own generator
+_NOT_PER_STEP = ("num_outputs", "generator")
 #: ``max_new_tokens`` when none is given (transformers' own default is a total length of 20).
 DEFAULT_MAX_NEW_TOKENS = 32
 
@@ -66,12 +68,6 @@ class CALMGenerateOutput:
     estimated_tv: list[Any] = field(default_factory=list)
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
     if eos_token_id is None:
         return None
@@ -90,11 +86,9 @@ def _is_mode(temperature: Any, do_sample: bool) -> bool:
     return not do_sample or (number and temperature == 0)
 
 
-def sampling_pick(
-    t: float, method: str, plan: Any, num_samples: int, max_draws: int | None, **options: Any
-) -> PickFn:
-    """The chunk choice at temperature ``t`` through the core sampler (one draw at T = 1);
-    ``options`` go to ``temperature_sample`` as they are (keywords of newer cores)."""
+def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
+    """The chunk choice at temperature ``t`` through the core sampler with ``opts`` (one plain
+    draw at T = 1)."""
 
     def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
         if t == 1.0:
@@ -104,17 +98,12 @@ def sampling_pick(
             adapter.draw,
             t,
             key=adapter.quantize,
-            method=method,
-            plan=plan,
-            num_samples=num_samples,
-            generator=g,
             batched=True,
-            max_draws=max_draws,
-            **options,
+            **{**opts.as_kwargs(), "generator": g},
         )
         out.draws += res.draws
         out.methods.append(res.method)
-        out.plans.append(res.extra.get("plan") if res.method == "exact" else None)
+        out.plans.append(res.plan if res.method == "exact" else None)
         out.diagnostics.append(res.diagnostics)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
@@ -141,7 +130,7 @@ def _expand(
     input_ids: Any, attention_mask: Any, generator: GeneratorArg, n: int
 ) -> tuple[Any, Any, GeneratorArg]:
     """``num_return_sequences``: each prompt (and its mask and generator) n times, adjacent."""
-    n = _check_positive_int("num_return_sequences", n)
+    n = positive_int("num_return_sequences", n)
     if isinstance(generator, (list, tuple)):
         rows = getattr(input_ids, "shape", (len(generator),))[0]
         if len(generator) != rows:
@@ -169,9 +158,6 @@ def generate(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     do_sample: bool = True,
     num_return_sequences: int = 1,
-    method: str = "auto",
-    plan: Any = "auto",
-    num_samples: int = 200,
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
     stop_strings: str | Sequence[str] | None = None,
@@ -179,9 +165,9 @@ def generate(
     stopping_criteria: Sequence[Callable[..., torch.Tensor]] | None = None,
     streamer: Any = None,
     generator: GeneratorArg = None,
-    max_draws: int | None = None,
     return_dict_in_generate: bool = False,
     decode_chunk_size: int | None = None,
+    **options: Any,
 ) -> torch.Tensor | CALMGenerateOutput:
     """Decode B prompts chunk by chunk at ``temperature``.
 
@@ -228,6 +214,9 @@ def generate(
             core call per prompt and step instead of one for the batch; the backbone stays
             batched).
         max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
+        **options: the other sampling options of :class:`~implicit_temperature.core.options.
+            SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
+            but ``num_outputs`` (one chunk per step) and ``generator`` (above).
         return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
         decode_chunk_size: latents per ``ae_model.decoder`` call (bounds the logits held at
             once to ``decode_chunk_size * K * V``); None: automatic, see :class:`CALMAdapter`.
@@ -240,19 +229,17 @@ def generate(
     chunk-level temperature of the CALM paper, not the temperature of the whole sequence.
     """
     check_calm_model(model)
-    num_samples = _check_positive_int("num_samples", num_samples)
+    opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
     if _is_mode(temperature, do_sample):
-        pick = mode_pick(num_samples)
+        pick = mode_pick(opts.num_samples)
     else:
         t = check_temperature(temperature)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if method == "exact" and t > 1:
+        if opts.method == "exact" and t > 1:
             raise ValueError(
                 f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm "
                 "samples P^(1/T) exactly for T > 1; use method='batch'"
             )
-        pick = sampling_pick(t, method, plan, num_samples, max_draws)
+        pick = sampling_pick(t, opts)
     input_ids, attention_mask, generator = _expand(
         input_ids, attention_mask, generator, num_return_sequences
     )
@@ -275,6 +262,11 @@ def generate(
         streamer=streamer,
     )
     return out if return_dict_in_generate else out.sequences
+
+
+generate.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+    generate, exclude=_NOT_PER_STEP
+)
 
 
 PickFn = Callable[[CALMAdapter, torch.Generator, CALMGenerateOutput], torch.Tensor]
@@ -366,7 +358,7 @@ def decode_chunks(
     """
     check_calm_model(model)
     input_ids = check_input_ids(model, input_ids)
-    max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens)
+    max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
     decode_chunk_size = check_decode_chunk_size(decode_chunk_size)
     device = model_device(model)
     eos = _eos_tensor(eos_token_id, device)
