@@ -43,6 +43,7 @@ DEMOS: dict[str, str] = {
     "diffusion": "implicit_temperature.demos.mixture.diffusion_demo",
     "flow": "implicit_temperature.demos.mixture.flow_demo",
     "digits": "implicit_temperature.demos.digits.demo",
+    "answers": "implicit_temperature.demos.answers.demo",
 }
 
 _RULE = "=" * 78

@@ -283,7 +283,7 @@ def test_console_script_is_declared():
 
 
 def test_real_demo_table():
-    assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow", "digits"]
+    assert list(cli.DEMOS) == ["categorical", "calm", "diffusion", "flow", "digits", "answers"]
     assert cli.DEMOS["flow"] == "implicit_temperature.demos.mixture.flow_demo"
 
 

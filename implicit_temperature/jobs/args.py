@@ -25,6 +25,9 @@ models:
   calm                       the shipped demo CALM (needs --problems; prompts of 4-character chunks)
   ddpm, flow                 the shipped 2-D mixture pipelines (unconditional: --num-problems N)
   digits                     the digits image demo, where installed
+  answers                    the shipped answers CALM (prompts "3+4=")
+  endpoint:URL               an OpenAI-compatible endpoint, e.g. endpoint:http://127.0.0.1:8000/v1
+                             (-o model_name=NAME, --quantizer final_number; docs/endpoints.md)
   PATH                       a diffusers pipeline folder (model_index.json)
   package.module:factory     a function returning a model or (model, tokenizer)
 
@@ -32,6 +35,8 @@ examples:
   itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl \\
       --temperature 0.5 1.0 --num-outputs 2 --out runs/calm
   itemp sample ddpm --num-problems 100 --temperature 0.5 --method batch --out runs/ddpm
+  itemp sample endpoint:http://127.0.0.1:8000/v1 -o model_name=answers --quantizer \
+      final_number --problems questions.jsonl -t 1 0.5 0.25 --out runs/answers
   torchrun --nproc_per_node 8 -m implicit_temperature sample calm --problems prompts.jsonl \\
       --temperature 0.5 --out runs/calm8      # 8 ranks, one results.jsonl
 

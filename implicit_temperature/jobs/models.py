@@ -1,4 +1,5 @@
-"""Which model a job runs: shipped demo names, diffusers pipeline folders, ``module:factory``.
+"""Which model a job runs: shipped demo names, diffusers pipeline folders, ``module:factory``,
+``endpoint:URL`` (an OpenAI-compatible endpoint, driven by the ``endpoint`` adapter).
 
 :data:`DEMO_MODELS` maps each shipped demo name to a ``"module:function"`` loader string; the
 module is imported only when that model is used, so adding a demo is one line here, and a demo
@@ -27,7 +28,10 @@ DEMO_MODELS: dict[str, str] = {
     "ddpm": "implicit_temperature.demos.mixture:load_ddpm_pipeline",
     "flow": "implicit_temperature.demos.mixture:load_flow_pipeline",
     "digits": "implicit_temperature.jobs.models:load_digits_demo",
+    "answers": "implicit_temperature.demos.answers:load_answers_model",
 }
+#: ``endpoint:URL`` names an OpenAI-compatible endpoint (the ``endpoint`` adapter's model).
+ENDPOINT_PREFIX = "endpoint:"
 #: Demo name -> the module it needs, where the loader lives elsewhere (checked before loading).
 DEMO_REQUIRES: dict[str, str] = {"digits": "implicit_temperature.demos.digits"}
 
@@ -70,13 +74,23 @@ def _known_models_text() -> str:
     ]
     return (
         "shipped demo models: " + ", ".join(rows) + "; or a diffusers pipeline folder "
-        "(with model_index.json); or package.module:factory"
+        "(with model_index.json); or package.module:factory; or endpoint:URL (an "
+        "OpenAI-compatible endpoint)"
     )
 
 
 def resolve_target(model: str) -> tuple[str, str]:
-    """``model`` -> ``(kind, target)`` with kind "demo", "folder" or "factory", checked without
+    """``model`` -> ``(kind, target)`` with kind "demo", "folder", "factory" or "endpoint"
+    (``endpoint:URL``; target the URL), checked without
     importing the model's module. Raises :class:`JobError` listing what is available."""
+    if model.startswith(ENDPOINT_PREFIX):
+        url = model[len(ENDPOINT_PREFIX) :]
+        if not url.startswith(("http://", "https://")):
+            raise JobError(
+                f"model {model!r}: write an endpoint as endpoint:URL with an http(s) URL, e.g. "
+                "endpoint:http://127.0.0.1:8000/v1"
+            )
+        return "endpoint", url
     if model in DEMO_MODELS:
         target = DEMO_MODELS[model]
         module = DEMO_REQUIRES.get(model, target.split(":")[0])
@@ -116,6 +130,10 @@ def _call_loader(fn: Any, device: Any) -> Any:
 def load_model(model: str, device: Any) -> LoadedModel:
     """Load ``model`` (see :func:`resolve_target`) onto ``device``."""
     kind, target = resolve_target(model)
+    if kind == "endpoint":
+        from ..adapters.endpoint import Endpoint
+
+        return LoadedModel(Endpoint(target), None, model)
     if kind == "folder":
         try:
             from diffusers import DiffusionPipeline
@@ -194,7 +212,7 @@ def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:
     quantizer = adapter_options.get("quantizer")
     if isinstance(quantizer, str):
         known = get_quantizers()
-        if quantizer not in known:
+        if quantizer not in known and quantizer.partition(":")[0] not in known:
             raise JobError(
                 f"unknown quantizer {quantizer!r}; registered quantizers: "
                 f"{', '.join(sorted(known)) or 'none'} (see `itemp plugins`)"

@@ -219,6 +219,11 @@ def _run(
                         where = f"problem {pid!r}" + (
                             f" (line {problem.line})" if problem.line else ""
                         )
+                        if getattr(exc, "resumable", False):  # e.g. an endpoint that went away
+                            raise JobError(
+                                f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results "
+                                f"finished so far are kept in {out}; {_resume_hint(command)}"
+                            ) from exc
                         raise JobError(
                             f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
                             f"so far are kept in {out}, but with the same arguments (and so the "

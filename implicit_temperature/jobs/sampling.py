@@ -7,7 +7,9 @@ Two runners:
   outputs are the decoded new text.
 * :class:`AdapterRunner` (anything an adapter handles): ``TemperatureSampler(...).sample``;
   outputs are PNG paths for images ``(C, H, W)``, else the keys (and the samples themselves when
-  they are small numeric vectors, e.g. the 2-D mixture demos).
+  they are small numeric vectors, e.g. the 2-D mixture demos; for completions of an endpoint,
+  the text and its answer). Adapters with a draw store (``store`` option) keep it in
+  ``OUT/draws`` unless told otherwise, so a rerun of the job replays every paid completion.
 
 Each unit gets a fresh generator seeded with ``problem_seed(seed, id, T)``, so a record depends on
 nothing but the job's arguments and the problem.
@@ -185,10 +187,11 @@ class AdapterRunner:
             get_adapter(spec.adapter)  # unknown name: PluginError listing the registered ones
         self.model, self.spec, self.out = model, spec, out
         self.options = {**(default_options or {}), **spec.adapter_options}
-        if "progress" not in self.options and _takes_option(
-            self._adapter_class(model, spec), "progress"
-        ):
+        cls = self._adapter_class(model, spec)
+        if "progress" not in self.options and _takes_option(cls, "progress"):
             self.options["progress"] = False  # one job bar, not one adapter bar per problem
+        if "store" not in self.options and _takes_option(cls, "store"):
+            self.options["store"] = str(out / "draws")  # endpoint draws: kept with the job
         self._sampler_cls = TemperatureSampler
         self._plan = {} if spec.plan is None else {"plan": spec.plan}
         self._shared = None
@@ -227,8 +230,17 @@ class AdapterRunner:
             ) from None
 
     def __call__(self, problem: Problem, temperature: float, seed: int) -> dict[str, Any]:
+        sampler = self._sampler(problem)
+        try:
+            return self._unit(sampler, problem, temperature, seed)
+        finally:
+            close = getattr(getattr(sampler, "adapter", None), "close", None)
+            if problem.prompt is not None and callable(close):
+                close()  # one adapter per prompt: free its connections
+
+    def _unit(self, sampler: Any, problem: Problem, temperature: float, seed: int) -> dict:
         spec = self.spec
-        res = self._sampler(problem).sample(
+        res = sampler.sample(
             temperature,
             method=spec.method,
             num_samples=spec.num_samples,
@@ -249,7 +261,13 @@ class AdapterRunner:
                 outputs.append(str(rel))
         else:
             outputs = [{"key": jsonable(keys[k])} for k in range(keys.shape[0])]
-            if isinstance(samples, torch.Tensor) and samples[0].numel() <= MAX_INLINE_SAMPLE_SIZE:
+            answer_of = getattr(getattr(sampler, "adapter", None), "answer_of", None)
+            if isinstance(samples, list) and samples and isinstance(samples[0], str):
+                for k, o in enumerate(outputs):  # completions: the text and its answer
+                    o["text"] = samples[k]
+                    if callable(answer_of):
+                        o["answer"] = answer_of(samples[k])
+            elif isinstance(samples, torch.Tensor) and samples[0].numel() <= MAX_INLINE_SAMPLE_SIZE:
                 for k, o in enumerate(outputs):
                     o["sample"] = jsonable(samples[k].double())
         stats: dict[str, Any] = {"model_calls": res.model_calls}
@@ -257,13 +275,17 @@ class AdapterRunner:
             stats["cascade_level_min"] = float(res.cascade_level.min())
         if res.rounds is not None:
             stats["rounds"] = res.rounds
+        if res.extra.get("adapter") is not None:  # e.g. an endpoint's requests and completions
+            stats["adapter"] = jsonable(res.extra["adapter"])
+        if getattr(res, "estimated_tv", None) is not None:
+            stats["estimated_tv"] = jsonable(res.estimated_tv)
         return {
             "outputs": outputs,
             # images: the key of each (what "the same outcome" meant, e.g. the digit shown)
             "keys": jsonable(keys) if outputs and isinstance(outputs[0], str) else None,
             "draws": int(res.draws),
             "method_used": res.method,
-            "plan": jsonable(getattr(res, "plan", spec.plan)),
+            "plan": jsonable(getattr(res, "plan", None) or res.extra.get("plan") or spec.plan),
             "diagnostics": jsonable(getattr(res, "diagnostics", None)),
             "stats": stats,
         }

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "implicit_temperature.adapters.calm.plugin",
     "implicit_temperature.adapters.diffusion.plugin",
     "implicit_temperature.adapters.flow_matching.plugin",
+    "implicit_temperature.adapters.endpoint.plugin",
 )
 
 

@@ -128,9 +128,11 @@ class TemperatureSampler:
         any T: exact (with a planned collision tree, ``plan``) where it fits the budget, else the
         batch method. An unknown
         keyword raises :class:`UnknownOptionError` naming the closest valid one (and the
-        constructor, for adapter options such as ``batch_size``)."""
+        constructor, for adapter options such as ``batch_size``). Adapters with an ``end_run()``
+        method have it called after a successful run; what it returns is in
+        ``result.extra["adapter"]``."""
         self._check_sample_options(options)
-        return temperature_sample(
+        result = temperature_sample(
             self.adapter.draw,
             temperature,
             key=self.adapter.quantize,
@@ -138,6 +140,10 @@ class TemperatureSampler:
             key_name=self._key_name,
             options=SampleOptions(**options),
         )
+        end_run = getattr(self.adapter, "end_run", None)
+        if callable(end_run):  # adapters that report a run's own figures (e.g. requests made)
+            result.extra["adapter"] = end_run()
+        return result
 
     def _check_sample_options(self, options: dict[str, Any]) -> None:
         accepted = set(SampleOptions.names())

@@ -12,6 +12,8 @@ quantizers (registered through the ``register_quantizers`` hook, like third-part
   means (option ``means``); mixtures with known components.
 * ``image_hash`` (:class:`ImageHashQuantizer`): average hash of a downsampled image (option
   ``hash_size``); the pipeline adapters' default for images, see its limits.
+* answer keys for texts (:mod:`.answers`): ``final_number``, ``choice_letter``,
+  ``normalized_text``, ``regex`` (also ``"regex:<pattern>"``) and ``answer`` (a user function).
 
 :func:`resolve_quantizer` turns a name, a quantizer object or a plain callable into a quantizer.
 Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)`` ->
@@ -20,6 +22,16 @@ Every quantizer maps ``(n, ...)`` -> ``(n,)``/``(n, d)`` keys, and ``(B, n, ...)
 This package imports only torch, numpy and the plugins layer (never an adapter).
 """
 
+from .answers import (
+    NO_ANSWER,
+    AnswerQuantizer,
+    CallableAnswer,
+    ChoiceLetter,
+    FinalNumber,
+    NormalizedText,
+    RegexAnswer,
+    answer_id,
+)
 from .base import Quantizer, QuantizerError
 from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer, kmeans, nearest_code
@@ -30,6 +42,14 @@ from .nearest_component import NearestComponentQuantizer
 from .resolve import CallableQuantizer, quantize, resolve_quantizer
 
 __all__ = [
+    "NO_ANSWER",
+    "AnswerQuantizer",
+    "CallableAnswer",
+    "ChoiceLetter",
+    "FinalNumber",
+    "NormalizedText",
+    "RegexAnswer",
+    "answer_id",
     "CallableQuantizer",
     "ClassifierQuantizer",
     "CodebookQuantizer",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..plugins.hookspecs import hookimpl
+from .answers import ANSWER_QUANTIZERS
 from .classifier import ClassifierQuantizer
 from .codebook import CodebookQuantizer
 from .exact import ExactQuantizer
@@ -19,12 +20,14 @@ BUILTIN_QUANTIZERS = (
     ClassifierQuantizer,
     NearestComponentQuantizer,
     ImageHashQuantizer,
+    *ANSWER_QUANTIZERS,
 )
 
 
 @hookimpl
 def register_quantizers(register: Callable[..., None]) -> None:
-    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``, ``image_hash``:
-    each class is its own factory."""
+    """``exact``, ``grid``, ``codebook``, ``classifier``, ``nearest_component``, ``image_hash``
+    and the answer keys ``final_number``, ``choice_letter``, ``normalized_text``, ``regex``,
+    ``answer``: each class is its own factory."""
     for cls in BUILTIN_QUANTIZERS:
         register(cls.name, cls)

@@ -76,13 +76,34 @@ def _check_options(
         )
 
 
+def _split_name_option(
+    spec: str, known: dict[str, Any], options: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """``"regex:<pattern>"`` -> ``("regex", {"pattern": "<pattern>", ...})`` for a registered
+    factory with a ``name_option`` attribute; other names are returned as they are."""
+    name, sep, arg = spec.partition(":")
+    if not sep or spec in known or name not in known:
+        return spec, options
+    option = getattr(known[name].obj, "name_option", None)
+    if not isinstance(option, str):
+        raise QuantizerError(
+            f"quantizer {name!r} takes no argument in its name ({spec!r}); pass its options as "
+            "quantizer_options"
+        )
+    if option in options:
+        raise QuantizerError(f"{option!r} given twice: in the name {spec!r} and as an option")
+    return name, {**options, option: arg}
+
+
 def resolve_quantizer(spec: Any = "exact", **options: Any) -> Quantizer:
     """Turn ``spec`` into a quantizer ``q(samples, *, batched=None) -> LongTensor``.
 
     ``spec`` may be
 
-    * a registered name (``"exact"``, ``"grid"``, ``"codebook"``, ``"classifier"`` or one a plugin
-      registered; see ``itemp plugins``): the factory is looked up with
+    * a registered name (``"exact"``, ``"grid"``, ``"codebook"``, ``"classifier"``,
+      ``"final_number"`` or one a plugin registered; see ``itemp plugins``), or ``"name:arg"``
+      for a factory that takes one option in its name (``"regex:<pattern>"``): the factory is
+      looked up with
       :func:`implicit_temperature.plugins.get_quantizer` and called with ``**options``, e.g.
       ``resolve_quantizer("grid", cell_size=0.25)``;
     * ``None``: the same as ``"exact"``;
@@ -103,6 +124,7 @@ def resolve_quantizer(spec: Any = "exact", **options: Any) -> Quantizer:
         from ..plugins.manager import get_quantizer, get_quantizers, plugin_errors
 
         known = get_quantizers()
+        spec, options = _split_name_option(spec, known, options)
         conflict = [e for e in plugin_errors() if e.startswith(f"quantizer name {spec!r} ")]
         if conflict:
             raise QuantizerError(f"{conflict[0]}; uninstall or rename one of them")
