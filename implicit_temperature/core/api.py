@@ -14,7 +14,12 @@ from .batch import ESTIMATORS, batch_selection
 from .cost import choose_tree, pilot_power_sums
 from .diagnostics import check_diagnostics, make_diagnostics
 from .drawing import DrawSource
-from .errors import DrawBudgetExceeded, InvalidTemperatureError
+from .errors import (
+    DrawBudgetExceeded,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidTemperatureError,
+)
 from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
 from .plan import Tree, acceptance, format_tree, leaf, resolve_plan
 from .progress import Progress
@@ -118,17 +123,19 @@ def temperature_sample(
     """
     t = check_temperature(temperature)
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        raise InvalidArgumentError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     n_samples = check_positive_int(num_samples, "num_samples")
     n_out = check_positive_int(num_outputs, "num_outputs")
     lanes = check_positive_int(max_lanes, "max_lanes")
     if max_draws is not None:
         if isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral):
-            raise TypeError(f"max_draws must be an integer >= 1 or None, got {max_draws!r}")
+            raise InvalidArgumentTypeError(
+                f"max_draws must be an integer >= 1 or None, got {max_draws!r}"
+            )
         if max_draws < 1:
-            raise ValueError(f"max_draws must be >= 1, got {max_draws}")
+            raise InvalidArgumentError(f"max_draws must be >= 1, got {max_draws}")
     if method == "exact" and t > 1.0:
         raise InvalidTemperatureError(
             f'method="exact" needs T <= 1 (got T={t}): sharpening is exact, but flattening needs '
@@ -140,11 +147,13 @@ def temperature_sample(
     if t <= 1.0 and math.isfinite(s):
         fixed_tree = resolve_plan(plan, s)  # validates explicit trees early
     elif not (isinstance(plan, Tree) or isinstance(plan, str)):
-        raise TypeError(f"plan must be 'auto', 'flat' or a tree string, got {plan!r}")
+        raise InvalidArgumentTypeError(
+            f"plan must be 'auto', 'flat' or a tree string, got {plan!r}"
+        )
     gen = make_generator(generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"key_name must be a str, a callable returning one, or None, got "
             f"{type(key_name).__name__}"
         )

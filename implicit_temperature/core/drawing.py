@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import SamplerOutputError
+from .errors import InvalidArgumentTypeError, SamplerOutputError
 from .keys import KeyFunction
 from .samples import Samples, wrap_draw_output
 
@@ -71,7 +71,7 @@ class DrawSource:
         generator: torch.Generator,
     ) -> None:
         if not callable(draw):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"draw must be a callable draw(m) -> m samples, got {type(draw).__name__}"
             )
         self.draw = draw

@@ -9,6 +9,14 @@ class ImplicitTemperatureError(Exception):
     """Base class of every error raised by implicit-temperature."""
 
 
+class InvalidArgumentError(ImplicitTemperatureError, ValueError):
+    """An argument has a value the library cannot use (the message names it and the fix)."""
+
+
+class InvalidArgumentTypeError(ImplicitTemperatureError, TypeError):
+    """An argument has a type the library cannot use (the message names it and the fix)."""
+
+
 class TemperatureWarning(UserWarning):
     """Base of every warning raised by implicit-temperature: the result is valid but may not
     mean what was asked (e.g. temperature had nothing to act on). Filter it with
@@ -37,3 +45,8 @@ class DrawBudgetExceeded(ImplicitTemperatureError, RuntimeError):
     def __init__(self, message: str, stats: dict[str, Any]) -> None:
         super().__init__(message)
         self.stats = stats
+
+
+class IgnoredSeedWarning(TemperatureWarning):
+    """A seed was asked for, but the draw function takes no ``generator``: it cannot be passed
+    on, so the samples are not reproducible from that seed."""

@@ -184,6 +184,16 @@ def cat_samples(parts: list[Samples]) -> Samples:
     return parts[0]
 
 
+def _budget_advice(accepted: int) -> str:
+    if accepted == 0:  # not one collision: typical of continuous samples compared exactly
+        return (
+            "not one round was accepted, which happens when every draw is a distinct outcome "
+            "(continuous samples without a key or quantizer): no budget helps then; pass key= "
+            '(a quantizer, e.g. a grid), or use method="batch"'
+        )
+    return 'raise max_draws, or use method="batch" (approximate, fixed cost)'
+
+
 def run_exact(
     source: DrawSource,
     s: float,
@@ -273,8 +283,7 @@ def run_exact(
                     raise DrawBudgetExceeded(
                         f"the exact sampler would need more than max_draws={max_draws} base draws "
                         f"(spent {stats.draws}, accepted {stats.accepted} rounds for "
-                        f'{int(q.sum())} outputs); raise max_draws, or use method="batch" '
-                        "(approximate, fixed cost)",
+                        f"{int(q.sum())} outputs); " + _budget_advice(stats.accepted),
                         stats.as_dict(),
                     )
                 want = torch.zeros_like(want)

@@ -128,11 +128,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--plan",
-        type=_json_or_text,
+        type=str,
         default=None,
         metavar="PLAN",
-        help="exact method's plan, e.g. 'auto', 'flat' or a JSON tree; passed "
-        "on only where the core supports plans (default: the core's own)",
+        help="exact method's plan, text: 'auto', 'flat' or a tree such as '(2+2)+(3+3)' "
+        "(default: the core's own, 'auto')",
     )
     parser.add_argument(
         "--num-outputs",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ImplicitTemperatureError
+from ..core.errors import ImplicitTemperatureError, InvalidArgumentTypeError
 from .distributed import DistContext
 from .errors import JobError, JobInterrupted
 from .models import check_plugins, load_model, resolve_target
@@ -26,8 +26,12 @@ from .seeding import problem_seed
 from .spec import JobSpec
 from .store import (
     MANIFEST,
+    Expected,
+    FolderLock,
     PartWatcher,
     PartWriter,
+    check_manifest_unchanged,
+    job_fingerprint,
     merge,
     part_name,
     prepare_folder,
@@ -94,6 +98,26 @@ class _Progress:
             self.bar.close()
 
 
+def _prepare(spec: JobSpec, out: Path, lock: FolderLock, manifest: dict[str, Any]) -> bool:
+    """Rank 0: take the folder lock (exclusive to check and set up the folder, then shared for
+    the run), prepare the folder and repair torn lines; returns True when resuming."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(
+            f"output folder {out} is not writable: it cannot be created ({exc.strerror or exc}); "
+            "choose another --out or fix its permissions"
+        ) from None
+    exclusive = lock.acquire() == "exclusive"
+    resumed = prepare_folder(out, manifest, exclusive=exclusive)
+    own = None if spec.shard is None else part_name(spec.shard)
+    for note in repair_parts(out, only=own):
+        logger.warning(note)
+    lock.share()
+    check_manifest_unchanged(out, manifest)
+    return resumed
+
+
 def _resume_hint(command: str | None) -> str:
     how = f"rerun `{command}`" if command else "rerun the job with the same arguments and out"
     return f"{how} to resume (finished problems are kept)"
@@ -122,7 +146,7 @@ def run_job(
     if spec is None:
         spec = JobSpec(**kwargs)
     elif kwargs:
-        raise TypeError("give a JobSpec or keyword arguments, not both")
+        raise InvalidArgumentTypeError("give a JobSpec or keyword arguments, not both")
     start = time.perf_counter()
     out = Path(spec.out)
     ctx = DistContext.setup(spec.device)
@@ -132,9 +156,11 @@ def run_job(
             "shard= is for launchers without torch.distributed (Slurm arrays, Ray); "
             f"under torchrun the {ctx.world_size} ranks already split the job"
         )
+    lock = FolderLock(out)
     try:
-        return _run(spec, ctx, out, start, command, on_result)
+        return _run(spec, ctx, out, lock, start, command, on_result)
     finally:
+        lock.release()
         ctx.close()
 
 
@@ -142,6 +168,7 @@ def _run(
     spec: JobSpec,
     ctx: DistContext,
     out: Path,
+    lock: FolderLock,
     start: float,
     command: str | None,
     on_result: Callable[[dict[str, Any]], None] | None,
@@ -153,22 +180,23 @@ def _run(
         digest = file_digest(spec.problems) if isinstance(spec.problems, str) else None
         resumed = False
         if ctx.rank == 0:
-            manifest = spec.manifest(digest, len(problems), ctx.device.type)
-            resumed = prepare_folder(out, manifest)
-            own = None if spec.shard is None else part_name(spec.shard)
-            for note in repair_parts(out, only=own):
-                logger.warning(note)
+            resumed = _prepare(spec, out, lock, manifest(digest, len(problems)))
         return problems, digest, resumed
+
+    def manifest(digest: str | None, count: int) -> dict[str, Any]:
+        return spec.manifest(digest, count, ctx.device.type)
 
     problems, digest, resumed = ctx.agree(preflight)
     ctx.same((digest, len(problems)), "the problems file (sha256, number of problems)")
+    fingerprint = job_fingerprint(manifest(digest, len(problems)))
     known = {
         (p.id, t): i * len(spec.temperatures) + j
         for i, p in enumerate(problems)
         for j, t in enumerate(spec.temperatures)
     }
+    expect = Expected(known, fingerprint, spec.seed)
     order = sorted(known, key=known.__getitem__)
-    done = ctx.agree(lambda: read_done(out, known))
+    done = ctx.agree(lambda: read_done(out, expect))
     if spec.shard is None:
         pending = [key for key in order if key not in done]
         shard = pending[ctx.rank :: ctx.world_size]
@@ -228,6 +256,7 @@ def _run(
                     record = {
                         "id": pid,
                         "temperature": t,
+                        "job": fingerprint,
                         "method": spec.method,
                         "method_used": result["method_used"],
                         "plan": result["plan"],
@@ -258,10 +287,11 @@ def _run(
             time.sleep(0.2)
         if work is not None:
             work.wait()
+            del work  # no handle on the wait group outlives the job
         progress.step(0, 0)
     except KeyboardInterrupt:
         progress.close()
-        saved_now = len(read_done(out, known))  # the part file is closed: count what is on disk
+        saved_now = len(read_done(out, expect))  # the part file is closed: count what is on disk
         saved = f"{saved_now} of {len(order)} results are saved in {out}"
         if ctx.distributed:
             saved = f"rank {ctx.rank} stopped; {saved} so far"
@@ -285,7 +315,7 @@ def _run(
         )
     # every rank waits for rank 0's merge (and hears of its failure)
     results = ctx.agree(
-        lambda: merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
+        lambda: merge(out, order, expect) if ctx.rank == 0 else out / "results.jsonl"
     )
     seconds = time.perf_counter() - start
     if ctx.rank == 0:

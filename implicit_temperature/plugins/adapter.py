@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..core.errors import InvalidArgumentTypeError
+
 
 class Adapter:
     """Base class (and protocol) for model adapters.
@@ -32,6 +34,12 @@ class Adapter:
       passes it when some problems are done, so their draws are not computed.
     * ``quantize(samples) -> LongTensor``: keys; equal keys mean the same outcome. Shape
       ``(n,)``/``(n, d)``, or ``(B, n)``/``(B, n, d)`` when batched.
+    * Optional: ``sample_to_json(sample) -> JSON value | None``: one sample (one row of what
+      ``draw`` returned, after the leading ``n``) as it goes into a job's ``results.jsonl``
+      (field ``outputs[k].sample``), e.g. a string for text samples. None writes only its key.
+      The default (:func:`implicit_temperature.jobs.sampling.default_sample_to_json`) writes
+      numeric tensors of at most 16 numbers and strings; images ``(C, H, W)`` are always
+      written as PNG files instead.
     """
 
     name: ClassVar[str] = ""
@@ -39,7 +47,7 @@ class Adapter:
 
     def __init__(self, model: Any, **options: Any) -> None:
         if options:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"adapter {self.name!r} takes no options, got {sorted(options)}; "
                 "check the adapter's documentation for the options it accepts"
             )

@@ -24,6 +24,7 @@ from typing import Any
 
 import pluggy
 
+from ..core.errors import ImplicitTemperatureError
 from . import hookspecs
 from .options import did_you_mean
 
@@ -40,7 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 
-class PluginError(RuntimeError):
+class PluginError(ImplicitTemperatureError, RuntimeError):
     """A plugin could not be loaded or registered something inconsistent."""
 
 

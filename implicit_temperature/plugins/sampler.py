@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..core import TemperatureResult, temperature_sample
+from ..core.errors import InvalidArgumentTypeError
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
 from .options import (
@@ -106,7 +107,7 @@ class TemperatureSampler:
             cls = adapter
         else:
             if adapter_options:
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     "adapter options can't be given with an adapter instance; pass "
                     "them to the adapter's constructor"
                 )
@@ -114,7 +115,7 @@ class TemperatureSampler:
                 callable(getattr(adapter, "draw", None))
                 and callable(getattr(adapter, "quantize", None))
             ):
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"adapter must be a name, an adapter class or an instance with draw() "
                     f"and quantize(), got {adapter!r}"
                 )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
+from ...core.errors import InvalidArgumentError
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
     CALMAdapter,
@@ -50,7 +51,7 @@ class CALMGenerateOutput:
 
 def _check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
     return value
 
 
@@ -59,7 +60,7 @@ def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
         return None
     ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"eos_token_id must be a token id >= 0 or a list of them, got {eos_token_id!r}"
         )
     return torch.tensor(ids, dtype=torch.long, device=device)
@@ -123,9 +124,9 @@ def generate(
     t = check_temperature(temperature)
     num_samples = _check_positive_int("num_samples", num_samples)
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
     if method == "exact" and t > 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm samples "
             "P^(1/T) exactly for T > 1; use method='batch'"
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentTypeError
 from ...plugins import Adapter
 from ...plugins.options import (
     UnknownOptionError,
@@ -158,7 +159,7 @@ class DiffusionAdapter(SampleAdapter):
         **call_kwargs: Any,
     ) -> None:
         if not is_diffusion_pipeline(model):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"the diffusion adapter drives a diffusers.DiffusionPipeline, got "
                 f"{type(model).__module__}.{type(model).__qualname__}. Load one (e.g. "
                 "DDPMPipeline.from_pretrained(...)); for a plain velocity field v(x, t) use "

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ...core.errors import InvalidArgumentTypeError
 from ...quantizers import (
     NearestComponentQuantizer,
     Quantizer,
@@ -108,7 +109,7 @@ class AdapterKeys:
         self.quantizer: Any = None
         if spec is None:
             if options:
-                raise TypeError("quantizer_options need quantizer=<registered name>")
+                raise InvalidArgumentTypeError("quantizer_options need quantizer=<registered name>")
             self.quantizer = default_quantizer_for(model)
         else:
             self.quantizer = resolve_quantizer(spec, **(options or {}))
