@@ -368,9 +368,7 @@ def test_image_outputs_are_written_as_png_paths(tmp_path):
     assert folder.startswith("images/a_b-") and safe_name("a_b") == "a_b" != safe_name("a/b")
     assert [o["image"] for o in result["outputs"]] == [f"{folder}/T0.5-{k}.png" for k in range(3)]
     assert [o["key"] for o in result["outputs"]] == [0, 1, 2]
-    back = torch.from_numpy(
-        np.asarray(Image.open(tmp_path / result["outputs"][1]["image"])).copy()
-    )
+    back = torch.from_numpy(np.asarray(Image.open(tmp_path / result["outputs"][1]["image"])).copy())
     want = (images[1].permute(1, 2, 0) * 255).round()
     assert torch.equal(back, want.to(back.dtype)) and result["draws"] == 60
     gray = tmp_path / "g.png"

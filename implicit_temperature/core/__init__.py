@@ -10,7 +10,10 @@ from .cost import ExactCost, estimate_exact_draws, expected_exact_cost, expected
 from .diagnostics import Diagnostics
 from .errors import (
     DrawBudgetExceeded,
+    IgnoredSeedWarning,
     ImplicitTemperatureError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidKeysError,
     InvalidTemperatureError,
     SamplerOutputError,
@@ -31,7 +34,10 @@ __all__ = [
     "Diagnostics",
     "DrawBudgetExceeded",
     "ExactCost",
+    "IgnoredSeedWarning",
     "ImplicitTemperatureError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidKeysError",
     "InvalidPlanError",
     "InvalidTemperatureError",

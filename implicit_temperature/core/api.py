@@ -13,7 +13,7 @@ import torch
 from .batch import ESTIMATORS, batch_selection
 from .cost import choose_tree, pilot_power_sums
 from .diagnostics import check_diagnostics, make_diagnostics
-from .drawing import DrawSource
+from .drawing import DrawSource, warn_if_seed_ignored
 from .errors import (
     DrawBudgetExceeded,
     InvalidArgumentError,
@@ -151,6 +151,7 @@ def temperature_sample(
             f"plan must be 'auto', 'flat' or a tree string, got {plan!r}"
         )
     gen = make_generator(generator)
+    warn_if_seed_ignored(draw, generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
         raise InvalidArgumentTypeError(

@@ -260,7 +260,10 @@ def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:
     if isinstance(quantizer, str):
         known = get_quantizers()
         if quantizer not in known:
+            from ..plugins.options import did_you_mean_name
+
             raise JobError(
-                f"unknown quantizer {quantizer!r}; registered quantizers: "
+                f"unknown quantizer {quantizer!r}{did_you_mean_name(quantizer, known)}; "
+                "registered quantizers: "
                 f"{', '.join(sorted(known)) or 'none'} (see `itemp plugins`)"
             )

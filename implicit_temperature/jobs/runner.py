@@ -251,7 +251,8 @@ def _run(
                             f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
                             f"so far are kept in {out}, but with the same arguments (and so the "
                             "same seed) this problem fails again: fix the cause (e.g. a larger "
-                            "--max-draws, another --method) and start a fresh --out"
+                            "--max-draws, another --method) and rerun (a folder that holds no "
+                            "result yet is taken by the corrected job; else use a fresh --out)"
                         ) from exc
                     record = {
                         "id": pid,

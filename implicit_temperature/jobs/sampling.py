@@ -68,12 +68,16 @@ def summarise_diagnostics(calls: list[Any]) -> dict[str, Any] | None:
     distinct = [d.distinct_share for d in calls]
     singles = [float(d.singleton_share.double().mean()) for d in calls]
     seen = sorted({d.seen for d in calls})
+
+    def share(x: float) -> float | None:  # NaN (no sample looked at) -> null
+        return x if math.isfinite(x) else None
+
     return {
         "calls": len(calls),
         "seen": seen[0] if len(seen) == 1 else "+".join(seen),
-        "distinct_share_mean": jsonable(sum(distinct) / len(distinct)),
-        "distinct_share_max": jsonable(max(distinct)),
-        "singleton_share_mean": jsonable(sum(singles) / len(singles)),
+        "distinct_share_mean": share(sum(distinct) / len(distinct)),
+        "distinct_share_max": share(max(distinct)),
+        "singleton_share_mean": share(sum(singles) / len(singles)),
     }
 
 

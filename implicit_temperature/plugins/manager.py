@@ -207,10 +207,12 @@ class _Registry:
                 "Uninstall or rename one of them."
             )
         if name not in table:
+            from .options import did_you_mean_name
+
             known = ", ".join(sorted(table)) or "none"
             raise PluginError(
-                f"no {kind} named {name!r} is registered (known: {known}); "
-                "run `itemp plugins` to see what is installed"
+                f"no {kind} named {name!r} is registered{did_you_mean_name(name, table)} "
+                f"(known: {known}); run `itemp plugins` to see what is installed"
             )
         return table[name]
 

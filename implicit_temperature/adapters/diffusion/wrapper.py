@@ -291,6 +291,11 @@ class TemperaturePipeline:
             method, num_samples, max_draws: override the wrapper's defaults for this call.
             **call_kwargs: extra pipeline arguments for this call.
         """
+        if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
+            raise InvalidArgumentTypeError(
+                f"the first positional argument is the prompt, as in diffusers, got the number "
+                f"{prompt!r}; give the temperature by name: wrapped(temperature={prompt!r})"
+            )
         if num_images_per_prompt is not None and batch_size is not None:
             raise InvalidArgumentTypeError("pass num_images_per_prompt or batch_size, not both")
         count = num_images_per_prompt if num_images_per_prompt is not None else batch_size
