@@ -24,7 +24,6 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -34,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from . import __version__
+from ._signals import SIGNALS as _SIGNALS
 
 # Demo name -> module, in the order `itemp demo` runs them.
 DEMOS: dict[str, str] = {
@@ -281,10 +281,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         command = f"torchrun --nproc_per_node {world} -m implicit_temperature " + shlex.join(
             args.argv
         )
+    _SIGNALS.raise_from_now()  # Ctrl-C from here on stops the job (what is on disk is kept)
     args.interrupt_message = (
         f"interrupted; finished results are kept in {args.out}: rerun `{command}` to resume"
     )
-    _SIGNALS.raise_from_now()  # Ctrl-C from here on stops the job (what is on disk is kept)
     try:
         summary = run_job(JobSpec(**spec_kwargs(args)), command=command)
     except JobInterrupted as exc:
@@ -379,50 +379,6 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def build_parser(load_demos: Iterable[str] = ()) -> argparse.ArgumentParser:
     """The ``itemp`` parser; demo subcommands get their options from the demos in ``load_demos``."""
     return _Parsers(load_demos).parser
-
-
-class _Signals:
-    """SIGINT and SIGTERM while ``itemp`` starts (Python, torch and model imports) are noted,
-    not raised: an interrupt inside an import leaves half-initialised modules (misleading import
-    errors, even a native abort). Once the imports are done :meth:`raise_from_now` turns them
-    into ``KeyboardInterrupt`` (raised at once for one noted before), which ``main`` reports in
-    one line with exit status 130."""
-
-    def __init__(self) -> None:
-        self.noted: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def defer(self) -> None:
-        self.noted = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous.setdefault(sig, signal.signal(sig, self._note))
-            except ValueError:  # not the main thread: leave signals alone
-                return
-
-    def _note(self, signum: int, frame: Any) -> None:
-        self.noted = signum
-
-    @staticmethod
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    def raise_from_now(self) -> None:
-        if not self.previous:
-            return
-        for sig in self.previous:
-            signal.signal(sig, self._raise)
-        if self.noted is not None:
-            self.noted = None
-            raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
-
-
-_SIGNALS = _Signals()
 
 
 def _report(who: str, exc: BaseException, verbose: bool) -> None:
