@@ -118,6 +118,14 @@ def _prepare(spec: JobSpec, out: Path, lock: FolderLock, manifest: dict[str, Any
     return resumed
 
 
+def _write_failed(out: Path, exc: OSError, command: str | None) -> JobError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return JobError(
+        f"writing to {out} failed: {exc.strerror or exc}{where}. Every result finished before "
+        f"is kept; free space or fix the folder's permissions, then {_resume_hint(command)}"
+    )
+
+
 def _resume_hint(command: str | None) -> str:
     how = f"rerun `{command}`" if command else "rerun the job with the same arguments and out"
     return f"{how} to resume (finished problems are kept)"
@@ -297,6 +305,9 @@ def _run(
         if ctx.distributed:
             saved = f"rank {ctx.rank} stopped; {saved} so far"
         raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
+    except OSError as exc:  # disk full, read-only or immutable file: what is on disk is kept
+        progress.close()
+        raise _write_failed(out, exc, command) from None
     progress.close()
     if spec.shard is not None:
         logger.info(
@@ -314,10 +325,17 @@ def _run(
             seconds=time.perf_counter() - start,
             resumed=resumed,
         )
+
     # every rank waits for rank 0's merge (and hears of its failure)
-    results = ctx.agree(
-        lambda: merge(out, order, expect) if ctx.rank == 0 else out / "results.jsonl"
-    )
+    def merge_on_rank_0() -> Path:
+        if ctx.rank != 0:
+            return out / "results.jsonl"
+        try:
+            return merge(out, order, expect)
+        except OSError as exc:
+            raise _write_failed(out, exc, command) from None
+
+    results = ctx.agree(merge_on_rank_0)
     seconds = time.perf_counter() - start
     if ctx.rank == 0:
         logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)
