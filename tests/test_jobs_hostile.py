@@ -489,3 +489,49 @@ def test_every_library_error_derives_from_the_base_class():
                 if name in ("ValueError", "TypeError", "RuntimeError", "KeyError"):
                     bare.append(f"{path.name}:{node.lineno}")
     assert not bare, bare
+
+
+# -- findings 5, 6: torchrun set-up timeout and teardown ---------------------------------------
+def test_set_up_uses_the_default_timeout_and_only_the_final_wait_is_long(monkeypatch):
+    """The 24 h timeout was passed to init_process_group: orphaned workers retried for a day.
+    Now set-up uses torch's default and only the final barrier's own group waits long."""
+    import torch.distributed as dist
+
+    from implicit_temperature.jobs import distributed
+
+    calls = {}
+    state = {"up": False}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: state["up"])
+
+    def init(**kwargs):
+        calls["init"] = kwargs
+        state["up"] = True
+
+    monkeypatch.setattr(dist, "init_process_group", init)
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "new_group", lambda **kw: calls.setdefault("group", kw) or "wait")
+    monkeypatch.setattr(dist, "barrier", lambda **kw: calls.setdefault("barrier", kw))
+    destroyed = []
+    monkeypatch.setattr(dist, "destroy_process_group", lambda g=None: destroyed.append(g))
+    ctx = distributed.DistContext.setup("cpu")
+    assert "timeout" not in calls["init"], calls["init"]
+    assert calls["group"]["timeout"] == distributed.BARRIER_TIMEOUT
+    ctx.barrier_async()
+    assert calls["barrier"]["group"] is ctx.wait_group
+    ctx.close()
+    assert len(destroyed) == 2 and destroyed[-1] is None, "both groups destroyed"
+
+
+def test_a_torchrun_rank_exits_without_interpreter_teardown(monkeypatch, tmp_path, capsys):
+    exits = []
+    monkeypatch.setattr(cli, "_exit_now", exits.append)
+    cli.main(["sample", "nope", "--num-problems", "1", "--out", str(tmp_path / "o")])
+    assert exits == [], "one process: a normal return"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("implicit_temperature.jobs.run_job", lambda *a, **k: 1 / 0)
+    cli.main(["sample", "nope", "--num-problems", "1", "--out", str(tmp_path / "o")])
+    assert exits == [1], "a rank: its status, then os._exit"
+    capsys.readouterr()

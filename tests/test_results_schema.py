@@ -170,3 +170,30 @@ def test_string_samples_are_written_through_the_adapter_hook(tmp_path, validator
     (record,) = lines(summary)
     check(validator, [record])
     assert [o["sample"] for o in record["outputs"]] == [words[o["key"]] for o in record["outputs"]]
+
+
+def test_the_scaling_doc_example_line_is_what_its_command_writes(tmp_path, validator):
+    """docs/scaling.md shows the first line its own command writes. Rerun on that first problem
+    and temperature alone: every field is the same but the job fingerprint (another problems
+    file, so another job)."""
+    import shlex
+
+    from implicit_temperature import cli
+    from implicit_temperature.jobs.args import spec_kwargs
+
+    doc = (Path(__file__).parents[1] / "docs" / "scaling.md").read_text()
+    section = doc.split("## One process")[1]
+    argv = shlex.split(section.split("```bash")[1].split("```")[0].replace("\\\n", " "))
+    shown = json.loads(section.split("```json")[1].split("```")[0])
+    check(validator, [shown])
+    args = cli.build_parser().parse_args(argv[1:])
+    args.argv = argv[1:]
+    kwargs = spec_kwargs(args)
+    one = tmp_path / "one.jsonl"
+    repo = Path(__file__).parents[1]
+    one.write_text((repo / kwargs["problems"]).read_text().splitlines()[0] + "\n")
+    kwargs.update(problems=str(one), out=str(tmp_path / "o"), progress=False, temperatures=(0.5,))
+    assert shown["temperature"] == 0.5
+    (mine,) = lines(run_job(**kwargs))
+    assert mine.pop("job") != shown.pop("job")
+    assert mine == shown
