@@ -136,6 +136,12 @@ class _Parsers:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        self.parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="show the traceback of an error (default: one line)",
+        )
         sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
 
         plugins = sub.add_parser(
