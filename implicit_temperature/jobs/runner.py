@@ -275,8 +275,6 @@ def _run(
                     if problem.prompt is not None:
                         record["prompt"] = problem.prompt
                     record["outputs"] = result["outputs"]
-                    if result.get("keys") is not None:
-                        record["keys"] = result["keys"]
                     record.update(
                         draws=result["draws"],
                         diagnostics=result["diagnostics"],
