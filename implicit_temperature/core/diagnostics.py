@@ -20,6 +20,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 
@@ -154,7 +155,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _warn(message: str) -> None:
     """warnings.warn attributed to the first caller outside this package."""
-    level, frame = 2, sys._getframe(1)  # stacklevel 2 = _warn's caller
+    level = 2  # stacklevel 2 = _warn's caller
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, TemperatureWarning, stacklevel=level)
@@ -167,10 +169,15 @@ def make_diagnostics(
     cascade_level: torch.Tensor | None,
     key_name: str | None,
     batched: bool,
+    pool_stats: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> Diagnostics:
-    """Diagnostics of one run: from the batch method's pool counts (B, num_outputs, N), else from
-    the keys of the first draws (B, M, d). Unbatched runs drop the leading B. No host sync."""
-    if pool_counts is not None:
+    """Diagnostics of one run: from the batch method's pool counts (B, num_outputs, N) or their
+    :func:`pool_statistics` already taken (``pool_stats``: distinct, singles, N), else from the
+    keys of the first draws (B, M, d). Unbatched runs drop the leading B. No host sync."""
+    if pool_stats is not None:
+        distinct, singles, n = pool_stats
+        seen, samples = "pool", int(n)
+    elif pool_counts is not None:
         distinct, singles = pool_statistics(pool_counts)
         seen, samples = "pool", int(pool_counts.shape[-1])
     elif seen_keys is not None:

@@ -9,14 +9,6 @@ class ImplicitTemperatureError(Exception):
     """Base class of every error raised by implicit-temperature."""
 
 
-class InvalidArgumentError(ImplicitTemperatureError, ValueError):
-    """An argument has a value the library cannot use (the message names it and the fix)."""
-
-
-class InvalidArgumentTypeError(ImplicitTemperatureError, TypeError):
-    """An argument has a type the library cannot use (the message names it and the fix)."""
-
-
 class TemperatureWarning(UserWarning):
     """Base of every warning raised by implicit-temperature: the result is valid but may not
     mean what was asked (e.g. temperature had nothing to act on). Filter it with
@@ -50,3 +42,21 @@ class DrawBudgetExceeded(ImplicitTemperatureError, RuntimeError):
 class IgnoredSeedWarning(TemperatureWarning):
     """A seed was asked for, but the draw function takes no ``generator``: it cannot be passed
     on, so the samples are not reproducible from that seed."""
+
+
+class InvalidOptionError(ImplicitTemperatureError, ValueError):
+    """A sampling option has a value outside its range (e.g. ``num_samples=0``)."""
+
+
+class OptionTypeError(ImplicitTemperatureError, TypeError):
+    """A sampling option has the wrong type (e.g. ``num_outputs=2.5``, ``plan=4``)."""
+
+
+class UnknownOptionError(ImplicitTemperatureError, TypeError):
+    """A keyword that the function it was passed to does not take (the message names it, where it
+    was passed, the closest valid name and where it belongs if it belongs elsewhere)."""
+
+
+#: Any argument with a value (or type) the library cannot use: the same classes as the options'.
+InvalidArgumentError = InvalidOptionError
+InvalidArgumentTypeError = OptionTypeError

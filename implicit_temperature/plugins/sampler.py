@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import Any, cast
 
 from ..core import TemperatureResult, temperature_sample
 from ..core.errors import InvalidArgumentTypeError
+from ..core.options import SampleOptions, keyword_signature
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
 from .options import (
@@ -17,9 +16,6 @@ from .options import (
     misplaced_hint,
     sample_hint,
 )
-
-#: temperature_sample keywords that TemperatureSampler.sample sets itself from the adapter
-_SET_BY_SAMPLER = frozenset({"draw", "key", "batched", "key_name"})
 
 
 class AdapterSelectionError(PluginError, LookupError):
@@ -41,7 +37,7 @@ def find_adapter_class(model: Any) -> type:
         except Exception as exc:  # noqa: BLE001 - a broken handles() must not hide the others
             failures.append(f"{name} ({type(exc).__name__}: {exc})")
     if len(matches) == 1:
-        return matches[0].obj
+        return cast(type, matches[0].obj)
     if not matches:
         known = ", ".join(sorted(registered)) or "none"
         extra = f"; handles() raised in: {', '.join(failures)}" if failures else ""
@@ -66,7 +62,7 @@ def _check_adapter_options(cls: type, options: dict[str, Any]) -> None:
     sampling keyword (``temperature=``) or quantizer option (``cell_size=``) belongs. Adapters
     whose constructor takes ``**kwargs`` (e.g. pipeline call arguments) check those themselves;
     only ``sample()`` keywords are refused for them here."""
-    names, var_kw = keyword_names(cls.__init__, skip=("self", "model"))
+    names, var_kw = keyword_names(cls.__init__, skip=("self", "model"))  # type: ignore[misc]
     label = getattr(cls, "name", "") or cls.__name__
     for name, value in options.items():
         if name in names:
@@ -125,45 +121,28 @@ class TemperatureSampler:
         _check_adapter_options(cls, adapter_options)
         self.adapter = cls(model, **adapter_options)
 
-    def sample(
-        self,
-        temperature: float,
-        *,
-        method: str = "auto",
-        plan: str = "auto",
-        num_samples: int = 200,
-        num_outputs: int = 1,
-        max_draws: int | None = None,
-        generator: torch.Generator | int | None = None,
-        **options: Any,
-    ) -> TemperatureResult:
-        """Samples at ``temperature``; same arguments and result as :func:`temperature_sample`
-        (``options``: share_pool, max_lanes, estimator, progress). Batched adapters give a
-        leading B dim. ``method="auto"`` (default) works at any T: exact (with a planned
-        collision tree, ``plan``) where it fits the budget, else the batch method. An unknown
+    def sample(self, temperature: float, **options: Any) -> TemperatureResult:
+        """Samples at ``temperature``; same sampling keywords and result as
+        :func:`temperature_sample` (the fields of :class:`SampleOptions`: method, plan,
+        num_samples, num_outputs, max_draws, generator, share_pool, max_lanes, estimator,
+        progress). Batched adapters give a leading B dim. ``method="auto"`` (default) works at
+        any T: exact (with a planned collision tree, ``plan``) where it fits the budget, else the
+        batch method. An unknown
         keyword raises :class:`UnknownOptionError` naming the closest valid one (and the
         constructor, for adapter options such as ``batch_size``)."""
-        if options:
-            self._check_sample_options(options)
+        self._check_sample_options(options)
         return temperature_sample(
             self.adapter.draw,
             temperature,
             key=self.adapter.quantize,
             batched=bool(getattr(self.adapter, "batched", False)),
-            method=method,
-            plan=plan,
-            num_samples=num_samples,
-            num_outputs=num_outputs,
-            max_draws=max_draws,
-            generator=generator,
             key_name=self._key_name,
-            **options,
+            options=SampleOptions(**options),
         )
 
     def _check_sample_options(self, options: dict[str, Any]) -> None:
-        accepted, _ = keyword_names(temperature_sample)
-        accepted -= _SET_BY_SAMPLER
-        own, _ = keyword_names(TemperatureSampler.sample)
+        accepted = set(SampleOptions.names())
+        own = {"temperature"}
         adapter_options, _ = keyword_names(type(self.adapter).__init__, skip=("self", "model"))
         for name in options:
             if name in accepted:
@@ -189,3 +168,8 @@ class TemperatureSampler:
 
     def __repr__(self) -> str:
         return f"TemperatureSampler({self.adapter!r})"
+
+
+TemperatureSampler.sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+    TemperatureSampler.sample
+)
