@@ -14,10 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench_accuracy, bench_auto, bench_exact, bench_selection, end_to_end, figures, report
+from . import (
+    bench_accuracy,
+    bench_auto,
+    bench_exact,
+    bench_selection,
+    bench_serve,
+    end_to_end,
+    figures,
+    report,
+)
 from .common import machine_info
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "end_to_end")
+SECTIONS = ("selection", "exact", "accuracy", "auto", "end_to_end", "serve")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -59,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": lambda q: bench_selection.with_threads(1, lambda: bench_accuracy.run(q)),
         "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
         "end_to_end": end_to_end.run,
+        "serve": bench_serve.run,
     }
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -106,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(report.auto_section(results["auto"]))
     if "end_to_end" in results:
         parts.append(report.end_to_end_section(results["end_to_end"]))
+    if "serve" in results:
+        parts.append(bench_serve.section(results["serve"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
     print(f"[benchmarks] wrote {out} and {len(figs)} figures in {fig_dir}", file=sys.stderr)
