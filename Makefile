@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-quick clean
+.PHONY: setup demo test faults lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: setup
 	$(BIN)/ruff format --check implicit_temperature tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Fault injection in real processes (SIGKILL, torchrun, full disk, Ctrl-C): a few minutes.
+faults: setup
+	$(BIN)/python -m pytest -q -s -m faults tests/test_jobs_faults.py
 
 bench: setup
 	$(BIN)/python -m benchmarks

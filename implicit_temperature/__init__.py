@@ -19,12 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+
+def _defer_signals_when_started_as_cli() -> None:
+    """``python -m implicit_temperature`` / ``itemp``: Ctrl-C during the imports that follow is
+    noted and reported once they are done (see ``_signals``); a library import changes nothing."""
+    from . import _signals
+
+    if _signals.started_as_cli():
+        _signals.SIGNALS.defer()
+
+
+_defer_signals_when_started_as_cli()
+
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
     "BatchSelection": ".core",
     "Diagnostics": ".core",
     "DrawBudgetExceeded": ".core",
+    "IgnoredSeedWarning": ".core",
     "ImplicitTemperatureError": ".core",
+    "InvalidArgumentError": ".core",
+    "InvalidArgumentTypeError": ".core",
     "InvalidKeysError": ".core",
     "InvalidPlanError": ".core",
     "InvalidTemperatureError": ".core",
@@ -50,7 +65,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         BatchSelection,
         Diagnostics,
         DrawBudgetExceeded,
+        IgnoredSeedWarning,
         ImplicitTemperatureError,
+        InvalidArgumentError,
+        InvalidArgumentTypeError,
         InvalidKeysError,
         InvalidPlanError,
         InvalidTemperatureError,

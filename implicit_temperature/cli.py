@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from . import __version__
+from ._signals import SIGNALS as _SIGNALS
 
 # Demo name -> module, in the order `itemp demo` runs them.
 DEMOS: dict[str, str] = {
@@ -126,6 +127,7 @@ def _demos_to_load(argv: Sequence[str]) -> list[str]:
 class _Parsers:
     def __init__(self, load: Iterable[str], demo_status: bool = True) -> None:
         load = set(load)
+        self.verbose = False  # -v anywhere: tracebacks of failing demos too
         self.demos: dict[str, Demo] = {}
         self.demo_parsers: dict[str, argparse.ArgumentParser] = {}
         self.parser = argparse.ArgumentParser(
@@ -137,6 +139,12 @@ class _Parsers:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        self.parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="show the traceback of an error (default: one line)",
+        )
         sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
 
         plugins = sub.add_parser(
@@ -252,8 +260,8 @@ class _Parsers:
                 rc = _run_demo(info, self.demo_parsers[name].parse_args([]))
             except SystemExit as exc:  # argparse or the demo exited (e.g. a required argument)
                 rc = exc.code if isinstance(exc.code, int) else 1
-            except Exception:  # noqa: BLE001 - report it, run the remaining demos
-                traceback.print_exc()
+            except Exception as exc:  # noqa: BLE001 - report it, run the remaining demos
+                _report(f"demo {name}", exc, getattr(self, "verbose", False))
                 rc = 1
             seconds = time.perf_counter() - start
             outcome = "ok" if rc == 0 else f"FAILED (exit {rc})"
@@ -283,25 +291,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     Ctrl-C / SIGTERM exit status 130 with the command that resumes."""
     import logging
     import shlex
-    import signal
-
-    from .jobs.args import spec_kwargs
 
     logging.basicConfig(level=logging.WARNING, format="itemp sample: %(message)s")
     if args.verbose:  # the job's own steps; the core's per-call lines stay at their level
         logging.getLogger("implicit_temperature.jobs").setLevel(logging.INFO)
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    from .core.errors import ImplicitTemperatureError
-    from .jobs import JobInterrupted, JobSpec, run_job
-    from .plugins import PluginError
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (e.g. main() called from a worker thread)
-        previous = None
+    from .jobs import JobInterrupted, JobSpec, run_job  # imports torch: signals still deferred
+    from .jobs.args import spec_kwargs
 
     command = "itemp " + shlex.join(args.argv)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -309,24 +305,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         command = f"torchrun --nproc_per_node {world} -m implicit_temperature " + shlex.join(
             args.argv
         )
+    _SIGNALS.raise_from_now()  # Ctrl-C from here on stops the job (what is on disk is kept)
+    args.interrupt_message = (
+        f"interrupted; finished results are kept in {args.out}: rerun `{command}` to resume"
+    )
     try:
         summary = run_job(JobSpec(**spec_kwargs(args)), command=command)
     except JobInterrupted as exc:
         print(f"itemp sample: {exc}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:  # outside the sampling loop (loading, merging)
-        print(
-            f"itemp sample: interrupted; finished results are kept in {args.out}: rerun "
-            f"`{command}` to resume",
-            file=sys.stderr,
-        )
-        return 130
-    except (ImplicitTemperatureError, PluginError) as exc:
-        print(f"itemp sample: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     if summary.results is None:  # one shard of a Slurm array / Ray job
         print(
             f"itemp sample: shard done: {summary.ran} results run in {summary.seconds:.1f} s "
@@ -446,18 +433,69 @@ def build_parser(load_demos: Iterable[str] = ()) -> argparse.ArgumentParser:
     return _Parsers(load_demos).parser
 
 
+def _report(who: str, exc: BaseException, verbose: bool) -> None:
+    """One line for an error (the traceback too with ``-v``)."""
+    from .core.errors import ImplicitTemperatureError
+
+    if verbose:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    if isinstance(exc, ImplicitTemperatureError):
+        print(f"itemp {who}: error: {exc}", file=sys.stderr)
+    else:  # not an error of ours: a bug, or a plugin's or model's own failure
+        hint = "" if verbose else " (rerun with -v for the traceback)"
+        print(f"itemp {who}: error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``itemp`` and ``python -m implicit_temperature``; returns the exit code."""
+    """Entry point of ``itemp`` and ``python -m implicit_temperature``; returns the exit code.
+    No error prints a traceback unless ``-v`` is given: errors of implicit-temperature become
+    one line and exit status 1, Ctrl-C / SIGTERM exit status 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # demo availability in the top-level help costs imports of adapter packages: only for help
-    wants_help = "-h" in argv or "--help" in argv or not any(a for a in argv if a[:1] != "-")
-    parsers = _Parsers(_demos_to_load(argv), demo_status=wants_help)
-    args = parsers.parser.parse_args(argv)
-    args.argv = argv
-    if args.command is None:
-        parsers.parser.print_help()
-        return 0
-    return int(args.handler(args))
+    verbose = "-v" in argv or "--verbose" in argv
+    command = next((a for a in argv if a[:1] != "-"), "")
+    _SIGNALS.defer()
+    args = None
+    try:
+        # demo availability in the top-level help costs imports of adapter packages: only for help
+        wants_help = "-h" in argv or "--help" in argv or not command
+        parsers = _Parsers(_demos_to_load(argv), demo_status=wants_help)
+        parsers.verbose = verbose
+        args = parsers.parser.parse_args(argv)
+        args.argv = argv
+        if args.command is None:
+            parsers.parser.print_help()
+            return 0
+        if args.command != "sample":
+            _SIGNALS.raise_from_now()
+        rc = int(args.handler(args))
+    except KeyboardInterrupt:
+        how = getattr(args, "interrupt_message", None) or "interrupted before anything was written"
+        print(f"itemp {command}: {how}", file=sys.stderr)
+        rc = 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback without -v
+        _report(command, exc, verbose)
+        rc = 1
+    finally:
+        _SIGNALS.restore()
+    if command == "sample" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_now(rc)
+    return rc
+
+
+def _exit_now(rc: int) -> None:
+    """A torchrun rank after its job: the process group is destroyed and ``results.jsonl`` is
+    final (or the error reported), so exit without the interpreter's teardown. Collective
+    libraries keep native threads whose static destructors can abort a process at exit
+    ("terminate called without an active exception", exit status 1 after a complete job)."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -262,6 +262,19 @@ def test_demo_without_name_runs_every_available_demo_in_order(capsys, fake_demos
     assert "needs-arg    FAILED (exit 2)" in summary, "a required argument fails only that demo"
 
 
+def test_failing_demos_print_one_line_and_a_traceback_only_with_v(capsys, fake_demos):
+    rc, out, err = run_main(capsys, "demo", "fails")
+    assert rc == 1 and "Traceback" not in err, err
+    assert err.strip() == (
+        "itemp demo: error: ValueError: demo run exploded (rerun with -v for the traceback)"
+    )
+    rc, out, err = run_main(capsys, "demo")
+    assert rc == 1 and "Traceback" not in out + err
+    assert "itemp demo fails: error: ValueError: demo run exploded" in err
+    rc, out, err = run_main(capsys, "-v", "demo", "fails")
+    assert rc == 1 and "Traceback" in err
+
+
 def test_demo_all_succeeds_when_only_optional_dependencies_are_missing(
     capsys, fake_demos, monkeypatch
 ):

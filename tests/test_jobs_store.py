@@ -85,3 +85,56 @@ def test_a_damaged_complete_line_is_refused_not_repaired(tmp_path):
     assert repair_parts(tmp_path) == []
     with pytest.raises(JobCorruptError, match="rank-0.jsonl:2 is not a result line"):
         read_done(tmp_path, KNOWN)
+
+
+FP = "0123456789abcdef"
+SEED = 11
+
+
+def job_line(pid: str, t: float, **changes) -> str:
+    from implicit_temperature.jobs import problem_seed
+
+    rec = {"id": pid, "temperature": t, "job": FP, "seed": problem_seed(SEED, pid, t)}
+    rec.update(outputs=[pid], draws=3)
+    rec.update(changes)
+    return json.dumps(rec) + "\n"
+
+
+MUTATIONS = {
+    "job": {"job": "fedcba9876543210"},  # copied from another job
+    "seed": {"seed": 1},  # another seed
+    "temperature": {"temperature": "0.5"},  # a string
+    "outputs": {"outputs": ["edited"]},  # same unit, other content (a conflicting duplicate)
+}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(range(len(JOB))), min_size=1, max_size=12, unique=True),
+    st.one_of(st.none(), st.sampled_from(sorted(MUTATIONS))),
+    st.integers(0, 11),
+)
+def test_a_line_that_is_not_this_jobs_is_always_refused(tmp_path_factory, units, mutation, at):
+    """Any set of finished units reads back; one line copied from another job, with another
+    seed, a string temperature, or contradicting a copy of its unit, is refused wherever it is."""
+    from implicit_temperature.jobs.store import Expected
+
+    out = Path(tmp_path_factory.mktemp("job"))
+    (out / PARTS).mkdir()
+    lines = [job_line(*JOB[u]) for u in units]
+    if mutation is not None:
+        pid, t = JOB[units[at % len(units)]]
+        bad = job_line(pid, t, **MUTATIONS[mutation])
+        if mutation == "outputs":
+            lines.insert(at % (len(lines) + 1), bad)  # beside the original line
+        else:
+            lines[at % len(lines)] = bad
+    (out / PARTS / "rank-0.jsonl").write_text("".join(lines))
+    expect = Expected(KNOWN, FP, SEED)
+    if mutation is None:
+        assert set(read_done(out, expect)) == {JOB[u] for u in units}
+    else:
+        with pytest.raises(JobCorruptError):
+            read_done(out, expect)

@@ -16,7 +16,7 @@ import torch
 from .batch import batch_selection
 from .decide import AUTO_BUDGET_FACTOR, AUTO_EXACT_SHARE, Plan, decide, decide_without_pilot
 from .diagnostics import check_diagnostics, make_diagnostics, pool_statistics
-from .drawing import DrawSource
+from .drawing import DrawSource, warn_if_seed_ignored
 from .errors import DrawBudgetExceeded
 from .exact import cat_samples
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
@@ -129,6 +129,7 @@ def temperature_sample(
     opts = SampleOptions.from_kwargs(sample_options, base=options)
     request = Request.make(t, opts, batched=batched, key_name=key_name)
     gen = make_generator(opts.generator)
+    warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if opts.method == "batch":
         return run_batch(source, request, gen)

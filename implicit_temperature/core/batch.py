@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import InvalidArgumentError
 from .grouping import group_counts
 from .keys import normalize_batch_keys
 from .validation import check_temperature, inverse_temperature, make_generator, uniform
@@ -98,7 +99,7 @@ def _prepare(
     keys: torch.Tensor, temperature: float, estimator: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        raise InvalidArgumentError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     t = check_temperature(temperature)
     k = normalize_batch_keys(keys)
     counts, _ = group_counts(k)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InvalidTemperatureError
+from .errors import InvalidArgumentError, InvalidTemperatureError
 from .grouping import group_counts
 from .plan import (
     LawPowerSums,
@@ -82,7 +82,7 @@ def choose_tree(ps: PowerSums, s: float, plan: str | Tree) -> tuple[Tree, torch.
 def _law(probs: torch.Tensor) -> torch.Tensor:
     p = torch.as_tensor(probs, dtype=torch.float64).flatten()
     if (p < 0).any() or not torch.isclose(p.sum(), torch.tensor(1.0, dtype=torch.float64)):
-        raise ValueError("probs must be non-negative and sum to 1")
+        raise InvalidArgumentError("probs must be non-negative and sum to 1")
     return p
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import SamplerOutputError
+from .errors import InvalidArgumentTypeError, SamplerOutputError
 from .keys import KeyFunction
 from .samples import Samples, wrap_draw_output
 
@@ -16,6 +16,27 @@ from .samples import Samples, wrap_draw_output
 def accepts_generator(draw: Callable[..., Any]) -> bool:
     """True when ``draw`` takes a ``generator`` keyword (or **kwargs)."""
     return _accepts(draw, "generator", var_keyword=True)
+
+
+def warn_if_seed_ignored(draw: Callable[..., Any], generator: Any) -> None:
+    """:class:`~.errors.IgnoredSeedWarning` when a seed or generator was given but ``draw`` has
+    no ``generator`` parameter to receive it: its samples then come from the global RNG, so the
+    result is not reproducible from that seed."""
+    if generator is None or accepts_generator(draw):
+        return
+    import warnings
+
+    from .errors import IgnoredSeedWarning
+
+    name = getattr(draw, "__qualname__", type(draw).__name__)
+    warnings.warn(
+        f"generator={generator!r} was given, but draw ({name}) takes no generator parameter, so "
+        "the seed cannot reach it: its samples come from the global random state and are not "
+        "reproducible from this seed. Give draw a generator=None parameter and draw with it "
+        "(e.g. torch.randint(..., generator=generator))",
+        IgnoredSeedWarning,
+        stacklevel=3,
+    )
 
 
 def accepts_active(draw: Callable[..., Any]) -> bool:
@@ -71,7 +92,7 @@ class DrawSource:
         generator: torch.Generator,
     ) -> None:
         if not callable(draw):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"draw must be a callable draw(m) -> m samples, got {type(draw).__name__}"
             )
         self.draw = draw

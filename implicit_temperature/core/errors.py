@@ -39,6 +39,11 @@ class DrawBudgetExceeded(ImplicitTemperatureError, RuntimeError):
         self.stats = stats
 
 
+class IgnoredSeedWarning(TemperatureWarning):
+    """A seed was asked for, but the draw function takes no ``generator``: it cannot be passed
+    on, so the samples are not reproducible from that seed."""
+
+
 class InvalidOptionError(ImplicitTemperatureError, ValueError):
     """A sampling option has a value outside its range (e.g. ``num_samples=0``)."""
 
@@ -50,3 +55,8 @@ class OptionTypeError(ImplicitTemperatureError, TypeError):
 class UnknownOptionError(ImplicitTemperatureError, TypeError):
     """A keyword that the function it was passed to does not take (the message names it, where it
     was passed, the closest valid name and where it belongs if it belongs elsewhere)."""
+
+
+#: Any argument with a value (or type) the library cannot use: the same classes as the options'.
+InvalidArgumentError = InvalidOptionError
+InvalidArgumentTypeError = OptionTypeError

@@ -313,11 +313,18 @@ def fill_idle(
 
 
 def _over_budget(stats: ExactStats, max_draws: int, q: torch.Tensor) -> DrawBudgetExceeded:
+    if stats.accepted == 0:  # not one collision: typical of continuous samples compared exactly
+        advice = (
+            "not one round was accepted, which happens when every draw is a distinct outcome "
+            "(continuous samples without a key or quantizer): no budget helps then; pass key= "
+            '(a quantizer, e.g. a grid), or use method="batch"'
+        )
+    else:
+        advice = 'raise max_draws, or use method="batch" (approximate, fixed cost)'
     return DrawBudgetExceeded(
         f"the exact sampler would need more than max_draws={max_draws} base draws "
         f"(spent {stats.draws}, accepted {stats.accepted} rounds for "
-        f'{int(q.sum())} outputs); raise max_draws, or use method="batch" '
-        "(approximate, fixed cost)",
+        f"{int(q.sum())} outputs); {advice}",
         stats.as_dict(),
     )
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from .errors import InvalidKeysError, SamplerOutputError
+from .errors import InvalidArgumentTypeError, InvalidKeysError, SamplerOutputError
 from .samples import Samples
 
 _NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch.from_numpy takes: bool, ints, floats, complex
@@ -87,7 +87,7 @@ class KeyFunction:
 
     def __init__(self, key: Callable[[Any], Any] | None, batched: bool) -> None:
         if key is not None and not callable(key):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"key must be a callable samples -> LongTensor or None, got {type(key).__name__}"
             )
         self.key = key

@@ -33,7 +33,7 @@ from functools import cached_property
 
 import torch
 
-from .errors import ImplicitTemperatureError
+from .errors import ImplicitTemperatureError, InvalidArgumentError, InvalidArgumentTypeError
 
 #: Relative distance within which an exponent is snapped to the nearest integer.
 SNAP_RTOL = 1e-9
@@ -82,7 +82,7 @@ class Tree:
     def parts(self) -> tuple[Tree, Tree]:
         """(left, right) of an inner node; a ValueError for a leaf."""
         if self.left is None or self.right is None:
-            raise ValueError("a leaf of a collision tree has no children")
+            raise InvalidArgumentError("a leaf of a collision tree has no children")
         return self.left, self.right
 
     @cached_property
@@ -268,7 +268,7 @@ def resolve_plan(plan: str | Tree, s: float) -> Tree | None:
     if isinstance(plan, Tree):
         tree = plan
     elif not isinstance(plan, str):
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"plan must be 'auto', 'flat', a tree string such as '(2+2)+(3+3)' or a Tree, got "
             f"{type(plan).__name__}"
         )
@@ -473,7 +473,7 @@ def plan_tree(ps: PowerSums, s: float) -> tuple[Tree, torch.Tensor]:
     """
     s = snap(float(s))
     if not math.isfinite(s) or s < 1.0:
-        raise ValueError(f"the planner needs a finite exponent s = 1/T >= 1, got {s}")
+        raise InvalidArgumentError(f"the planner needs a finite exponent s = 1/T >= 1, got {s}")
     if s <= 2.0:  # the only split, 1 + 1 at s = 2, costs the same as the flat round
         return leaf(s), leaf_costs(ps, torch.tensor([s]))[:, 0]
     base, halvings = s, 0

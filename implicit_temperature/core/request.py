@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import DrawBudgetExceeded, InvalidTemperatureError
+from .errors import DrawBudgetExceeded, InvalidArgumentTypeError, InvalidTemperatureError
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, SampleOptions
 from .plan import Tree, resolve_plan
 from .validation import inverse_temperature
@@ -41,7 +41,7 @@ class Request:
                 'can produce. Use method="batch" (approximate, any T > 0) or method="auto".'
             )
         if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"key_name must be a str, a callable returning one, or None, got "
                 f"{type(key_name).__name__}"
             )

@@ -7,7 +7,12 @@ import numbers
 
 import torch
 
-from .errors import InvalidSeedError, InvalidTemperatureError
+from .errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidSeedError,
+    InvalidTemperatureError,
+)
 
 # 1/T values within this relative distance of an integer are snapped to it, so that T = 1/3
 # (whose float reciprocal is 3.0000000000000004 on some paths) uses the integer rule exactly.
@@ -20,7 +25,7 @@ def check_temperature(temperature: object) -> float:
         if isinstance(temperature, torch.Tensor) and temperature.numel() == 1:
             temperature = float(temperature)
         else:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"temperature must be a real number > 0 (e.g. 0.5), got "
                 f"{type(temperature).__name__} "
                 f"{temperature!r}"
@@ -53,9 +58,11 @@ def inverse_temperature(t: float) -> float:
 def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an int after checking it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
+        raise InvalidArgumentTypeError(
+            f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}"
+        )
     if int(value) < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
     return int(value)
 
 
@@ -78,7 +85,7 @@ def make_generator(
                 "torch.Generator"
             )
     else:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             "generator must be a torch.Generator, an int seed or None, got "
             f"{type(generator).__name__}"
         )

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ImplicitTemperatureError
+
 #: One colour per method, the same in every figure (matplotlib named colours).
 METHOD_COLORS: dict[str, str] = {
     "plain": "0.55",  # plain model draws, T = 1
@@ -36,7 +38,7 @@ METHOD_LABELS: dict[str, str] = {
 }
 
 
-class FigurePathError(ValueError):
+class FigurePathError(ImplicitTemperatureError, ValueError):
     """``--out`` cannot be written (exists without ``--force``, missing folder, bad suffix)."""
 
 

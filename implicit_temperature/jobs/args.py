@@ -11,8 +11,10 @@ DESCRIPTION = """\
 Sample many problems at one or several temperatures, resumably, on one process or many.
 
 Writes OUT/results.jsonl: one JSON line per (problem, temperature) in problem order, with id,
-temperature, method, plan, seed, outputs (decoded text for CALM, PNG paths for images, keys
-otherwise), draws and diagnostics. OUT is also the checkpoint: rerun the same command to resume
+temperature, method, plan, seed, outputs (text and finish reason for CALM, key and PNG path
+for images, key and sample otherwise), draws and diagnostics; the schema is
+implicit_temperature/jobs/results.schema.json.
+OUT is also the checkpoint: rerun the same command to resume
 after a crash or Ctrl-C (finished problems are skipped; a resume with other arguments is refused).
 Each (problem, temperature) has its own generator seeded from (--seed, id, T), so results never
 depend on batching, sharding or the number of processes.

@@ -18,7 +18,9 @@ import torch
 from .errors import JobError
 
 T = TypeVar("T")
-#: Ranks wait this long for each other at the final barrier (a big shard on a slow rank).
+#: Ranks wait this long for each other at the final barrier (a big shard on a slow rank). Only
+#: that barrier has it: set-up and every other collective use torch's default timeout, so workers
+#: whose launcher died (SIGKILL, OOM, preemption) while they start give up within that time.
 BARRIER_TIMEOUT = datetime.timedelta(hours=24)
 
 
@@ -30,6 +32,7 @@ class DistContext:
     world_size: int = 1
     device: torch.device = torch.device("cpu")
     owns_group: bool = False
+    wait_group: Any = None  # a process group with BARRIER_TIMEOUT, for the final barrier only
 
     @property
     def distributed(self) -> bool:
@@ -53,10 +56,13 @@ class DistContext:
             torch.cuda.set_device(dev)
         owns = False
         if dist.is_available() and not dist.is_initialized() and env_world > 1:
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=BARRIER_TIMEOUT)
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")  # default timeout
             owns = True
         if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size(), dev, owns)
+            ctx = cls(dist.get_rank(), dist.get_world_size(), dev, owns)
+            if ctx.distributed:  # gloo: barriers of a CPU group work for CUDA ranks too
+                ctx.wait_group = dist.new_group(backend="gloo", timeout=BARRIER_TIMEOUT)
+            return ctx
         return cls(0, 1, dev, False)
 
     def agree(self, fn: Callable[[], T]) -> T:
@@ -101,11 +107,20 @@ class DistContext:
     def barrier_async(self) -> Any:
         import torch.distributed as dist
 
-        return dist.barrier(async_op=True) if self.distributed else None
+        if not self.distributed:
+            return None
+        return dist.barrier(group=self.wait_group, async_op=True)
 
     def close(self) -> None:
-        if self.owns_group:
-            import torch.distributed as dist
+        """Destroy the groups this context created (the final-barrier group always, the default
+        group when it created it), so no collective thread outlives the job."""
+        import torch.distributed as dist
 
-            dist.destroy_process_group()
+        if self.wait_group is not None:
+            if dist.is_initialized():
+                dist.destroy_process_group(self.wait_group)
+            self.wait_group = None
+        if self.owns_group:
+            if dist.is_initialized():
+                dist.destroy_process_group()
             self.owns_group = False

@@ -110,7 +110,12 @@ def resolve_target(model: str) -> tuple[str, str]:
         return "folder", str(path)
     if ":" in model:
         module, _, func = model.partition(":")
-        if not module or not func or not _module_available(module):
+        if module and not func:
+            raise JobError(
+                f"model {model!r} names module {module!r} but no factory after the ':'; "
+                f"write {module}:FUNCTION (a function returning the model)"
+            )
+        if not module or not _module_available(module):
             raise JobError(
                 f"cannot find module {module!r} of model {model!r} (is its package "
                 f"installed?); {_known_models_text()}"
@@ -125,6 +130,68 @@ def _call_loader(fn: Any, device: Any) -> Any:
     except (TypeError, ValueError):
         takes_device = False
     return fn(device=device) if takes_device else fn()
+
+
+def _import_factory(model: str, target: str) -> Any:
+    from ..plugins.options import did_you_mean
+
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - the user's module: report it in one line
+        raise JobError(
+            f"importing module {module_name} of model {model!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    fn: Any = module
+    for part in func_name.split("."):
+        parent, fn = fn, getattr(fn, part, None)
+        if fn is None:
+            names = [n for n in dir(parent) if not n.startswith("_")]
+            raise JobError(
+                f"module {module_name} has no {func_name!r} (model {model!r})"
+                f"{did_you_mean(part, names)}"
+            )
+    if not callable(fn):
+        raise JobError(f"{target} is not callable (model {model!r})")
+    return fn
+
+
+def _call_factory(model: str, target: str, device: Any) -> Any:
+    """Import and call ``module:factory``; whatever it raises (or a ``sys.exit``) becomes a
+    :class:`JobError` naming the factory, and it must return a model."""
+    fn = _import_factory(model, target)
+    try:
+        required = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name != "device"
+        ]
+    except (TypeError, ValueError):
+        required = []
+    if required:
+        raise JobError(
+            f"factory {target} needs the argument(s) {required}; a job calls it with no "
+            "arguments (or only device=): give them defaults, or wrap it in a function that "
+            "takes none"
+        )
+    try:
+        obj = _call_loader(fn, device)
+    except SystemExit as exc:
+        raise JobError(
+            f"factory {target} called sys.exit({exc.code!r}) instead of returning a model"
+        ) from None
+    except JobError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
+        raise JobError(f"factory {target} raised {type(exc).__name__}: {exc}") from exc
+    if obj is None:
+        raise JobError(
+            f"factory {target} returned None; it must return the model, (model, tokenizer) or "
+            "a dict with 'model' (did it forget a return statement?)"
+        )
+    return obj
 
 
 def load_model(model: str, device: Any) -> LoadedModel:
@@ -144,22 +211,20 @@ def load_model(model: str, device: Any) -> LoadedModel:
         try:
             obj = DiffusionPipeline.from_pretrained(target, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - report with the folder named
+            if "trust_remote_code" in str(exc):
+                raise JobError(
+                    f"the pipeline in {target} ships its own Python code, which itemp sample "
+                    "never runs on its own. If you trust it, load it in a factory of yours "
+                    "(DiffusionPipeline.from_pretrained(..., trust_remote_code=True)) and run "
+                    "itemp sample package.module:factory"
+                ) from exc
             raise JobError(
                 f"diffusers could not load the pipeline in {target}: {type(exc).__name__}: {exc}"
             ) from exc
         if hasattr(obj, "set_progress_bar_config"):
             obj.set_progress_bar_config(disable=True)
     else:
-        module_name, _, func_name = target.partition(":")
-        module = importlib.import_module(module_name)
-        fn = module
-        for part in func_name.split("."):
-            fn = getattr(fn, part, None)
-            if fn is None:
-                raise JobError(f"module {module_name} has no {func_name!r} (model {model!r})")
-        if not callable(fn):
-            raise JobError(f"{target} is not callable (model {model!r})")
-        obj = _call_loader(fn, device)
+        obj = _call_factory(model, target, device)
     tokenizer = None
     defaults: dict[str, Any] = {}
     if isinstance(obj, dict):
@@ -213,7 +278,10 @@ def check_plugins(adapter: str | None, adapter_options: dict[str, Any]) -> None:
     if isinstance(quantizer, str):
         known = get_quantizers()
         if quantizer not in known and quantizer.partition(":")[0] not in known:
+            from ..plugins.options import did_you_mean_name
+
             raise JobError(
-                f"unknown quantizer {quantizer!r}; registered quantizers: "
+                f"unknown quantizer {quantizer!r}{did_you_mean_name(quantizer, known)}; "
+                "registered quantizers: "
                 f"{', '.join(sorted(known)) or 'none'} (see `itemp plugins`)"
             )

@@ -52,10 +52,31 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _check_sizes(where: str, prompt: str, meta: dict[str, Any]) -> None:
+    """Refuse a prompt or extra keys too large (limits.py), or extra keys that are not strict
+    JSON (NaN) or nest too deep to be written back: every problem is checked before sampling."""
+    from .limits import check_limit
+
+    check_limit("prompt_chars", len(prompt), f"{where}: the prompt's length in characters")
+    if not meta:
+        return
+    try:
+        text = json.dumps(meta, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        why = "it nests too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise _error(
+            f"{where}: the extra keys {sorted(meta)} cannot be copied to the results as strict "
+            f"JSON ({why}); remove them or make them plain values"
+        ) from None
+    check_limit("meta_chars", len(text), f"{where}: the extra keys' size in characters")
+
+
 def _parse_jsonl_line(path: Path, lineno: int, line: str) -> Problem:
     where = f"{path}:{lineno}"
     try:
         obj = json.loads(line)
+    except RecursionError:
+        raise _error(f"{where}: the JSON object nests too deep; flatten it") from None
     except json.JSONDecodeError as exc:
         raise _error(
             f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be one "
@@ -78,6 +99,7 @@ def _parse_jsonl_line(path: Path, lineno: int, line: str) -> Problem:
     pid = obj.pop("id", lineno)
     if isinstance(pid, bool) or not isinstance(pid, (str, int)) or pid == "":
         raise _error(f"{where}: 'id' must be a non-empty string or an integer, got {pid!r}")
+    _check_sizes(where, prompt, obj)
     return Problem(id=str(pid), prompt=prompt, line=lineno, meta=obj)
 
 
@@ -87,14 +109,18 @@ def load_problems(source: str | Path | int) -> list[Problem]:
     an empty file."""
     if isinstance(source, bool):
         raise _error(f"problems must be a file path or a count >= 1, got {source!r}")
+    from .limits import check_limit
+
     if isinstance(source, int):
         if source < 1:
             raise _error(f"the number of problems must be >= 1, got {source}")
+        check_limit("num_problems", source)
         return [Problem(id=str(i)) for i in range(source)]
     path = Path(source)
     if not path.is_file():
         raise _error(f"problems file {path} does not exist (or is not a file)")
     try:
+        check_limit("problems_file_bytes", path.stat().st_size, f"problems file {path}'s size")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise _error(f"cannot read problems file {path}: {exc}") from None
@@ -105,7 +131,11 @@ def load_problems(source: str | Path | int) -> list[Problem]:
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
             continue
-        p = _parse_jsonl_line(path, lineno, line) if jsonl else Problem(str(lineno), line, lineno)
+        if jsonl:
+            p = _parse_jsonl_line(path, lineno, line)
+        else:
+            _check_sizes(f"{path}:{lineno}", line, {})
+            p = Problem(str(lineno), line, lineno)
         if p.id in seen:
             raise _error(
                 f"{path}:{lineno}: duplicate id {p.id!r} (first on line {seen[p.id]}); "
@@ -113,6 +143,8 @@ def load_problems(source: str | Path | int) -> list[Problem]:
             )
         seen[p.id] = lineno
         problems.append(p)
+        if len(problems) > 1 and len(problems) % 100_000 == 0:
+            check_limit("num_problems", len(problems), f"problems in {path}")
     if not problems:
         raise _error(f"problems file {path} holds no problems (only blank lines)")
     return problems

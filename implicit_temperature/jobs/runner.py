@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ImplicitTemperatureError
+from ..core.errors import ImplicitTemperatureError, InvalidArgumentTypeError
 from .distributed import DistContext
 from .errors import JobError, JobInterrupted
 from .models import check_plugins, load_model, resolve_target
@@ -26,8 +26,12 @@ from .seeding import problem_seed
 from .spec import JobSpec
 from .store import (
     MANIFEST,
+    Expected,
+    FolderLock,
     PartWatcher,
     PartWriter,
+    check_manifest_unchanged,
+    job_fingerprint,
     merge,
     part_name,
     prepare_folder,
@@ -94,6 +98,34 @@ class _Progress:
             self.bar.close()
 
 
+def _prepare(spec: JobSpec, out: Path, lock: FolderLock, manifest: dict[str, Any]) -> bool:
+    """Rank 0: take the folder lock (exclusive to check and set up the folder, then shared for
+    the run), prepare the folder and repair torn lines; returns True when resuming."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(
+            f"output folder {out} is not writable: it cannot be created ({exc.strerror or exc}); "
+            "choose another --out or fix its permissions"
+        ) from None
+    exclusive = lock.acquire() == "exclusive"
+    resumed = prepare_folder(out, manifest, exclusive=exclusive)
+    own = None if spec.shard is None else part_name(spec.shard)
+    for note in repair_parts(out, only=own):
+        logger.warning(note)
+    lock.share()
+    check_manifest_unchanged(out, manifest)
+    return resumed
+
+
+def _write_failed(out: Path, exc: OSError, command: str | None) -> JobError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return JobError(
+        f"writing to {out} failed: {exc.strerror or exc}{where}. Every result finished before "
+        f"is kept; free space or fix the folder's permissions, then {_resume_hint(command)}"
+    )
+
+
 def _resume_hint(command: str | None) -> str:
     how = f"rerun `{command}`" if command else "rerun the job with the same arguments and out"
     return f"{how} to resume (finished problems are kept)"
@@ -122,7 +154,7 @@ def run_job(
     if spec is None:
         spec = JobSpec(**kwargs)
     elif kwargs:
-        raise TypeError("give a JobSpec or keyword arguments, not both")
+        raise InvalidArgumentTypeError("give a JobSpec or keyword arguments, not both")
     start = time.perf_counter()
     out = Path(spec.out)
     ctx = DistContext.setup(spec.device)
@@ -132,9 +164,11 @@ def run_job(
             "shard= is for launchers without torch.distributed (Slurm arrays, Ray); "
             f"under torchrun the {ctx.world_size} ranks already split the job"
         )
+    lock = FolderLock(out)
     try:
-        return _run(spec, ctx, out, start, command, on_result)
+        return _run(spec, ctx, out, lock, start, command, on_result)
     finally:
+        lock.release()
         ctx.close()
 
 
@@ -142,6 +176,7 @@ def _run(
     spec: JobSpec,
     ctx: DistContext,
     out: Path,
+    lock: FolderLock,
     start: float,
     command: str | None,
     on_result: Callable[[dict[str, Any]], None] | None,
@@ -153,22 +188,23 @@ def _run(
         digest = file_digest(spec.problems) if isinstance(spec.problems, str) else None
         resumed = False
         if ctx.rank == 0:
-            manifest = spec.manifest(digest, len(problems), ctx.device.type)
-            resumed = prepare_folder(out, manifest)
-            own = None if spec.shard is None else part_name(spec.shard)
-            for note in repair_parts(out, only=own):
-                logger.warning(note)
+            resumed = _prepare(spec, out, lock, manifest(digest, len(problems)))
         return problems, digest, resumed
+
+    def manifest(digest: str | None, count: int) -> dict[str, Any]:
+        return spec.manifest(digest, count, ctx.device.type)
 
     problems, digest, resumed = ctx.agree(preflight)
     ctx.same((digest, len(problems)), "the problems file (sha256, number of problems)")
+    fingerprint = job_fingerprint(manifest(digest, len(problems)))
     known = {
         (p.id, t): i * len(spec.temperatures) + j
         for i, p in enumerate(problems)
         for j, t in enumerate(spec.temperatures)
     }
+    expect = Expected(known, fingerprint, spec.seed)
     order = sorted(known, key=known.__getitem__)
-    done = ctx.agree(lambda: read_done(out, known))
+    done = ctx.agree(lambda: read_done(out, expect))
     if spec.shard is None:
         pending = [key for key in order if key not in done]
         shard = pending[ctx.rank :: ctx.world_size]
@@ -228,11 +264,13 @@ def _run(
                             f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
                             f"so far are kept in {out}, but with the same arguments (and so the "
                             "same seed) this problem fails again: fix the cause (e.g. a larger "
-                            "--max-draws, another --method) and start a fresh --out"
+                            "--max-draws, another --method) and rerun (a folder that holds no "
+                            "result yet is taken by the corrected job; else use a fresh --out)"
                         ) from exc
                     record = {
                         "id": pid,
                         "temperature": t,
+                        "job": fingerprint,
                         "method": spec.method,
                         "method_used": result["method_used"],
                         "plan": result["plan"],
@@ -242,8 +280,6 @@ def _run(
                     if problem.prompt is not None:
                         record["prompt"] = problem.prompt
                     record["outputs"] = result["outputs"]
-                    if result.get("keys") is not None:
-                        record["keys"] = result["keys"]
                     record.update(
                         draws=result["draws"],
                         diagnostics=result["diagnostics"],
@@ -263,14 +299,18 @@ def _run(
             time.sleep(0.2)
         if work is not None:
             work.wait()
+            del work  # no handle on the wait group outlives the job
         progress.step(0, 0)
     except KeyboardInterrupt:
         progress.close()
-        saved_now = len(read_done(out, known))  # the part file is closed: count what is on disk
+        saved_now = len(read_done(out, expect))  # the part file is closed: count what is on disk
         saved = f"{saved_now} of {len(order)} results are saved in {out}"
         if ctx.distributed:
             saved = f"rank {ctx.rank} stopped; {saved} so far"
         raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
+    except OSError as exc:  # disk full, read-only or immutable file: what is on disk is kept
+        progress.close()
+        raise _write_failed(out, exc, command) from None
     progress.close()
     if spec.shard is not None:
         logger.info(
@@ -288,10 +328,17 @@ def _run(
             seconds=time.perf_counter() - start,
             resumed=resumed,
         )
+
     # every rank waits for rank 0's merge (and hears of its failure)
-    results = ctx.agree(
-        lambda: merge(out, order, known) if ctx.rank == 0 else out / "results.jsonl"
-    )
+    def merge_on_rank_0() -> Path:
+        if ctx.rank != 0:
+            return out / "results.jsonl"
+        try:
+            return merge(out, order, expect)
+        except OSError as exc:
+            raise _write_failed(out, exc, command) from None
+
+    results = ctx.agree(merge_on_rank_0)
     seconds = time.perf_counter() - start
     if ctx.rank == 0:
         logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)

@@ -6,10 +6,14 @@ Two runners:
   prompt decoded chunk by chunk with :func:`implicit_temperature.adapters.calm.generate`;
   outputs are the decoded new text.
 * :class:`AdapterRunner` (anything an adapter handles): ``TemperatureSampler(...).sample``;
-  outputs are PNG paths for images ``(C, H, W)``, else the keys (and the samples themselves when
-  they are small numeric vectors, e.g. the 2-D mixture demos; for completions of an endpoint,
-  the text and its answer). Adapters with a draw store (``store`` option) keep it in
-  ``OUT/draws`` unless told otherwise, so a rerun of the job replays every paid completion.
+  each output is ``{"key": ...}`` plus ``"image"`` (a PNG path) for images ``(C, H, W)``,
+  ``"text"`` and ``"answer"`` for the completions of an endpoint, or ``"sample"`` from the
+  adapter's :meth:`~implicit_temperature.plugins.Adapter.sample_to_json` (small numeric vectors,
+  strings, ...). Adapters with a draw store (``store`` option) keep it in ``OUT/draws`` unless
+  told otherwise, so a rerun of the job replays every paid completion.
+
+Every record follows the schema shipped as ``implicit_temperature/jobs/results.schema.json``
+(see docs/scaling.md): the same fields for every model.
 
 Each unit gets a fresh generator seeded with ``problem_seed(seed, id, T)``, so a record depends on
 nothing but the job's arguments and the problem.
@@ -55,18 +59,27 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _step_diagnostics(per_step: list[Any]) -> dict[str, Any] | None:
-    """Decoding steps' diagnostics summed up: the steps, and the smallest and mean share of
-    distinct keys and of singletons among the draws each step looked at (None at T = 1)."""
-    if not per_step:
+def summarise_diagnostics(calls: list[Any]) -> dict[str, Any] | None:
+    """The core's :class:`~implicit_temperature.core.Diagnostics` of one or several calls (CALM:
+    one per decoding step) summed up in one shape for every model: the number of calls, what was
+    looked at, and the mean and largest share of distinct keys and the mean share of singletons
+    among the samples each call looked at. None when no call had any (e.g. T = 1)."""
+    calls = [d for d in calls if d is not None]
+    if not calls:
         return None
-    distinct = [d.distinct_share for d in per_step]
-    singles = [float(d.singleton_share.double().mean()) for d in per_step]
+    distinct = [d.distinct_share for d in calls]
+    singles = [float(d.singleton_share.double().mean()) for d in calls]
+    seen = sorted({d.seen for d in calls})
+
+    def share(x: float) -> float | None:  # NaN (no sample looked at) -> null
+        return x if math.isfinite(x) else None
+
     return {
-        "steps": len(per_step),
-        "distinct_share_mean": jsonable(sum(distinct) / len(distinct)),
-        "distinct_share_max": jsonable(max(distinct)),
-        "singleton_share_mean": jsonable(sum(singles) / len(singles)),
+        "calls": len(calls),
+        "seen": seen[0] if len(seen) == 1 else "+".join(seen),
+        "distinct_share_mean": share(sum(distinct) / len(distinct)),
+        "distinct_share_max": share(max(distinct)),
+        "singleton_share_mean": share(sum(singles) / len(singles)),
     }
 
 
@@ -80,17 +93,33 @@ def safe_name(problem_id: str) -> str:
     return f"{clean}-{hashlib.sha256(problem_id.encode('utf-8')).hexdigest()[:8]}"
 
 
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write a ``(C, H, W)`` image (C = 1, 3 or 4; floats in [0, 1] or uint8) as a PNG."""
+def png_name(problem_id: str, temperature: float, index: int) -> Path:
+    """``images/<problem>/T<exact T>-<index>.png``: the temperature is written with ``repr``
+    (the shortest text that reads back as the same float), so two temperatures never share a
+    file however close they are (0.5 and 0.5000001 print alike with ``:g``)."""
+    return Path("images") / safe_name(problem_id) / f"T{float(temperature)!r}-{index}.png"
+
+
+def save_png(image: torch.Tensor, out: Path, rel: Path | str | None = None) -> None:
+    """Write a ``(C, H, W)`` image (C = 1, 3 or 4; floats in [0, 1] or uint8) as a PNG at
+    ``out / rel`` (``rel`` None: ``out`` is the file's path). The file is written to a fresh
+    temporary file and renamed into place, and no folder below ``out`` may be a link, so a link
+    planted at the name is replaced, never written through."""
     from PIL import Image
 
+    from . import safefs
+
+    if rel is None:
+        out, rel = out.parent, Path(out.name)
+    rel = Path(rel)
     x = image.detach().cpu()
     if x.dtype.is_floating_point:
         x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
     x = x.to(torch.uint8).permute(1, 2, 0).numpy()
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[x.shape[2]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(x[:, :, 0] if mode == "L" else x, mode=mode).save(path, format="PNG")
+    safefs.make_dirs(out, rel.parent)
+    img = Image.fromarray(x[:, :, 0] if mode == "L" else x, mode=mode)
+    safefs.write_replace(out, rel, lambda f: img.save(f, format="PNG"), sync=False)
 
 
 def _takes_option(cls: Any, name: str) -> bool:
@@ -163,14 +192,24 @@ class CALMRunner:
         stats: dict[str, Any] = {"steps": out.steps}
         if out.cascade_levels:
             stats["cascade_level_min"] = float(torch.cat(out.cascade_levels).min())
-        methods = getattr(out, "methods", [])
-        plans = [p for p in getattr(out, "plans", []) if p is not None]
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        ended = torch.zeros(new.shape[0], dtype=torch.bool)
+        if eos is not None:
+            ended = torch.isin(new, torch.as_tensor(eos).reshape(-1).to(new.device)).any(dim=1)
+        reasons = ["eos" if e else "length" for e in ended.cpu().tolist()]
+        texts = self.tokenizer.batch_decode(new)
+        methods = list(getattr(out, "methods", []))
+        plans = list(getattr(out, "plans", []))
+        if not methods:  # T = 1: each step is one plain draw, which is exact
+            methods, plans = ["exact"] * out.steps, [None] * out.steps
         return {
-            "outputs": self.tokenizer.batch_decode(new),
+            "outputs": [
+                {"text": t, "finish_reason": r} for t, r in zip(texts, reasons, strict=True)
+            ],
             "draws": int(out.draws),
-            "method_used": "+".join(sorted(set(methods))) or None,
-            "plan": sorted(set(plans)) if plans else jsonable(spec.plan),
-            "diagnostics": _step_diagnostics(getattr(out, "diagnostics", [])),
+            "method_used": "+".join(sorted(set(methods))),
+            "plan": [jsonable(p) for p in plans],
+            "diagnostics": summarise_diagnostics(list(getattr(out, "diagnostics", []))),
             "stats": stats,
         }
 
@@ -222,12 +261,15 @@ class AdapterRunner:
         """Build the sampler once (unknown adapter, quantizer or option -> a clear error now)."""
         if problem.prompt is None and self._shared is not None:
             return
+        from ..core.errors import ImplicitTemperatureError
+
         try:
             self._sampler(problem)
-        except TypeError as exc:
-            raise JobError(
-                f"adapter options {sorted(self.options)} (and prompt) were refused: {exc}"
-            ) from None
+        except (ImplicitTemperatureError, TypeError, ValueError) as exc:
+            given = sorted(self.spec.adapter_options)  # what the user passed (not our defaults)
+            what = f"adapter options {given}" if given else "the adapter's defaults"
+            where = f"problem {problem.id!r}: " if problem.prompt is not None else ""
+            raise JobError(f"{where}{what} were refused: {exc}") from None
 
     def __call__(self, problem: Problem, temperature: float, seed: int) -> dict[str, Any]:
         sampler = self._sampler(problem)
@@ -252,24 +294,24 @@ class AdapterRunner:
         samples, keys = res.samples, res.keys
         if res.batched:  # one prompt -> B = 1
             samples, keys = samples[0], keys[0]
+        outputs: list[dict[str, Any]] = [{"key": jsonable(keys[k])} for k in range(keys.shape[0])]
         if _is_image_batch(samples):
-            folder = Path("images") / safe_name(problem.id)
-            outputs = []
-            for k in range(samples.shape[0]):
-                rel = folder / f"T{temperature:g}-{k}.png"
-                save_png(samples[k], self.out / rel)
-                outputs.append(str(rel))
+            for k, o in enumerate(outputs):
+                rel = png_name(problem.id, temperature, k)
+                save_png(samples[k], self.out, rel)
+                o["image"] = rel.as_posix()
         else:
-            outputs = [{"key": jsonable(keys[k])} for k in range(keys.shape[0])]
-            answer_of = getattr(getattr(sampler, "adapter", None), "answer_of", None)
-            if isinstance(samples, list) and samples and isinstance(samples[0], str):
-                for k, o in enumerate(outputs):  # completions: the text and its answer
-                    o["text"] = samples[k]
-                    if callable(answer_of):
-                        o["answer"] = answer_of(samples[k])
-            elif isinstance(samples, torch.Tensor) and samples[0].numel() <= MAX_INLINE_SAMPLE_SIZE:
-                for k, o in enumerate(outputs):
-                    o["sample"] = jsonable(samples[k].double())
+            adapter = getattr(sampler, "adapter", None)
+            answer_of = getattr(adapter, "answer_of", None)
+            to_json = getattr(adapter, "sample_to_json", None) or default_sample_to_json
+            for k, o in enumerate(outputs):
+                if callable(answer_of) and isinstance(samples[k], str):
+                    o["text"] = samples[k]  # a completion: its text and the answer it gives
+                    o["answer"] = answer_of(samples[k])
+                    continue
+                value = to_json(samples[k])
+                if value is not None:
+                    o["sample"] = jsonable(value)
         stats: dict[str, Any] = {"model_calls": res.model_calls}
         if res.cascade_level is not None:
             stats["cascade_level_min"] = float(res.cascade_level.min())
@@ -281,14 +323,34 @@ class AdapterRunner:
             stats["estimated_tv"] = jsonable(res.estimated_tv)
         return {
             "outputs": outputs,
-            # images: the key of each (what "the same outcome" meant, e.g. the digit shown)
-            "keys": jsonable(keys) if outputs and isinstance(outputs[0], str) else None,
             "draws": int(res.draws),
             "method_used": res.method,
-            "plan": jsonable(getattr(res, "plan", None) or res.extra.get("plan") or spec.plan),
-            "diagnostics": jsonable(getattr(res, "diagnostics", None)),
+            "plan": [jsonable(_plan_used(res))],
+            "diagnostics": summarise_diagnostics([getattr(res, "diagnostics", None)]),
             "stats": stats,
         }
+
+
+def _plan_used(res: Any) -> str | None:
+    """The collision tree the exact method ran (None for the batch method)."""
+    if res.method != "exact" or res.plan is None:
+        return None
+    return str(res.plan)
+
+
+def default_sample_to_json(sample: Any) -> Any:
+    """What a job writes for one sample when the adapter defines no ``sample_to_json``: small
+    numeric tensors/arrays (at most :data:`MAX_INLINE_SAMPLE_SIZE` numbers) as (nested) lists of
+    float64, strings and JSON scalars as they are; anything else None (only its key is kept)."""
+    if isinstance(sample, torch.Tensor):
+        return sample.double() if sample.numel() <= MAX_INLINE_SAMPLE_SIZE else None
+    if isinstance(sample, (str, bool, int, float)):
+        return sample
+    if hasattr(sample, "tolist") and getattr(sample, "size", MAX_INLINE_SAMPLE_SIZE + 1) <= (
+        MAX_INLINE_SAMPLE_SIZE
+    ):
+        return sample.tolist()
+    return None
 
 
 def make_runner(loaded: Any, spec: JobSpec, out: Path) -> CALMRunner | AdapterRunner:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JobError
+from .limits import check_limit
 
 METHODS = ("auto", "exact", "batch")
 #: Bumped when the results format or the seeding changes (a manifest of another version is refused).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every line carries the job fingerprint; outputs are objects
 #: Fields that do not change any result: left out of the manifest, so they may differ on resume.
 RUNTIME_FIELDS = ("out", "device", "progress", "shard")
 
@@ -81,6 +82,16 @@ class JobSpec:
         """Raise :class:`JobError` naming the argument when a value cannot work."""
         if not isinstance(self.model, str) or not self.model:
             raise JobError(f"model must be a non-empty string, got {self.model!r}")
+        if not self.out.strip():
+            raise JobError(
+                "out must name an output folder, got an empty string (an empty --out would "
+                "write into the current folder); give e.g. --out runs/job1"
+            )
+        if self.plan is not None and not isinstance(self.plan, str):
+            raise JobError(
+                f"plan must be text ('auto', 'flat' or a tree such as '(2+2)+(3+3)'), got "
+                f"{type(self.plan).__name__} {self.plan!r}"
+            )
         if not self.temperatures:
             raise JobError("give at least one temperature")
         for t in self.temperatures:
@@ -104,6 +115,7 @@ class JobSpec:
             )
         for name in ("num_outputs", "num_samples", "max_new_tokens"):
             _positive_int(name, getattr(self, name))
+            check_limit(name, getattr(self, name))
         if self.max_draws is not None:
             _positive_int("max_draws", self.max_draws)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
@@ -127,6 +139,8 @@ class JobSpec:
                 "problems must be a file path or a count of unconditional problems, "
                 f"got {self.problems!r}"
             )
+        if isinstance(self.problems, int):
+            check_limit("num_problems", self.problems)
         try:
             json.dumps(self.adapter_options)
             json.dumps(self.plan)

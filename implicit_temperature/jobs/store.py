@@ -18,20 +18,32 @@ and skipped, whichever rank or world size wrote them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
+import math
+import numbers
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from . import safefs
 from .errors import JobCorruptError, JobError, JobMismatchError
+from .seeding import problem_seed
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
 PARTS = "parts"
+#: How long a job waits for another process that is checking the same folder (seconds).
+LOCK_WAIT = 60.0
 
 UnitKey = tuple[str, float]  # (problem id, temperature)
+logger = logging.getLogger(__name__)
 
 try:  # POSIX advisory locks: a part file is locked by the process appending to it
     import fcntl
@@ -39,7 +51,7 @@ except ImportError:  # pragma: no cover - Windows: no lock, the rest works the s
     fcntl = None
 
 
-def _lock(f, path: Path) -> None:
+def _lock(f: IO, path: Path) -> None:
     """Lock ``f`` (an open part file) for this process, or raise :class:`JobError` when another
     live process holds it: two jobs appending to one folder would interleave their lines."""
     if fcntl is None:
@@ -54,50 +66,84 @@ def _lock(f, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, mode: str) -> Iterator:
-    with open(path, mode) as f:
-        _lock(f, path)
+def _locked(out: Path, rel: Path, mode: str) -> Iterator[IO]:
+    with safefs.open_file(out, rel, mode) as f:
+        _lock(f, out / rel)
         yield f
 
 
+class FolderLock:
+    """The job folder's own lock (``flock`` on the folder): exclusive while a process checks and
+    sets up the folder (manifest, repairs), shared while jobs run in it, so a second job can never
+    check the folder between another's check and its manifest write, and a folder is only taken
+    over (see :func:`prepare_folder`) when no live job holds it. Shards of one job share it."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self._fd: int | None = None
+        self.mode: str | None = None  # "exclusive" | "shared" | None (not held)
+
+    def acquire(self, wait: float = LOCK_WAIT) -> str:
+        """Take the lock exclusively when no job holds it, else shared beside the running ones;
+        waits up to ``wait`` s while another process holds it exclusively (it is checking)."""
+        if fcntl is None:  # pragma: no cover
+            self.mode = "exclusive"
+            return self.mode
+        self._fd = os.open(self.out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        deadline = time.monotonic() + wait
+        while True:
+            for mode, flag in (("exclusive", fcntl.LOCK_EX), ("shared", fcntl.LOCK_SH)):
+                try:
+                    fcntl.flock(self._fd, flag | fcntl.LOCK_NB)
+                except OSError:
+                    continue
+                self.mode = mode
+                return mode
+            if time.monotonic() > deadline:
+                self.release()
+                raise JobError(
+                    f"{self.out} has been held by another process setting up a job for "
+                    f"{wait:.0f} s; wait for it (or stop it) and rerun"
+                )
+            time.sleep(0.02)
+
+    def share(self) -> None:
+        """Exclusive -> shared (not atomic: the caller checks the manifest again afterwards)."""
+        if self._fd is not None and fcntl is not None and self.mode == "exclusive":
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        self.mode = "shared"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+        self.mode = None
+
+
 def check_writable(out: Path) -> None:
-    """Create ``out`` if needed and prove it writable with a probe file (before any sampling)."""
+    """Create ``out`` if needed and prove it writable with a probe file (before any sampling);
+    the probe is removed whatever happens."""
+    probe = out / f".write-test-{uuid.uuid4().hex}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{uuid.uuid4().hex}"
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | safefs._NOFOLLOW)
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"ok")
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
     except OSError as exc:
         raise JobError(
             f"output folder {out} is not writable ({exc.strerror or exc}); choose another --out "
-            "or fix its permissions"
+            "or fix its permissions (or free space)"
         ) from None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")  # unique across nodes too
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+def _write_text(out: Path, name: str, text: str) -> None:
+    safefs.write_replace(out, name, lambda f: f.write(text.encode("utf-8")), sync=True)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -117,54 +163,198 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return diffs
 
 
-def prepare_folder(out: Path, manifest: dict[str, Any]) -> bool:
-    """Rank 0, before sampling: check ``out`` is writable, then write the manifest or check it
-    against this job. Returns True when resuming. Raises :class:`JobMismatchError` when ``out``
-    holds another job, :class:`JobCorruptError` when it holds results but no readable manifest."""
+def job_fingerprint(manifest: dict[str, Any]) -> str:
+    """16 hex digits identifying a job: sha256 of its manifest without the problems file's path
+    (a moved file is the same job; its content is in ``problems_sha256``). Every result line
+    carries it, so a line copied from another job is recognised."""
+    job = dict(manifest.get("job", {}))
+    if isinstance(job.get("problems"), str):
+        job["problems"] = "<file>"
+    text = json.dumps({**manifest, "job": job}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _read_manifest(out: Path) -> dict[str, Any]:
+    path = out / MANIFEST
+    try:
+        with safefs.open_file(out, MANIFEST, "rb") as f:
+            old = json.loads(f.read().decode("utf-8"))
+        if not isinstance(old, dict):
+            raise InvalidArgumentError("not a JSON object")
+        if not isinstance(old.get("job", {}), dict):
+            raise InvalidArgumentError("its 'job' is not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise JobCorruptError(
+            f"{path} is unreadable ({exc}); restore it or use a fresh --out"
+        ) from None
+    return old
+
+
+def _part_files(out: Path) -> list[Path]:
+    safefs.check_no_links(out, Path(PARTS))
+    parts = out / PARTS
+    if not parts.is_dir():
+        return []
+    files = []
+    for p in sorted(parts.iterdir()):
+        if p.is_symlink():
+            raise safefs.link_refused(p)
+        if p.suffix == ".jsonl":
+            files.append(p)
+    return files
+
+
+def _holds_results(out: Path) -> bool:
+    """Whether any result line (complete or not) is in ``out``."""
+    safefs.check_no_links(out, Path(RESULTS))
+    if (out / RESULTS).exists() and (out / RESULTS).stat().st_size:
+        return True
+    return any(p.stat().st_size for p in _part_files(out))
+
+
+def _check_links(out: Path) -> None:
+    """Refuse a symbolic link anywhere the job reads or writes."""
+    for name in (MANIFEST, RESULTS, PARTS, "images"):
+        safefs.check_no_links(out, Path(name))
+    _part_files(out)
+    images = out / "images"
+    if images.is_dir():
+        for p in images.rglob("*"):
+            if p.is_symlink():
+                raise safefs.link_refused(p)
+
+
+def prepare_folder(out: Path, manifest: dict[str, Any], exclusive: bool = True) -> bool:
+    """Rank 0, before sampling, holding the folder's :class:`FolderLock`: check ``out`` is
+    writable and holds no links, then write the manifest (exclusive create) or check it against
+    this job. Returns True when resuming.
+
+    ``exclusive`` (no other job runs in ``out``): stale temporary files are removed, and a
+    manifest of another job that stopped before its first result (a failed start) is replaced,
+    so a corrected rerun can take the folder. Raises :class:`JobMismatchError` when ``out`` holds
+    another job's results (or a running job), :class:`JobCorruptError` when it holds results but
+    no readable manifest, or a link."""
     check_writable(out)
+    _check_links(out)
+    if exclusive:
+        for p in safefs.remove_stale_temporaries(out):
+            logger.info("removed %s, left by an interrupted write", p)
     path = out / MANIFEST
     if not path.exists():
-        if (out / RESULTS).exists() or any((out / PARTS).glob("*.jsonl")):
+        if _holds_results(out):
             raise JobCorruptError(
                 f"{out} holds results but no {MANIFEST}, so they cannot be matched to this job; "
                 "use a fresh --out (or restore the manifest)"
             )
-        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
+        _write_manifest(out, manifest, replace=False)
         return False
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(old, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        raise JobCorruptError(f"{path} is unreadable ({exc}); use a fresh --out") from None
+    old = _read_manifest(out)
     diffs = _differences(old, manifest)
+    if diffs and exclusive and not _holds_results(out):
+        logger.warning(
+            "%s: replacing the manifest of a job that stopped before its first result", out
+        )
+        _write_manifest(out, manifest, replace=True)
+        return False
     if diffs:
+        running = "" if exclusive else " (and a job is running in it now)"
         raise JobMismatchError(
-            f"output folder {out} holds a job with other arguments, and resuming would mix two "
-            "jobs in one file:\n  " + "\n  ".join(diffs) + "\nRerun with the manifest's "
-            f"arguments to resume (see {path}), or choose a fresh --out."
+            f"output folder {out} holds a job with other arguments{running}, and resuming "
+            "would mix two jobs in one file:\n  " + "\n  ".join(diffs) + "\nRerun with the "
+            f"manifest's arguments to resume (see {path}), or choose a fresh --out."
         )
     return True
 
 
-def _parse(path: Path, lineno: int, line: str, known: dict[UnitKey, int] | None) -> dict:
+def _write_manifest(out: Path, manifest: dict[str, Any], replace: bool) -> None:
+    """Publish the manifest atomically; without ``replace`` an existing one is never
+    overwritten (hard link of the complete temporary file: an exclusive create)."""
+    text = json.dumps(manifest, indent=2) + "\n"
+    if replace:
+        _write_text(out, MANIFEST, text)
+        return
+    tmp = f".{MANIFEST}{safefs.TMP_MARK}{uuid.uuid4().hex}"
     try:
-        rec = json.loads(line)
-        key = (rec["id"], float(rec["temperature"]))
-        if not isinstance(key[0], str):
-            raise TypeError("id is not a string")
+        safefs.write_replace(out, tmp, lambda f: f.write(text.encode("utf-8")), sync=True)
+        try:
+            os.link(out / tmp, out / MANIFEST)
+        except FileExistsError:
+            raise JobMismatchError(
+                f"another job wrote {out / MANIFEST} at the same moment; rerun (it is then "
+                "checked against this job) or choose a fresh --out"
+            ) from None
+        except OSError:  # a file system without hard links: exclusive create instead
+            fd = safefs.open_fd(out, MANIFEST, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(out / tmp)
+    safefs.fsync_dir(out)
+
+
+def check_manifest_unchanged(out: Path, manifest: dict[str, Any]) -> None:
+    """After :meth:`FolderLock.share`: the manifest is still this job's (nobody took over)."""
+    diffs = _differences(_read_manifest(out), manifest)
+    if diffs:
+        raise JobMismatchError(
+            f"another job took {out} while this one started:\n  " + "\n  ".join(diffs)
+        )
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What every result line of this job must show: one of its units, its fingerprint (field
+    ``job``) and its per-unit seed ``problem_seed(seed, id, T)``. ``fingerprint``/``seed`` None
+    skip those checks (folders written by hand in tests)."""
+
+    known: dict[UnitKey, int]
+    fingerprint: str | None = None
+    seed: int | None = None
+
+
+def _corrupt(where: str, why: str) -> JobCorruptError:
+    return JobCorruptError(
+        f"{where} is not a result line of this job ({why}); this is not a torn last write, so "
+        "the folder was damaged, edited or mixed with another job's files. Delete that line "
+        "(its unit is redone) or use a fresh --out"
+    )
+
+
+def _parse(path: Path, lineno: int, raw: bytes, expect: Expected) -> dict:
+    where = f"{path}:{lineno}"
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+        if not isinstance(rec, dict):
+            raise InvalidArgumentTypeError("not a JSON object")
+        pid, t = rec["id"], rec["temperature"]
+        if not isinstance(pid, str):
+            raise InvalidArgumentTypeError("id is not a string")
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
+            raise InvalidArgumentTypeError(f"temperature {t!r} is not a number")
+    except UnicodeDecodeError as exc:
+        raise _corrupt(where, f"bytes that are not UTF-8 at column {exc.start + 1}") from None
     except (ValueError, KeyError, TypeError) as exc:
+        raise _corrupt(where, f"{type(exc).__name__}: {exc}") from None
+    key = (pid, float(t))
+    if key not in expect.known:
         raise JobCorruptError(
-            f"{path}:{lineno} is not a result line ({type(exc).__name__}: {exc}); this is not a "
-            "torn last write, so the folder was damaged or edited. Delete that line (its unit "
-            "is redone) or use a fresh --out"
-        ) from None
-    if known is not None and key not in known:
-        raise JobCorruptError(
-            f"{path}:{lineno} holds a result for problem {key[0]!r} at T={key[1]:g}, which is not "
+            f"{where} holds a result for problem {key[0]!r} at T={key[1]!r}, which is not "
             "part of this job; use a fresh --out"
         )
+    if expect.fingerprint is not None and rec.get("job") != expect.fingerprint:
+        raise _corrupt(
+            where, f"job fingerprint {rec.get('job')!r}, this job's is {expect.fingerprint!r}"
+        )
+    if expect.seed is not None and rec.get("seed") != problem_seed(expect.seed, *key):
+        raise _corrupt(where, f"seed {rec.get('seed')!r} is not this job's seed for that unit")
     return rec
+
+
+def _as_expected(known: dict[UnitKey, int] | Expected) -> Expected:
+    return known if isinstance(known, Expected) else Expected(dict(known))
 
 
 def part_name(shard: tuple[int, int]) -> str:
@@ -174,11 +364,12 @@ def part_name(shard: tuple[int, int]) -> str:
 
 def repair_parts(out: Path, only: str | None = None) -> list[str]:
     """Rank 0 (or a shard, for its own file ``only``): cut torn last lines off the part files;
-    returns one note per repair. Never touches a file another process may be writing."""
+    returns one note per repair. Never touches a file another process may be writing, nor a
+    file behind a link."""
     notes = []
-    paths = sorted((out / PARTS).glob("*.jsonl")) if only is None else [out / PARTS / only]
-    for path in (p for p in paths if p.exists()):
-        with _locked(path, "r+b") as f:  # never cut a file a live process is appending to
+    paths = _part_files(out) if only is None else [out / PARTS / only]
+    for path in (p for p in paths if p.exists() or p.is_symlink()):
+        with _locked(out, path.relative_to(out), "r+b") as f:  # never cut a live file
             data = f.read()
             if not data or data.endswith(b"\n"):
                 continue
@@ -193,33 +384,46 @@ def repair_parts(out: Path, only: str | None = None) -> list[str]:
     return notes
 
 
-def read_done(out: Path, known: dict[UnitKey, int]) -> dict[UnitKey, str]:
+def read_done(out: Path, known: dict[UnitKey, int] | Expected) -> dict[UnitKey, str]:
     """Every finished unit -> its result line (with newline), from ``results.jsonl`` and the part
     files. A last line without its newline is a write in progress (another shard) or torn (cut
     by :func:`repair_parts` on the next start): not finished. Raises :class:`JobCorruptError` on
-    a complete line that is not a result of this job."""
+    a complete line that is not a result of this job (``known`` may be an :class:`Expected`), on
+    two different lines for one unit, and on a link."""
+    expect = _as_expected(known)
     done: dict[UnitKey, str] = {}
+    first: dict[UnitKey, str] = {}
+    safefs.check_no_links(out, Path(RESULTS))
     files = [out / RESULTS] if (out / RESULTS).exists() else []
-    files += sorted((out / PARTS).glob("*.jsonl"))
+    files += _part_files(out)
     for path in files:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.endswith("\n"):
+        with safefs.open_file(out, path.relative_to(out), "rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                if not raw.endswith(b"\n"):
                     break  # only the last line can lack its newline
-                rec = _parse(path, lineno, line, known)
-                done.setdefault((rec["id"], float(rec["temperature"])), line)
+                rec = _parse(path, lineno, raw, expect)
+                key = (rec["id"], float(rec["temperature"]))
+                line = raw.decode("utf-8")
+                if key in done and done[key] != line:
+                    raise JobCorruptError(
+                        f"two different results for problem {key[0]!r} at T={key[1]!r}: "
+                        f"{first[key]} and {path}:{lineno}; the folder was edited or mixed. "
+                        "Delete the wrong line (or both: the unit is redone) or use a fresh --out"
+                    )
+                done.setdefault(key, line)
+                first.setdefault(key, f"{path}:{lineno}")
     return done
 
 
 class PartWriter:
     """Appends result lines to ``parts/NAME`` (``rank-R.jsonl`` or ``shard-I-of-N.jsonl``): one
-    ``write`` per line, then flush and
-    fsync, so a kill leaves at most one torn last line."""
+    ``write`` per line, then flush and fsync, so a kill leaves at most one torn last line. The
+    file is opened without following links."""
 
     def __init__(self, out: Path, name: str, fsync: bool = True) -> None:
-        (out / PARTS).mkdir(exist_ok=True)
+        safefs.make_dirs(out, PARTS)
         self.path = out / PARTS / name
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = safefs.open_file(out, Path(PARTS) / name, "a")
         try:
             _lock(self._f, self.path)
         except JobError:
@@ -245,11 +449,11 @@ class PartWriter:
         self.close()
 
 
-def merge(out: Path, order: Iterable[UnitKey], known: dict[UnitKey, int]) -> Path:
+def merge(out: Path, order: Iterable[UnitKey], known: dict[UnitKey, int] | Expected) -> Path:
     """Rank 0, once every unit is done: write ``results.jsonl`` in ``order`` (problem order, then
     temperature order) atomically, then remove the part files. Idempotent."""
-    for path in sorted((out / PARTS).glob("*.jsonl")):
-        with _locked(path, "rb"):  # no other process still appending
+    for path in _part_files(out):
+        with _locked(out, path.relative_to(out), "rb"):  # no other process still appending
             pass
     done = read_done(out, known)
     lines = []
@@ -257,13 +461,11 @@ def merge(out: Path, order: Iterable[UnitKey], known: dict[UnitKey, int]) -> Pat
         if key not in done:
             raise JobError(f"cannot merge: problem {key[0]!r} at T={key[1]:g} has no result yet")
         lines.append(done[key])
-    _write_atomic(out / RESULTS, "".join(lines))
-    for path in (out / PARTS).glob("*.jsonl"):
+    _write_text(out, RESULTS, "".join(lines))
+    for path in _part_files(out):
         path.unlink()
-    try:
+    with contextlib.suppress(OSError):
         (out / PARTS).rmdir()
-    except OSError:
-        pass
     return out / RESULTS
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..core.errors import InvalidArgumentTypeError
 from .hookspecs import adapter_contract
 
 
@@ -22,7 +23,7 @@ class Adapter:
 
     def __init__(self, model: Any, **options: Any) -> None:
         if options:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"adapter {self.name!r} takes no options, got {sorted(options)}; "
                 "check the adapter's documentation for the options it accepts"
             )

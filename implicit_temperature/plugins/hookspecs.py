@@ -55,6 +55,12 @@ def register_adapters(register: Callable[[type], None]) -> None:
     * ``draw(n, generator=None, active=None)`` (optional, batched adapters): declare ``active``
       and the exact sampler passes a bool tensor ``(B,)`` once some problems are done; return
       ``(B_active, n, ...)`` for those problems only, so finished problems cost no model time.
+    * ``sample_to_json(sample) -> JSON value | None`` (optional): one sample (one row of what
+      ``draw`` returned, after the leading ``n``) as it goes into a job's ``results.jsonl``
+      (field ``outputs[k].sample``), e.g. a string for text samples; None writes only its key.
+      The default (``implicit_temperature.jobs.sampling.default_sample_to_json``) writes numeric
+      tensors of at most 16 numbers and strings; images ``(C, H, W)`` are always written as PNG
+      files instead.
 
     ``register`` checks the non-empty ``name`` and that ``handles``, ``draw`` and ``quantize``
     are callable; a failed check is reported as the plugin's error.

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import pluggy
 
+from ..core.errors import ImplicitTemperatureError
 from . import hookspecs
 from .options import did_you_mean
 
@@ -41,7 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 
-class PluginError(RuntimeError):
+class PluginError(ImplicitTemperatureError, RuntimeError):
     """A plugin could not be loaded or registered something inconsistent."""
 
 
@@ -214,10 +215,12 @@ class _Registry:
                 "Uninstall or rename one of them."
             )
         if name not in table:
+            from .options import did_you_mean_name
+
             known = ", ".join(sorted(table)) or "none"
             raise PluginError(
-                f"no {kind} named {name!r} is registered (known: {known}); "
-                "run `itemp plugins` to see what is installed"
+                f"no {kind} named {name!r} is registered{did_you_mean_name(name, table)} "
+                f"(known: {known}); run `itemp plugins` to see what is installed"
             )
         return table[name]
 

@@ -8,6 +8,7 @@ it was written, with the closest valid name, not as a failure deep inside anothe
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -55,6 +56,24 @@ def quantizer_option_names() -> dict[str, str]:
     return out
 
 
+def did_you_mean_name(name: str, candidates: Iterable[str]) -> str:
+    """:func:`did_you_mean` for registered names, where ``-``, ``_`` and case do not count
+    (``markov_strings`` finds ``markov-strings``)."""
+
+    def norm(text: str) -> str:
+        return text.lower().replace("-", "_")
+
+    by_norm = {norm(c): c for c in candidates}
+    if norm(name) in by_norm:
+        return f"; did you mean {by_norm[norm(name)]!r}?"
+    close = difflib.get_close_matches(norm(name), sorted(by_norm), n=1, cutoff=0.6)
+    return f"; did you mean {by_norm[close[0]]!r}?" if close else ""
+
+
+#: Names other libraries use for the number of outputs (diffusers, Hugging Face, OpenAI).
+OUTPUT_COUNT_NAMES = frozenset({"num_images", "num_return_sequences", "n", "num_generations"})
+
+
 def sample_hint(name: str, value: Any) -> str:
     """Where ``name`` belongs when it is a keyword of ``sample()``, else ''."""
     if name not in SAMPLE_KEYWORDS:
@@ -67,6 +86,11 @@ def misplaced_hint(name: str, value: Any) -> str:
     """Where ``name`` belongs when it is a sampling or quantizer keyword, else ''."""
     if name in SAMPLE_KEYWORDS:
         return sample_hint(name, value)
+    if name in OUTPUT_COUNT_NAMES:
+        return (
+            f" Did you mean num_outputs? The number of outputs is an argument of sample(), "
+            f"e.g. sampler.sample(0.5, num_outputs={value!r}) (itemp sample --num-outputs)"
+        )
     qoptions = quantizer_option_names()
     if name in qoptions:
         q = qoptions[name]

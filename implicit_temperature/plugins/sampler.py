@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ..core import TemperatureResult, temperature_sample
+from ..core.errors import InvalidArgumentTypeError
 from ..core.options import SampleOptions, keyword_signature
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
@@ -102,7 +103,7 @@ class TemperatureSampler:
             cls = adapter
         else:
             if adapter_options:
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     "adapter options can't be given with an adapter instance; pass "
                     "them to the adapter's constructor"
                 )
@@ -110,7 +111,7 @@ class TemperatureSampler:
                 callable(getattr(adapter, "draw", None))
                 and callable(getattr(adapter, "quantize", None))
             ):
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"adapter must be a name, an adapter class or an instance with draw() "
                     f"and quantize(), got {adapter!r}"
                 )

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import ImplicitTemperatureError
 
-class QuantizerError(ValueError):
+
+class QuantizerError(ImplicitTemperatureError, ValueError):
     """A quantizer got unusable input or options, or a key callable returned unusable keys."""
 
 

@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any
 
+from ..core.errors import InvalidArgumentError
 from ..jobs.args import _key_value, _positive_int
 
 DESCRIPTION = """\
@@ -121,7 +122,7 @@ def config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from .server import Limits
 
     if args.max_wait_ms < 0:
-        raise ValueError("--max-wait-ms must be >= 0")
+        raise InvalidArgumentError("--max-wait-ms must be >= 0")
     return dict(
         model=args.model,
         host=args.host,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import InvalidArgumentError
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Batcher:
         self, engine: Any, max_batch: int = 32, max_wait_ms: float = 10.0, metrics: Any = None
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
+            raise InvalidArgumentError("max_batch must be >= 1 and max_wait_ms >= 0")
         self.engine, self.max_batch, self.max_wait = engine, max_batch, max_wait_ms / 1000
         self.metrics = metrics or Metrics()
         self._pending: collections.deque[_Item] = collections.deque()

@@ -37,7 +37,7 @@ from ..adapters.calm.generation import (
 )
 from ..adapters.calm.prompts import left_pad
 from ..adapters.calm.stopping import truncate_at_stop
-from ..core.errors import ImplicitTemperatureError
+from ..core.errors import ImplicitTemperatureError, InvalidArgumentError
 from ..core.options import SampleOptions
 from ..core.validation import make_generator
 
@@ -372,7 +372,7 @@ class ImageEngine:
         )
         samples = res.samples[0] if getattr(res, "batched", False) else res.samples
         if not _is_image_batch(samples):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"the model's samples have shape {tuple(getattr(samples, 'shape', ()))}, not "
                 "images (N, C, H, W): serve it for a sampling job instead (itemp sample)"
             )

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ...core.drawing import accepts_generator
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
 from ...core.validation import make_generator
 from ...plugins.adapter import Adapter
 from .backbone import backbone_forward
@@ -66,7 +67,7 @@ def check_calm_model(model: Any) -> None:
     """Raise ``TypeError`` naming every missing attribute when ``model`` is not a CALM model."""
     missing = missing_calm_attributes(model)
     if missing:
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"{type(model).__name__} is not a CALM model: missing {missing}. The calm adapter "
             "needs patch_size (K), transformer (causal backbone with embed_tokens, called with "
             "inputs_embeds=), embed_proj, generative_head.sample(hidden) and "
@@ -84,25 +85,29 @@ def check_input_ids(model: Any, input_ids: Any, name: str = "input_ids") -> torc
     """Validate token ids ``(B, L)`` for a CALM model (integer dtype, B >= 1, L a positive multiple
     of K, ids inside the vocabulary) and move them to the model's device."""
     if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"{name} must be a LongTensor (B, L), got {type(input_ids).__name__}")
+        raise InvalidArgumentTypeError(
+            f"{name} must be a LongTensor (B, L), got {type(input_ids).__name__}"
+        )
     dtype = input_ids.dtype
     if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+        raise InvalidArgumentTypeError(
+            f"{name} must hold integer token ids, got dtype {input_ids.dtype}"
+        )
     if input_ids.dim() != 2:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} must have shape (B, L), got {tuple(input_ids.shape)}; "
             "for one prompt use ids[None] (tokenizer.encode already returns (1, L))"
         )
     b, length = input_ids.shape
     k = model.patch_size
     if b == 0:
-        raise ValueError(f"{name} has no rows (B = 0): pass at least one prompt")
+        raise InvalidArgumentError(f"{name} has no rows (B = 0): pass at least one prompt")
     if length == 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} is empty (L = 0): the prompt must hold at least one chunk of {k} tokens"
         )
     if length % k:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} length {length} is not a multiple of the model's patch_size K={k}: CALM reads "
             f"whole chunks, so give a prompt of {k}, {2 * k}, ... tokens (for the demo grammar "
             "every chunk is a 3-letter word plus a space or '.', e.g. 'cat saw ')"
@@ -110,7 +115,9 @@ def check_input_ids(model: Any, input_ids: Any, name: str = "input_ids") -> torc
     vocab = getattr(model.transformer.embed_tokens, "num_embeddings", None)
     lo, hi = int(input_ids.min()), int(input_ids.max())
     if lo < 0 or (vocab is not None and hi >= vocab):
-        raise ValueError(f"{name} holds token ids outside [0, {vocab}): min {lo}, max {hi}")
+        raise InvalidArgumentError(
+            f"{name} holds token ids outside [0, {vocab}): min {lo}, max {hi}"
+        )
     return input_ids.to(device=model_device(model), dtype=torch.long)
 
 
@@ -141,7 +148,7 @@ def check_decode_chunk_size(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"decode_chunk_size must be an int >= 1 (latents per decoder call) or None "
             f"(automatic: logits of one call under {DEFAULT_DECODE_BYTES // 2**20} MiB), "
             f"got {value!r}"
@@ -173,7 +180,7 @@ def decode_latents(
         m = part.shape[0]
         logits = decoder(part[:, None, :])
         if logits.dim() != 3 or tuple(logits.shape[:2]) != (m, k):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ae_model.decoder returned logits of shape {tuple(logits.shape)} for latents "
                 f"of shape {(m, 1, latents.shape[-1])}; expected ({m}, {k}, V): the reference "
                 "Decoder contract is latents (B, S, D) -> logits (B, S * K, V)"
@@ -222,7 +229,7 @@ def sample_chunks(
         with seeded_global_rng(hidden.device, seed):
             latents = head.sample(h)
     if latents.dim() < 2 or latents.shape[:-1] != h.shape[:-1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"generative_head.sample returned latents of shape {tuple(latents.shape)} for "
             f"hidden states {tuple(h.shape)}; expected {(b, n)} + (D,)"
         )
@@ -267,7 +274,7 @@ class CALMAdapter(Adapter):
         check_calm_model(model)
         super().__init__(model)
         if (context is None) == (hidden_states is None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "the calm adapter needs exactly one of context= (LongTensor (B, L) of token ids) "
                 "or hidden_states= ((B, H) backbone states), e.g. "
                 "TemperatureSampler(model, context=tokenizer.encode('cat '))"
@@ -275,7 +282,7 @@ class CALMAdapter(Adapter):
         self.context = None if context is None else check_input_ids(model, context, "context")
         if hidden_states is not None:
             if not isinstance(hidden_states, torch.Tensor) or hidden_states.dim() != 2:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "hidden_states must be a tensor (B, H), got "
                     f"{getattr(hidden_states, 'shape', type(hidden_states).__name__)}"
                 )
@@ -309,7 +316,7 @@ class CALMAdapter(Adapter):
         """``(B, n, K)`` chunks; with ``active`` (bool (B,)) only the active contexts' rows
         ``(B_active, n, K)`` (the exact sampler skips contexts that are already done)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"draw(n) needs an int n >= 1, got {n!r}")
+            raise InvalidArgumentError(f"draw(n) needs an int n >= 1, got {n!r}")
         hidden = self.hidden_states
         if active is not None:
             hidden = hidden[active.to(hidden.device)]
@@ -319,7 +326,7 @@ class CALMAdapter(Adapter):
 
     def quantize(self, samples: torch.Tensor) -> torch.Tensor:
         if not isinstance(samples, torch.Tensor) or samples.dim() != 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "calm samples are LongTensor (B, n, K) chunks, got "
                 f"{getattr(samples, 'shape', type(samples).__name__)}"
             )

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
 from ...core.options import SampleOptions, keyword_signature, positive_int
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
@@ -73,7 +74,7 @@ def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
         return None
     ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     if not ids or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"eos_token_id must be a token id >= 0 or a list of them, got {eos_token_id!r}"
         )
     return torch.tensor(ids, dtype=torch.long, device=device)
@@ -81,7 +82,7 @@ def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
 
 def _is_mode(temperature: Any, do_sample: bool) -> bool:
     if not isinstance(do_sample, bool):
-        raise TypeError(f"do_sample must be True or False, got {do_sample!r}")
+        raise InvalidArgumentTypeError(f"do_sample must be True or False, got {do_sample!r}")
     number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
     return not do_sample or (number and temperature == 0)
 
@@ -134,7 +135,7 @@ def _expand(
     if isinstance(generator, (list, tuple)):
         rows = getattr(input_ids, "shape", (len(generator),))[0]
         if len(generator) != rows:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"generator is a list of {len(generator)}, but there are {rows} prompts: give "
                 "one generator (or int seed) per prompt, or a single one for the whole batch"
             )
@@ -235,7 +236,7 @@ def generate(
     else:
         t = check_temperature(temperature)
         if opts.method == "exact" and t > 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm "
                 "samples P^(1/T) exactly for T > 1; use method='batch'"
             )
@@ -280,30 +281,32 @@ def chunk_attention_mask(
     if attention_mask is None:
         return None
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"attention_mask must be a tensor of the shape of input_ids {tuple(input_ids.shape)}, "
             f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
         )
     mask = attention_mask.to(device=input_ids.device, dtype=torch.long)
     if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError("attention_mask must hold only 0 (pad) and 1 (token)")
+        raise InvalidArgumentError("attention_mask must hold only 0 (pad) and 1 (token)")
     if bool(mask.all()):
         return None
     b, length = mask.shape
     chunks = mask.reshape(b, length // patch_size, patch_size)
     if not bool((chunks == chunks[..., :1]).all()):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"attention_mask pads part of a chunk: each prompt's length must be a multiple of "
             f"the model's K={patch_size}, so that pads fill whole chunks"
         )
     cmask = chunks[..., 0]
     if bool((cmask[:, 1:] < cmask[:, :-1]).any()) or not bool(cmask[:, -1].all()):
-        raise ValueError(
+        raise InvalidArgumentError(
             "attention_mask is not left padding (pads must come before the prompt, as with "
             "tokenizer(padding_side='left'); a CALM continues after the last chunk)"
         )
     if not bool(cmask.any(dim=1).all()):
-        raise ValueError("attention_mask masks a whole prompt: each row needs one chunk at least")
+        raise InvalidArgumentError(
+            "attention_mask masks a whole prompt: each row needs one chunk at least"
+        )
     return cmask
 
 
@@ -315,7 +318,9 @@ def _row_groups(
     if not isinstance(generator, (list, tuple)):
         return [(torch.arange(b, device=device), make_generator(generator, device))]
     if len(generator) != b:
-        raise ValueError(f"generator is a list of {len(generator)} for {b} rows: give one per row")
+        raise InvalidArgumentError(
+            f"generator is a list of {len(generator)} for {b} rows: give one per row"
+        )
     gens = [make_generator(g, device) for g in generator]
     rows: dict[int, list[int]] = {}
     for i, g in enumerate(gens):

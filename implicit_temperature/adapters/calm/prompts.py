@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+
 SIDES = ("right", "left")
 
 
@@ -23,29 +25,37 @@ def pad_to_chunks(
     id, ``TypeError`` for non-integer ids.
     """
     if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(f"input_ids must be a LongTensor (B, L), got {type(input_ids).__name__}")
+        raise InvalidArgumentTypeError(
+            f"input_ids must be a LongTensor (B, L), got {type(input_ids).__name__}"
+        )
     if (
         input_ids.dtype.is_floating_point
         or input_ids.dtype.is_complex
         or (input_ids.dtype == torch.bool)
     ):
-        raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        raise InvalidArgumentTypeError(
+            f"input_ids must hold integer token ids, got dtype {input_ids.dtype}"
+        )
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
     if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must have shape (B, L) or (L,), got {tuple(input_ids.shape)}")
+        raise InvalidArgumentError(
+            f"input_ids must have shape (B, L) or (L,), got {tuple(input_ids.shape)}"
+        )
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-        raise ValueError(f"patch_size must be an int >= 1 (the model's K), got {patch_size!r}")
+        raise InvalidArgumentError(
+            f"patch_size must be an int >= 1 (the model's K), got {patch_size!r}"
+        )
     if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or pad_token_id < 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pad_token_id must be a token id >= 0, got {pad_token_id!r} (for a reference "
             "checkpoint: model.config.pad_token_id)"
         )
     if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        raise InvalidArgumentError(f"side must be one of {SIDES}, got {side!r}")
     b, length = input_ids.shape
     if length == 0:
-        raise ValueError("input_ids is empty (L = 0): a prompt needs at least one token")
+        raise InvalidArgumentError("input_ids is empty (L = 0): a prompt needs at least one token")
     extra = -length % patch_size
     pad = torch.full((b, extra), pad_token_id, dtype=torch.long, device=input_ids.device)
     parts = (input_ids.long(), pad) if side == "right" else (pad, input_ids.long())
@@ -60,10 +70,12 @@ def left_pad(prompts: list[torch.Tensor], pad_token_id: int) -> tuple[torch.Tens
     tokens and 0 on the pads. For CALM, each ``L_b`` must be a multiple of the model's K, so the
     pads fill whole chunks (``generate`` checks this)."""
     if not prompts:
-        raise ValueError("left_pad needs at least one prompt")
+        raise InvalidArgumentError("left_pad needs at least one prompt")
     rows = [p.reshape(-1).long() for p in prompts]
     if any(r.numel() == 0 for r in rows):
-        raise ValueError("an empty prompt cannot be padded: give at least one chunk of tokens")
+        raise InvalidArgumentError(
+            "an empty prompt cannot be padded: give at least one chunk of tokens"
+        )
     width = max(r.numel() for r in rows)
     device = rows[0].device
     ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long, device=device)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentError
+
 #: Per-output finish reasons, in the order of their codes in :data:`FINISH_CODES`.
 FINISH_REASONS = ("length", "eos", "stop")
 LENGTH, EOS, STOP = 0, 1, 2
@@ -31,7 +33,7 @@ def check_stop_strings(stop_strings: Any) -> tuple[str, ...]:
         stop_strings = [stop_strings]
     out = tuple(stop_strings)
     if not all(isinstance(s, str) and s for s in out):
-        raise ValueError(f"stop_strings must be non-empty strings, got {stop_strings!r}")
+        raise InvalidArgumentError(f"stop_strings must be non-empty strings, got {stop_strings!r}")
     return out
 
 
@@ -46,7 +48,7 @@ class StopStringCriteria:
 
     def __init__(self, tokenizer: Any, stop_strings: Sequence[str], prompt_length: int) -> None:
         if tokenizer is None or not callable(getattr(tokenizer, "decode", None)):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "stop_strings need tokenizer= (an object with decode(ids) -> str), as in "
                 "transformers' generate(stop_strings=..., tokenizer=...)"
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...core.errors import InvalidArgumentTypeError
 from ..pipelines.adapter import SampleAdapter, check_call_kwargs
 from ..pipelines.detect import is_diffusion_pipeline, is_flow_matching_pipeline
 from ..pipelines.driver import PipelineDriver
@@ -55,7 +56,7 @@ class DiffusionAdapter(SampleAdapter):
         **call_kwargs: Any,
     ) -> None:
         if not is_diffusion_pipeline(model):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"the diffusion adapter drives a diffusers.DiffusionPipeline, got "
                 f"{type(model).__module__}.{type(model).__qualname__}. Load one (e.g. "
                 "DDPMPipeline.from_pretrained(...)); for a plain velocity field v(x, t) use "

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentTypeError
 from ..pipelines.adapter import SampleAdapter, check_call_kwargs
 from ..pipelines.detect import is_diffusion_pipeline, is_flow_matching_pipeline
 from ..pipelines.driver import PipelineDriver
@@ -60,12 +61,14 @@ class FlowMatchingAdapter(SampleAdapter):
     ) -> None:
         if is_diffusion_pipeline(model):
             if not is_flow_matching_pipeline(model):
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"{type(model).__name__} uses {type(model.scheduler).__name__}, not a "
                     "flow-matching scheduler; use adapter='diffusion' (or leave adapter unset)"
                 )
             if sample_shape is not None:
-                raise TypeError("sample_shape is for velocity fields; a pipeline knows its shape")
+                raise InvalidArgumentTypeError(
+                    "sample_shape is for velocity fields; a pipeline knows its shape"
+                )
             check_call_kwargs(type(self), model, call_kwargs)
             driver: Any = PipelineDriver(
                 model,
@@ -79,14 +82,14 @@ class FlowMatchingAdapter(SampleAdapter):
             check_call_kwargs(type(self), None, call_kwargs)
             if prompt is not None or call_kwargs:
                 extra = sorted(call_kwargs) + (["prompt"] if prompt is not None else [])
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"option(s) {extra} apply to diffusers pipelines; a velocity field takes "
                     "sample_shape, num_steps, solver, device, dtype, batch_size, quantizer"
                 )
             if sample_shape is None:
                 sample_shape = getattr(model, "sample_shape", None)
             if sample_shape is None:
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     "a velocity field needs sample_shape=, the shape of one sample, e.g. "
                     "TemperatureSampler(net, adapter='flow_matching', sample_shape=(2,)) or "
                     "TemperatureSampler(VelocityField(net, sample_shape=(2,)))"
@@ -102,7 +105,7 @@ class FlowMatchingAdapter(SampleAdapter):
                 progress=progress,
             )
         else:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"the flow_matching adapter takes a diffusers pipeline with a flow-matching "
                 f"scheduler or a velocity field v(x, t) (torch module or callable), got "
                 f"{type(model).__module__}.{type(model).__qualname__}"

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentError
+
 SOLVERS = ("euler", "heun")
 #: Samples per call of a velocity field when ``batch_size`` is not given.
 VELOCITY_BATCH_SIZE = 1024
@@ -50,7 +52,7 @@ def integrate(
     uses the trapezoid on both ends). Deterministic given ``noise``.
     """
     if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        raise InvalidArgumentError(f"solver must be one of {SOLVERS}, got {solver!r}")
     x = noise
     m = x.shape[0]
     dt = 1.0 / num_steps
@@ -69,7 +71,7 @@ def integrate(
 def _check(v: Any, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(v, torch.Tensor) or v.shape != x.shape:
         shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(
+        raise InvalidArgumentError(
             f"the velocity field returned {shape} for x of shape {tuple(x.shape)}; v(x, t) must "
             "return a tensor shaped like x (check sample_shape=, and that v takes t of shape (m,))"
         )
@@ -92,11 +94,11 @@ class VelocityFieldDriver:
         progress: bool | None,
     ) -> None:
         if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+            raise InvalidArgumentError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+            raise InvalidArgumentError(f"num_steps must be an integer >= 1, got {num_steps!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.velocity = velocity
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.num_steps = num_steps
@@ -113,7 +115,7 @@ class VelocityFieldDriver:
 
     def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+            raise InvalidArgumentError(f"n must be an integer >= 1, got {n!r}")
         chunks = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
         show = self.progress if self.progress is not None else len(chunks) >= 4
         bar = None

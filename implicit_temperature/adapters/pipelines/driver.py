@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
 from .outputs import samples_to_tensor
 from .progress import CallProgress, pipeline_bar_silenced
 
@@ -34,7 +35,7 @@ def _call_parameters(pipe: Any) -> tuple[set[str], bool]:
 
 def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -61,7 +62,7 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
         + ("" if given else f" (the default of {type(pipe).__name__})")
     )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{where}: num_inference_steps must be an integer >= 1")
+        raise InvalidArgumentError(f"{where}: num_inference_steps must be an integer >= 1")
     scheduler = getattr(pipe, "scheduler", None)
     config = getattr(scheduler, "config", None)
     train_steps = getattr(config, "num_train_timesteps", None) if config is not None else None
@@ -70,7 +71,7 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
         and steps > train_steps
         and not is_flow_matching_scheduler(scheduler)
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where} exceeds the {train_steps} training steps of the pipeline's "
             f"{type(scheduler).__name__}; pass num_inference_steps=<= {train_steps} as a "
             "pipeline argument (e.g. num_inference_steps=50)"
@@ -117,13 +118,13 @@ class PipelineDriver:
         kwargs = dict(call_kwargs or {})
         reserved = {"batch_size", "num_images_per_prompt", "generator", "prompt"} & set(kwargs)
         if reserved:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"{sorted(reserved)} are set by the adapter; use the adapter options batch_size= "
                 "(samples per call) and prompt=, and pass generator= to sample()"
             )
         unknown = sorted(set(kwargs) - names) if not var_kw else []
         if unknown:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"{type(pipe).__name__}.__call__ takes no argument(s) {unknown}; its arguments "
                 f"are {sorted(names - {'self'})}. Adapter options are quantizer, "
                 "quantizer_options, batch_size, prompt, progress, pipeline_progress_bar"
@@ -136,14 +137,18 @@ class PipelineDriver:
         self.pass_generator = "generator" in names or var_kw
         if isinstance(prompt, (list, tuple)):
             if not prompt or not all(isinstance(p, str) for p in prompt):
-                raise TypeError("prompt must be a string or a non-empty list of strings")
+                raise InvalidArgumentTypeError(
+                    "prompt must be a string or a non-empty list of strings"
+                )
             prompt = list(prompt)
         elif prompt is not None and not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a string or a list of strings, got {prompt!r}")
+            raise InvalidArgumentTypeError(
+                f"prompt must be a string or a list of strings, got {prompt!r}"
+            )
         self.prompt = prompt
         if prompt is not None:
             if "num_images_per_prompt" not in names:
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"{type(pipe).__name__} takes no num_images_per_prompt, so the adapter cannot "
                     "draw several samples for one prompt; leave prompt=None for an unconditional "
                     "pipeline, or pass the conditioning through the pipeline's own arguments"
@@ -152,12 +157,12 @@ class PipelineDriver:
         elif "batch_size" in names:
             self.count_arg = "batch_size"
         elif "num_images_per_prompt" in names:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"{type(pipe).__name__} is prompt-conditioned: pass prompt='...' (or a list of "
                 "prompts) as an adapter option, e.g. TemperatureSampler(pipe, prompt='a cat')"
             )
         else:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"{type(pipe).__name__}.__call__ has neither batch_size nor "
                 "num_images_per_prompt, so the adapter cannot ask it for n samples; wrap it in a "
                 "callable draw(n) and use implicit_temperature.temperature_sample"

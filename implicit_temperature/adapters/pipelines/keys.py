@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentTypeError
 from ...quantizers import (
     ImageHashQuantizer,
     NearestComponentQuantizer,
@@ -57,14 +58,16 @@ class AdapterKeys:
         fit_samples: int = 1024,
         fit_seed: int = 0,
     ) -> None:
+        from ...core.validation import check_positive_int
+
         self.model = model
         self.pilot = pilot
-        self.fit_samples = fit_samples
+        self.fit_samples = check_positive_int(fit_samples, "fit_samples")
         self.fit_seed = fit_seed
         self.quantizer: Any = None
         if spec is None:
             if options:
-                raise TypeError("quantizer_options need quantizer=<registered name>")
+                raise InvalidArgumentTypeError("quantizer_options need quantizer=<registered name>")
             self.quantizer = default_quantizer_for(model)
         else:
             self.quantizer = resolve_quantizer(spec, **(options or {}))

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from ...core import TemperatureResult, temperature_sample
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
 from .adapter import SampleAdapter
 from .detect import is_diffusion_pipeline
 from .progress import CallProgress
@@ -74,7 +75,7 @@ def _adapter_class(pipe: Any, adapter: Any) -> type[SampleAdapter]:
     else:
         cls = adapter
     if not (isinstance(cls, type) and issubclass(cls, SampleAdapter)):
-        raise TypeError(
+        raise InvalidArgumentTypeError(
             f"TemperaturePipeline drives pipelines through the 'diffusion' or 'flow_matching' "
             f"adapter, got adapter {getattr(cls, 'name', cls)!r}; use TemperatureSampler for "
             "other adapters"
@@ -98,7 +99,7 @@ def images_to_output_type(samples: torch.Tensor, output_type: str | None, pipe: 
         return (x.permute(0, 2, 3, 1) if is_image else x).float().numpy()
     if output_type == "pil":
         if not is_image:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"output_type='pil' needs image samples (n, C, H, W); this pipeline gives "
                 f"samples of shape {tuple(samples.shape[1:])}: use output_type='pt' or 'np'"
             )
@@ -109,7 +110,9 @@ def images_to_output_type(samples: torch.Tensor, output_type: str | None, pipe: 
 
             to_pil = DiffusionPipeline.numpy_to_pil
         return to_pil(array)
-    raise ValueError(f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}")
+    raise InvalidArgumentError(
+        f"output_type must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}"
+    )
 
 
 def _build_output(output_cls: type | None, samples: Any, return_dict: bool) -> Any:
@@ -167,14 +170,14 @@ class TemperaturePipeline:
         **call_kwargs: Any,
     ) -> None:
         if not is_diffusion_pipeline(pipe):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"with_temperature wraps a diffusers.DiffusionPipeline, got "
                 f"{type(pipe).__module__}.{type(pipe).__qualname__}; for other models use "
                 "implicit_temperature.TemperatureSampler"
             )
         per_call = sorted(set(call_kwargs) & set(_PER_CALL))
         if per_call:
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"{per_call} are arguments of each call, not of the wrapper: "
                 f"tpipe(..., {per_call[0]}=...)"
             )
@@ -304,14 +307,23 @@ class TemperaturePipeline:
             method, num_samples, max_draws: override the wrapper's defaults for this call.
             **call_kwargs: extra pipeline arguments for this call.
         """
+        if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
+            raise InvalidArgumentTypeError(
+                f"the first positional argument is the prompt, as in diffusers, got the number "
+                f"{prompt!r}; give the temperature by name: wrapped(temperature={prompt!r})"
+            )
         if num_images_per_prompt is not None and batch_size is not None:
-            raise TypeError("pass num_images_per_prompt or batch_size, not both")
+            raise InvalidArgumentTypeError("pass num_images_per_prompt or batch_size, not both")
         count = num_images_per_prompt if num_images_per_prompt is not None else batch_size
         count = 1 if count is None else count
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"num_images_per_prompt must be an integer >= 1, got {count!r}")
+            raise InvalidArgumentError(
+                f"num_images_per_prompt must be an integer >= 1, got {count!r}"
+            )
         if self.conditional and prompt is None:
-            raise TypeError(f"{type(self.pipe).__name__} is prompt-conditioned: pass prompt=")
+            raise InvalidArgumentTypeError(
+                f"{type(self.pipe).__name__} is prompt-conditioned: pass prompt="
+            )
         if call_kwargs:
             # checked like construction arguments: a throwaway adapter validates them
             self._adapter("" if self.conditional else None, self._probe.quantizer)
@@ -321,7 +333,7 @@ class TemperaturePipeline:
         self.last_results = []
         prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
         if isinstance(generator, (list, tuple)) and len(generator) != len(prompts):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"got {len(generator)} generators for {len(prompts)} prompt(s); pass one "
                 "generator per prompt, or a single generator for the whole call"
             )

@@ -15,6 +15,7 @@ import torch
 
 from ...adapters.calm import CALMAdapter, generate, pad_to_chunks
 from ...core import temperature_sample
+from ...core.errors import InvalidArgumentError
 from . import grammar
 from .pretrained import DEMO_PROMPTS, load_demo_model
 
@@ -144,11 +145,11 @@ def run(args: argparse.Namespace) -> int:
         prompt_ids = pad_to_chunks(prompt_ids, model.patch_size, tok.pad_token_id)
         for name in ("num_samples", "max_new_tokens", "reference_draws", "table_samples"):
             if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+                raise InvalidArgumentError(f"--{name.replace('_', '-')} must be >= 1")
         if args.temperature <= 0:
-            raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+            raise InvalidArgumentError(f"--temperature must be > 0, got {args.temperature}")
         if args.method == "exact" and args.temperature > 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "--method exact needs --temperature <= 1; use --method batch for T > 1"
             )
         temps = sorted({1.0, 2.0, args.temperature}, reverse=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from ...core.errors import InvalidArgumentError
 from .tokenizer import CharTokenizer
 
 BRANCH = (0.5, 0.3, 0.15, 0.05)
@@ -82,12 +83,14 @@ def next_chunk_law(tokenizer: CharTokenizer, prompt: str) -> dict[str, float]:
     """The grammar's exact law of the chunk after ``prompt`` (a whole number of chunks ending on a
     grammar chunk), as ``{chunk text: probability}`` with END written ``"<eos>"``."""
     if len(prompt) % PATCH_SIZE or not prompt:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"prompt length must be a positive multiple of {PATCH_SIZE}, got {prompt!r}"
         )
     last = prompt[-PATCH_SIZE:]
     texts = chunk_texts()
     if last not in texts[:END]:
-        raise ValueError(f"the prompt's last chunk {last!r} is not a grammar chunk ({texts[:END]})")
+        raise InvalidArgumentError(
+            f"the prompt's last chunk {last!r} is not a grammar chunk ({texts[:END]})"
+        )
     row = transition_matrix()[texts.index(last)]
     return {texts[j]: float(p) for j, p in enumerate(row) if p > 0}

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import InvalidArgumentError
+
 DEFAULT_NAME = "model"
 
 
@@ -62,11 +64,15 @@ class CALMConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
-            raise ValueError("hidden_size must split into num_heads heads of even size (RoPE)")
+            raise InvalidArgumentError(
+                "hidden_size must split into num_heads heads of even size (RoPE)"
+            )
         for f in fields(self):
             v = getattr(self, f.name)
             if f.type in ("int", int) and (not isinstance(v, int) or v < 0):
-                raise ValueError(f"config field {f.name} must be a non-negative int, got {v!r}")
+                raise InvalidArgumentError(
+                    f"config field {f.name} must be a non-negative int, got {v!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +102,9 @@ class CALMConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown CALMConfig fields {unknown}; known fields: {sorted(known)}")
+            raise InvalidArgumentError(
+                f"unknown CALMConfig fields {unknown}; known fields: {sorted(known)}"
+            )
         return cls(**d)
 
 
@@ -121,7 +129,7 @@ class ChunkEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         *lead, length = input_ids.shape
         if length % self.patch_size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"encoder input length {length} is not a multiple of K={self.patch_size}"
             )
         e = self.embed(input_ids).reshape(*lead, length // self.patch_size, -1)
@@ -147,7 +155,7 @@ class ChunkDecoder(nn.Module):
 
     def forward(self, latent_states: torch.Tensor) -> torch.Tensor:
         if latent_states.dim() != 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"the decoder takes latents (B, S, D), got shape {tuple(latent_states.shape)}"
             )
         b, s, _ = latent_states.shape
@@ -249,7 +257,9 @@ class CALM(nn.Module):
         """``input_ids (B, L)`` (L a multiple of K) -> backbone inputs ``(B, L / K, H)``."""
         b, length = input_ids.shape
         if length % self.patch_size:
-            raise ValueError(f"input length {length} is not a multiple of K={self.patch_size}")
+            raise InvalidArgumentError(
+                f"input length {length} is not a multiple of K={self.patch_size}"
+            )
         e = self.transformer.embed_tokens(input_ids).reshape(b, length // self.patch_size, -1)
         return self.embed_proj(e)
 

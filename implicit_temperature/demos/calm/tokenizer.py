@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+
 PAD_TOKEN = "<pad>"
 EOS_TOKEN = "<eos>"
 DEFAULT_CHARACTERS = " ." + string.ascii_lowercase
@@ -31,7 +33,7 @@ class CharTokenizer:
 
     def __init__(self, characters: str = DEFAULT_CHARACTERS) -> None:
         if len(set(characters)) != len(characters) or not characters:
-            raise ValueError("characters must be a non-empty string without repeats")
+            raise InvalidArgumentError("characters must be a non-empty string without repeats")
         self.characters = characters
         self._to_id = {c: i + 2 for i, c in enumerate(characters)}
         self._to_char = [PAD_TOKEN, EOS_TOKEN, *characters]
@@ -44,12 +46,12 @@ class CharTokenizer:
         """``text`` -> ``LongTensor (1, len(text))``. Raises ``ValueError`` on an empty string or a
         character outside the vocabulary (the message lists the allowed characters)."""
         if not isinstance(text, str):
-            raise TypeError(f"encode() takes a str, got {type(text).__name__}")
+            raise InvalidArgumentTypeError(f"encode() takes a str, got {type(text).__name__}")
         if not text:
-            raise ValueError("empty prompt: give at least one chunk of text, e.g. 'cat '")
+            raise InvalidArgumentError("empty prompt: give at least one chunk of text, e.g. 'cat '")
         bad = sorted({c for c in text if c not in self._to_id})
         if bad:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"prompt contains characters outside the vocabulary: {bad!r}; allowed characters "
                 f"are {self.characters!r} (space, '.', lowercase a-z)"
             )
@@ -63,14 +65,16 @@ class CharTokenizer:
         if t.dim() == 2 and t.shape[0] == 1:
             t = t[0]
         if t.dim() != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"decode() takes ids of shape (L,) or (1, L), got {tuple(t.shape)}; "
                 "use batch_decode() for (B, L)"
             )
         out = []
         for i in t.tolist():
             if not 0 <= i < self.vocab_size:
-                raise ValueError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
+                raise InvalidArgumentError(
+                    f"token id {i} is outside the vocabulary (size {self.vocab_size})"
+                )
             if skip_special_tokens and i < 2:
                 continue
             out.append(self._to_char[i])
@@ -80,7 +84,9 @@ class CharTokenizer:
         """``ids (B, L)`` -> list of B strings."""
         t = torch.as_tensor(ids)
         if t.dim() != 2:
-            raise ValueError(f"batch_decode() takes ids of shape (B, L), got {tuple(t.shape)}")
+            raise InvalidArgumentError(
+                f"batch_decode() takes ids of shape (B, L), got {tuple(t.shape)}"
+            )
         return [self.decode(row, skip_special_tokens=skip_special_tokens) for row in t]
 
     def __repr__(self) -> str:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import InvalidArgumentError
+
 CLASSIFIER_PATH = Path(__file__).resolve().parent / "classifier.safetensors"
 CLASSIFIER_CONFIG_PATH = Path(__file__).resolve().parent / "classifier.json"
 
@@ -45,7 +47,7 @@ class DigitClassifier(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"the digit classifier takes images (n, C, H, W) or (n, H, W), got {tuple(x.shape)}"
             )
         x = x.mean(dim=1, keepdim=True)

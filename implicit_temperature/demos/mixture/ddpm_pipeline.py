@@ -18,6 +18,8 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ...core.errors import InvalidArgumentError
+
 # diffusers loads the denoiser named in model_index.json only from an already-imported module.
 from .models import MLPDenoiser  # noqa: F401
 
@@ -80,7 +82,7 @@ class MixturePipelineBase(DiffusionPipeline):
         dim = self.denoiser.config.sample_dim
         if latents is not None:
             if tuple(latents.shape) != (batch_size, dim):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"latents must have shape {(batch_size, dim)}, got {tuple(latents.shape)}"
                 )
             return latents.to(device=self.device, dtype=self.denoiser.dtype)
@@ -113,7 +115,7 @@ class MixturePipelineBase(DiffusionPipeline):
         if output_type == "np":
             x = x.cpu().numpy()
         elif output_type != "pt":
-            raise ValueError(f"output_type must be 'pt' or 'np', got {output_type!r}")
+            raise InvalidArgumentError(f"output_type must be 'pt' or 'np', got {output_type!r}")
         if not return_dict:
             return (x,)
         return MixturePipelineOutput(samples=x)
