@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
 from ...plugins.adapter import Adapter
 from ...quantizers import AnswerQuantizer, Quantizer, resolve_quantizer
 from ...quantizers.answers import NO_ANSWER, CallableAnswer
@@ -107,27 +108,31 @@ class EndpointAdapter(Adapter):
         transport: Any = None,
     ) -> None:
         if not isinstance(model, Endpoint):
-            raise TypeError(f"the endpoint adapter takes an Endpoint, got {type(model).__name__}")
+            raise InvalidArgumentTypeError(
+                f"the endpoint adapter takes an Endpoint, got {type(model).__name__}"
+            )
         if (prompt is None) == (messages is None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "give the endpoint adapter exactly one of prompt= (completions) or messages= "
                 "(chat completions)"
             )
         if prompt is not None and not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            raise InvalidArgumentTypeError(f"prompt must be a str, got {type(prompt).__name__}")
         if messages is not None and not (
             isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
         ):
-            raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
+            raise InvalidArgumentTypeError(
+                "messages must be a list of {'role': ..., 'content': ...} dicts"
+            )
         for label, value in (
             ("n_per_request", n_per_request),
             ("max_concurrency", max_concurrency),
             ("max_tokens", max_tokens),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be an integer >= 1, got {value!r}")
+                raise InvalidArgumentError(f"{label} must be an integer >= 1, got {value!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+            raise InvalidArgumentError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         self.model = model
         self.prompt, self.messages = prompt, messages
         self.model_name = model_name or model.model
@@ -139,7 +144,7 @@ class EndpointAdapter(Adapter):
         }
         for reserved in ("model", "prompt", "messages", "n", "seed", "stream"):
             if reserved in (params or {}):
-                raise ValueError(f"params must not set {reserved!r}: the adapter sets it")
+                raise InvalidArgumentError(f"params must not set {reserved!r}: the adapter sets it")
         self.n_per_request, self.max_concurrency = n_per_request, max_concurrency
         self.send_seed = bool(send_seed)
         if store is False:

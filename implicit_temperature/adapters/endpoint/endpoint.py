@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...core.errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -28,9 +30,11 @@ class Endpoint:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
             ("http://", "https://")
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got "
                 f"{self.base_url!r}"
             )
         if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
+            raise InvalidArgumentError(
+                f"timeout must be a number of seconds > 0, got {self.timeout!r}"
+            )
