@@ -190,8 +190,8 @@ def _trees(quick: bool) -> dict:
                 )
                 secs.append((time.perf_counter() - start) / outputs)
                 per_output.append(res.draws / outputs)
-                pilots.append(res.extra["pilot_draws"])
-                plans[res.extra["plan"]] += 1
+                pilots.append(res.pilot_draws)
+                plans[res.plan] += 1
             mean, se = _mean_se(per_output)
             rows.append(
                 {
@@ -223,7 +223,7 @@ def _single_tree_outputs(quick: bool) -> dict:
         for r in range(runs):
             res = it.temperature_sample(draw, t, method="exact", num_outputs=1, generator=9000 + r)
             draws.append(res.draws)
-            pilots.append(res.extra["pilot_draws"])
+            pilots.append(res.pilot_draws)
         mean, se = _mean_se(draws)
         best = it.expected_exact_draws(ZIPF, t)
         rows.append(

@@ -44,7 +44,7 @@ def test_auto_uses_trees_at_low_temperature():
     """Zipf at T = 0.1: flat rounds cost 5.6e5 draws per output, a tree ~211: auto now picks the
     exact method and plans a tree, and the outputs have the tempered law."""
     res = it.temperature_sample(categorical_draw(ZIPF), 0.1, num_outputs=2000, generator=3)
-    assert res.method == "exact" and ("+" in res.extra["plan"] or "*" in res.extra["plan"])
+    assert res.method == "exact" and ("+" in res.plan or "*" in res.plan)
     assert res.draws / 2000 < 400
     assert chi_square_pvalue(res.samples, tempered(ZIPF, 0.1)) > ALPHA
 
@@ -54,7 +54,7 @@ def test_auto_picks_batch_when_exact_is_too_costly():
         categorical_draw(SPREAD), 0.2, method="auto", num_outputs=10, generator=1
     )
     assert res.method == "batch"
-    pilot = res.extra["pilot_draws"]
+    pilot = res.pilot_draws
     assert 0 < pilot <= 200
     assert res.draws == pilot + 200 * 10  # pilot + one batch of N per output
 
@@ -87,7 +87,7 @@ def test_pilot_sized_budget_is_honoured():
         draw, 0.5, num_samples=100, max_draws=250, num_outputs=20, generator=0
     )
     assert res.method == "exact" and res.draws <= 250
-    assert res.draws == res.extra["pilot_draws"] + 2 * 20  # 2 draws per output, no waste
+    assert res.draws == res.pilot_draws + 2 * 20  # 2 draws per output, no waste
 
 
 def test_auto_respects_max_draws():
@@ -167,7 +167,7 @@ def test_sampler_defaults_to_auto_and_takes_a_plan():
     hot = sampler.sample(1.5, num_outputs=3, generator=0)
     assert hot.method == "batch" and hot.requested_method == "auto"
     cold = sampler.sample(0.2, method="exact", plan="2+3", num_outputs=2000, generator=0)
-    assert cold.extra["plan"] == "2+3"
+    assert cold.plan == "2+3"
     assert chi_square_pvalue(cold.samples, tempered(PEAKED, 0.2)) > ALPHA
 
 
@@ -182,7 +182,7 @@ def test_auto_with_many_problems_keeps_pilot_and_run_within_max_draws():
 
     res = it.temperature_sample(draw, 0.25, batched=True, max_draws=5000, generator=0)
     assert res.method == "exact" and res.draws <= 5000
-    assert res.extra["pilot_draws"] <= 0.25 * 5000
+    assert res.pilot_draws <= 0.25 * 5000
     with pytest.raises(it.DrawBudgetExceeded) as info:
         it.temperature_sample(draw, 0.25, batched=True, max_draws=2000, generator=0)
     assert info.value.stats["draws"] <= 2000

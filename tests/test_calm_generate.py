@@ -78,7 +78,7 @@ def test_generate_rejects_bad_inputs(demo):
     model, tok = demo
     ids = tok.encode("cat ")
     kw = dict(temperature=0.5, max_new_tokens=8)
-    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1"):
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
         generate(model, ids, temperature=0.5, max_new_tokens=0)
     with pytest.raises(ValueError, match="not a multiple of the model's patch_size K=4"):
         generate(model, tok.encode("cat sa"), **kw)
@@ -96,7 +96,7 @@ def test_generate_rejects_bad_inputs(demo):
         generate(model, ids, temperature=0.5, max_new_tokens=8, method="greedy")
     with pytest.raises(ValueError, match="temperature must be"):
         generate(model, ids, temperature=0.0, max_new_tokens=8)
-    with pytest.raises(ValueError, match="num_samples must be an int >= 1"):
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
         generate(model, ids, num_samples=0, **kw)
     with pytest.raises(TypeError, match="not a CALM model"):
         generate(torch.nn.Linear(2, 2), ids, **kw)

@@ -7,7 +7,6 @@ distributed runs (torchrun, W = 1 and W = 2) are in test_jobs_distributed.py.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -278,21 +277,15 @@ def test_bad_arguments_are_refused_by_the_spec():
         JobSpec(model="calm", problems=1, out="x", num_outputs=0)
 
 
-def test_plan_is_forwarded_where_the_core_takes_one_else_refused(tmp_path):
-    from implicit_temperature.adapters.calm import generate
-
-    if "plan" in inspect.signature(generate).parameters:
-        first = json.loads(
-            job(tmp_path / "p", plan="flat", method="exact").results.read_text().splitlines()[0]
-        )
-        assert first["plan"] == ["2"] and first["method_used"] == "exact"
-        # every decoding step's diagnostics, summed up: collisions are plentiful on the demo
-        diag = first["diagnostics"]
-        assert diag["steps"] >= 1 and 0 < diag["distinct_share_mean"] <= diag["distinct_share_max"]
-        assert diag["distinct_share_max"] < 0.9
-    else:
-        with pytest.raises(JobError, match="--plan 'flat' was given, but CALM generate"):
-            job(tmp_path / "p", plan="flat")
+def test_plan_is_forwarded_to_calm_generate(tmp_path):
+    first = json.loads(
+        job(tmp_path / "p", plan="flat", method="exact").results.read_text().splitlines()[0]
+    )
+    assert first["plan"] == ["2"] and first["method_used"] == "exact"
+    # every decoding step's diagnostics, summed up: collisions are plentiful on the demo
+    diag = first["diagnostics"]
+    assert diag["steps"] >= 1 and 0 < diag["distinct_share_mean"] <= diag["distinct_share_max"]
+    assert diag["distinct_share_max"] < 0.9
 
 
 # -- other models ------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_exact_at_small_t_with_a_budget_samples_soundly():
     res = it.temperature_sample(
         categorical_draw(PEAKED), 0.01, method="exact", num_outputs=200, generator=1
     )
-    assert res.method == "exact" and "*" in res.extra["plan"]
+    assert res.method == "exact" and "*" in res.plan
     assert bool((res.samples == 0).all())
     assert res.draws / 200 < 5_000
 

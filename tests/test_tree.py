@@ -27,9 +27,9 @@ def test_tree_matches_tempered_law(law_name, temperature):
     if it.expected_exact_draws(p, temperature, plan="auto") < flat_cost / 1.5:
         # where a tree pays clearly, the pilot-planned run uses one (near T = 0.3 on the peaked
         # law the best tree saves only ~5%, and a pilot may rightly keep flat rounds)
-        assert res.extra["plan"] != it.core.plan.format_tree(it.core.plan.leaf(1 / temperature))
+        assert res.plan != it.core.plan.format_tree(it.core.plan.leaf(1 / temperature))
     pvalue = chi_square_pvalue(res.samples, tempered(p, temperature))
-    assert pvalue > ALPHA, f"chi-square p={pvalue:.2e} at T={temperature}, plan {res.extra['plan']}"
+    assert pvalue > ALPHA, f"chi-square p={pvalue:.2e} at T={temperature}, plan {res.plan}"
 
 
 def test_goodness_of_fit_detects_a_wrong_temperature():
@@ -59,8 +59,8 @@ def test_explicit_plans_are_exact(plan, temperature):
         num_outputs=3000,
         generator=5,
     )
-    assert parse_tree(res.extra["plan"]).s == pytest.approx(1 / temperature)
-    assert res.extra["pilot_draws"] == 0  # an explicit plan needs no pilot
+    assert parse_tree(res.plan).s == pytest.approx(1 / temperature)
+    assert res.pilot_draws == 0  # an explicit plan needs no pilot
     assert chi_square_pvalue(res.samples, tempered(PEAKED, temperature)) > ALPHA
 
 
@@ -77,7 +77,7 @@ def test_batched_problems_with_active_draws():
 
     res = it.temperature_sample(draw, 0.2, method="exact", batched=True, num_outputs=1, generator=3)
     assert res.samples.shape == (1200, 1) and res.keys.shape == (1200, 1)
-    assert "+" in res.extra["plan"] or "*" in res.extra["plan"]
+    assert "+" in res.plan or "*" in res.plan
     assert min(rows_drawn) < 1200, "problems that needed nothing were drawn for"
     for row in range(3):
         outcomes = res.samples[row::3].flatten()
@@ -209,9 +209,9 @@ def test_result_reports_plan_and_expected_draws():
     res = it.temperature_sample(
         categorical_draw(ZIPF), 0.1, method="exact", num_outputs=100, generator=1
     )
-    assert res.extra["plan"] and res.extra["pilot_draws"] > 0
+    assert res.plan and res.pilot_draws > 0
     assert res.expected_draws == pytest.approx(res.extra["plan_draws_per_output"] * 100)
-    assert res.draws >= res.extra["pilot_draws"] + 100 * 10  # at least 1/T draws per output
+    assert res.draws >= res.pilot_draws + 100 * 10  # at least 1/T draws per output
 
 
 def test_bad_plans_are_refused_with_a_clear_error():

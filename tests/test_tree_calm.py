@@ -34,7 +34,7 @@ def test_generate_exact_with_a_tree_plan(demo, monkeypatch):
 
     def spy(*args, **kwargs):
         res = original(*args, **kwargs)
-        seen.append((kwargs.get("plan"), res.method, res.extra.get("plan")))
+        seen.append((kwargs.get("plan"), res.method, res.plan))
         return res
 
     monkeypatch.setattr(generation, "temperature_sample", spy)

@@ -2,52 +2,117 @@
 
 exact sampler (collision + Bernoulli factory, vectorised lanes; collision trees and their
 planner), batch selection (generalised binomial cascade), keys, cost formulas, results and errors.
+
+The names below are imported on first use (PEP 562): ``implicit_temperature.core.options`` and
+``.errors`` can be imported without torch (``itemp sample --help`` builds its flags from them).
 """
 
-from .api import AUTO_BUDGET_FACTOR, METHODS, temperature_sample
-from .batch import BatchSelection, batch_selection, select_from_batch, selection_probabilities
-from .cost import ExactCost, estimate_exact_draws, expected_exact_cost, expected_exact_draws
-from .diagnostics import Diagnostics
-from .errors import (
-    DrawBudgetExceeded,
-    ImplicitTemperatureError,
-    InvalidKeysError,
-    InvalidTemperatureError,
-    SamplerOutputError,
-    TemperatureWarning,
-)
-from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
-from .grouping import group_counts
-from .keys import exact_rows
-from .plan import InvalidPlanError, Tree, format_tree, parse_tree
-from .result import TemperatureResult
+from __future__ import annotations
 
-__all__ = [
-    "AUTO_BUDGET_FACTOR",
-    "DEFAULT_MAX_DRAWS_PER_OUTPUT",
-    "DEFAULT_MAX_LANES",
-    "METHODS",
-    "BatchSelection",
-    "Diagnostics",
-    "DrawBudgetExceeded",
-    "ExactCost",
-    "ImplicitTemperatureError",
-    "InvalidKeysError",
-    "InvalidPlanError",
-    "InvalidTemperatureError",
-    "SamplerOutputError",
-    "TemperatureResult",
-    "TemperatureWarning",
-    "Tree",
-    "batch_selection",
-    "estimate_exact_draws",
-    "exact_rows",
-    "expected_exact_cost",
-    "expected_exact_draws",
-    "format_tree",
-    "group_counts",
-    "parse_tree",
-    "select_from_batch",
-    "selection_probabilities",
-    "temperature_sample",
-]
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "AUTO_BUDGET_FACTOR": ".decide",
+    "BatchSelection": ".batch",
+    "DEFAULT_MAX_DRAWS_PER_OUTPUT": ".options",
+    "DEFAULT_MAX_LANES": ".options",
+    "Diagnostics": ".diagnostics",
+    "DrawBudgetExceeded": ".errors",
+    "ExactCost": ".cost",
+    "ImplicitTemperatureError": ".errors",
+    "InvalidKeysError": ".errors",
+    "InvalidOptionError": ".errors",
+    "InvalidPlanError": ".plan",
+    "InvalidTemperatureError": ".errors",
+    "METHODS": ".options",
+    "OptionTypeError": ".errors",
+    "SampleOptions": ".options",
+    "SamplerOutputError": ".errors",
+    "TemperatureResult": ".result",
+    "TemperatureWarning": ".errors",
+    "Tree": ".plan",
+    "UnknownOptionError": ".errors",
+    "batch_selection": ".batch",
+    "estimate_exact_draws": ".cost",
+    "exact_rows": ".keys",
+    "expected_exact_cost": ".cost",
+    "expected_exact_draws": ".cost",
+    "format_tree": ".plan",
+    "group_counts": ".grouping",
+    "parse_tree": ".plan",
+    "select_from_batch": ".batch",
+    "selection_probabilities": ".batch",
+    "temperature_sample": ".api",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .api import (  # noqa: F401
+        AUTO_BUDGET_FACTOR,
+        temperature_sample,
+    )
+    from .batch import (  # noqa: F401
+        BatchSelection,
+        batch_selection,
+        select_from_batch,
+        selection_probabilities,
+    )
+    from .cost import (  # noqa: F401
+        ExactCost,
+        estimate_exact_draws,
+        expected_exact_cost,
+        expected_exact_draws,
+    )
+    from .diagnostics import (  # noqa: F401
+        Diagnostics,
+    )
+    from .errors import (  # noqa: F401
+        DrawBudgetExceeded,
+        ImplicitTemperatureError,
+        InvalidKeysError,
+        InvalidOptionError,
+        InvalidTemperatureError,
+        OptionTypeError,
+        SamplerOutputError,
+        TemperatureWarning,
+        UnknownOptionError,
+    )
+    from .grouping import (  # noqa: F401
+        group_counts,
+    )
+    from .keys import (  # noqa: F401
+        exact_rows,
+    )
+    from .options import (  # noqa: F401
+        DEFAULT_MAX_DRAWS_PER_OUTPUT,
+        DEFAULT_MAX_LANES,
+        METHODS,
+        SampleOptions,
+    )
+    from .plan import (  # noqa: F401
+        InvalidPlanError,
+        Tree,
+        format_tree,
+        parse_tree,
+    )
+    from .result import (  # noqa: F401
+        TemperatureResult,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return importlib.import_module(f".{name}", __name__)  # a submodule: core.exact, ...
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

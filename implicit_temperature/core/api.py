@@ -1,45 +1,47 @@
-"""``temperature_sample``: the one entry point that runs the exact, batch or auto method."""
+"""``temperature_sample``: the one entry point that runs the exact, batch or auto method.
+
+Each method is a plan executed on a :class:`~.drawing.DrawSource`: ``method="exact"`` and
+``"batch"`` build their plan directly; ``"auto"`` draws a pilot and lets
+:func:`~.decide.decide` choose, then executes that choice (see :mod:`.decide`).
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from .batch import ESTIMATORS, batch_selection
-from .cost import choose_tree, pilot_power_sums
+from .batch import batch_selection
+from .decide import AUTO_BUDGET_FACTOR, AUTO_EXACT_SHARE, Plan, decide, decide_without_pilot
 from .diagnostics import check_diagnostics, make_diagnostics
 from .drawing import DrawSource
-from .errors import DrawBudgetExceeded, InvalidTemperatureError
-from .exact import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
-from .plan import Tree, acceptance, format_tree, leaf, resolve_plan
+from .errors import DrawBudgetExceeded
+from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
+from .pilot import PILOT_BUDGET_SHARE, PILOT_MIN, PILOT_SHARE, Pilot, run_pilot
+from .plan import format_tree
 from .progress import Progress
+from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
+from .samples import Samples
 from .tree import run_tree
-from .validation import check_positive_int, check_temperature, inverse_temperature, make_generator
+from .validation import check_temperature, make_generator
 
-METHODS = ("exact", "batch", "auto")
-
-#: method="auto" without max_draws picks exact when its planned draws are at most this many times
-#: the batch method's draws (num_samples per output): exactness is worth some cost.
-AUTO_BUDGET_FACTOR = 10
-#: method="auto" with max_draws picks exact when its planned draws are at most this share of what
-#: is left of max_draws after the pilot, so that a run at twice its estimate still fits.
-AUTO_EXACT_SHARE = 0.5
 #: The exact method refuses to start when its planned draws exceed this many times the budget.
 FAR_BEYOND_BUDGET = 10.0
-#: No exact run is started whose least possible cost exceeds this many draws (float64 counts).
-MAX_FEASIBLE_DRAWS = 2**53
-#: Pilot (plan="auto" and method="auto"): starts at PILOT_MIN draws per problem and grows to
-#: PILOT_SHARE of the planned cost (never beyond num_samples, nor beyond PILOT_BUDGET_SHARE of
-#: max_draws), so that for a single output it stays small and for many it plans well.
-PILOT_MIN = 16
-PILOT_SHARE = 0.05
-PILOT_BUDGET_SHARE = 0.25
+
+__all__ = [
+    "AUTO_BUDGET_FACTOR",
+    "AUTO_EXACT_SHARE",
+    "FAR_BEYOND_BUDGET",
+    "MAX_FEASIBLE_DRAWS",
+    "METHODS",
+    "PILOT_BUDGET_SHARE",
+    "PILOT_MIN",
+    "PILOT_SHARE",
+    "temperature_sample",
+]
 
 logger = logging.getLogger(__name__)  # under "implicit_temperature"
 
@@ -49,18 +51,10 @@ def temperature_sample(
     temperature: float,
     *,
     key: Callable[[Any], Any] | None = None,
-    method: str = "auto",
-    plan: str | Tree = "auto",
-    num_samples: int = 200,
-    num_outputs: int = 1,
-    max_draws: int | None = None,
-    generator: torch.Generator | int | None = None,
     batched: bool = False,
-    share_pool: bool = False,
-    max_lanes: int = DEFAULT_MAX_LANES,
-    estimator: str = "binomial",
-    key_name: str | Callable[[], str | None] | None = None,
-    progress: bool = False,
+    key_name: KeyName = None,
+    options: SampleOptions | None = None,
+    **sample_options: Any,
 ) -> TemperatureResult:
     """Sample from P_T(x) = P(x)^(1/T) / Z_T using only draws x ~ P.
 
@@ -99,14 +93,21 @@ def temperature_sample(
             returning it, asked once the draws are done (for keys chosen lazily).
         progress: show progress of the exact method (a tqdm bar of draws against the planned
             total when tqdm is installed, else log lines). Off by default.
+        options: a :class:`~.options.SampleOptions` holding the keywords above (method to
+            progress); keywords given as well override it.
+
+    The sampling keywords (method, plan, num_samples, num_outputs, max_draws, generator,
+    share_pool, max_lanes, estimator, progress) are the fields of
+    :class:`~.options.SampleOptions`, which holds their defaults and checks them; an unknown
+    keyword raises :class:`UnknownOptionError` naming the closest one.
 
     Returns:
         :class:`TemperatureResult`. Exactness: ``method="exact"`` returns samples whose outcomes
         (keys) are exactly P_T-distributed and mutually independent; the sample is the stage-1 draw
         of a leaf round, so within one key it keeps the model's own law. ``method="batch"`` is an
-        approximation that improves with N (see docs/algorithms.md). ``res.extra["plan"]`` is the
-        tree used, ``res.expected_draws`` its planned draws (pilot not included) when a pilot
-        was drawn, ``res.extra["pilot_draws"]`` the pilot's draws (counted in ``res.draws``).
+        approximation that improves with N (see docs/algorithms.md). ``res.plan`` is the
+        tree used (None for batch), ``res.expected_draws`` its planned draws (pilot not included)
+        when a pilot was drawn, ``res.pilot_draws`` the pilot's draws (counted in ``res.draws``).
         ``res.diagnostics`` says how many distinct keys the pools (batch) or the first draws
         (exact) had; a :class:`TemperatureWarning` is raised when almost every batch sample was
         distinct or one key covered every sample.
@@ -117,72 +118,34 @@ def temperature_sample(
     when that exceeds ``max_draws``, and "auto" then uses batch.
     """
     t = check_temperature(temperature)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    n_samples = check_positive_int(num_samples, "num_samples")
-    n_out = check_positive_int(num_outputs, "num_outputs")
-    lanes = check_positive_int(max_lanes, "max_lanes")
-    if max_draws is not None:
-        if isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral):
-            raise TypeError(f"max_draws must be an integer >= 1 or None, got {max_draws!r}")
-        if max_draws < 1:
-            raise ValueError(f"max_draws must be >= 1, got {max_draws}")
-    if method == "exact" and t > 1.0:
-        raise InvalidTemperatureError(
-            f'method="exact" needs T <= 1 (got T={t}): sharpening is exact, but flattening needs '
-            "P(x)^(1/T - 1), an unbounded factor that no algorithm using only samples can produce. "
-            'Use method="batch" (approximate, any T > 0) or method="auto".'
-        )
-    s = inverse_temperature(t)
-    fixed_tree = None
-    if t <= 1.0 and math.isfinite(s):
-        fixed_tree = resolve_plan(plan, s)  # validates explicit trees early
-    elif not (isinstance(plan, Tree) or isinstance(plan, str)):
-        raise TypeError(f"plan must be 'auto', 'flat' or a tree string, got {plan!r}")
-    gen = make_generator(generator)
+    opts = SampleOptions.from_kwargs(sample_options, base=options)
+    request = Request.make(t, opts, batched=batched, key_name=key_name)
+    gen = make_generator(opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
-    if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
-        raise TypeError(
-            f"key_name must be a str, a callable returning one, or None, got "
-            f"{type(key_name).__name__}"
-        )
-    common = dict(
-        temperature=t,
-        requested_method=method,
-        num_outputs=n_out,
-        batched=batched,
-        key_name=key_name,
-    )
-    cfg = _Config(t, s, plan, fixed_tree, n_samples, n_out, max_draws, lanes, progress)
-
-    if method == "batch":
-        return _run_batch(source, t, n_samples, n_out, share_pool, estimator, gen, common)
-    if method == "exact":
-        return _run_exact(source, cfg, common)
-    return _run_auto(source, cfg, share_pool, estimator, gen, common)
+    if opts.method == "batch":
+        return run_batch(source, request, gen)
+    if opts.method == "exact":
+        return run_exact_method(source, request)
+    return run_auto(source, request, gen)
 
 
-class _Config:
-    """The exact method's settings, shared by exact and auto."""
-
-    def __init__(self, t, s, plan, fixed_tree, n_samples, n_out, max_draws, lanes, progress):
-        self.t, self.s, self.plan, self.fixed_tree = t, s, plan, fixed_tree
-        self.n_samples, self.n_out, self.max_draws = n_samples, n_out, max_draws
-        self.lanes, self.progress = lanes, progress
+temperature_sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+    temperature_sample, exclude=("options",)
+)
 
 
-def _finish(
+def finish(
     source: DrawSource,
-    samples,
+    request: Request,
+    samples: Samples,
     keys: torch.Tensor,
     method: str,
-    common: dict,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
     **fields: Any,
 ) -> TemperatureResult:
-    batched = common["batched"]
+    """The TemperatureResult of a run: keys squeezed / unbatched as the caller's draw was,
+    diagnostics computed and checked (a TemperatureWarning when temperature could not act)."""
+    batched = request.batched
     pool_counts = fields.pop("pool_counts", None)
     if source.keys.squeeze:
         keys = keys.squeeze(-1)
@@ -195,24 +158,25 @@ def _finish(
         pool_counts=pool_counts,
         seen_keys=None if pool_counts is not None else source.seen_keys(),
         cascade_level=fields.get("cascade_level"),
-        key_name=_name_of_key(common.get("key_name")),
+        key_name=_name_of_key(request.key_name),
         batched=batched,
     )
     result = TemperatureResult(
         samples=samples.output(batched),
         keys=keys,
         method=method,
-        temperature=common["temperature"],
+        temperature=request.temperature,
         draws=source.draws,
         model_calls=source.calls,
-        requested_method=common["requested_method"],
-        num_outputs=common["num_outputs"],
-        extra={"batched": batched, **(extra or {})},
+        requested_method=request.options.method,
+        num_outputs=request.num_outputs,
+        batched=batched,
+        extra=dict(extra or {}),
         diagnostics=diagnostics,
         **fields,
     )
     logger.info("temperature_sample: %s", result.summary())
-    check_diagnostics(diagnostics, method=method, temperature=common["temperature"])
+    check_diagnostics(diagnostics, method=method, temperature=request.temperature)
     return result
 
 
@@ -221,326 +185,151 @@ def _name_of_key(key_name: Any) -> str | None:
     return None if name is None else str(name)
 
 
-def _least_draws(cfg: _Config) -> float:
-    """The fewest draws one output can cost with the plan (an accepted flat round at r draws
-    ceil(r) times; every plan needs at least 1/T)."""
-    if cfg.fixed_tree is not None:
-        return cfg.fixed_tree.min_draws
-    return float(math.ceil(cfg.s)) if math.isfinite(cfg.s) else math.inf
-
-
-def _default_budget(source: DrawSource, cfg: _Config, b: int) -> int:
-    return source.draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * cfg.n_out * b
-
-
-def _check_least_cost(source: DrawSource, cfg: _Config) -> None:
-    """Refuse at once when even the cheapest possible run cannot fit (e.g. T -> 0)."""
-    b = source.num_problems or 1
-    least = _least_draws(cfg) * cfg.n_out * b
-    budget = cfg.max_draws if cfg.max_draws is not None else _default_budget(source, cfg, b)
-    if least > budget or least > MAX_FEASIBLE_DRAWS:
-        what = (
-            f"max_draws={cfg.max_draws}"
-            if cfg.max_draws is not None
-            else (f"the default budget of {DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} draws per output")
-        )
-        if least > MAX_FEASIBLE_DRAWS:
-            what = f"any feasible run ({MAX_FEASIBLE_DRAWS:.1e} draws)"
-        raise DrawBudgetExceeded(
-            f"at T={cfg.t:.3g} every exact output costs at least {_least_draws(cfg):.3g} base "
-            f"draws (1/T = {cfg.s:.3g}), {least:.3g} in all: beyond {what}. As T -> 0, P_T tends "
-            'to the most likely outcomes; method="batch" (or "auto") returns the most frequent '
-            "outcome of its pool there. Raise max_draws to run exact anyway.",
-            {"draws": source.draws, "model_calls": source.calls},
-        )
-
-
-def _plan(
-    source: DrawSource, cfg: _Config, ref_cost: float | None = None
-) -> tuple[Tree, torch.Tensor | None, dict, dict, int]:
-    """The tree to run, its planned cost per output (B,) (None without a pilot), the planned
-    acceptance rates per node and per leaf, and the pilot's draws.
-
-    The pilot (plan="auto" above s = 2, or whenever ``ref_cost`` asks for an estimate) starts at
-    PILOT_MIN draws per problem and grows to PILOT_SHARE of the planned cost (or of ``ref_cost``
-    when that is smaller), within num_samples and PILOT_BUDGET_SHARE of max_draws. Its draws only
-    plan: they are never reused as samples (the plan depends on them).
-    """
-    needs_pilot = ref_cost is not None or (cfg.fixed_tree is None and cfg.s > 2.0)
-    if not needs_pilot:
-        return cfg.fixed_tree or leaf(cfg.s), None, {}, {}, 0
-    cap = cfg.n_samples
-    if cfg.max_draws is not None:
-        b0 = source.num_problems or 1
-        cap = min(cap, int(PILOT_BUDGET_SHARE * (cfg.max_draws - source.draws)) // b0)
-    if cap < 2:  # no room for a pilot: no estimate
-        return cfg.fixed_tree or leaf(cfg.s), None, {}, {}, 0
-    start = source.draws
-    parts: list[torch.Tensor] = []
-    have, target = 0, min(PILOT_MIN, cap)
-    while True:
-        _, k = source(target - have)
-        parts.append(k)
-        have = target
-        b = k.shape[0]
-        if cfg.max_draws is not None:  # B is known now: the pilot's share per problem
-            if source.draws > cfg.max_draws:
-                raise DrawBudgetExceeded(
-                    f"max_draws={cfg.max_draws} is below a pilot of {have} draws for each of "
-                    f"the {b} problems; raise max_draws",
-                    {"draws": source.draws, "model_calls": source.calls},
-                )
-            cap = min(cap, int(PILOT_BUDGET_SHARE * (cfg.max_draws - start)) // b)
-        ps = pilot_power_sums(torch.cat(parts, 1))
-        tree, cost = choose_tree(ps, cfg.s, cfg.plan)
-        ref = float(cost.sum()) * cfg.n_out
-        if ref_cost is not None:
-            ref = min(ref, ref_cost)
-        desired = cap if not math.isfinite(ref) else min(cap, math.ceil(PILOT_SHARE * ref / b))
-        if have >= cap or desired < 2 * have:
-            break
-        target = desired
-    rates = acceptance(tree, ps)
-    leaves = sorted({t.s for t in tree.nodes() if t.is_leaf})
-    log_s = ps.log_s(torch.tensor(leaves, dtype=torch.float64))
-    leaf_rates = {r: torch.exp(log_s[:, i]) for i, r in enumerate(leaves)}
-    return tree, cost, rates, leaf_rates, source.draws - start
-
-
-def _execute(
-    source: DrawSource,
-    cfg: _Config,
-    common: dict,
-    tree: Tree,
-    cost: torch.Tensor | None,
-    rates: dict,
-    leaf_rates: dict,
-    pilot: int,
-    budget: int | None,
-    **fields: Any,
+def execute_exact(
+    source: DrawSource, request: Request, plan: Plan, budget: int | None
 ) -> TemperatureResult:
-    prog = Progress(cfg.progress, f"exact T={cfg.t:g} plan={format_tree(tree)}")
-    expected = None if cost is None else float(cost.sum()) * cfg.n_out
+    """Run the exact method with ``plan.tree`` (sized by the pilot's rates) within ``budget``."""
+    assert plan.tree is not None
+    pilot, n_out = plan.pilot, request.num_outputs
+    prog = Progress(
+        request.options.progress, f"exact T={request.temperature:g} plan={format_tree(plan.tree)}"
+    )
+    expected = None if pilot.cost is None else float(pilot.cost.sum()) * n_out
     if expected is not None:
         prog.set_total(source.draws + expected)
     prog.update(source.draws)
     try:
         out, run = run_tree(
             source,
-            tree,
-            cfg.n_out,
+            plan.tree,
+            n_out,
             max_draws=budget,
-            max_lanes=cfg.lanes,
-            rates=rates,
-            leaf_rates=leaf_rates,
+            max_lanes=request.options.max_lanes,
+            rates=pilot.rates,
+            leaf_rates=pilot.leaf_rates,
             on_draw=lambda: prog.update(source.draws),
         )
     finally:
         prog.close()
     st = out.stats
     extra = {
-        "plan": format_tree(tree),
-        "plan_draws_per_output": None if cost is None else float(cost.mean()),
-        "pilot_draws": pilot,
+        "plan_draws_per_output": None if pilot.cost is None else float(pilot.cost.mean()),
         "pairs": run.pairs,
         "kept_pairs": run.kept,
     }
-    fields.setdefault("expected_draws", expected)
-    return _finish(
+    return finish(
         source,
+        request,
         out.samples,
         out.keys,
         "exact",
-        common,
         extra=extra,
         rounds=st.rounds,
         accepted_rounds=st.accepted,
         rejected_rounds=st.rejected,
         abandoned_rounds=st.abandoned,
         max_lanes_used=st.max_lanes_used,
-        **fields,
+        plan=format_tree(plan.tree),
+        pilot_draws=pilot.draws,
+        reason=plan.reason,
+        expected_draws=expected if plan.expected_draws is None else plan.expected_draws,
     )
 
 
-def _run_exact(source: DrawSource, cfg: _Config, common: dict) -> TemperatureResult:
-    _check_least_cost(source, cfg)
-    tree, cost, rates, leaf_rates, pilot = _plan(source, cfg)
+def run_exact_method(source: DrawSource, request: Request) -> TemperatureResult:
+    """method="exact": the explicit tree, or the one a pilot plans (plan="auto" above s = 2);
+    refused at once when even its least cost, or its planned cost, is far beyond the budget."""
+    request.check_least_cost(source.draws, source.calls, source.num_problems or 1)
+    if request.fixed_tree is None and request.s > 2.0:
+        pilot = run_pilot(source, request)
+    else:
+        pilot = Pilot.none(request, source)
     b = source.num_problems
-    budget = cfg.max_draws
+    budget = request.max_draws
     if budget is None and b is not None:
-        budget = _default_budget(source, cfg, b)
-    if cost is not None and budget is not None:
-        planned = float(cost.sum()) * cfg.n_out
-        left = budget - source.draws
-        if not planned <= FAR_BEYOND_BUDGET * left:
-            raise DrawBudgetExceeded(
-                f"the exact method's plan {format_tree(tree)!r} needs ~{planned:.3g} base draws "
-                f"(estimated from a pilot of {pilot} draws), far beyond the {left} left of the "
-                f"budget (max_draws={cfg.max_draws}; None means "
-                f"{DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} per output): refused before running. Raise "
-                'max_draws, or use method="batch" (approximate, fixed cost).',
-                {"draws": source.draws, "model_calls": source.calls, "planned_draws": planned},
-            )
-    return _execute(source, cfg, common, tree, cost, rates, leaf_rates, pilot, budget)
+        budget = request.budget(source.draws, b)
+    if pilot.cost is not None and budget is not None:
+        _refuse_far_beyond(source, request, pilot, budget - source.draws)
+    return execute_exact(source, request, Plan("exact", None, pilot, tree=pilot.tree), budget)
 
 
-def _run_batch(
-    source: DrawSource,
-    t: float,
-    n: int,
-    n_out: int,
-    share_pool: bool,
-    estimator: str,
-    gen: torch.Generator,
-    common: dict,
-    **fields: Any,
+def _refuse_far_beyond(source: DrawSource, request: Request, pilot: Pilot, left: int) -> None:
+    assert pilot.cost is not None and pilot.tree is not None
+    planned = float(pilot.cost.sum()) * request.num_outputs
+    if planned <= FAR_BEYOND_BUDGET * left:
+        return
+    raise DrawBudgetExceeded(
+        f"the exact method's plan {format_tree(pilot.tree)!r} needs ~{planned:.3g} base draws "
+        f"(estimated from a pilot of {pilot.draws} draws), far beyond the {left} left of the "
+        f"budget (max_draws={request.max_draws}; None means "
+        f"{DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} per output): refused before running. Raise "
+        'max_draws, or use method="batch" (approximate, fixed cost).',
+        {"draws": source.draws, "model_calls": source.calls, "planned_draws": planned},
+    )
+
+
+def run_batch(
+    source: DrawSource, request: Request, gen: torch.Generator, plan: Plan | None = None
 ) -> TemperatureResult:
-    pool = n if share_pool else n * n_out
-    samples, keys = source(pool)  # one model call for every output's batch
+    """The batch method: one draw call for every output's pool, then the vectorised selection."""
+    o = request.options
+    n, n_out = o.num_samples, o.num_outputs
+    samples, keys = source(n if o.share_pool else n * n_out)
     b, _, d = keys.shape
-    if share_pool:
+    if o.share_pool:
         problem_keys = keys.unsqueeze(1).expand(b, n_out, n, d)
     else:
         problem_keys = keys.view(b, n_out, n, d)
     sel = batch_selection(
-        problem_keys.reshape(b * n_out, n, d), t, generator=gen, estimator=estimator
+        problem_keys.reshape(b * n_out, n, d),
+        request.temperature,
+        generator=gen,
+        estimator=o.estimator,
     )
     pos = sel.index.view(b, n_out)
-    if not share_pool:
+    if not o.share_pool:
         pos = pos + n * torch.arange(n_out, device=pos.device).unsqueeze(0)
     chosen_keys = keys.gather(1, pos.unsqueeze(-1).expand(b, n_out, d))
-    return _finish(
+    return finish(
         source,
+        request,
         samples.gather(pos),
         chosen_keys,
         "batch",
-        common,
         cascade_level=sel.level.view(b, n_out),
         cascade_depth=sel.depth.view(b, n_out),
         pool_counts=sel.counts.view(b, n_out, n),
-        **fields,
+        reason=None if plan is None else plan.reason,
+        expected_draws=None if plan is None else plan.expected_draws,
+        pilot_draws=0 if plan is None else plan.pilot.draws,
     )
 
 
-def _run_auto(
-    source: DrawSource,
-    cfg: _Config,
-    share_pool: bool,
-    estimator: str,
-    gen: torch.Generator,
-    common: dict,
-) -> TemperatureResult:
+def run_auto(source: DrawSource, request: Request, gen: torch.Generator) -> TemperatureResult:
     """Decide between exact and batch before any exact draw, then keep the decision."""
-    t, n, n_out = cfg.t, cfg.n_samples, cfg.n_out
-
-    def batch(reason: str, expected: float | None = None, **extra: Any) -> TemperatureResult:
-        res = _run_batch(
-            source,
-            t,
-            n,
-            n_out,
-            share_pool,
-            estimator,
-            gen,
-            common,
-            reason=reason,
-            expected_draws=expected,
+    early = decide_without_pilot(request, source.num_problems or 1, Pilot.none(request, source))
+    if early is not None:
+        if early.method == "batch":
+            return run_batch(source, request, gen, early)
+        res = execute_exact(source, request, early, request.max_draws)  # T = 1
+        res.expected_draws = float(
+            request.num_outputs * (res.keys.shape[0] if request.batched else 1)
         )
-        res.extra.update(extra)
         return res
-
-    if t > 1.0:
-        return batch(f"T={t:g} > 1: no exact sample-only method exists above T = 1")
-    if t == 1.0:  # one draw per output: exact is free
-        if cfg.max_draws is not None and source.draws + n_out > cfg.max_draws:
-            raise DrawBudgetExceeded(
-                f"max_draws={cfg.max_draws} is below the {n_out} draws T = 1 needs",
-                {"draws": 0, "model_calls": 0},
-            )
-        res = _execute(
-            source,
-            cfg,
-            common,
-            leaf(1.0),
-            None,
-            {},
-            {},
-            0,
-            cfg.max_draws,
-            reason="T = 1: the exact method costs one draw per output",
-        )
-        res.expected_draws = float(n_out * (res.keys.shape[0] if common["batched"] else 1))
-        return res
-    b0 = source.num_problems or 1
-    batch_cost0 = n * (1 if share_pool else n_out) * b0
-    if cfg.max_draws is not None:
-        exact_limit = AUTO_EXACT_SHARE * cfg.max_draws
-    else:
-        exact_limit = AUTO_BUDGET_FACTOR * batch_cost0
-    least = _least_draws(cfg) * n_out * b0
-    if not least <= exact_limit:
-        if cfg.max_draws is not None and batch_cost0 > cfg.max_draws:
-            raise DrawBudgetExceeded(
-                f'method="auto": neither method fits max_draws={cfg.max_draws}: exact needs at '
-                f"least {least:.3g} draws (1/T = {cfg.s:.3g} per output), batch needs "
-                f"{batch_cost0}; raise max_draws or lower num_samples / num_outputs",
-                {"draws": source.draws, "model_calls": source.calls},
-            )
-        return batch(
-            f"T={t:.3g}: exact needs at least 1/T = {cfg.s:.3g} draws per output "
-            f"({least:.3g} in all), beyond the {exact_limit:.3g} auto allows"
-        )
-    tree, cost, rates, leaf_rates, pilot = _plan(source, cfg, ref_cost=float(batch_cost0))
-    b = source.num_problems or 1
-    batch_cost = n * (1 if share_pool else n_out) * b
-    expected = float(cost.sum()) * n_out if cost is not None else math.inf
-    remaining = None if cfg.max_draws is None else cfg.max_draws - source.draws
-    if remaining is not None:
-        limit = AUTO_EXACT_SHARE * remaining
-        limit_text = f"{AUTO_EXACT_SHARE:g} x the {remaining} draws left of max_draws"
-    else:
-        limit = AUTO_BUDGET_FACTOR * batch_cost
-        limit_text = f"{AUTO_BUDGET_FACTOR} x the batch method's {batch_cost} draws"
-    plan_text = format_tree(tree)
-    if expected <= limit:
-        budget = cfg.max_draws if cfg.max_draws is not None else _default_budget(source, cfg, b)
-        reason = (
-            f"exact with plan {plan_text!r} needs ~{expected:.3g} draws (pilot of {pilot}) <= "
-            f"{limit_text}"
-        )
-        try:
-            return _execute(
-                source,
-                cfg,
-                common,
-                tree,
-                cost,
-                rates,
-                leaf_rates,
-                pilot,
-                budget,
-                reason=reason,
-                expected_draws=expected,
-            )
-        except DrawBudgetExceeded as exc:
-            raise DrawBudgetExceeded(
-                f'method="auto" chose exact ({reason}) and committed to it, but the run '
-                f"overran max_draws={budget} ({exc.stats.get('draws')} drawn). Its outputs are "
-                "not returned: keeping only runs that finish in budget would favour outcomes "
-                'with short rounds. Raise max_draws, or use method="batch".',
-                exc.stats,
-            ) from exc
-    if remaining is not None and batch_cost > remaining:
-        raise DrawBudgetExceeded(
-            f'method="auto": neither method fits max_draws={cfg.max_draws} after the pilot '
-            f"({source.draws} drawn): exact needs ~{expected:.3g} draws (plan {plan_text!r}), "
-            f"batch needs {batch_cost}; raise max_draws or lower num_samples / num_outputs",
-            {"draws": source.draws, "model_calls": source.calls},
-        )
-    return batch(
-        f"exact with plan {plan_text!r} needs ~{expected:.3g} draws (pilot of {pilot}) > "
-        f"{limit_text}",
-        expected,
-        plan=plan_text,
-        pilot_draws=pilot,
+    pilot = run_pilot(
+        source, request, ref_cost=float(request.batch_draws(source.num_problems or 1))
     )
+    plan = decide(pilot, request)
+    if plan.method == "batch":
+        return run_batch(source, request, gen, plan)
+    budget = request.budget(source.draws, source.num_problems or 1)
+    try:
+        return execute_exact(source, request, plan, budget)
+    except DrawBudgetExceeded as exc:
+        raise DrawBudgetExceeded(
+            f'method="auto" chose exact ({plan.reason}) and committed to it, but the run '
+            f"overran max_draws={budget} ({exc.stats.get('draws')} drawn). Its outputs are "
+            "not returned: keeping only runs that finish in budget would favour outcomes "
+            'with short rounds. Raise max_draws, or use method="batch".',
+            exc.stats,
+        ) from exc

@@ -37,3 +37,16 @@ class DrawBudgetExceeded(ImplicitTemperatureError, RuntimeError):
     def __init__(self, message: str, stats: dict[str, Any]) -> None:
         super().__init__(message)
         self.stats = stats
+
+
+class InvalidOptionError(ImplicitTemperatureError, ValueError):
+    """A sampling option has a value outside its range (e.g. ``num_samples=0``)."""
+
+
+class OptionTypeError(ImplicitTemperatureError, TypeError):
+    """A sampling option has the wrong type (e.g. ``num_outputs=2.5``, ``plan=4``)."""
+
+
+class UnknownOptionError(ImplicitTemperatureError, TypeError):
+    """A keyword that the function it was passed to does not take (the message names it, where it
+    was passed, the closest valid name and where it belongs if it belongs elsewhere)."""

@@ -26,24 +26,18 @@ import torch
 
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
+from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
 from .samples import Samples
 from .validation import uniform
 
 _NONE = torch.iinfo(torch.long).max  # round id of "no accepted round"
 
-DEFAULT_MAX_LANES = 1024
-DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
 #: Rounds kept in flight per problem, as a fraction of the expected rounds still needed
 #: (outputs missing / estimated acceptance rate). 1.0 minimises draw calls; lower values waste
 #: fewer draws on rounds that start after the last needed acceptance. At 0.5 the draws per
 #: output stay within ~1.2x of the sequential expectation from 10 outputs per call (within
 #: ~1.4x for a single output) for ~30% more calls than at 1.0 (docs/benchmarks.md).
 LANE_FRACTION = 0.5
-#: A draw call gives every problem it draws for the same number of lanes m (the most any problem
-#: wants). With this on, a problem that still lacks outputs starts rounds in its otherwise idle
-#: lanes: those draws are made anyway, and rounds that turn out not to be needed are abandoned.
-#: (Exactness is unaffected: outputs are still the first accepted rounds in start order.)
-FILL_IDLE_LANES = True
 #: Largest collision length a flat round may have (2^53: beyond it float64 counts break down).
 MAX_COLLISION = 2**53
 
@@ -279,10 +273,12 @@ def run_exact(
                     )
                 want = torch.zeros_like(want)
                 m, rows = m_min, rows_min
-            if FILL_IDLE_LANES:
-                # a row that is drawn for gets m draws anyway: start rounds in its idle lanes
-                drawn = (in_prog + want) > 0 if source.accepts_active else need >= 0
-                want = torch.where((need > 0) & drawn, m - in_prog, want)
+            # A draw call gives every problem it draws for the same number of lanes m (the most
+            # any problem wants): a problem that still lacks outputs starts rounds in its
+            # otherwise idle lanes, since those draws are made anyway (rounds that turn out not
+            # to be needed are abandoned; outputs stay the first accepted rounds in start order).
+            drawn = (in_prog + want) > 0 if source.accepts_active else need >= 0
+            want = torch.where((need > 0) & drawn, m - in_prog, want)
         elif max_draws is not None and source.draws + rows * m > max_draws:
             raise DrawBudgetExceeded(
                 f"max_draws={max_draws} leaves no room for the first step's {rows * m} draws "

@@ -26,7 +26,13 @@ class TemperatureResult:
               actually used; below 1/T where no outcome of the batch qualified (N too small).
     cascade_depth: batch method, how many levels the cascade stepped down (0 = none).
     reason:   method="auto": why exact or batch was chosen.
-    expected_draws: method="auto": the pilot's estimate of the exact method's total draws.
+    plan:     the collision tree the exact method ran, in the notation of
+              :func:`~.plan.format_tree` (e.g. "2", "2+2", "2*(1.5+1.5)"); None for batch.
+    pilot_draws: base draws of the planning pilot (counted in ``draws``); 0 when no pilot ran.
+    expected_draws: the pilot's estimate of the exact method's draws (pilot not included);
+              None without a pilot estimate.
+    batched:  whether ``draw`` was batched (leading dim B on samples, keys, cascade levels).
+    extra:    method-specific leftovers (e.g. the exact trees' pair counts); no core field.
     diagnostics: :class:`~.diagnostics.Diagnostics`: distinct keys and singleton share of the
               batch pools (or of the exact method's first draws) and the cascade levels, to tell
               whether temperature had anything to act on.
@@ -50,14 +56,17 @@ class TemperatureResult:
     cascade_level: torch.Tensor | None = None
     cascade_depth: torch.Tensor | None = None
     reason: str | None = None
+    plan: str | None = None
+    pilot_draws: int = 0
     expected_draws: float | None = None
+    batched: bool = False
     diagnostics: Diagnostics | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def draws_per_output(self) -> float:
         """Base draws spent per returned sample (over all problems)."""
-        b = self.keys.shape[0] if self.keys.dim() >= 2 and self.extra.get("batched") else 1
+        b = self.keys.shape[0] if self.keys.dim() >= 2 and self.batched else 1
         return self.draws / (self.num_outputs * b)
 
     def summary(self) -> str:

@@ -83,6 +83,36 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.replace("-", "_"), _json_or_text(value)
 
 
+#: what the job layer adds to a sampling option's help (from SampleOptions), and the flags whose
+#: CLI default differs from the option's (None: the core's default, recorded as null)
+_CLI_NOTES = {
+    "max_draws": "per call, per decoding step for CALM",
+}
+_CLI_DEFAULTS: dict[str, Any] = {"plan": None}
+
+
+def _add_sample_options(parser: argparse.ArgumentParser) -> None:
+    """The sampling flags, derived from SampleOptions (name, default, check, help)."""
+    from ..core.options import cli_options  # torch-free
+
+    for opt in cli_options():
+        default = _CLI_DEFAULTS.get(opt.name, opt.default)
+        if default is not None:
+            shown = "%(default)s"
+        else:
+            shown = "the core's" + ("" if opt.default is None else f", {opt.default!r}")
+        note = f"; {_CLI_NOTES[opt.name]}" if opt.name in _CLI_NOTES else ""
+        kwargs: dict[str, Any] = {"default": default, "metavar": opt.metavar}
+        if opt.choices is not None:
+            kwargs = {"default": default, "choices": opt.choices}
+        elif opt.integer:
+            kwargs["type"] = _positive_int
+        else:
+            kwargs["type"] = str  # e.g. --plan 4 is the tree "4", never the integer 4
+        help_text = f"{opt.help}{note} (default: {shown})"
+        parser.add_argument(opt.flag, help=help_text, **kwargs)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``itemp sample``, each with its default in its help line."""
     parser.add_argument(
@@ -119,49 +149,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="one or several temperatures > 0 (default: 0.5)",
     )
-    parser.add_argument(
-        "--method",
-        choices=("auto", "exact", "batch"),
-        default="auto",
-        help="'exact' needs T <= 1; 'batch' works for any T; 'auto' chooses "
-        "from a pilot batch (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--plan",
-        type=_json_or_text,
-        default=None,
-        metavar="PLAN",
-        help="exact method's plan, e.g. 'auto', 'flat' or a JSON tree; passed "
-        "on only where the core supports plans (default: the core's own)",
-    )
-    parser.add_argument(
-        "--num-outputs",
-        type=_positive_int,
-        default=1,
-        metavar="K",
-        help="outputs per problem and temperature (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-samples",
-        type=_positive_int,
-        default=200,
-        metavar="N",
-        help="N of the batch method and of auto's pilot (default: %(default)s)",
-    )
+    _add_sample_options(parser)
     parser.add_argument(
         "--max-new-tokens",
         type=_positive_int,
         default=32,
         metavar="L",
         help="CALM models: tokens to generate per output (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-draws",
-        type=_positive_int,
-        default=None,
-        metavar="D",
-        help="exact/auto budget of base draws per call (per decoding step for "
-        "CALM); an overrun is an error (default: the core's, 1e6 per output)",
     )
     parser.add_argument(
         "--seed",
@@ -222,7 +216,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~implicit_temperature.jobs.JobSpec` fields of parsed ``itemp sample`` args."""
+    """The :class:`~implicit_temperature.jobs.JobSpec` fields of parsed ``itemp sample`` args
+    (every sampling flag is a JobSpec field of the same name)."""
+    from ..core.options import cli_options
+
     options = dict(args.adapter_options)
     if args.quantizer is not None:
         options["quantizer"] = args.quantizer
@@ -231,12 +228,8 @@ def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         problems=args.problems if args.problems is not None else args.num_problems,
         out=args.out,
         temperatures=tuple(args.temperatures),
-        method=args.method,
-        plan=args.plan,
-        num_outputs=args.num_outputs,
-        num_samples=args.num_samples,
+        **{opt.name: getattr(args, opt.name) for opt in cli_options()},
         max_new_tokens=args.max_new_tokens,
-        max_draws=args.max_draws,
         seed=args.seed,
         adapter=args.adapter,
         adapter_options=options,

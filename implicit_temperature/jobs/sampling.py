@@ -68,20 +68,6 @@ def _step_diagnostics(per_step: list[Any]) -> dict[str, Any] | None:
     }
 
 
-def plan_kwargs(fn: Any, plan: Any, where: str) -> dict[str, Any]:
-    """``{"plan": plan}`` when ``fn`` accepts a ``plan`` keyword; ``{}`` when no plan was asked
-    for; a :class:`JobError` when a plan was asked for and ``fn`` has no such parameter."""
-    if plan is None:
-        return {}
-    params = inspect.signature(fn).parameters
-    if "plan" in params:
-        return {"plan": plan}
-    raise JobError(
-        f"--plan {plan!r} was given, but {where} in this installation takes no plan (collision "
-        "trees are not available here); drop --plan or update implicit-temperature"
-    )
-
-
 def safe_name(problem_id: str) -> str:
     """A folder name for a problem id: the id itself when it is made of ``[A-Za-z0-9._-]`` (at
     most 80 characters), else a cleaned prefix plus 8 hex digits of its sha256, so two ids never
@@ -141,7 +127,7 @@ class CALMRunner:
             )
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self._generate, self._check = generate, check_input_ids
-        self._plan = plan_kwargs(generate, spec.plan, "CALM generate()")
+        self._plan = {} if spec.plan is None else {"plan": spec.plan}
 
     def check(self, problem: Problem) -> None:
         """Raise :class:`JobError` (with the problem's line) for a prompt the model can't take."""
@@ -193,7 +179,6 @@ class AdapterRunner:
     def __init__(
         self, model: Any, spec: JobSpec, out: Path, default_options: dict[str, Any] | None = None
     ) -> None:
-        from ..core import temperature_sample
         from ..plugins import TemperatureSampler, get_adapter
 
         if spec.adapter is not None:
@@ -205,7 +190,7 @@ class AdapterRunner:
         ):
             self.options["progress"] = False  # one job bar, not one adapter bar per problem
         self._sampler_cls = TemperatureSampler
-        self._plan = plan_kwargs(temperature_sample, spec.plan, "temperature_sample()")
+        self._plan = {} if spec.plan is None else {"plan": spec.plan}
         self._shared = None
 
     @staticmethod
@@ -253,7 +238,7 @@ class AdapterRunner:
             **self._plan,
         )
         samples, keys = res.samples, res.keys
-        if res.extra.get("batched"):  # one prompt -> B = 1
+        if res.batched:  # one prompt -> B = 1
             samples, keys = samples[0], keys[0]
         if _is_image_batch(samples):
             folder = Path("images") / safe_name(problem.id)

@@ -8,33 +8,23 @@ it was written, with the closest valid name, not as a failure deep inside anothe
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..core.errors import ImplicitTemperatureError
+# one list of sampling keywords, derived from SampleOptions; one "did you mean"
+from ..core.errors import UnknownOptionError
+from ..core.options import SAMPLE_KEYWORDS, did_you_mean
 
-
-class UnknownOptionError(ImplicitTemperatureError, TypeError):
-    """A keyword that the function it was passed to does not take (the message names it, where it
-    was passed, the closest valid name and where it belongs if it belongs elsewhere)."""
-
-
-#: keywords of ``sample()`` / ``temperature_sample`` that do not belong in the constructor.
-SAMPLE_KEYWORDS = frozenset(
-    {
-        "temperature",
-        "method",
-        "plan",
-        "num_samples",
-        "num_outputs",
-        "max_draws",
-        "share_pool",
-        "max_lanes",
-        "estimator",
-    }
-)
+__all__ = [
+    "SAMPLE_KEYWORDS",
+    "UnknownOptionError",
+    "did_you_mean",
+    "keyword_names",
+    "misplaced_hint",
+    "quantizer_option_names",
+    "sample_hint",
+]
 
 
 def keyword_names(
@@ -51,12 +41,6 @@ def keyword_names(
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in set(skip)
     }
     return names, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
-def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
-    """'; did you mean 'x'?' for the closest candidate, or ''."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=cutoff)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def quantizer_option_names() -> dict[str, str]:

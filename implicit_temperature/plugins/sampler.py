@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from ..core import TemperatureResult, temperature_sample
+from ..core.options import SampleOptions, keyword_signature
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
 from .options import (
@@ -16,9 +15,6 @@ from .options import (
     misplaced_hint,
     sample_hint,
 )
-
-#: temperature_sample keywords that TemperatureSampler.sample sets itself from the adapter
-_SET_BY_SAMPLER = frozenset({"draw", "key", "batched", "key_name"})
 
 
 class AdapterSelectionError(PluginError, LookupError):
@@ -124,45 +120,28 @@ class TemperatureSampler:
         _check_adapter_options(cls, adapter_options)
         self.adapter = cls(model, **adapter_options)
 
-    def sample(
-        self,
-        temperature: float,
-        *,
-        method: str = "auto",
-        plan: str = "auto",
-        num_samples: int = 200,
-        num_outputs: int = 1,
-        max_draws: int | None = None,
-        generator: torch.Generator | int | None = None,
-        **options: Any,
-    ) -> TemperatureResult:
-        """Samples at ``temperature``; same arguments and result as :func:`temperature_sample`
-        (``options``: share_pool, max_lanes, estimator, progress). Batched adapters give a
-        leading B dim. ``method="auto"`` (default) works at any T: exact (with a planned
-        collision tree, ``plan``) where it fits the budget, else the batch method. An unknown
+    def sample(self, temperature: float, **options: Any) -> TemperatureResult:
+        """Samples at ``temperature``; same sampling keywords and result as
+        :func:`temperature_sample` (the fields of :class:`SampleOptions`: method, plan,
+        num_samples, num_outputs, max_draws, generator, share_pool, max_lanes, estimator,
+        progress). Batched adapters give a leading B dim. ``method="auto"`` (default) works at
+        any T: exact (with a planned collision tree, ``plan``) where it fits the budget, else the
+        batch method. An unknown
         keyword raises :class:`UnknownOptionError` naming the closest valid one (and the
         constructor, for adapter options such as ``batch_size``)."""
-        if options:
-            self._check_sample_options(options)
+        self._check_sample_options(options)
         return temperature_sample(
             self.adapter.draw,
             temperature,
             key=self.adapter.quantize,
             batched=bool(getattr(self.adapter, "batched", False)),
-            method=method,
-            plan=plan,
-            num_samples=num_samples,
-            num_outputs=num_outputs,
-            max_draws=max_draws,
-            generator=generator,
             key_name=self._key_name,
-            **options,
+            options=SampleOptions(**options),
         )
 
     def _check_sample_options(self, options: dict[str, Any]) -> None:
-        accepted, _ = keyword_names(temperature_sample)
-        accepted -= _SET_BY_SAMPLER
-        own, _ = keyword_names(TemperatureSampler.sample)
+        accepted = set(SampleOptions.names())
+        own = {"temperature"}
         adapter_options, _ = keyword_names(type(self.adapter).__init__, skip=("self", "model"))
         for name in options:
             if name in accepted:
@@ -188,3 +167,8 @@ class TemperatureSampler:
 
     def __repr__(self) -> str:
         return f"TemperatureSampler({self.adapter!r})"
+
+
+TemperatureSampler.sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+    TemperatureSampler.sample
+)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
+from ...core.options import SampleOptions, keyword_signature, positive_int
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
     CALMAdapter,
@@ -20,7 +21,8 @@ from .adapter import (
 )
 from .backbone import backbone_forward, cache_keyword
 
-METHODS = ("exact", "batch", "auto")
+#: SampleOptions that generate() does not take: one output per step, and its own generator
+_NOT_PER_STEP = ("num_outputs", "generator")
 
 
 @dataclass
@@ -48,12 +50,6 @@ class CALMGenerateOutput:
     diagnostics: list[Any] = field(default_factory=list)
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
     if eos_token_id is None:
         return None
@@ -72,15 +68,12 @@ def generate(
     *,
     temperature: float,
     max_new_tokens: int,
-    method: str = "auto",
-    plan: str = "auto",
-    num_samples: int = 200,
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
     generator: torch.Generator | int | None = None,
-    max_draws: int | None = None,
     return_dict_in_generate: bool = False,
     decode_chunk_size: int | None = None,
+    **options: Any,
 ) -> torch.Tensor | CALMGenerateOutput:
     """Decode B prompts chunk by chunk at ``temperature``.
 
@@ -109,6 +102,9 @@ def generate(
         generator: torch.Generator or int seed (same seed, same output); None follows torch's
             global seed.
         max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
+        **options: the other sampling options of :class:`~implicit_temperature.core.options.
+            SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
+            but ``num_outputs`` (one chunk per step) and ``generator`` (above).
         return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
         decode_chunk_size: latents per ``ae_model.decoder`` call (bounds the logits held at
             once to ``decode_chunk_size * K * V``); None: automatic, see :class:`CALMAdapter`.
@@ -121,10 +117,8 @@ def generate(
     """
     check_calm_model(model)
     t = check_temperature(temperature)
-    num_samples = _check_positive_int("num_samples", num_samples)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "exact" and t > 1:
+    opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
+    if opts.method == "exact" and t > 1:
         raise ValueError(
             f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm samples "
             "P^(1/T) exactly for T > 1; use method='batch'"
@@ -138,16 +132,12 @@ def generate(
             adapter.draw,
             t,
             key=adapter.quantize,
-            method=method,
-            plan=plan,
-            num_samples=num_samples,
-            generator=g,
             batched=True,
-            max_draws=max_draws,
+            **{**opts.as_kwargs(), "generator": g},
         )
         out.draws += res.draws
         out.methods.append(res.method)
-        out.plans.append(res.extra.get("plan") if res.method == "exact" else None)
+        out.plans.append(res.plan if res.method == "exact" else None)
         out.diagnostics.append(res.diagnostics)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
@@ -164,6 +154,11 @@ def generate(
         decode_chunk_size=decode_chunk_size,
     )
     return out if return_dict_in_generate else out.sequences
+
+
+generate.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+    generate, exclude=_NOT_PER_STEP
+)
 
 
 PickFn = Callable[[CALMAdapter, torch.Generator, CALMGenerateOutput], torch.Tensor]
@@ -191,7 +186,7 @@ def decode_chunks(
     """
     check_calm_model(model)
     input_ids = check_input_ids(model, input_ids)
-    max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens)
+    max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
     decode_chunk_size = check_decode_chunk_size(decode_chunk_size)
     device = model_device(model)
     eos = _eos_tensor(eos_token_id, device)

@@ -1,0 +1,138 @@
+"""method="auto": the decision, as data. ``decide(pilot, request) -> Plan``; then the Plan runs.
+
+The decision is made before any exact draw and then kept (an exact run that overruns raises; it
+never switches to batch: keeping only runs that finish in budget would favour outcomes with
+short rounds). Each method is a :class:`Candidate` with an estimated cost and the most it may
+cost and still be chosen; the first candidate, in order of preference, whose cost fits wins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import DrawBudgetExceeded
+from .pilot import Pilot
+from .plan import Tree, format_tree, leaf
+from .request import Request
+
+#: method="auto" without max_draws picks exact when its planned draws are at most this many times
+#: the batch method's draws (num_samples per output): exactness is worth some cost.
+AUTO_BUDGET_FACTOR = 10
+#: method="auto" with max_draws picks exact when its planned draws are at most this share of what
+#: is left of max_draws after the pilot, so that a run at twice its estimate still fits.
+AUTO_EXACT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to answer: ``method`` ("exact" with ``tree``, or "batch" with ``num_samples``),
+    its estimated draws ``cost`` (all outputs and problems), the most it may cost and still be
+    chosen (``allowance``), and that allowance in words."""
+
+    method: str
+    cost: float
+    allowance: float
+    allowance_text: str
+    tree: Tree | None = None
+    num_samples: int | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.cost <= self.allowance
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision: the method to run, its tree (exact) or N (batch), its estimated draws
+    (``expected_draws``, pilot not included; None when unknown), the pilot it was made from, and
+    ``reason``, a sentence saying why (becomes ``TemperatureResult.reason``)."""
+
+    method: str
+    reason: str | None
+    pilot: Pilot
+    tree: Tree | None = None
+    num_samples: int | None = None
+    expected_draws: float | None = None
+
+
+def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> Plan | None:
+    """The cases auto settles before any pilot (T > 1, T = 1, exact out of reach), else None."""
+    t, o = request.temperature, request.options
+    if t > 1.0:
+        reason = f"T={t:g} > 1: no exact sample-only method exists above T = 1"
+        return Plan("batch", reason, pilot, num_samples=o.num_samples)
+    if t == 1.0:  # one draw per output: exact is free
+        if o.max_draws is not None and pilot.total_draws + o.num_outputs > o.max_draws:
+            raise DrawBudgetExceeded(
+                f"max_draws={o.max_draws} is below the {o.num_outputs} draws T = 1 needs",
+                {"draws": 0, "model_calls": 0},
+            )
+        reason = "T = 1: the exact method costs one draw per output"
+        expected = float(o.num_outputs * num_problems)
+        return Plan("exact", reason, pilot, tree=leaf(1.0), expected_draws=expected)
+    batch_cost = request.batch_draws(num_problems)
+    if o.max_draws is not None:
+        exact_limit = AUTO_EXACT_SHARE * o.max_draws
+    else:
+        exact_limit = AUTO_BUDGET_FACTOR * batch_cost
+    least = request.least_draws() * o.num_outputs * num_problems
+    if least <= exact_limit:
+        return None
+    if o.max_draws is not None and batch_cost > o.max_draws:
+        raise DrawBudgetExceeded(
+            f'method="auto": neither method fits max_draws={o.max_draws}: exact needs at '
+            f"least {least:.3g} draws (1/T = {request.s:.3g} per output), batch needs "
+            f"{batch_cost}; raise max_draws or lower num_samples / num_outputs",
+            {"draws": pilot.total_draws, "model_calls": pilot.total_calls},
+        )
+    reason = (
+        f"T={t:.3g}: exact needs at least 1/T = {request.s:.3g} draws per output "
+        f"({least:.3g} in all), beyond the {exact_limit:.3g} auto allows"
+    )
+    return Plan("batch", reason, pilot, num_samples=o.num_samples)
+
+
+def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
+    """Exact with the pilot's tree, then batch with N = num_samples, in order of preference."""
+    o = request.options
+    batch_cost = request.batch_draws(pilot.num_problems)
+    expected = math.inf if pilot.cost is None else float(pilot.cost.sum()) * o.num_outputs
+    remaining = None if o.max_draws is None else o.max_draws - pilot.total_draws
+    if remaining is not None:
+        limit = AUTO_EXACT_SHARE * remaining
+        limit_text = f"{AUTO_EXACT_SHARE:g} x the {remaining} draws left of max_draws"
+    else:
+        limit = AUTO_BUDGET_FACTOR * batch_cost
+        limit_text = f"{AUTO_BUDGET_FACTOR} x the batch method's {batch_cost} draws"
+    left = math.inf if remaining is None else float(remaining)
+    return [
+        Candidate("exact", expected, limit, limit_text, tree=pilot.tree),
+        Candidate("batch", float(batch_cost), left, "the draws left", num_samples=o.num_samples),
+    ]
+
+
+def decide(pilot: Pilot, request: Request) -> Plan:
+    """The Plan auto commits to after ``pilot``: the first candidate that fits, with the reason;
+    :class:`DrawBudgetExceeded` when none fits."""
+    cands = candidates(pilot, request)
+    exact = cands[0]
+    plan_text = format_tree(exact.tree) if exact.tree is not None else "?"
+    estimate = (
+        f"exact with plan {plan_text!r} needs ~{exact.cost:.3g} draws (pilot of {pilot.draws})"
+    )
+    for c in cands:
+        if not c.fits:
+            continue
+        if c.method == "exact":
+            reason = f"{estimate} <= {c.allowance_text}"
+            return Plan("exact", reason, pilot, tree=c.tree, expected_draws=c.cost)
+        reason = f"{estimate} > {exact.allowance_text}"
+        return Plan(c.method, reason, pilot, num_samples=c.num_samples, expected_draws=exact.cost)
+    raise DrawBudgetExceeded(
+        f'method="auto": neither method fits max_draws={request.max_draws} after the pilot '
+        f"({pilot.total_draws} drawn): exact needs ~{exact.cost:.3g} draws (plan "
+        f"{plan_text!r}), batch needs {int(cands[1].cost)}; raise max_draws or lower "
+        "num_samples / num_outputs",
+        {"draws": pilot.total_draws, "model_calls": pilot.total_calls},
+    )

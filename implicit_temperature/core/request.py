@@ -1,0 +1,99 @@
+"""Request: what one ``temperature_sample`` call asked for, validated, as one frozen record."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import DrawBudgetExceeded, InvalidTemperatureError
+from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, SampleOptions
+from .plan import Tree, resolve_plan
+from .validation import inverse_temperature
+
+#: No exact run is started whose least possible cost exceeds this many draws (float64 counts).
+MAX_FEASIBLE_DRAWS = 2**53
+
+KeyName = str | Callable[[], str | None] | None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated call: temperature T, s = 1/T, the sampling options, the explicit tree (None
+    for plan="auto"/"flat" resolved later, or T > 1), whether ``draw`` is batched and the key's
+    name for diagnostics."""
+
+    temperature: float
+    s: float
+    options: SampleOptions
+    fixed_tree: Tree | None
+    batched: bool
+    key_name: KeyName
+
+    @classmethod
+    def make(cls, t: float, options: SampleOptions, *, batched: bool, key_name: KeyName) -> Request:
+        """Check the combination of T and options (single options are checked by
+        :class:`SampleOptions`)."""
+        if options.method == "exact" and t > 1.0:
+            raise InvalidTemperatureError(
+                f'method="exact" needs T <= 1 (got T={t}): sharpening is exact, but flattening '
+                "needs P(x)^(1/T - 1), an unbounded factor that no algorithm using only samples "
+                'can produce. Use method="batch" (approximate, any T > 0) or method="auto".'
+            )
+        if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
+            raise TypeError(
+                f"key_name must be a str, a callable returning one, or None, got "
+                f"{type(key_name).__name__}"
+            )
+        s = inverse_temperature(t)
+        fixed = None
+        if t <= 1.0 and math.isfinite(s):
+            fixed = resolve_plan(options.plan, s)  # validates explicit trees early
+        return cls(t, s, options, fixed, batched, key_name)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.options.num_outputs
+
+    @property
+    def max_draws(self) -> int | None:
+        return self.options.max_draws
+
+    def least_draws(self) -> float:
+        """The fewest draws one output can cost with the plan (an accepted flat round at r draws
+        ceil(r) times; every plan needs at least 1/T)."""
+        if self.fixed_tree is not None:
+            return self.fixed_tree.min_draws
+        return float(math.ceil(self.s)) if math.isfinite(self.s) else math.inf
+
+    def budget(self, draws: int, num_problems: int) -> int:
+        """max_draws, or the default budget counted from ``draws`` already spent."""
+        if self.max_draws is not None:
+            return self.max_draws
+        return draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * self.num_outputs * num_problems
+
+    def batch_draws(self, num_problems: int) -> int:
+        """The batch method's draws: N per output (N in all with share_pool), per problem."""
+        o = self.options
+        return o.num_samples * (1 if o.share_pool else o.num_outputs) * num_problems
+
+    def check_least_cost(self, draws: int, calls: int, num_problems: int) -> None:
+        """Refuse at once when even the cheapest possible exact run cannot fit (e.g. T -> 0)."""
+        least = self.least_draws() * self.num_outputs * num_problems
+        if least <= self.budget(draws, num_problems) and least <= MAX_FEASIBLE_DRAWS:
+            return
+        what = (
+            f"max_draws={self.max_draws}"
+            if self.max_draws is not None
+            else (f"the default budget of {DEFAULT_MAX_DRAWS_PER_OUTPUT:.0e} draws per output")
+        )
+        if least > MAX_FEASIBLE_DRAWS:
+            what = f"any feasible run ({MAX_FEASIBLE_DRAWS:.1e} draws)"
+        raise DrawBudgetExceeded(
+            f"at T={self.temperature:.3g} every exact output costs at least "
+            f"{self.least_draws():.3g} base draws (1/T = {self.s:.3g}), {least:.3g} in all: "
+            f"beyond {what}. As T -> 0, P_T tends to the most likely outcomes; "
+            'method="batch" (or "auto") returns the most frequent outcome of its pool there. '
+            "Raise max_draws to run exact anyway.",
+            {"draws": draws, "model_calls": calls},
+        )
