@@ -61,14 +61,12 @@ class _Buffer:
         new_n = keep.sum(1)
         rank = keep.long().cumsum(1) - 1
         if self.samples is None:
-            old_len = 0
             count = torch.zeros(b, dtype=torch.long, device=dev)
             sort_key = torch.where(keep, rank, big)
             all_samples, all_keys = samples, keys
         else:
-            old_len = self.keys.shape[1]
             count = self.count
-            pos = torch.arange(old_len, device=dev).unsqueeze(0)
+            pos = torch.arange(self.keys.shape[1], device=dev).unsqueeze(0)
             sort_key = torch.cat(
                 [
                     torch.where(pos < count.unsqueeze(1), pos, big),
@@ -84,7 +82,6 @@ class _Buffer:
         self.samples = all_samples.gather(order)
         self.keys = all_keys.gather(1, order.unsqueeze(-1).expand(-1, -1, keys.shape[2]))
         self.count = total
-        del old_len
 
     def pop(self, k: torch.Tensor) -> tuple[Samples, torch.Tensor]:
         """The first k_b entries of each problem (padded to max k), removed from the buffer."""
@@ -202,7 +199,7 @@ class _Stream:
                     return self.buffer.pop(k)
             self._fill(short)
 
-    def _rate(self, device: torch.device, b: int | None) -> torch.Tensor | float:
+    def _rate(self, device: torch.device) -> torch.Tensor | float:
         prior = self.run.rates.get(id(self.tree))
         prior = 0.5 if prior is None else prior.to(device)
         if self.pairs is None:
@@ -218,14 +215,9 @@ class _Stream:
         # missing when that is little (fewer pairs wasted at the end, a few more calls)
         first = self.pairs is None
         if isinstance(short, torch.Tensor):
-            rate = self._rate(short.device, short.shape[0])
-            share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
-            want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
-            if self.pairs is None:
-                want = torch.minimum(want, short.double())
-            want = torch.where(short > 0, want.clamp(min=1), 0.0).long()
+            want: int | torch.Tensor = pairs_to_try(short, self._rate(short.device), first)
         else:  # B not known yet (no draw made): no per-problem rates either
-            rate = float(self._rate(torch.device("cpu"), None))
+            rate = float(self._rate(torch.device("cpu")))
             want = max(1, min(short, math.ceil(FIRST_FILL * short / rate)))
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
             xs, xk = self.run.stream(left).take(2 * want)
@@ -251,6 +243,17 @@ class _Stream:
         tally = torch.stack([want_t.sum(), kept.sum()]).cpu()
         self.run.pairs += int(tally[0])
         self.run.kept += int(tally[1])
+
+
+def pairs_to_try(short: torch.Tensor, rate: torch.Tensor | float, first: bool) -> torch.Tensor:
+    """Pairs a node tries per problem (B,) for ``short`` (B,) more kept outputs at acceptance
+    ``rate`` (pure): short / rate, halved (FIRST_FILL) on the first fill and for small requests,
+    never more than ``short`` on the first fill, at least 1 where anything is missing."""
+    share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
+    want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
+    if first:
+        want = torch.minimum(want, short.double())
+    return torch.where(short > 0, want.clamp(min=1), 0.0).long()
 
 
 def _per_problem(k: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
