@@ -14,10 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench_accuracy, bench_auto, bench_exact, bench_selection, end_to_end, figures, report
+from . import (
+    bench_accuracy,
+    bench_auto,
+    bench_exact,
+    bench_selection,
+    bench_tolerance,
+    end_to_end,
+    figures,
+    report,
+)
 from .common import machine_info
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "end_to_end")
+SECTIONS = ("selection", "exact", "accuracy", "auto", "tolerance", "end_to_end")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -58,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         # can be many times slower than one thread, and nothing there is a timing
         "accuracy": lambda q: bench_selection.with_threads(1, lambda: bench_accuracy.run(q)),
         "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
+        "tolerance": lambda q: bench_selection.with_threads(1, lambda: bench_tolerance.run(q)),
         "end_to_end": end_to_end.run,
     }
     results: dict[str, dict] = {}
@@ -77,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ("accuracy", "accuracy_vs_N.png", figures.accuracy_figure),
         ("exact", "cost_vs_T.png", figures.cost_figure),
         ("selection", "selection_speed.png", figures.selection_figure),
+        ("tolerance", "tv_calibration.png", bench_tolerance.figure),
     )
     for section, filename, plot in plots:
         if section in results:
@@ -104,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(report.accuracy_section(results["accuracy"], figs.get("accuracy")))
     if "auto" in results:
         parts.append(report.auto_section(results["auto"]))
+    if "tolerance" in results:
+        parts.append(bench_tolerance.section(results["tolerance"], figs.get("tolerance")))
     if "end_to_end" in results:
         parts.append(report.end_to_end_section(results["end_to_end"]))
     out.parent.mkdir(parents=True, exist_ok=True)
