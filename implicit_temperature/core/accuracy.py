@@ -255,7 +255,9 @@ def _tempered_classes(law: _ClassLaw, s: float) -> torch.Tensor:
     return torch.softmax(torch.log(a) + s * log_atom, dim=1)
 
 
-def selection_law(law: _ClassLaw, s: float, n: int, pools: int, generator) -> torch.Tensor:
+def selection_law(
+    law: _ClassLaw, s: float, n: int, pools: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """The batch rule's output law per class for pools of n from ``law``: float64 (W, C),
     averaged over ``pools`` simulated pools per world (each pool's selection law is exact).
 
@@ -322,7 +324,9 @@ def _pool_counts(keys: torch.Tensor) -> torch.Tensor:
     return group_counts(keys.unsqueeze(-1))[0]
 
 
-def plugin_tv(law: _ClassLaw, s: float, n: int, pools: int, generator) -> torch.Tensor:
+def plugin_tv(
+    law: _ClassLaw, s: float, n: int, pools: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """TV(Q~_n, P~^s / Z~) per world, float64 (W,)."""
     q = selection_law(law, s, n, pools, generator)
     return 0.5 * (q - _tempered_classes(law, s)).abs().sum(1)
@@ -383,7 +387,13 @@ def estimate_batch_tv(
 
 
 def _estimate_parts(
-    f: torch.Tensor, m: int, n: int, s: float, pools: int, replicates: int, generator
+    f: torch.Tensor,
+    m: int,
+    n: int,
+    s: float,
+    pools: int,
+    replicates: int,
+    generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The plug-in estimate (B,) and its bootstrap replicates (B, replicates)."""
     law = compact(smoothed_law(f))
@@ -404,7 +414,13 @@ def upper_bound(est: torch.Tensor, reps: torch.Tensor, confidence: float) -> tor
 
 
 def _replicate_tv(
-    law: _ClassLaw, m: int, s: float, n: int, pools: int, replicates: int, generator
+    law: _ClassLaw,
+    m: int,
+    s: float,
+    n: int,
+    pools: int,
+    replicates: int,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """The estimator rerun on ``replicates`` samples of m draws from each world: (W * reps,)."""
     rep_law = _ClassLaw(

@@ -117,7 +117,7 @@ def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
 
 #: Exact is preferred to a batch run estimated to meet the tolerance while it costs at most this
 #: many times as much (exactness is worth a little; more would break "the cheapest method").
-EXACT_PREFERENCE = 1.5
+EXACT_PREFERENCE = 2.0
 
 
 def decide(pilot: Pilot, request: Request) -> Plan:

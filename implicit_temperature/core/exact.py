@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -55,7 +55,7 @@ class ExactStats:
     abandoned: int = 0
     max_lanes_used: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "draws": self.draws,
             "model_calls": self.calls,
@@ -88,7 +88,7 @@ class _Lanes:
         self.cand_keys = torch.zeros_like(y_keys)
         self.cand = y
 
-    def _apply(self, fn) -> None:
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         for name in self.NAMES:
             setattr(self, name, fn(getattr(self, name)))
 

@@ -14,6 +14,8 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 import torch
 
@@ -179,7 +181,7 @@ _DEFAULT_ADVICE = (
 
 
 def check_accuracy(
-    result, on_inaccurate: str, cost: str, advice: str | None, found: list[str] | None = None
+    result: Any, on_inaccurate: str, cost: str, advice: str | None, found: list[str] | None = None
 ) -> None:
     """Warn (:class:`AccuracyWarning`, at the user's line) or raise
     (:class:`InaccurateResultError`) when ``result.accuracy`` misses its tolerance. ``found``:
@@ -201,14 +203,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def warn(message: str, category: type[Warning]) -> None:
     """warnings.warn attributed to the first caller outside this package and outside torch
     (decorators such as ``torch.no_grad`` add frames of their own)."""
-    level, frame = 2, sys._getframe(1)  # stacklevel 2 = warn's caller
+    level = 2  # stacklevel 2 = warn's caller
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _internal(frame):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 
 
-def _internal(frame) -> bool:
-    name = frame.f_globals.get("__name__", "")
+def _internal(frame: FrameType) -> bool:
+    name = str(frame.f_globals.get("__name__", ""))
     if name == "torch" or name.startswith("torch."):
         return True
     return os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR)

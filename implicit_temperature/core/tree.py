@@ -31,7 +31,8 @@ import torch
 
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
-from .exact import DEFAULT_MAX_LANES, ExactOutput, ExactStats, run_exact
+from .exact import ExactOutput, ExactStats, run_exact
+from .options import DEFAULT_MAX_LANES
 from .plan import Tree
 from .samples import Samples
 
@@ -65,6 +66,7 @@ class _Buffer:
             sort_key = torch.where(keep, rank, big)
             all_samples, all_keys = samples, keys
         else:
+            assert self.samples is not None and self.keys is not None and self.count is not None
             count = self.count
             pos = torch.arange(self.keys.shape[1], device=dev).unsqueeze(0)
             sort_key = torch.cat(
@@ -85,6 +87,7 @@ class _Buffer:
 
     def pop(self, k: torch.Tensor) -> tuple[Samples, torch.Tensor]:
         """The first k_b entries of each problem (padded to max k), removed from the buffer."""
+        assert self.samples is not None and self.keys is not None and self.count is not None
         length = self.keys.shape[1]
         dev = self.keys.device
         width = int(k.max())
@@ -135,7 +138,7 @@ class TreeRun:
 
     def leaf(self, s: float, q: int | torch.Tensor) -> ExactOutput:
         acc, fin = self.leaf_tally.get(s, (0, 0))
-        rate = self.leaf_rates.get(s)
+        rate: torch.Tensor | float | None = self.leaf_rates.get(s)
         if fin >= LEAF_RATE_ROUNDS:  # measured over earlier requests to this leaf
             rate = (acc + 1) / (fin + 1)
         try:
@@ -200,15 +203,15 @@ class _Stream:
             self._fill(short)
 
     def _rate(self, device: torch.device) -> torch.Tensor | float:
-        prior = self.run.rates.get(id(self.tree))
-        prior = 0.5 if prior is None else prior.to(device)
-        if self.pairs is None:
+        planned = self.run.rates.get(id(self.tree))
+        prior: torch.Tensor | float = 0.5 if planned is None else planned.to(device)
+        if self.pairs is None or self.kept is None:
             return prior
         return (self.kept.double() + PRIOR_PAIRS * prior) / (self.pairs.double() + PRIOR_PAIRS)
 
     def _fill(self, short: int | torch.Tensor) -> None:
         """Try enough pairs for ``short`` more kept outputs on average."""
-        left, right = self.tree.left, self.tree.right
+        left, right = self.tree.parts
         # the first fill tries at most `short` pairs (it cannot overshoot) and trusts the planned
         # rate for half of them: a rate planned too low would otherwise try pairs whose kept
         # outputs are never used; later fills follow the measured rate, for half of what is
@@ -236,7 +239,7 @@ class _Stream:
         keep = valid & (a_k == b_k).all(-1)
         self.buffer.append(a_s, a_k, keep)
         kept = keep.sum(1)
-        if self.pairs is None:
+        if self.pairs is None or self.kept is None:
             self.pairs, self.kept = want_t.clone(), kept
         else:
             self.pairs, self.kept = self.pairs + want_t, self.kept + kept
