@@ -19,6 +19,7 @@ from . import (
     bench_auto,
     bench_exact,
     bench_selection,
+    bench_serve,
     bench_tolerance,
     end_to_end,
     figures,
@@ -26,7 +27,7 @@ from . import (
 )
 from .common import machine_info
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "tolerance", "end_to_end")
+SECTIONS = ("selection", "exact", "accuracy", "auto", "tolerance", "end_to_end", "serve")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
         "tolerance": lambda q: bench_selection.with_threads(1, lambda: bench_tolerance.run(q)),
         "end_to_end": end_to_end.run,
+        "serve": bench_serve.run,
     }
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(bench_tolerance.section(results["tolerance"], figs.get("tolerance")))
     if "end_to_end" in results:
         parts.append(report.end_to_end_section(results["end_to_end"]))
+    if "serve" in results:
+        parts.append(bench_serve.section(results["serve"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
     print(f"[benchmarks] wrote {out} and {len(figs)} figures in {fig_dir}", file=sys.stderr)

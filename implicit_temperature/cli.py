@@ -8,6 +8,8 @@
   missing or fails to import is shown as unavailable (with the reason) without breaking the rest.
 * ``itemp sample MODEL --problems FILE --out DIR [options]``: a resumable sampling job over many
   problems (see :mod:`implicit_temperature.jobs`); runs under ``torchrun`` as well.
+* ``itemp serve MODEL [--host] [--port] [--api-key]``: an OpenAI-compatible server (the
+  ``[serve]`` extra; see :mod:`implicit_temperature.serve`).
 * ``itemp --version``.
 
 ``itemp --help``, ``itemp sample --help`` and argument errors return without importing torch:
@@ -157,6 +159,20 @@ class _Parsers:
         add_arguments(sample)
         sample.set_defaults(handler=_cmd_sample)
 
+        from .serve.args import DESCRIPTION as SERVE_DESCRIPTION
+        from .serve.args import EPILOG as SERVE_EPILOG
+        from .serve.args import add_arguments as add_serve_arguments
+
+        serve = sub.add_parser(
+            "serve",
+            help="serve a model over an OpenAI-compatible API (completions, images)",
+            description=SERVE_DESCRIPTION,
+            epilog=SERVE_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_serve_arguments(serve)
+        serve.set_defaults(handler=_cmd_serve)
+
         demo = sub.add_parser(
             "demo",
             help="run a demo (no NAME: every available demo, default arguments)",
@@ -213,6 +229,7 @@ class _Parsers:
             "  itemp sample calm --problems implicit_temperature/demos/calm/prompts.jsonl "
             "--out runs/calm",
             "  itemp sample --help        # jobs: resumable, sharded with torchrun",
+            "  itemp serve calm           # OpenAI-compatible server on 127.0.0.1:8000",
         ]
         return "\n".join(lines)
 
@@ -327,6 +344,34 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             f"{summary.ran})",
             file=sys.stderr,
         )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """``itemp serve``: load the model and serve until SIGTERM / Ctrl-C (exit 0); a missing
+    ``[serve]`` extra or a model that cannot load is one message and exit status 1."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="itemp serve: %(message)s")
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"itemp serve: error: {exc.name} is missing: pip install 'implicit-temperature[serve]'",
+            file=sys.stderr,
+        )
+        return 1
+    from .core.errors import ImplicitTemperatureError
+    from .plugins import PluginError
+    from .serve.args import config_kwargs
+    from .serve.launcher import ServeConfig, serve_forever
+
+    try:
+        serve_forever(ServeConfig(**config_kwargs(args)))
+    except (ImplicitTemperatureError, PluginError, ValueError, OSError) as exc:
+        print(f"itemp serve: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -94,8 +94,11 @@ def test_generate_rejects_bad_inputs(demo):
         generate(model, ids, temperature=2.0, max_new_tokens=8, method="exact")
     with pytest.raises(ValueError, match="method must be one of"):
         generate(model, ids, temperature=0.5, max_new_tokens=8, method="greedy")
+    # temperature=0 is mode decoding (issue 18); negative and NaN stay errors
     with pytest.raises(ValueError, match="temperature must be"):
-        generate(model, ids, temperature=0.0, max_new_tokens=8)
+        generate(model, ids, temperature=-0.5, max_new_tokens=8)
+    with pytest.raises(ValueError, match="temperature must be"):
+        generate(model, ids, temperature=float("nan"), max_new_tokens=8)
     with pytest.raises(ValueError, match="num_samples must be >= 1"):
         generate(model, ids, num_samples=0, **kw)
     with pytest.raises(TypeError, match="not a CALM model"):

@@ -79,20 +79,23 @@ def backbone_forward(
     cache: Any = None,
     use_cache: bool = False,
     keyword: str | None = None,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, Any]:
     """One backbone call: ``inputs_embeds (B, S, H)`` -> (hidden states ``(B, S, H)``, cache).
 
     ``use_cache=False`` (head-only and throwaway calls) passes no cache and returns ``None`` as
     the cache. With ``use_cache=True`` the cache (``None`` on the first call: then
     :func:`initial_cache` is used) goes in under ``keyword`` (default: :func:`cache_keyword`)
-    and the updated cache comes back.
+    and the updated cache comes back. ``kwargs`` (``attention_mask`` and ``position_ids`` for
+    left-padded prompts) go to the backbone as they are; none are passed without padding.
     """
     transformer = model.transformer
     if not use_cache:
-        return transformer(inputs_embeds=inputs_embeds, use_cache=False)[0], None
+        return transformer(inputs_embeds=inputs_embeds, use_cache=False, **kwargs)[0], None
     keyword = keyword or cache_keyword(transformer)
     if cache is None:
         cache = initial_cache(transformer)
-    kwargs = {} if cache is None else {keyword: cache}
+    if cache is not None:
+        kwargs[keyword] = cache
     out = transformer(inputs_embeds=inputs_embeds, use_cache=True, **kwargs)
     return out[0], output_cache(out, keyword)

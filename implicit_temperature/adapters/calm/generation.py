@@ -1,4 +1,10 @@
-"""Chunk-by-chunk CALM decoding at any temperature, B prompts at once, with a KV cache."""
+"""Chunk-by-chunk CALM decoding at any temperature, B prompts at once, with a KV cache.
+
+:func:`generate` takes the keywords of transformers' ``generate()`` where they mean something for
+CALM: ``attention_mask`` with left padding (prompts of different lengths), ``num_return_sequences``,
+``do_sample=False`` / ``temperature=0`` (mode decoding), ``stop_strings`` with ``tokenizer``,
+``stopping_criteria``, ``streamer``, and a per-output ``finish_reasons`` in the dict output.
+"""
 
 from __future__ import annotations
 
@@ -23,49 +29,52 @@ from .adapter import (
     model_device,
 )
 from .backbone import backbone_forward, cache_keyword
+from .mode import mode_chunks
+from .stopping import EOS, STOP, StopStringCriteria, check_stop_strings, finish_reasons
 
 #: SampleOptions that generate() does not take: one output per step, and its own generator
 _NOT_PER_STEP = ("num_outputs", "generator")
 #: What CALM's warnings advise: its key is the chunk itself, there is no quantizer to coarsen.
 CALM_ADVICE = CALMAdapter.accuracy_advice
+#: ``max_new_tokens`` when none is given (transformers' own default is a total length of 20).
+DEFAULT_MAX_NEW_TOKENS = 32
+
+GeneratorArg = torch.Generator | int | None | Sequence[torch.Generator | int]
 
 
 @dataclass
 class CALMGenerateOutput:
     """What ``generate(..., return_dict_in_generate=True)`` returns.
 
-    sequences:  LongTensor (B, L + new): prompts followed by the generated tokens.
+    sequences:  LongTensor (B * num_return_sequences, L + new): prompts followed by the new tokens.
     steps:      chunks generated (decoding steps run).
     draws:      next-chunk draws spent in total (all steps, all prompts).
+    finish_reasons: per output, ``"eos"`` (an EOS token), ``"stop"`` (a stop string or stopping
+                criterion) or ``"length"`` (max_new_tokens reached).
     cascade_levels: batch method: per step, float64 (B_active,) power s the selection used
                 (below 1/T where the N draws held no outcome often enough: raise num_samples).
-    methods:    per step at T != 1, the method the core used ("exact" or "batch"; with
-                method="auto" it may differ between steps).
+    methods:    per step at T != 1, the method the core used ("exact", "batch" or, for mode
+                decoding, "mode"; with method="auto" it may differ between steps).
     plans:      per step at T != 1, the exact method's collision tree (None for batch).
     diagnostics: per step at T != 1, the core's :class:`~implicit_temperature.core.Diagnostics`
                 (distinct keys and singleton share of the draws the step looked at).
     accuracies: per step at T != 1, the core's :class:`~implicit_temperature.core.Accuracy`
-                (estimated TV of the step's chunk law to its tempered law); ``estimated_tv`` is
-                the worst step's. One AccuracyWarning per ``generate`` call sums them up.
+                (estimated TV of the step's chunk law to its tempered law). One
+                AccuracyWarning per ``generate`` call sums them up.
+    estimated_tv: per step, the accuracy estimate of the core's result where it carries one
+                (``estimated_tv``; empty when the installed core gives none).
     """
 
     sequences: torch.Tensor
     steps: int = 0
     draws: int = 0
+    finish_reasons: list[str] = field(default_factory=list)
     cascade_levels: list[torch.Tensor] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     plans: list[str | None] = field(default_factory=list)
     diagnostics: list[Any] = field(default_factory=list)
     accuracies: list[Any] = field(default_factory=list)
-
-    @property
-    def estimated_tv(self) -> float:
-        """The worst step's estimated TV to the tempered chunk law (0.0 when every step was
-        exact or T = 1; NaN when some step's could not be estimated)."""
-        values = [a.estimate for a in self.accuracies]
-        if any(math.isnan(v) for v in values):
-            return math.nan
-        return max(values, default=0.0)
+    estimated_tv: list[Any] = field(default_factory=list)
 
 
 def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
@@ -79,68 +88,16 @@ def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
     return torch.tensor(ids, dtype=torch.long, device=device)
 
 
-@torch.no_grad()
-def generate(
-    model: Any,
-    input_ids: torch.Tensor,
-    *,
-    temperature: float,
-    max_new_tokens: int,
-    eos_token_id: int | Sequence[int] | None = None,
-    pad_token_id: int | None = None,
-    generator: torch.Generator | int | None = None,
-    return_dict_in_generate: bool = False,
-    decode_chunk_size: int | None = None,
-    **options: Any,
-) -> torch.Tensor | CALMGenerateOutput:
-    """Decode B prompts chunk by chunk at ``temperature``.
+def _is_mode(temperature: Any, do_sample: bool) -> bool:
+    if not isinstance(do_sample, bool):
+        raise TypeError(f"do_sample must be True or False, got {do_sample!r}")
+    number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    return not do_sample or (number and temperature == 0)
 
-    Each step runs the backbone on the new chunk with the KV cache, then picks the next chunk of
-    every unfinished prompt with one call of the core sampler (``temperature_sample(...,
-    batched=True)`` over the :class:`CALMAdapter` draws; selection vectorised over B).
 
-    Args:
-        model: a model with the CALM structure (see :mod:`.adapter`).
-        input_ids: LongTensor ``(B, L)``, L a positive multiple of ``model.patch_size`` (K).
-        temperature: T > 0. T = 1 draws one chunk per step (plain ancestral sampling).
-        max_new_tokens: at most this many new tokens (``ceil(max_new_tokens / K)`` steps; the last
-            chunk is cut to fit).
-        method: ``"auto"`` (default: per step, a small pilot plans the exact method; exact
-            where its planned cost fits, else batch; any T), ``"batch"`` (N = ``num_samples``
-            draws per step and prompt; any T; approximate) or ``"exact"`` (exact P^(1/T) per
-            chunk; T <= 1; random cost).
-        plan: exact method: ``"auto"`` (a planned collision tree), ``"flat"`` or a tree such
-            as ``"2*(2+2)"`` (see :func:`implicit_temperature.temperature_sample`).
-        num_samples: N of the batch method (and the largest pilot of ``"auto"``).
-        eos_token_id: token id (or list of ids) that ends a sequence; None: never stop early.
-            A chunk containing it finishes its sequence: the tokens after the first EOS in that
-            chunk and every later chunk are ``pad_token_id``. Decoding stops when all are done.
-        pad_token_id: filler after EOS; default ``model.config.pad_token_id``, else the first
-            ``eos_token_id``.
-        generator: torch.Generator or int seed (same seed, same output); None follows torch's
-            global seed.
-        max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
-        **options: the other sampling options of :class:`~implicit_temperature.core.options.
-            SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
-            but ``num_outputs`` (one chunk per step) and ``generator`` (above).
-        return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
-        decode_chunk_size: latents per ``ae_model.decoder`` call (bounds the logits held at
-            once to ``decode_chunk_size * K * V``); None: automatic, see :class:`CALMAdapter`.
-
-    Returns:
-        LongTensor ``(B, L + new)``, new <= max_new_tokens (smaller when every sequence ended).
-
-    Note: the chunk law at T is exact per step (method ``"exact"``), which is the
-    chunk-level temperature of the CALM paper, not the temperature of the whole sequence.
-    """
-    check_calm_model(model)
-    t = check_temperature(temperature)
-    opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
-    if opts.method == "exact" and t > 1:
-        raise ValueError(
-            f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm samples "
-            "P^(1/T) exactly for T > 1; use method='batch'"
-        )
+def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
+    """The chunk choice at temperature ``t`` through the core sampler with ``opts`` (one plain
+    draw at T = 1)."""
 
     def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
         if t == 1.0:
@@ -163,17 +120,159 @@ def generate(
         out.accuracies.append(res.accuracy)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
+        tv = getattr(res, "estimated_tv", None)  # the accuracy estimate, where the core has one
+        if tv is not None:
+            out.estimated_tv.append(tv)
         return res.samples[:, 0, :]
 
+    return pick
+
+
+def mode_pick(num_samples: int) -> PickFn:
+    """Mode decoding: the most frequent of ``num_samples`` draws (see :mod:`.mode`)."""
+
+    def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
+        out.draws += adapter.num_problems * num_samples
+        out.methods.append("mode")
+        return mode_chunks(adapter, num_samples, g)
+
+    return pick
+
+
+def _expand(
+    input_ids: Any, attention_mask: Any, generator: GeneratorArg, n: int
+) -> tuple[Any, Any, GeneratorArg]:
+    """``num_return_sequences``: each prompt (and its mask and generator) n times, adjacent."""
+    n = positive_int("num_return_sequences", n)
+    if isinstance(generator, (list, tuple)):
+        rows = getattr(input_ids, "shape", (len(generator),))[0]
+        if len(generator) != rows:
+            raise ValueError(
+                f"generator is a list of {len(generator)}, but there are {rows} prompts: give "
+                "one generator (or int seed) per prompt, or a single one for the whole batch"
+            )
+        if n > 1:  # the n outputs of a prompt share its generator (one object, one stream)
+            gens = [make_generator(g) for g in generator]
+            generator = [g for g in gens for _ in range(n)]
+    if n == 1 or not isinstance(input_ids, torch.Tensor):
+        return input_ids, attention_mask, generator
+    if isinstance(attention_mask, torch.Tensor):
+        attention_mask = attention_mask.repeat_interleave(n, dim=0)
+    return input_ids.repeat_interleave(n, dim=0), attention_mask, generator
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    input_ids: torch.Tensor,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    do_sample: bool = True,
+    num_return_sequences: int = 1,
+    eos_token_id: int | Sequence[int] | None = None,
+    pad_token_id: int | None = None,
+    stop_strings: str | Sequence[str] | None = None,
+    tokenizer: Any = None,
+    stopping_criteria: Sequence[Callable[..., torch.Tensor]] | None = None,
+    streamer: Any = None,
+    generator: GeneratorArg = None,
+    return_dict_in_generate: bool = False,
+    decode_chunk_size: int | None = None,
+    **options: Any,
+) -> torch.Tensor | CALMGenerateOutput:
+    """Decode B prompts chunk by chunk at ``temperature``.
+
+    Each step runs the backbone on the new chunk with the KV cache, then picks the next chunk of
+    every unfinished prompt with one call of the core sampler (``temperature_sample(...,
+    batched=True)`` over the :class:`CALMAdapter` draws; selection vectorised over B).
+
+    Args:
+        model: a model with the CALM structure (see :mod:`.adapter`).
+        input_ids: LongTensor ``(B, L)``, L a positive multiple of ``model.patch_size`` (K).
+        attention_mask: ``(B, L)`` 1 on prompt tokens, 0 on pads, padded on the **left** (as
+            transformers does for decoder-only models; :func:`.prompts.left_pad` builds both).
+            Each prompt's own length must be a multiple of K, so pads fill whole chunks; the
+            backbone then gets a chunk-level mask and position ids. None: no padding.
+        temperature: T > 0 (default 1.0: one draw per step, plain ancestral sampling). T = 0
+            means mode decoding, like ``do_sample=False``.
+        max_new_tokens: at most this many new tokens (``ceil(max_new_tokens / K)`` steps; the last
+            chunk is cut to fit). Default :data:`DEFAULT_MAX_NEW_TOKENS`.
+        do_sample: False: mode decoding, the T -> 0 limit of the batch rule: the most frequent
+            of ``num_samples`` draws per step (see :mod:`.mode`; approximate in N).
+        num_return_sequences: outputs per prompt (rows ``b * n ... b * n + n - 1`` are prompt b's).
+        method: ``"auto"`` (default: per step, a small pilot plans the exact method; exact
+            where its planned cost fits, else batch; any T), ``"batch"`` (N = ``num_samples``
+            draws per step and prompt; any T; approximate) or ``"exact"`` (exact P^(1/T) per
+            chunk; T <= 1; random cost).
+        plan: exact method: ``"auto"`` (a planned collision tree), ``"flat"`` or a tree such
+            as ``"2*(2+2)"`` (see :func:`implicit_temperature.temperature_sample`).
+        num_samples: N of the batch method, of mode decoding and the largest pilot of ``"auto"``.
+        eos_token_id: token id (or list of ids) that ends a sequence; None: never stop early.
+            A chunk containing it finishes its sequence: the tokens after the first EOS in that
+            chunk and every later chunk are ``pad_token_id``. Decoding stops when all are done.
+        pad_token_id: filler after EOS; default ``model.config.pad_token_id``, else the first
+            ``eos_token_id``.
+        stop_strings: a string or list: a sequence whose new text contains one is done (finish
+            reason ``"stop"``); needs ``tokenizer``. The chunk that completes it is kept.
+        tokenizer: decodes the new tokens for ``stop_strings`` (``tokenizer.decode(ids)``).
+        stopping_criteria: callables ``(sequences (B, L'), scores=None) -> BoolTensor (B,)``
+            (transformers' ``StoppingCriteria`` contract), called after every chunk.
+        streamer: transformers' streamer contract: ``put(prompt ids)`` once, then
+            ``put(chunk (B, K))`` per step (pads for finished rows), then ``end()``.
+        generator: torch.Generator or int seed (same seed, same output); None follows torch's
+            global seed. A list of B generators/seeds gives each prompt its own stream: a
+            prompt's output then depends only on its own seed, never on its batch-mates (one
+            core call per prompt and step instead of one for the batch; the backbone stays
+            batched).
+        max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
+        **options: the other sampling options of :class:`~implicit_temperature.core.options.
+            SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
+            but ``num_outputs`` (one chunk per step) and ``generator`` (above).
+        return_dict_in_generate: return a :class:`CALMGenerateOutput` with the statistics.
+        decode_chunk_size: latents per ``ae_model.decoder`` call (bounds the logits held at
+            once to ``decode_chunk_size * K * V``); None: automatic, see :class:`CALMAdapter`.
+
+    Returns:
+        LongTensor ``(B * num_return_sequences, L + new)``, new <= max_new_tokens (smaller when
+        every sequence ended).
+
+    Note: the chunk law at T is exact per step (method ``"exact"``), which is the
+    chunk-level temperature of the CALM paper, not the temperature of the whole sequence.
+    """
+    check_calm_model(model)
+    opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
+    if _is_mode(temperature, do_sample):
+        pick = mode_pick(opts.num_samples)
+    else:
+        t = check_temperature(temperature)
+        if opts.method == "exact" and t > 1:
+            raise ValueError(
+                f"method='exact' needs temperature <= 1 (got {t}): no black-box algorithm "
+                "samples P^(1/T) exactly for T > 1; use method='batch'"
+            )
+        pick = sampling_pick(t, opts)
+    input_ids, attention_mask, generator = _expand(
+        input_ids, attention_mask, generator, num_return_sequences
+    )
+    criteria = list(stopping_criteria or ())
+    stops = check_stop_strings(stop_strings)
+    if stops:
+        prompt_length = input_ids.shape[1] if isinstance(input_ids, torch.Tensor) else 0
+        criteria.append(StopStringCriteria(tokenizer, stops, prompt_length))
     out = decode_chunks(
         model,
         input_ids,
         pick,
+        attention_mask=attention_mask,
         max_new_tokens=max_new_tokens,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         generator=generator,
         decode_chunk_size=decode_chunk_size,
+        stopping_criteria=criteria,
+        streamer=streamer,
     )
     _check_steps(out, opts, t)
     return out if return_dict_in_generate else out.sequences
@@ -213,6 +312,67 @@ generate.__signature__ = keyword_signature(  # type: ignore[attr-defined]
 PickFn = Callable[[CALMAdapter, torch.Generator, CALMGenerateOutput], torch.Tensor]
 
 
+def chunk_attention_mask(
+    attention_mask: Any, input_ids: torch.Tensor, patch_size: int
+) -> torch.Tensor | None:
+    """Token mask ``(B, L)`` -> chunk mask LongTensor ``(B, L / K)``, or None when nothing is
+    padded. Raises ``ValueError`` for a mask that is not left padding in whole chunks."""
+    if attention_mask is None:
+        return None
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask must be a tensor of the shape of input_ids {tuple(input_ids.shape)}, "
+            f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
+        )
+    mask = attention_mask.to(device=input_ids.device, dtype=torch.long)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 0 (pad) and 1 (token)")
+    if bool(mask.all()):
+        return None
+    b, length = mask.shape
+    chunks = mask.reshape(b, length // patch_size, patch_size)
+    if not bool((chunks == chunks[..., :1]).all()):
+        raise ValueError(
+            f"attention_mask pads part of a chunk: each prompt's length must be a multiple of "
+            f"the model's K={patch_size}, so that pads fill whole chunks"
+        )
+    cmask = chunks[..., 0]
+    if bool((cmask[:, 1:] < cmask[:, :-1]).any()) or not bool(cmask[:, -1].all()):
+        raise ValueError(
+            "attention_mask is not left padding (pads must come before the prompt, as with "
+            "tokenizer(padding_side='left'); a CALM continues after the last chunk)"
+        )
+    if not bool(cmask.any(dim=1).all()):
+        raise ValueError("attention_mask masks a whole prompt: each row needs one chunk at least")
+    return cmask
+
+
+def _row_groups(
+    generator: GeneratorArg, b: int, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Generator]]:
+    """(rows, generator) pairs: one group for a single generator; with a list, one group per
+    distinct generator object (the rows ``num_return_sequences`` copies share)."""
+    if not isinstance(generator, (list, tuple)):
+        return [(torch.arange(b, device=device), make_generator(generator, device))]
+    if len(generator) != b:
+        raise ValueError(f"generator is a list of {len(generator)} for {b} rows: give one per row")
+    gens = [make_generator(g, device) for g in generator]
+    rows: dict[int, list[int]] = {}
+    for i, g in enumerate(gens):
+        rows.setdefault(id(g), []).append(i)
+    by_id = {id(g): g for g in gens}
+    return [(torch.tensor(r, device=device), by_id[k]) for k, r in rows.items()]
+
+
+def _positions(cmask: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """Backbone keywords for the prompt pass: chunk mask and position ids (as transformers'
+    generate builds them for left padding), and each row's next position."""
+    if cmask is None:
+        return {}, None
+    position_ids = (cmask.cumsum(dim=1) - 1).masked_fill(cmask == 0, 1)
+    return {"attention_mask": cmask, "position_ids": position_ids}, cmask.sum(dim=1)
+
+
 @torch.no_grad()
 def decode_chunks(
     model: Any,
@@ -220,18 +380,21 @@ def decode_chunks(
     pick: PickFn,
     *,
     max_new_tokens: int,
+    attention_mask: torch.Tensor | None = None,
     eos_token_id: int | Sequence[int] | None = None,
     pad_token_id: int | None = None,
-    generator: torch.Generator | int | None = None,
+    generator: GeneratorArg = None,
     decode_chunk_size: int | None = None,
+    stopping_criteria: Sequence[Callable[..., torch.Tensor]] = (),
+    streamer: Any = None,
 ) -> CALMGenerateOutput:
     """The decoding loop under :func:`generate`, with the chunk choice left to ``pick``.
 
     Each step runs the backbone on the last chunk with the KV cache (the whole prompt at step 0;
     the cache keyword, ``past_key_values`` or ``cache``, is read from the backbone's signature)
     and calls ``pick(adapter, generator, out)`` with a :class:`CALMAdapter` over the unfinished
-    rows' hidden states; ``pick`` returns their next chunks ``(B_active, K)``. Arguments and
-    EOS/padding rules as in :func:`generate`.
+    rows' hidden states (once per row group when ``generator`` is a list); ``pick`` returns their
+    next chunks ``(B_active, K)``. Arguments and EOS/padding rules as in :func:`generate`.
     """
     check_calm_model(model)
     input_ids = check_input_ids(model, input_ids)
@@ -243,42 +406,74 @@ def decode_chunks(
         pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
         if pad_token_id is None:
             pad_token_id = int(eos[0]) if eos is not None else 0
-    g = make_generator(generator, device)
-
     k = model.patch_size
     b, prompt_len = input_ids.shape
+    cmask = chunk_attention_mask(attention_mask, input_ids, k)
+    groups = _row_groups(generator, b, device)
+
     steps = math.ceil(max_new_tokens / k)
     unfinished = torch.ones(b, dtype=torch.bool, device=device)
-    all_rows = torch.arange(b, device=device)
+    codes = torch.zeros(b, dtype=torch.int8, device=device)  # stopping.LENGTH
+    can_end_early = eos is not None or bool(stopping_criteria)
     out = CALMGenerateOutput(sequences=input_ids)
     chunks: list[torch.Tensor] = []
     past = None
     keyword = cache_keyword(model.transformer)
+    extra, next_pos = _positions(cmask)
+    if streamer is not None:
+        streamer.put(input_ids.cpu())
 
     embeds = model.embed_proj(
         model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1)
     )
     for step in range(steps):
-        hidden, past = backbone_forward(model, embeds, cache=past, use_cache=True, keyword=keyword)
-        hidden = hidden[:, -1, :]
-        rows = all_rows if eos is None or step == 0 else unfinished.nonzero().squeeze(1)
-        adapter = CALMAdapter(
-            model, hidden_states=hidden.index_select(0, rows), decode_chunk_size=decode_chunk_size
+        hidden, past = backbone_forward(
+            model, embeds, cache=past, use_cache=True, keyword=keyword, **extra
         )
-        picked = pick(adapter, g, out)
+        hidden = hidden[:, -1, :]
         chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
-        chunk.index_copy_(0, rows, picked.to(torch.long))
+        for rows, g in groups:
+            if can_end_early and step > 0:
+                rows = rows[unfinished.index_select(0, rows)]
+                if rows.numel() == 0:
+                    continue
+            adapter = CALMAdapter(
+                model,
+                hidden_states=hidden.index_select(0, rows),
+                decode_chunk_size=decode_chunk_size,
+            )
+            chunk.index_copy_(0, rows, pick(adapter, g, out).to(torch.long))
         if eos is not None:
             is_eos = torch.isin(chunk, eos) & unfinished[:, None]
             after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after first EOS
             chunk = chunk.masked_fill(after, pad_token_id)
-            unfinished = unfinished & ~is_eos.any(dim=1)
+            ended = is_eos.any(dim=1)
+            codes = codes.masked_fill(ended, EOS)
+            unfinished = unfinished & ~ended
         chunks.append(chunk)
+        if stopping_criteria:
+            so_far = torch.cat([input_ids, *chunks], dim=1)
+            for criterion in stopping_criteria:
+                done = criterion(so_far, None).to(device=device, dtype=torch.bool) & unfinished
+                codes = codes.masked_fill(done, STOP)
+                unfinished = unfinished & ~done
+        if streamer is not None:
+            streamer.put(chunk.cpu())
         out.steps = step + 1
-        if step == steps - 1 or (eos is not None and not bool(unfinished.any())):
+        if step == steps - 1 or (can_end_early and not bool(unfinished.any())):
             break
         embeds = model.embed_proj(model.transformer.embed_tokens(chunk).reshape(b, 1, -1))
+        if next_pos is not None:
+            ones = torch.ones((b, 1), dtype=torch.long, device=device)
+            extra = {
+                "attention_mask": torch.cat([extra["attention_mask"], ones], dim=1),
+                "position_ids": next_pos[:, None].clone(),
+            }
+            next_pos = next_pos + 1
 
+    if streamer is not None:
+        streamer.end()
     new = torch.cat(chunks, dim=1)[:, :max_new_tokens]
     out.sequences = torch.cat([input_ids, new], dim=1)
+    out.finish_reasons = finish_reasons(codes.cpu())
     return out

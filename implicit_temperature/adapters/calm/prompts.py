@@ -50,3 +50,25 @@ def pad_to_chunks(
     pad = torch.full((b, extra), pad_token_id, dtype=torch.long, device=input_ids.device)
     parts = (input_ids.long(), pad) if side == "right" else (pad, input_ids.long())
     return torch.cat(parts, dim=1)
+
+
+def left_pad(prompts: list[torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of different lengths -> ``(input_ids, attention_mask)``, both ``(B, L_max)``,
+    padded on the left as transformers does for decoder-only models.
+
+    Each prompt is a 1-D ``(L_b,)`` or ``(1, L_b)`` LongTensor; the mask is 1 on the prompt's
+    tokens and 0 on the pads. For CALM, each ``L_b`` must be a multiple of the model's K, so the
+    pads fill whole chunks (``generate`` checks this)."""
+    if not prompts:
+        raise ValueError("left_pad needs at least one prompt")
+    rows = [p.reshape(-1).long() for p in prompts]
+    if any(r.numel() == 0 for r in rows):
+        raise ValueError("an empty prompt cannot be padded: give at least one chunk of tokens")
+    width = max(r.numel() for r in rows)
+    device = rows[0].device
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for b, r in enumerate(rows):  # one copy per prompt, at assembly (not a decoding hot path)
+        ids[b, width - r.numel() :] = r
+        mask[b, width - r.numel() :] = 1
+    return ids, mask

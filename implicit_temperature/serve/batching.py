@@ -1,0 +1,151 @@
+"""Dynamic batching: requests that arrive together are decoded together.
+
+One worker thread owns the model. :meth:`Batcher.submit` (async) queues a work item and awaits
+its result. The worker takes the oldest item, then waits up to ``max_wait_ms`` after its arrival
+for more items with the same ``batch_key`` until ``max_batch`` rows are gathered, and runs them
+in one ``engine.run_batch`` call. Items whose client went away (``cancelled`` set) are dropped
+before they run; a running item's rows stop at the next chunk (the engine's stopping
+criterion). When a batch fails, its items are rerun one by one so that only the faulty request
+gets the error (answers do not depend on batch-mates, so the others are unchanged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)  # identity: work items hold tensors
+class _Item:
+    work: Any
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+def _resolve(item: _Item, result: Any, error: BaseException | None) -> None:
+    def done() -> None:
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(result)
+
+    try:
+        item.loop.call_soon_threadsafe(done)
+    except RuntimeError:  # the event loop is closed (server stopped): nobody is waiting
+        pass
+
+
+class Batcher:
+    """The queue and its worker thread (see the module docstring)."""
+
+    def __init__(
+        self, engine: Any, max_batch: int = 32, max_wait_ms: float = 10.0, metrics: Any = None
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
+        self.engine, self.max_batch, self.max_wait = engine, max_batch, max_wait_ms / 1000
+        self.metrics = metrics or Metrics()
+        self._pending: collections.deque[_Item] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="itemp-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    async def submit(self, work: Any) -> Any:
+        """Queue ``work`` and await its result (the engine's exception if it failed).
+        Cancelling the awaiting task marks the work cancelled."""
+        loop = asyncio.get_running_loop()
+        item = _Item(work, loop, loop.create_future())
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the server is shutting down")
+            self._pending.append(item)
+            self._cond.notify()
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            work.cancelled.set()
+            raise
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish what is queued, then end the worker thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[_Item] | None:
+        """The next batch (None: stopping and nothing left). Called with the lock held."""
+        while not self._pending:
+            if self._stopping:
+                return None
+            self._cond.wait()
+        key = self._pending[0].work.batch_key
+        deadline = self._pending[0].arrived + self.max_wait
+        while not self._stopping:
+            rows = sum(i.work.rows for i in self._pending if i.work.batch_key == key)
+            left = deadline - time.monotonic()
+            if rows >= self.max_batch or left <= 0:
+                break
+            self._cond.wait(left)
+        batch, rest, rows = [], collections.deque(), 0
+        for item in self._pending:
+            fits = not batch or rows + item.work.rows <= self.max_batch
+            if item.work.batch_key == key and fits:
+                batch.append(item)
+                rows += item.work.rows
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._take()
+            if batch is None:
+                return
+            live = [i for i in batch if not i.work.cancelled.is_set()]
+            for item in batch:
+                if item.work.cancelled.is_set():  # the client went away while it waited
+                    self.metrics.add("cancelled", 1)
+                    _resolve(item, None, asyncio.CancelledError())
+            if live:
+                try:
+                    self._run(live)
+                except BaseException as exc:  # noqa: BLE001 - the worker must outlive any bug
+                    log.exception("batch worker error")
+                    for item in live:
+                        _resolve(item, None, exc)
+
+    def _run(self, items: list[_Item]) -> None:
+        self.metrics.batch(len(items))
+        try:
+            results = self.engine.run_batch([i.work for i in items])
+        except Exception as exc:  # noqa: BLE001 - reported to the requests, the worker goes on
+            if len(items) == 1:
+                log.warning("request failed: %s: %s", type(exc).__name__, exc)
+                _resolve(items[0], None, exc)
+                return
+            log.warning("a batch of %d failed (%s); rerunning them one by one", len(items), exc)
+            for item in items:
+                self._run([item])
+            return
+        for item, result in zip(items, results, strict=True):
+            _resolve(item, result, None)

@@ -1,0 +1,388 @@
+"""The work behind the endpoints: one batched CALM decode for many requests, images one by one.
+
+:class:`CompletionWork` is one completions request after validation (token ids, settings, one
+seed per prompt). :meth:`CALMEngine.run_batch` decodes several of them in **one**
+:func:`~implicit_temperature.adapters.calm.generation.decode_chunks` call: prompts left-padded
+into one batch (one backbone call per step for all), and one generator per prompt, so each
+prompt's chunks are picked by the core from its own stream and an answer never depends on its
+batch-mates. Settings (temperature, method, ...) may differ between the requests of a batch:
+the chunk choice is dispatched per prompt group.
+
+Requests **without** a seed promise no reproducibility (as in vLLM, where unseeded requests share
+the engine's generator): those with equal sampling settings share one generator per batch, so
+their rows are picked by **one** vectorised core call per step instead of one per prompt. That
+is where batching pays off most; seeded requests pay a core call per prompt for their
+batch-independence.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import io
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..adapters.calm.generation import (
+    CALMGenerateOutput,
+    PickFn,
+    decode_chunks,
+    generate,
+    mode_pick,
+    sampling_pick,
+)
+from ..adapters.calm.prompts import left_pad
+from ..adapters.calm.stopping import truncate_at_stop
+from ..core.errors import ImplicitTemperatureError
+from ..core.options import SampleOptions
+from ..core.validation import make_generator
+
+
+class RequestError(ImplicitTemperatureError, ValueError):
+    """The request cannot run on this model (answered 400, not 500)."""
+
+
+#: Called from the worker thread as ``on_text(choice_index, text_so_far)`` while streaming.
+TextCallback = Callable[[int, str], None]
+
+
+def generate_supports(name: str) -> bool:
+    """Whether the installed CALM ``generate`` takes keyword ``name`` (e.g. ``tolerance``)."""
+    return name in inspect.signature(generate).parameters
+
+
+@dataclass(eq=False)
+class CompletionWork:
+    """One validated completions request (see the module docstring)."""
+
+    prompts: list[torch.Tensor]  # (1, L_p) token ids each
+    n: int
+    max_tokens: int
+    temperature: float
+    method: str
+    plan: Any
+    num_samples: int
+    max_draws: int | None
+    stop: tuple[str, ...]
+    seeds: list[int] | None  # one per prompt; None: unseeded (may share a batch's stream)
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. tolerance, where supported
+    on_text: TextCallback | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def batch_key(self) -> tuple[int]:
+        """Requests with equal keys may share a decode (same number of decoding steps)."""
+        return (self.max_tokens,)
+
+    @property
+    def rows(self) -> int:
+        return len(self.prompts) * self.n
+
+    def sample_options(self) -> SampleOptions:
+        """The core's options of this request (one chunk per call; the generator is per row)."""
+        kwargs: dict[str, Any] = dict(
+            method=self.method, num_samples=self.num_samples, max_draws=self.max_draws
+        )
+        if self.plan is not None:
+            kwargs["plan"] = self.plan
+        return SampleOptions.from_kwargs(
+            {**kwargs, **self.options}, where="the server", exclude=("num_outputs", "generator")
+        )
+
+    @property
+    def sampling_key(self) -> tuple:
+        """Unseeded works with equal keys share one generator (one core call per step)."""
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        return (
+            self.temperature,
+            self.method,
+            str(self.plan),
+            self.num_samples,
+            self.max_draws,
+            options,
+        )
+
+
+@dataclass
+class Choice:
+    text: str
+    finish_reason: str
+    tokens: int
+    draws: int
+    method: str
+    plans: list[str] | None
+    estimated_tv: float | None
+    seed: int | None
+
+
+@dataclass
+class CompletionResult:
+    choices: list[Choice]  # prompt-major: prompt p, output j at p * n + j
+    prompt_tokens: int
+    completion_tokens: int
+    draws: int
+
+
+def _max_tv(values: list[Any]) -> float | None:
+    if not values:
+        return None
+    return max(float(torch.as_tensor(v, dtype=torch.float64).max()) for v in values)
+
+
+class _Streamer:
+    """transformers' streamer contract, dispatching each new chunk to the streaming requests."""
+
+    def __init__(self, engine: CALMEngine, owners: list[tuple[CompletionWork, int]]) -> None:
+        self.engine, self.owners = engine, owners
+        self.chunks: list[torch.Tensor] = []
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.chunks.append(value)
+        new = torch.cat(self.chunks, dim=1)
+        for row, (work, index) in enumerate(self.owners):
+            if work.on_text is not None and not work.cancelled.is_set():
+                text = self.engine.tokenizer.decode(
+                    new[row, : work.max_tokens], skip_special_tokens=True
+                )
+                work.on_text(index, truncate_at_stop(text, work.stop)[0])
+
+    def end(self) -> None:
+        pass
+
+
+class _RowStops:
+    """Stopping criterion: a row is done when its request is cancelled (client gone) or its new
+    text holds one of its request's stop strings."""
+
+    def __init__(
+        self, tokenizer: Any, owners: list[tuple[CompletionWork, int]], prompt_len: int
+    ) -> None:
+        self.tokenizer, self.owners, self.prompt_len = tokenizer, owners, prompt_len
+
+    def __call__(self, sequences: torch.Tensor, scores: Any = None) -> torch.Tensor:
+        new = sequences[:, self.prompt_len :].cpu()
+        done = []
+        for row, (work, _) in enumerate(self.owners):  # text matching: one decode per row
+            if work.cancelled.is_set():
+                done.append(True)
+            elif work.stop:
+                text = self.tokenizer.decode(new[row, : work.max_tokens], skip_special_tokens=True)
+                done.append(truncate_at_stop(text, work.stop)[1])
+            else:
+                done.append(False)
+        return torch.tensor(done, dtype=torch.bool, device=sequences.device)
+
+
+class CALMEngine:
+    """Decodes batches of :class:`CompletionWork` on one CALM model and its tokenizer."""
+
+    kind = "completions"
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device) -> None:
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        config = getattr(model, "config", None)
+        self.eos_token_id = getattr(tokenizer, "eos_token_id", None)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(config, "pad_token_id", None)
+        self.pad_token_id = int(pad if pad is not None else (self.eos_token_id or 0))
+
+    def _pick(self, work: CompletionWork) -> PickFn:
+        if work.temperature == 0:
+            return mode_pick(work.num_samples)
+        return sampling_pick(work.temperature, work.sample_options())
+
+    def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
+        """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
+        rows, gens, owners = [], [], []
+        dispatch: dict[int, tuple[PickFn, CALMGenerateOutput]] = {}
+        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]] = []
+        shared: dict[tuple, torch.Generator] = {}
+        self.group_rows: dict[int, int] = {}
+        for work in works:
+            pick, per_work = self._pick(work), []
+            for p, ids in enumerate(work.prompts):
+                if work.seeds is None:  # one stream for the batch's unseeded, equal settings
+                    g = shared.get(work.sampling_key)
+                    if g is None:
+                        g = shared[work.sampling_key] = make_generator(None, self.device)
+                        dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+                else:
+                    g = make_generator(work.seeds[p], self.device)
+                    dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+                self.group_rows[id(g)] = self.group_rows.get(id(g), 0) + work.n
+                per_work.append((g, dispatch[id(g)][1]))
+                for j in range(work.n):
+                    rows.append(ids)
+                    gens.append(g)
+                    owners.append((work, p * work.n + j))
+            stats.append(per_work)
+
+        def pick(adapter: Any, g: torch.Generator, shared: CALMGenerateOutput) -> torch.Tensor:
+            fn, own = dispatch[id(g)]
+            return fn(adapter, g, own)
+
+        input_ids, mask = left_pad(rows, self.pad_token_id)
+        streaming = any(w.on_text is not None for w in works)
+        out = decode_chunks(
+            self.model,
+            input_ids.to(self.device),
+            pick,
+            attention_mask=mask.to(self.device),
+            max_new_tokens=max(w.max_tokens for w in works),
+            eos_token_id=self.eos_token_id,
+            pad_token_id=self.pad_token_id,
+            generator=gens,
+            stopping_criteria=[_RowStops(self.tokenizer, owners, input_ids.shape[1])],
+            streamer=_Streamer(self, owners) if streaming else None,
+        )
+        return self._results(works, stats, out, input_ids.shape[1])
+
+    def _results(
+        self,
+        works: list[CompletionWork],
+        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]],
+        out: CALMGenerateOutput,
+        prompt_len: int,
+    ) -> list[CompletionResult]:
+        new = out.sequences[:, prompt_len:].cpu()
+        counts = (new != self.pad_token_id).sum(dim=1).tolist()
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        results, row = [], 0
+        for work, per_work in zip(works, stats, strict=True):
+            choices = []
+            for p, (g, o) in enumerate(per_work):
+                methods = "+".join(sorted(set(o.methods))) or "ancestral"
+                plans = sorted({str(x) for x in o.plans if x is not None}) or None
+                for _ in range(work.n):
+                    text, hit = truncate_at_stop(texts[row], work.stop)
+                    reason = out.finish_reasons[row]
+                    choices.append(
+                        Choice(
+                            text=text,
+                            finish_reason="length" if reason == "length" and not hit else "stop",
+                            tokens=min(int(counts[row]), work.max_tokens),
+                            draws=round(o.draws / self.group_rows[id(g)]),
+                            method=methods,
+                            plans=plans,
+                            estimated_tv=_max_tv(o.estimated_tv),
+                            seed=None if work.seeds is None else work.seeds[p],
+                        )
+                    )
+                    row += 1
+            results.append(
+                CompletionResult(
+                    choices=choices,
+                    prompt_tokens=sum(int(x.shape[-1]) for x in work.prompts),
+                    completion_tokens=sum(c.tokens for c in choices),
+                    draws=sum(c.draws for c in choices),
+                )
+            )
+        return results
+
+
+@dataclass(eq=False)
+class ImageWork:
+    prompt: str | None
+    n: int
+    temperature: float
+    method: str
+    plan: Any
+    num_samples: int
+    max_draws: int | None
+    seed: int
+    options: dict[str, Any]  # adapter options (quantizer=...) and core options (tolerance=...)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    batch_key = ("image",)
+    rows = 1
+
+
+@dataclass
+class ImageResult:
+    images: list[str]  # base64 PNGs
+    draws: int
+    method: str
+    plan: Any
+    estimated_tv: float | None
+    prompt_used: bool = True
+
+
+def png_base64(image: torch.Tensor) -> str:
+    """``(C, H, W)`` image (C = 1, 3 or 4; floats in [0, 1] or uint8) -> base64 PNG."""
+    from PIL import Image
+
+    x = image.detach().cpu()
+    if x.dtype.is_floating_point:
+        x = (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    x = x.to(torch.uint8).permute(1, 2, 0).numpy()
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[x.shape[2]]
+    buf = io.BytesIO()
+    Image.fromarray(x[:, :, 0] if mode == "L" else x, mode=mode).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class ImageEngine:
+    """Images from a pipeline through its adapter (``TemperatureSampler``), one request a time."""
+
+    kind = "images"
+
+    def __init__(self, model: Any, adapter: str | None, options: dict[str, Any]) -> None:
+        from ..plugins import TemperatureSampler
+
+        self.model, self.adapter, self.options = model, adapter, options
+        self._sampler_cls = TemperatureSampler
+        try:  # an unconditional pipeline (no prompt parameter) ignores the request's prompt
+            self.conditional = "prompt" in inspect.signature(model.__call__).parameters
+        except (TypeError, ValueError):
+            self.conditional = True
+
+    def run_batch(self, works: list[ImageWork]) -> list[ImageResult]:
+        return [self._run(w) for w in works]
+
+    def _run(self, work: ImageWork) -> ImageResult:
+        from ..jobs.sampling import _is_image_batch
+
+        options = {**self.options, **{k: v for k, v in work.options.items() if k == "quantizer"}}
+        if work.prompt is not None and self.conditional:
+            options["prompt"] = work.prompt
+        core = {k: v for k, v in work.options.items() if k != "quantizer"}
+        if work.plan is not None:
+            core["plan"] = work.plan
+        try:
+            sampler = self._sampler_cls(self.model, self.adapter, **options)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(f"the pipeline refused these options: {exc}") from None
+        res = sampler.sample(
+            work.temperature,
+            method=work.method,
+            num_samples=work.num_samples,
+            num_outputs=work.n,
+            max_draws=work.max_draws,
+            generator=work.seed,
+            **core,
+        )
+        samples = res.samples[0] if getattr(res, "batched", False) else res.samples
+        if not _is_image_batch(samples):
+            raise ValueError(
+                f"the model's samples have shape {tuple(getattr(samples, 'shape', ()))}, not "
+                "images (N, C, H, W): serve it for a sampling job instead (itemp sample)"
+            )
+        return ImageResult(
+            images=[png_base64(samples[k]) for k in range(samples.shape[0])],
+            draws=int(res.draws),
+            method=str(res.method),
+            plan=getattr(res, "plan", None),
+            estimated_tv=_max_tv(
+                [] if getattr(res, "estimated_tv", None) is None else [res.estimated_tv]
+            ),
+            prompt_used="prompt" in options,
+        )
