@@ -33,6 +33,8 @@ _defer_signals_when_started_as_cli()
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
+    "Accuracy": ".core",
+    "AccuracyWarning": ".core",
     "BatchSelection": ".core",
     "Diagnostics": ".core",
     "DrawBudgetExceeded": ".core",
@@ -40,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "ImplicitTemperatureError": ".core",
     "InvalidArgumentError": ".core",
     "InvalidArgumentTypeError": ".core",
+    "InaccurateResultError": ".core",
     "InvalidKeysError": ".core",
     "InvalidPlanError": ".core",
     "InvalidTemperatureError": ".core",
@@ -47,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "TemperatureResult": ".core",
     "TemperatureWarning": ".core",
     "batch_selection": ".core",
+    "batch_tv": ".core",
+    "estimate": ".core",
     "expected_exact_draws": ".core",
     "select_from_batch": ".core",
     "selection_probabilities": ".core",
@@ -62,11 +67,14 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .core import (  # noqa: F401
+        Accuracy,
+        AccuracyWarning,
         BatchSelection,
         Diagnostics,
         DrawBudgetExceeded,
         IgnoredSeedWarning,
         ImplicitTemperatureError,
+        InaccurateResultError,
         InvalidArgumentError,
         InvalidArgumentTypeError,
         InvalidKeysError,
@@ -76,6 +84,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         TemperatureResult,
         TemperatureWarning,
         batch_selection,
+        batch_tv,
+        estimate,
         expected_exact_draws,
         select_from_batch,
         selection_probabilities,

@@ -60,3 +60,18 @@ class UnknownOptionError(ImplicitTemperatureError, TypeError):
 #: Any argument with a value (or type) the library cannot use: the same classes as the options'.
 InvalidArgumentError = InvalidOptionError
 InvalidArgumentTypeError = OptionTypeError
+
+
+class AccuracyWarning(TemperatureWarning):
+    """The result's estimated TV to P^(1/T) exceeds the tolerance asked for (``tolerance=``), or
+    cannot be estimated. The message gives the estimate, the temperature the output effectively
+    corresponds to where that means something, and what reaching the tolerance would cost."""
+
+
+class InaccurateResultError(ImplicitTemperatureError, RuntimeError):
+    """``on_inaccurate="raise"``: no method reached the tolerance within the budget. ``result``
+    holds the best attempt (with its ``accuracy``)."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result

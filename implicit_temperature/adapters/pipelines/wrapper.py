@@ -40,6 +40,7 @@ import torch
 
 from ...core import TemperatureResult, temperature_sample
 from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from ...core.options import DEFAULT_TOLERANCE
 from .adapter import SampleAdapter
 from .detect import is_diffusion_pipeline
 from .progress import CallProgress
@@ -56,6 +57,7 @@ _PER_CALL = (
     "method",
     "num_samples",
     "max_draws",
+    "tolerance",
 )
 
 
@@ -139,8 +141,10 @@ class TemperaturePipeline:
             the adapter; default: image hash for images — usually too fine for temperature to
             act, prefer ``quantizer="classifier"``).
         method: default method of each call: ``"auto"`` (default), ``"exact"`` (T <= 1) or
-            ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot) and
-            ``max_draws`` likewise.
+            ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot),
+            ``max_draws`` and ``tolerance`` (the TV to P^(1/T) auto must reach; an
+            AccuracyWarning when it is missed, or InaccurateResultError with
+            ``on_inaccurate="raise"``) likewise.
         draw_batch_size: most images per pipeline call (memory); the adapter's ``batch_size``.
         progress: one tqdm bar per call, over the samples drawn for it: True, False, or None
             (default: the bar appears only when a call lasts longer than a second).
@@ -163,6 +167,8 @@ class TemperaturePipeline:
         method: str = "auto",
         num_samples: int = 200,
         max_draws: int | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        on_inaccurate: str = "warn",
         draw_batch_size: int | None = None,
         progress: bool | None = None,
         fit_samples: int = 1024,
@@ -185,6 +191,7 @@ class TemperaturePipeline:
         self.adapter_class = _adapter_class(pipe, adapter)
         self.method, self.num_samples, self.max_draws = method, num_samples, max_draws
         self.progress = progress
+        self.tolerance, self.on_inaccurate = tolerance, on_inaccurate
         self.call_kwargs = call_kwargs
         self._options: dict[str, Any] = dict(
             batch_size=draw_batch_size,
@@ -242,6 +249,7 @@ class TemperaturePipeline:
         max_draws: int | None,
         call_kwargs: dict[str, Any],
         bar: CallProgress,
+        tolerance: float | None = None,
     ) -> Any:
         adapter = self._probe
         if call_kwargs or prompt is not None:
@@ -267,6 +275,8 @@ class TemperaturePipeline:
                 max_draws=max_draws,
                 generator=generator,
                 key_name=self._key_name,
+                tolerance=self.tolerance if tolerance is None else tolerance,
+                on_inaccurate=self.on_inaccurate,
             )
         finally:
             for driver in drivers.values():
@@ -289,6 +299,7 @@ class TemperaturePipeline:
         method: str | None = None,
         num_samples: int | None = None,
         max_draws: int | None = None,
+        tolerance: float | None = None,
         **call_kwargs: Any,
     ) -> Any:
         """Images at ``temperature``, in the pipeline's output class.
@@ -304,7 +315,8 @@ class TemperaturePipeline:
                 generator per prompt (each prompt's images then depend on its generator only).
             output_type: ``"pil"``, ``"np"``, ``"pt"``; default the pipeline's own default.
             return_dict: False returns ``(images,)`` as diffusers does.
-            method, num_samples, max_draws: override the wrapper's defaults for this call.
+            method, num_samples, max_draws, tolerance: override the wrapper's defaults for this
+                call (``res.accuracy`` of each run is in ``last_results``).
             **call_kwargs: extra pipeline arguments for this call.
         """
         if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
@@ -341,7 +353,16 @@ class TemperaturePipeline:
 
         def run(p: Any, g: Any) -> Any:
             return self._run(
-                p, temperature, count, g, method, num_samples, max_draws, call_kwargs, bar
+                p,
+                temperature,
+                count,
+                g,
+                method,
+                num_samples,
+                max_draws,
+                call_kwargs,
+                bar,
+                tolerance,
             )
 
         try:
