@@ -248,6 +248,7 @@ def generate(
     """
     check_calm_model(model)
     opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
+    t: float | None = None  # mode decoding: the T -> 0 limit, no tolerance to check
     if _is_mode(temperature, do_sample):
         pick = mode_pick(opts.num_samples)
     else:
@@ -279,7 +280,8 @@ def generate(
         stopping_criteria=criteria,
         streamer=streamer,
     )
-    _check_steps(out, opts, t)
+    if t is not None:
+        _check_steps(out, opts, t)
     return out if return_dict_in_generate else out.sequences
 
 
