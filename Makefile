@@ -21,6 +21,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check implicit_temperature tests benchmarks examples scripts
 	$(BIN)/ruff format --check implicit_temperature tests benchmarks examples scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: setup

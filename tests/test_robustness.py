@@ -147,7 +147,13 @@ def test_integer_seed_beyond_64_bits(seed):
 
 
 def test_largest_64_bit_seed_works():
-    it.temperature_sample(categorical_draw(PEAKED), 0.5, generator=2**64 - 1)
+    def run(seed):
+        draw = categorical_draw(PEAKED)
+        return it.temperature_sample(draw, 0.5, method="batch", num_outputs=64, generator=seed)
+
+    top = run(2**64 - 1)
+    assert torch.equal(top.keys, run(2**64 - 1).keys)  # the same seed, the same result
+    assert not torch.equal(top.keys, run(2**64 - 2).keys)  # a different seed, another one
 
 
 def test_samples_on_the_meta_device():

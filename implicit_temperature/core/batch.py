@@ -98,7 +98,9 @@ def _binomial_log_weights(c: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     return torch.where(qualifies, log_w, torch.full_like(log_w, float("-inf")))
 
 
-def _prepare(keys: torch.Tensor, temperature: float, estimator: str):
+def _prepare(
+    keys: torch.Tensor, temperature: float, estimator: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     t = check_temperature(temperature)

@@ -20,6 +20,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 
@@ -154,7 +155,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _warn(message: str) -> None:
     """warnings.warn attributed to the first caller outside this package."""
-    level, frame = 2, sys._getframe(1)  # stacklevel 2 = _warn's caller
+    level = 2  # stacklevel 2 = _warn's caller
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, TemperatureWarning, stacklevel=level)

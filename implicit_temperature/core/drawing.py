@@ -102,6 +102,7 @@ class DrawSource:
             part = wrap_draw_output(raw, m, True, int(rows.numel()))
             self._check_signature(part)
             part_keys = self.keys(raw, part)
+            assert self.num_problems is not None  # active= needs B, known from earlier calls
             samples = part.scatter_rows(rows, self.num_problems)
             keys = part_keys.new_zeros((self.num_problems,) + tuple(part_keys.shape[1:]))
             keys[rows.to(keys.device)] = part_keys

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 
@@ -54,7 +55,7 @@ class ExactStats:
     abandoned: int = 0
     max_lanes_used: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "draws": self.draws,
             "model_calls": self.calls,
@@ -87,7 +88,7 @@ class _Lanes:
         self.cand_keys = torch.zeros_like(y_keys)
         self.cand = y
 
-    def _apply(self, fn) -> None:
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         for name in self.NAMES:
             setattr(self, name, fn(getattr(self, name)))
 
@@ -178,6 +179,169 @@ def cat_samples(parts: list[Samples]) -> Samples:
     return parts[0]
 
 
+class RoundState(NamedTuple):
+    """The rounds in the lanes, all (B, m): in progress (``active``), round id (start order),
+    stage-1 matches ``k``, Bernoulli-factory flip index ``flip`` (0 while in stage 1) and the
+    candidate's key ``cand_keys`` (B, m, d)."""
+
+    active: torch.Tensor
+    rid: torch.Tensor
+    k: torch.Tensor
+    flip: torch.Tensor
+    cand_keys: torch.Tensor
+
+
+class RoundStep(NamedTuple):
+    """One step's outcome: the new state (``active`` = rounds still running), the lanes that
+    accepted / rejected their round on this step, the lanes that started a round, next ids."""
+
+    state: RoundState
+    accept: torch.Tensor
+    reject: torch.Tensor
+    start: torch.Tensor
+    next_id: torch.Tensor
+
+
+def round_step(
+    state: RoundState,
+    y_keys: torch.Tensor,
+    coin: torch.Tensor | None,
+    n: int,
+    a: float,
+    in_prog: torch.Tensor,
+    want: torch.Tensor,
+    next_id: torch.Tensor,
+) -> RoundStep:
+    """The round update on one draw per lane (pure). ``y_keys`` (B, m, d): this step's draws;
+    ``coin`` (B, m) uniforms for the factory (None when a = 0); s = n + a. Rounds in progress
+    are decided on their state before the step; new rounds start in lanes [in_prog, in_prog +
+    want) with this step's draw as candidate, numbered from ``next_id`` in lane order."""
+    active, rid, k, flip, cand_keys = state
+    m = y_keys.shape[1]
+    lane = torch.arange(m, device=y_keys.device).unsqueeze(0)
+    match = (y_keys == cand_keys).all(-1)
+    in_stage2 = active & (flip > 0)
+    in_stage1 = active & (flip == 0)
+    accept = in_stage2 & match  # factory: heads
+    if coin is not None:
+        tails = in_stage2 & ~match & (coin * flip.clamp(min=1).double() < a)  # prob a / i
+    else:
+        tails = torch.zeros_like(active)
+    reject = tails | (in_stage1 & ~match)  # collision stage: early exit at a mismatch
+    flip = torch.where(in_stage2 & ~accept & ~tails, flip + 1, flip)
+    k = torch.where(in_stage1 & match, k + 1, k)
+    start = (lane >= in_prog.unsqueeze(1)) & (lane < (in_prog + want).unsqueeze(1))
+    rid = torch.where(start, next_id.unsqueeze(1) + lane - in_prog.unsqueeze(1), rid)
+    k = torch.where(start, torch.ones_like(k), k)
+    flip = torch.where(start, torch.zeros_like(flip), flip)
+    cand_keys = torch.where(start.unsqueeze(-1), y_keys, cand_keys)
+    live = (active & ~accept & ~reject) | start
+    done1 = live & (flip == 0) & (k >= n)  # stage 1 complete: accept, or enter the factory
+    if a > 0:
+        flip = torch.where(done1, torch.ones_like(flip), flip)
+    else:
+        accept = accept | done1
+    live = live & ~accept
+    new = RoundState(live, rid, k, flip, cand_keys)
+    return RoundStep(new, accept, reject, start, next_id + want)
+
+
+def first_lanes(
+    num_outputs: int | torch.Tensor, accept_rate: torch.Tensor | float | None, max_lanes: int
+) -> torch.Tensor:
+    """Lanes of the first step per problem (host LongTensor, scalar or (B,)): one round per
+    wanted output, or LANE_FRACTION x outputs / the prior acceptance rate; at most max_lanes."""
+    q_host = torch.as_tensor(num_outputs).cpu()
+    if accept_rate is None:
+        return q_host.clamp(max=max_lanes).long()
+    rate = torch.as_tensor(accept_rate, dtype=torch.float64).cpu().clamp(min=1e-12)
+    first = torch.ceil(LANE_FRACTION * q_host.double() / rate)
+    first = torch.where(q_host > 0, first.clamp(min=1), 0.0)
+    return first.clamp(max=max_lanes).long()
+
+
+def lane_targets(
+    n_acc: torch.Tensor,
+    n_fin: torch.Tensor,
+    in_prog: torch.Tensor,
+    q: torch.Tensor,
+    max_lanes: int,
+) -> torch.Tensor:
+    """New rounds to start per problem (B,) (pure lane sizing): enough rounds in flight for
+    LANE_FRACTION of the rounds still expected to be needed, from the measured acceptance rate.
+    Rounds in progress count as possible acceptances: quick rejections arrive before slow
+    acceptances and would bias the rate low."""
+    need = (q - n_acc).clamp(min=0)
+    z_hat = (n_acc + in_prog + 1).double() / (n_fin + in_prog + 1).double()
+    target = torch.ceil(LANE_FRACTION * need.double() / z_hat).long().clamp(max=max_lanes)
+    return torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
+
+
+class StepSizes(NamedTuple):
+    """Lanes m of the next draw call and rows drawn for, with new rounds (``m``, ``rows``) or
+    only the rounds in progress (``m_min``, ``rows_min``)."""
+
+    m: int
+    m_min: int
+    rows: int
+    rows_min: int
+
+
+def step_sizes(in_prog: torch.Tensor, want: torch.Tensor, by_row: bool, b: int) -> StepSizes:
+    """One host synchronisation: the next call's sizes. ``by_row``: ``draw`` takes ``active=``
+    (only problems with rounds to run are drawn for), else every call draws for all B."""
+    sizes = torch.stack(
+        [
+            (in_prog + want).max(),
+            in_prog.max(),
+            ((in_prog + want) > 0).sum(),
+            (in_prog > 0).sum(),
+        ]
+    ).cpu()
+    rows, rows_min = (int(sizes[2]), int(sizes[3])) if by_row else (b, b)
+    return StepSizes(int(sizes[0]), int(sizes[1]), rows, rows_min)
+
+
+def fill_idle(
+    want: torch.Tensor, in_prog: torch.Tensor, need: torch.Tensor, m: int, by_row: bool
+) -> torch.Tensor:
+    """A draw call gives every problem it draws for m lanes: a problem that still lacks outputs
+    starts rounds in its otherwise idle lanes, since those draws are made anyway (rounds that
+    turn out not to be needed are abandoned; outputs stay the first accepted in start order)."""
+    drawn = (in_prog + want) > 0 if by_row else need >= 0
+    return torch.where((need > 0) & drawn, m - in_prog, want)
+
+
+def _over_budget(stats: ExactStats, max_draws: int, q: torch.Tensor) -> DrawBudgetExceeded:
+    return DrawBudgetExceeded(
+        f"the exact sampler would need more than max_draws={max_draws} base draws "
+        f"(spent {stats.draws}, accepted {stats.accepted} rounds for "
+        f'{int(q.sum())} outputs); raise max_draws, or use method="batch" '
+        "(approximate, fixed cost)",
+        stats.as_dict(),
+    )
+
+
+class _Tallies:
+    """Per-problem counters (B,) of a run: outputs wanted q, accepted, finished, next round id."""
+
+    def __init__(self, num_outputs: int | torch.Tensor, b: int, dev: torch.device) -> None:
+        self.q = torch.as_tensor(num_outputs, dtype=torch.long).to(dev).expand(b).clone()
+        zeros = torch.zeros(b, dtype=torch.long, device=dev)
+        self.n_acc, self.n_fin, self.next_id = zeros, zeros.clone(), zeros.clone()
+
+
+def _check_flat(s: float) -> tuple[int, float]:
+    n = int(math.floor(s))
+    if n > MAX_COLLISION:
+        raise DrawBudgetExceeded(
+            f"a flat round at 1/T = {s:.3g} needs {n:.3g} draws per round; that many draws are "
+            'beyond any budget. Use a lower 1/T, or method="batch"',
+            ExactStats().as_dict(),
+        )
+    return n, s - n
+
+
 def run_exact(
     source: DrawSource,
     s: float,
@@ -202,174 +366,103 @@ def run_exact(
 
     One host synchronisation per step (the next lane count and the step's tallies). With B
     problems and a ``draw`` that takes ``active=``, problems that have no round to run are left
-    out of the call (see :class:`DrawSource`); otherwise every call draws for all B.
+    out of the call (see :class:`DrawSource`); otherwise every call draws for all B. The round
+    update is :func:`round_step`, the lane sizing :func:`first_lanes` / :func:`lane_targets`.
     """
-    n = int(math.floor(s))
-    a = s - n
-    if n > MAX_COLLISION:
+    n, a = _check_flat(s)
+    q_max = int(num_outputs.max()) if isinstance(num_outputs, torch.Tensor) else int(num_outputs)
+    stats, accepted = ExactStats(), _Accepted(q_max)
+    first = first_lanes(num_outputs, accept_rate, max_lanes)
+    m, b, by_row = int(first.max()), source.num_problems or 1, source.accepts_active
+    active = first > 0 if isinstance(num_outputs, torch.Tensor) and by_row else None
+    if active is not None and bool(active.all()):
+        active = None
+    rows = int(active.sum()) if active is not None else b
+    if max_draws is not None and source.draws + rows * m > max_draws:
         raise DrawBudgetExceeded(
-            f"a flat round at 1/T = {s:.3g} needs {n:.3g} draws per round; that many draws are "
-            'beyond any budget. Use a lower 1/T, or method="batch"',
-            ExactStats().as_dict(),
+            f"max_draws={max_draws} leaves no room for the first step's {rows * m} draws "
+            f"({source.draws} already spent); raise max_draws",
+            stats.as_dict(),
         )
-    per_problem = isinstance(num_outputs, torch.Tensor)
-    q_max = int(num_outputs.max()) if per_problem else int(num_outputs)
-    stats = ExactStats()
-    gen = source.generator
-    lanes: _Lanes | None = None
-    # per-problem tallies (B,), created with the lanes on the first draw
-    n_acc = n_fin = next_id = in_prog = want = torch.zeros(0, dtype=torch.long)
-    q = torch.zeros(0, dtype=torch.long)
-    accepted = _Accepted(q_max)
-    b = source.num_problems or 1
     start_budget = source.draws
-    # first step: one round per wanted output, or as many as the prior acceptance rate suggests
-    q_host = torch.as_tensor(num_outputs).cpu()  # the first step is sized on the host
-    if accept_rate is not None:
-        rate = torch.as_tensor(accept_rate, dtype=torch.float64).cpu().clamp(min=1e-12)
-        first = torch.ceil(LANE_FRACTION * q_host.double() / rate)
-        first = torch.where(q_host > 0, first.clamp(min=1), 0.0)
-        first = first.clamp(max=max_lanes).long()
-    else:
-        first = q_host.clamp(max=max_lanes).long()
-    m = int(first.max())
-    first_active = None
-    if per_problem and source.accepts_active and bool((first == 0).any()):
-        first_active = first > 0
-    rows = int((first > 0).sum()) if first_active is not None else b
-
+    y, y_keys = source(m, active=active) if active is not None else source(m)
+    b, dev = y_keys.shape[0], y_keys.device
+    tl = _Tallies(num_outputs, b, dev)
+    if max_draws is None:
+        max_draws = start_budget + DEFAULT_MAX_DRAWS_PER_OUTPUT * int(tl.q.sum())
+    lanes = _Lanes(y, y_keys)
+    in_prog = torch.zeros(b, dtype=torch.long, device=dev)
+    want = first.to(dev).expand(b).clone()
     while True:
-        if lanes is not None:
-            lanes.compact()
-            in_prog = lanes.active.sum(1)
-            need = (q - n_acc).clamp(min=0)  # outputs each problem still lacks
-            # acceptance rate per round; rounds in progress count as possible acceptances, since
-            # quick rejections arrive before slow acceptances and would bias the rate low
-            z_hat = (n_acc + in_prog + 1).double() / (n_fin + in_prog + 1).double()
-            target = torch.ceil(LANE_FRACTION * need.double() / z_hat).long().clamp(max=max_lanes)
-            want = torch.where(need > 0, (target - in_prog).clamp(min=0), torch.zeros_like(need))
-            sizes = torch.stack(
-                [
-                    (in_prog + want).max(),
-                    in_prog.max(),
-                    ((in_prog + want) > 0).sum(),
-                    (in_prog > 0).sum(),
-                ]
-            ).cpu()
-            m, m_min = int(sizes[0]), int(sizes[1])
-            # problems drawn for: all B, or only those with rounds to run when draw takes active=
-            rows, rows_min = (int(sizes[2]), int(sizes[3])) if source.accepts_active else (b, b)
-            if m == 0:
-                break
-            if max_draws is not None and source.draws + rows * m > max_draws:
-                if m_min == 0 or source.draws + rows_min * m_min > max_draws:
-                    stats.draws, stats.calls = source.draws, source.calls
-                    raise DrawBudgetExceeded(
-                        f"the exact sampler would need more than max_draws={max_draws} base draws "
-                        f"(spent {stats.draws}, accepted {stats.accepted} rounds for "
-                        f'{int(q.sum())} outputs); raise max_draws, or use method="batch" '
-                        "(approximate, fixed cost)",
-                        stats.as_dict(),
-                    )
-                want = torch.zeros_like(want)
-                m, rows = m_min, rows_min
-            # A draw call gives every problem it draws for the same number of lanes m (the most
-            # any problem wants): a problem that still lacks outputs starts rounds in its
-            # otherwise idle lanes, since those draws are made anyway (rounds that turn out not
-            # to be needed are abandoned; outputs stay the first accepted rounds in start order).
-            drawn = (in_prog + want) > 0 if source.accepts_active else need >= 0
-            want = torch.where((need > 0) & drawn, m - in_prog, want)
-        elif max_draws is not None and source.draws + rows * m > max_draws:
-            raise DrawBudgetExceeded(
-                f"max_draws={max_draws} leaves no room for the first step's {rows * m} draws "
-                f"({source.draws} already spent); raise max_draws",
-                stats.as_dict(),
-            )
-
-        if lanes is not None and rows < b:
-            y, y_keys = source(m, active=(in_prog + want) > 0)
-        elif lanes is None and first_active is not None:
-            y, y_keys = source(m, active=first_active)
-        else:
-            y, y_keys = source(m)
         if on_draw is not None:
             on_draw()
         stats.draws, stats.calls = source.draws, source.calls
         stats.max_lanes_used = max(stats.max_lanes_used, m)
-        dev = y_keys.device
-        lane = torch.arange(m, device=dev).unsqueeze(0)
-        if lanes is None:
-            b = y_keys.shape[0]
-            q = torch.as_tensor(num_outputs, dtype=torch.long).to(dev).expand(b).clone()
-            if max_draws is None:
-                max_draws = start_budget + DEFAULT_MAX_DRAWS_PER_OUTPUT * int(q.sum())
-            lanes = _Lanes(y, y_keys)
-            in_prog = torch.zeros(b, dtype=torch.long, device=dev)
-            want = first.to(dev).expand(b).clone()
-            next_id = torch.zeros(b, dtype=torch.long, device=dev)
-            n_acc = torch.zeros(b, dtype=torch.long, device=dev)
-            n_fin = torch.zeros(b, dtype=torch.long, device=dev)
+        _step(lanes, y, y_keys, n, a, in_prog, want, tl, accepted, stats, source.generator)
+        lanes.compact()
+        in_prog = lanes.active.sum(1)
+        need = (tl.q - tl.n_acc).clamp(min=0)  # outputs each problem still lacks
+        want = lane_targets(tl.n_acc, tl.n_fin, in_prog, tl.q, max_lanes)
+        m, m_min, rows, rows_min = step_sizes(in_prog, want, by_row, b)
+        if m == 0:
+            break
+        if source.draws + rows * m > max_draws:
+            if m_min == 0 or source.draws + rows_min * m_min > max_draws:
+                stats.draws, stats.calls = source.draws, source.calls
+                raise _over_budget(stats, max_draws, tl.q)
+            want, m, rows = torch.zeros_like(want), m_min, rows_min
+        want = fill_idle(want, in_prog, need, m, by_row)
+        if rows < b:
+            y, y_keys = source(m, active=(in_prog + want) > 0)
         else:
-            lanes.resize(m, y)
-        active, k, flip, rid = lanes.active, lanes.k, lanes.flip, lanes.rid
-        cand_keys = lanes.cand_keys
-
-        # --- rounds in progress, decided on their state before this step ------------------
-        match = (y_keys == cand_keys).all(-1)
-        in_stage2 = active & (flip > 0)
-        in_stage1 = active & (flip == 0)
-        accept = in_stage2 & match  # factory: heads
-        if a > 0:
-            coin = uniform((b, m), gen, dev)
-            tails = in_stage2 & ~match & (coin * flip.clamp(min=1).double() < a)  # prob a / i
-        else:
-            tails = torch.zeros_like(active)
-        reject = tails | (in_stage1 & ~match)  # collision stage: early exit at a mismatch
-        flip = torch.where(in_stage2 & ~accept & ~tails, flip + 1, flip)
-        k = torch.where(in_stage1 & match, k + 1, k)
-
-        # --- new rounds in lanes [in_prog, in_prog + want), numbered in lane order ----------
-        start = (lane >= in_prog.unsqueeze(1)) & (lane < (in_prog + want).unsqueeze(1))
-        rid = torch.where(start, next_id.unsqueeze(1) + lane - in_prog.unsqueeze(1), rid)
-        next_id = next_id + want
-        k = torch.where(start, torch.ones_like(k), k)
-        flip = torch.where(start, torch.zeros_like(flip), flip)
-        cand_keys = torch.where(start.unsqueeze(-1), y_keys, cand_keys)
-        lanes.cand = lanes.cand.cat(y).gather(torch.where(start, lane + m, lane))
-        live = (active & ~accept & ~reject) | start
-
-        # --- stage 1 complete: accept (a == 0) or enter the Bernoulli factory ---------------
-        done1 = live & (flip == 0) & (k >= n)
-        if a > 0:
-            flip = torch.where(done1, torch.ones_like(flip), flip)
-        else:
-            accept = accept | done1
-        live = live & ~accept
-
-        n_acc = n_acc + accept.sum(1)
-        n_fin = n_fin + (accept | reject).sum(1)
-        tallies = torch.stack(
-            [
-                want.sum(),
-                accept.sum(),
-                reject.sum(),
-                accept.sum(1).max(),
-                ((n_acc >= q) & (q > 0)).any(),
-            ]
-        ).cpu()
-        stats.rounds += int(tallies[0])
-        stats.accepted += int(tallies[1])
-        stats.rejected += int(tallies[2])
-
-        # --- keep accepted rounds; once a problem has q, the q-th in start order is a cutoff ---
-        accepted.add(accept, rid, cand_keys, lanes.cand, int(tallies[3]))
-        if bool(tallies[4]):
-            abandon = live & (rid > accepted.cutoff(q).unsqueeze(1))
-            live = live & ~abandon  # started after the q-th acceptance: can no longer matter
-            stats.abandoned += int(abandon.sum())
-
-        lanes.active, lanes.k, lanes.flip, lanes.rid = live, k, flip, rid
-        lanes.cand_keys = cand_keys
-
-    ids, keys, samples = accepted.merge()
+            y, y_keys = source(m)
+        lanes.resize(m, y)
+    _, keys, samples = accepted.merge()
     return ExactOutput(samples=samples, keys=keys, stats=stats)
+
+
+def _step(
+    lanes: _Lanes,
+    y: Samples,
+    y_keys: torch.Tensor,
+    n: int,
+    a: float,
+    in_prog: torch.Tensor,
+    want: torch.Tensor,
+    tl: _Tallies,
+    accepted: _Accepted,
+    stats: ExactStats,
+    gen: torch.Generator,
+) -> None:
+    """Apply :func:`round_step` to the lanes, keep the accepted rounds, abandon rounds that
+    started after a problem's q-th acceptance (they can no longer matter), update the tallies."""
+    b, m = y_keys.shape[:2]
+    coin = uniform((b, m), gen, y_keys.device) if a > 0 else None
+    state = RoundState(lanes.active, lanes.rid, lanes.k, lanes.flip, lanes.cand_keys)
+    out = round_step(state, y_keys, coin, n, a, in_prog, want, tl.next_id)
+    lane = torch.arange(m, device=y_keys.device).unsqueeze(0)
+    lanes.cand = lanes.cand.cat(y).gather(torch.where(out.start, lane + m, lane))
+    accept, q = out.accept, tl.q
+    tl.next_id = out.next_id
+    tl.n_acc = tl.n_acc + accept.sum(1)
+    tl.n_fin = tl.n_fin + (accept | out.reject).sum(1)
+    tallies = torch.stack(
+        [
+            want.sum(),
+            accept.sum(),
+            out.reject.sum(),
+            accept.sum(1).max(),
+            ((tl.n_acc >= q) & (q > 0)).any(),
+        ]
+    ).cpu()
+    stats.rounds += int(tallies[0])
+    stats.accepted += int(tallies[1])
+    stats.rejected += int(tallies[2])
+    accepted.add(accept, out.state.rid, out.state.cand_keys, lanes.cand, int(tallies[3]))
+    live = out.state.active
+    if bool(tallies[4]):
+        abandon = live & (out.state.rid > accepted.cutoff(q).unsqueeze(1))
+        live = live & ~abandon
+        stats.abandoned += int(abandon.sum())
+    lanes.active, lanes.rid, lanes.k, lanes.flip = live, out.state.rid, out.state.k, out.state.flip
+    lanes.cand_keys = out.state.cand_keys

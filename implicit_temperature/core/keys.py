@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -153,7 +153,7 @@ class KeyFunction:
             keys = keys.unsqueeze(-1)
         if not self.batched:
             keys = keys.unsqueeze(0)
-        return keys
+        return cast(torch.Tensor, keys)
 
 
 # objects compared by identity that are nevertheless one object per value
@@ -191,8 +191,8 @@ def _value_key(obj: Any) -> Any:
         return ("numpy.ndarray", str(obj.dtype), obj.shape, bits.tobytes())
     cls = type(obj)
     if (
-        cls.__eq__ is object.__eq__
-        and cls.__hash__ is object.__hash__
+        cls.__eq__ is object.__eq__  # type: ignore[comparison-overlap]
+        and cls.__hash__ is object.__hash__  # type: ignore[comparison-overlap]
         and not isinstance(obj, _SINGLETON_TYPES)
     ):
         raise InvalidKeysError(
@@ -224,4 +224,4 @@ def normalize_batch_keys(keys: Any) -> torch.Tensor:
             "for one problem use keys[None]"
         )
     keys = keys.long()
-    return keys.unsqueeze(-1) if keys.dim() == 2 else keys
+    return cast(torch.Tensor, keys.unsqueeze(-1) if keys.dim() == 2 else keys)

@@ -59,7 +59,7 @@ def snap(r: float) -> float:
     return float(k) if abs(r - k) <= SNAP_RTOL * max(1.0, abs(r)) else float(r)
 
 
-_INTERN: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_INTERN: weakref.WeakValueDictionary[tuple[object, ...], Tree] = weakref.WeakValueDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,16 +78,24 @@ class Tree:
     def is_leaf(self) -> bool:
         return self.left is None
 
+    @property
+    def parts(self) -> tuple[Tree, Tree]:
+        """(left, right) of an inner node; a ValueError for a leaf."""
+        if self.left is None or self.right is None:
+            raise ValueError("a leaf of a collision tree has no children")
+        return self.left, self.right
+
     @cached_property
     def min_draws(self) -> float:
         """Fewest base draws one output can cost: an accepted flat round at r draws ceil(r)."""
         if self.is_leaf:
             return float(math.ceil(self.s))
-        return self.left.min_draws + self.right.min_draws
+        left, right = self.parts
+        return left.min_draws + right.min_draws
 
     @cached_property
     def depth(self) -> int:
-        return 0 if self.is_leaf else 1 + max(self.left.depth, self.right.depth)
+        return 0 if self.is_leaf else 1 + max(t.depth for t in self.parts)
 
     def nodes(self) -> list[Tree]:
         """Distinct subtrees (each once), children before parents."""
@@ -97,8 +105,8 @@ class Tree:
             if id(t) in seen:
                 return
             if not t.is_leaf:
-                visit(t.left)
-                visit(t.right)
+                visit(t.parts[0])
+                visit(t.parts[1])
             seen[id(t)] = t
 
         visit(self)
@@ -154,9 +162,9 @@ def format_tree(t: Tree) -> str:
         if x.is_leaf:
             out = _fmt_number(x.s)
         elif x.left is x.right:
-            out = "2*" + wrap(x.left)
+            out = "2*" + wrap(x.parts[0])
         else:
-            out = wrap(x.left) + "+" + wrap(x.right)
+            out = wrap(x.parts[0]) + "+" + wrap(x.parts[1])
         memo[id(x)] = out
         return out
 
@@ -172,9 +180,9 @@ _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+
 def parse_tree(text: str) -> Tree:
     """Parse the notation of the module docstring (leaves are not rescaled here)."""
     tokens: list[tuple[str, str]] = []
-    for number, other in _TOKEN.findall(text):
-        if number:
-            tokens.append(("num", number))
+    for digits, other in _TOKEN.findall(text):
+        if digits:
+            tokens.append(("num", digits))
         elif other.strip():
             if other not in "+*()/":
                 raise InvalidPlanError(
@@ -249,7 +257,7 @@ def rescale(t: Tree, factor: float) -> Tree:
 
     def go(x: Tree) -> Tree:
         if id(x) not in memo:
-            memo[id(x)] = leaf(x.s * factor) if x.is_leaf else pair(go(x.left), go(x.right))
+            memo[id(x)] = leaf(x.s * factor) if x.is_leaf else pair(go(x.parts[0]), go(x.parts[1]))
         return memo[id(x)]
 
     return go(t)
@@ -445,7 +453,9 @@ def acceptance(tree: Tree, ps: PowerSums) -> dict[int, torch.Tensor]:
     nodes = [t for t in tree.nodes() if not t.is_leaf]
     if not nodes:
         return {}
-    exps = torch.tensor([[t.s, t.left.s, t.right.s] for t in nodes], dtype=torch.float64).flatten()
+    exps = torch.tensor(
+        [[t.s, t.parts[0].s, t.parts[1].s] for t in nodes], dtype=torch.float64
+    ).flatten()
     ls = ps.log_s(exps).view(-1, len(nodes), 3)
     rate = torch.exp(ls[..., 0] - ls[..., 1] - ls[..., 2]).clamp(max=1.0)
     return {id(t): rate[:, i] for i, t in enumerate(nodes)}

@@ -41,8 +41,8 @@ class Samples:
             return Samples(self.data[rows, idx], "tensor")
         idx_np = index.detach().cpu().numpy()
         if self.kind == "ndarray":
-            rows = np.arange(idx_np.shape[0])[:, None]
-            return Samples(self.data[rows, idx_np], "ndarray")
+            rows_np = np.arange(idx_np.shape[0])[:, None]
+            return Samples(self.data[rows_np, idx_np], "ndarray")
         return Samples(
             [[row[i] for i in sel] for row, sel in zip(self.data, idx_np.tolist(), strict=True)],
             "list",

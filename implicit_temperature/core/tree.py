@@ -31,7 +31,8 @@ import torch
 
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
-from .exact import DEFAULT_MAX_LANES, ExactOutput, ExactStats, run_exact
+from .exact import ExactOutput, ExactStats, run_exact
+from .options import DEFAULT_MAX_LANES
 from .plan import Tree
 from .samples import Samples
 
@@ -61,14 +62,13 @@ class _Buffer:
         new_n = keep.sum(1)
         rank = keep.long().cumsum(1) - 1
         if self.samples is None:
-            old_len = 0
             count = torch.zeros(b, dtype=torch.long, device=dev)
             sort_key = torch.where(keep, rank, big)
             all_samples, all_keys = samples, keys
         else:
-            old_len = self.keys.shape[1]
+            assert self.samples is not None and self.keys is not None and self.count is not None
             count = self.count
-            pos = torch.arange(old_len, device=dev).unsqueeze(0)
+            pos = torch.arange(self.keys.shape[1], device=dev).unsqueeze(0)
             sort_key = torch.cat(
                 [
                     torch.where(pos < count.unsqueeze(1), pos, big),
@@ -84,10 +84,10 @@ class _Buffer:
         self.samples = all_samples.gather(order)
         self.keys = all_keys.gather(1, order.unsqueeze(-1).expand(-1, -1, keys.shape[2]))
         self.count = total
-        del old_len
 
     def pop(self, k: torch.Tensor) -> tuple[Samples, torch.Tensor]:
         """The first k_b entries of each problem (padded to max k), removed from the buffer."""
+        assert self.samples is not None and self.keys is not None and self.count is not None
         length = self.keys.shape[1]
         dev = self.keys.device
         width = int(k.max())
@@ -138,7 +138,7 @@ class TreeRun:
 
     def leaf(self, s: float, q: int | torch.Tensor) -> ExactOutput:
         acc, fin = self.leaf_tally.get(s, (0, 0))
-        rate = self.leaf_rates.get(s)
+        rate: torch.Tensor | float | None = self.leaf_rates.get(s)
         if fin >= LEAF_RATE_ROUNDS:  # measured over earlier requests to this leaf
             rate = (acc + 1) / (fin + 1)
         try:
@@ -202,30 +202,25 @@ class _Stream:
                     return self.buffer.pop(k)
             self._fill(short)
 
-    def _rate(self, device: torch.device, b: int | None) -> torch.Tensor | float:
-        prior = self.run.rates.get(id(self.tree))
-        prior = 0.5 if prior is None else prior.to(device)
-        if self.pairs is None:
+    def _rate(self, device: torch.device) -> torch.Tensor | float:
+        planned = self.run.rates.get(id(self.tree))
+        prior: torch.Tensor | float = 0.5 if planned is None else planned.to(device)
+        if self.pairs is None or self.kept is None:
             return prior
         return (self.kept.double() + PRIOR_PAIRS * prior) / (self.pairs.double() + PRIOR_PAIRS)
 
     def _fill(self, short: int | torch.Tensor) -> None:
         """Try enough pairs for ``short`` more kept outputs on average."""
-        left, right = self.tree.left, self.tree.right
+        left, right = self.tree.parts
         # the first fill tries at most `short` pairs (it cannot overshoot) and trusts the planned
         # rate for half of them: a rate planned too low would otherwise try pairs whose kept
         # outputs are never used; later fills follow the measured rate, for half of what is
         # missing when that is little (fewer pairs wasted at the end, a few more calls)
         first = self.pairs is None
         if isinstance(short, torch.Tensor):
-            rate = self._rate(short.device, short.shape[0])
-            share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
-            want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
-            if self.pairs is None:
-                want = torch.minimum(want, short.double())
-            want = torch.where(short > 0, want.clamp(min=1), 0.0).long()
+            want: int | torch.Tensor = pairs_to_try(short, self._rate(short.device), first)
         else:  # B not known yet (no draw made): no per-problem rates either
-            rate = float(self._rate(torch.device("cpu"), None))
+            rate = float(self._rate(torch.device("cpu")))
             want = max(1, min(short, math.ceil(FIRST_FILL * short / rate)))
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
             xs, xk = self.run.stream(left).take(2 * want)
@@ -244,13 +239,24 @@ class _Stream:
         keep = valid & (a_k == b_k).all(-1)
         self.buffer.append(a_s, a_k, keep)
         kept = keep.sum(1)
-        if self.pairs is None:
+        if self.pairs is None or self.kept is None:
             self.pairs, self.kept = want_t.clone(), kept
         else:
             self.pairs, self.kept = self.pairs + want_t, self.kept + kept
         tally = torch.stack([want_t.sum(), kept.sum()]).cpu()
         self.run.pairs += int(tally[0])
         self.run.kept += int(tally[1])
+
+
+def pairs_to_try(short: torch.Tensor, rate: torch.Tensor | float, first: bool) -> torch.Tensor:
+    """Pairs a node tries per problem (B,) for ``short`` (B,) more kept outputs at acceptance
+    ``rate`` (pure): short / rate, halved (FIRST_FILL) on the first fill and for small requests,
+    never more than ``short`` on the first fill, at least 1 where anything is missing."""
+    share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
+    want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
+    if first:
+        want = torch.minimum(want, short.double())
+    return torch.where(short > 0, want.clamp(min=1), 0.0).long()
 
 
 def _per_problem(k: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -125,14 +125,21 @@ class _Registry:
         self.plugins[name] = PluginRecord(name, dist, version)
         self._origin[name] = (dist, version)
 
-    def _collect(self, hook_name: str, table: dict, kind: str, check: Any) -> None:
+    def _collect(
+        self, hook_name: str, table: dict[str, Registration], kind: str, check: Any
+    ) -> None:
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
             dist = self._origin.get(plugin, ("?", "?"))[0]
             pending: list[Registration] = []
 
-            def register(*args: Any, _pending=pending, _plugin=plugin, _dist=dist) -> None:
+            def register(
+                *args: Any,
+                _pending: list[Registration] = pending,
+                _plugin: str = plugin,
+                _dist: str = dist,
+            ) -> None:
                 name, obj = check(*args)
                 _pending.append(Registration(name, obj, _plugin, _dist))
 
@@ -295,7 +302,7 @@ def get_quantizers() -> dict[str, Registration]:
 
 def get_adapter(name: str) -> type:
     """The adapter class registered as ``name``; PluginError names the fix if there is none."""
-    return _get().lookup("adapter", name).obj
+    return cast(type, _get().lookup("adapter", name).obj)
 
 
 def get_quantizer(name: str, **options: Any) -> Any:

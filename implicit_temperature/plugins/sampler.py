@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..core import TemperatureResult, temperature_sample
 from ..core.options import SampleOptions, keyword_signature
@@ -36,7 +36,7 @@ def find_adapter_class(model: Any) -> type:
         except Exception as exc:  # noqa: BLE001 - a broken handles() must not hide the others
             failures.append(f"{name} ({type(exc).__name__}: {exc})")
     if len(matches) == 1:
-        return matches[0].obj
+        return cast(type, matches[0].obj)
     if not matches:
         known = ", ".join(sorted(registered)) or "none"
         extra = f"; handles() raised in: {', '.join(failures)}" if failures else ""
@@ -61,7 +61,7 @@ def _check_adapter_options(cls: type, options: dict[str, Any]) -> None:
     sampling keyword (``temperature=``) or quantizer option (``cell_size=``) belongs. Adapters
     whose constructor takes ``**kwargs`` (e.g. pipeline call arguments) check those themselves;
     only ``sample()`` keywords are refused for them here."""
-    names, var_kw = keyword_names(cls.__init__, skip=("self", "model"))
+    names, var_kw = keyword_names(cls.__init__, skip=("self", "model"))  # type: ignore[misc]
     label = getattr(cls, "name", "") or cls.__name__
     for name, value in options.items():
         if name in names:

@@ -1,0 +1,129 @@
+"""Each method's step functions, driven on hand-built states (no draw function involved)."""
+
+import math
+
+import pytest
+import torch
+
+from implicit_temperature.core.decide import Plan, candidates, decide, decide_without_pilot
+from implicit_temperature.core.errors import DrawBudgetExceeded
+from implicit_temperature.core.exact import (
+    RoundState,
+    fill_idle,
+    first_lanes,
+    lane_targets,
+    round_step,
+    step_sizes,
+)
+from implicit_temperature.core.options import SampleOptions
+from implicit_temperature.core.pilot import Pilot, next_pilot_size
+from implicit_temperature.core.plan import leaf, parse_tree
+from implicit_temperature.core.request import Request
+from implicit_temperature.core.tree import pairs_to_try
+
+L = torch.long
+
+
+def _state(active, rid, k, flip, cand):
+    t = lambda v: torch.tensor([v], dtype=L)  # noqa: E731 - one problem, lanes as listed
+    return RoundState(t(active).bool(), t(rid), t(k), t(flip), t(cand).unsqueeze(-1))
+
+
+def test_round_step_collision_stage_s2():
+    # s = 2 (n = 2, a = 0): lane 0 holds candidate 5 after one draw; lane 1 holds 7; lane 2 idle
+    state = _state([1, 1, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [5, 7, 0])
+    y = torch.tensor([[[5], [3], [9]]])  # lane 0 matches -> accepted; lane 1 mismatches
+    out = round_step(
+        state, y, None, 2, 0.0, torch.tensor([2]), torch.tensor([1]), torch.tensor([2])
+    )
+    assert out.accept.tolist() == [[True, False, False]]
+    assert out.reject.tolist() == [[False, True, False]]
+    assert out.start.tolist() == [[False, False, True]]  # a new round in lane 2, id 2, cand 9
+    assert out.state.active.tolist() == [[False, False, True]]
+    assert out.state.rid[0, 2] == 2 and out.state.cand_keys[0, 2, 0] == 9 and out.next_id == 3
+
+
+def test_round_step_bernoulli_factory():
+    # s = 1.5 (n = 1, a = 0.5): every lane is in the factory at flip 1 with candidate 4
+    state = _state([1, 1, 1], [0, 1, 2], [1, 1, 1], [1, 1, 1], [4, 4, 4])
+    y = torch.tensor([[[4], [2], [2]]])  # heads in lane 0; tails coin in lanes 1 and 2
+    coin = torch.tensor([[0.9, 0.2, 0.7]], dtype=torch.float64)  # reject iff coin * 1 < 0.5
+    zero = torch.tensor([0])
+    out = round_step(state, y, coin, 1, 0.5, torch.tensor([3]), zero, torch.tensor([3]))
+    assert out.accept.tolist() == [[True, False, False]]
+    assert out.reject.tolist() == [[False, True, False]]
+    assert out.state.active.tolist() == [[False, False, True]]
+    assert out.state.flip[0, 2] == 2  # the next flip rejects with probability a / 2
+
+
+def test_new_round_at_s1_accepts_at_once():
+    state = _state([0], [0], [0], [0], [0])
+    one = torch.tensor([1])
+    out = round_step(state, torch.tensor([[[6]]]), None, 1, 0.0, torch.tensor([0]), one, one)
+    assert out.accept.tolist() == [[True]] and out.state.rid[0, 0] == 1
+
+
+def test_lane_sizing():
+    assert first_lanes(10, None, 4).item() == 4
+    assert first_lanes(torch.tensor([3, 0]), 0.25, 100).tolist() == [6, 0]  # 0.5 * 3 / 0.25
+    # 8 outputs missing, 2 of 3 finished rounds accepted plus 2 running: rate (2+2+1)/(3+2+1)
+    want = lane_targets(
+        torch.tensor([2, 5]), torch.tensor([3, 9]), torch.tensor([2, 0]), torch.tensor([10, 5]), 64
+    )
+    assert want.tolist() == [math.ceil(0.5 * 8 / (5 / 6)) - 2, 0]
+    sizes = step_sizes(torch.tensor([2, 0]), want, True, 2)
+    assert sizes == (want[0].item() + 2, 2, 1, 1)
+    assert fill_idle(
+        torch.tensor([1, 0]), torch.tensor([1, 0]), torch.tensor([3, 0]), 5, True
+    ).tolist() == [4, 0]
+
+
+def test_pairs_to_try():
+    short = torch.tensor([40, 3, 0])
+    assert pairs_to_try(short, 0.5, first=False).tolist() == [80, 3, 0]  # small: half of 3/0.5
+    assert pairs_to_try(short, 0.5, first=True).tolist() == [40, 3, 0]  # capped at short
+
+
+def _request(t=0.25, **kw):
+    return Request.make(t, SampleOptions(**kw), batched=False, key_name=None)
+
+
+def _pilot(cost, draws=16, total=16, tree="2+2"):
+    return Pilot(
+        parse_tree(tree), torch.tensor([cost], dtype=torch.float64), {}, {}, draws, total, 1, 1
+    )
+
+
+def test_decide_prefers_exact_within_its_allowance_else_batch():
+    req = _request(num_samples=100, num_outputs=1)
+    plan = decide(_pilot(500.0), req)  # 500 <= 10 x 100
+    assert isinstance(plan, Plan) and plan.method == "exact" and plan.expected_draws == 500.0
+    assert "<= 10 x the batch method's 100 draws" in plan.reason
+    plan = decide(_pilot(5000.0), req)
+    assert plan.method == "batch" and plan.num_samples == 100 and plan.tree is None
+    assert "> 10 x" in plan.reason and plan.expected_draws == 5000.0
+    assert [c.method for c in candidates(_pilot(5000.0), req)] == ["exact", "batch"]
+
+
+def test_decide_with_a_budget_and_when_nothing_fits():
+    req = _request(num_samples=100, max_draws=1016)
+    assert decide(_pilot(400.0), req).method == "exact"  # <= 0.5 x 1000 left
+    assert decide(_pilot(600.0), req).method == "batch"
+    with pytest.raises(DrawBudgetExceeded, match="neither method fits"):
+        decide(_pilot(600.0, total=950), req)  # 66 left: batch needs 100
+
+
+def test_decide_without_pilot():
+    none = Pilot(None)
+    assert decide_without_pilot(_request(2.0), 1, none).method == "batch"
+    plan = decide_without_pilot(_request(1.0, num_outputs=3), 1, Pilot(leaf(1.0)))
+    assert plan.method == "exact" and plan.tree == leaf(1.0) and plan.expected_draws == 3.0
+    assert decide_without_pilot(_request(0.25), 1, none) is None  # needs a pilot
+    tiny = decide_without_pilot(_request(1e-4, num_samples=10), 1, none)
+    assert tiny.method == "batch" and "1/T" in tiny.reason
+
+
+def test_pilot_growth():
+    assert next_pilot_size(16, 200, 10_000.0, 1) == 200  # 5% of 10k = 500, capped at 200
+    assert next_pilot_size(16, 200, 400.0, 1) is None  # 20 < 2 x 16: stop
+    assert next_pilot_size(200, 200, math.inf, 1) is None
