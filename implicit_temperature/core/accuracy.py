@@ -217,7 +217,12 @@ def _tempered_classes(law: _ClassLaw, s: float) -> torch.Tensor:
 
 
 def selection_law(
-    law: _ClassLaw, s: float, n: int, pools: int, generator, estimator: str = "binomial"
+    law: _ClassLaw,
+    s: float,
+    n: int,
+    pools: int,
+    generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> torch.Tensor:
     """The batch rule's output law per class for pools of n from ``law``: float64 (W, C),
     averaged over ``pools`` simulated pools per world (each pool's selection law is exact).
@@ -286,7 +291,12 @@ def _pool_counts(keys: torch.Tensor) -> torch.Tensor:
 
 
 def plugin_tv(
-    law: _ClassLaw, s: float, n: int, pools: int, generator, estimator: str = "binomial"
+    law: _ClassLaw,
+    s: float,
+    n: int,
+    pools: int,
+    generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> torch.Tensor:
     """TV(Q~_n, P~^s / Z~) per world, float64 (W,), for the rule ``estimator``."""
     q = selection_law(law, s, n, pools, generator, estimator)
@@ -357,7 +367,7 @@ def _estimate_parts(
     s: float,
     pools: int,
     replicates: int,
-    generator,
+    generator: torch.Generator | None,
     estimator: str = "binomial",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The plug-in estimate (B,) and its bootstrap replicates (B, replicates)."""
@@ -385,7 +395,7 @@ def _replicate_tv(
     n: int,
     pools: int,
     replicates: int,
-    generator,
+    generator: torch.Generator | None,
     estimator: str = "binomial",
 ) -> torch.Tensor:
     """The estimator rerun on ``replicates`` samples of m draws from each world: (W * reps,)."""

@@ -188,7 +188,8 @@ def _name_of_key(key_name: Any) -> str | None:
 def execute_exact(
     source: DrawSource, request: Request, plan: Plan, budget: int | None
 ) -> TemperatureResult:
-    """Run the exact method with ``plan.tree`` (sized by the pilot's rates) within ``budget``."""
+    """Run the exact method with ``plan.tree`` within ``budget`` (the pilot's leaf rates size the
+    leaves' first steps; nodes size their requests from the run's own counts)."""
     assert plan.tree is not None
     pilot, n_out = plan.pilot, request.num_outputs
     prog = Progress(
@@ -205,7 +206,6 @@ def execute_exact(
             n_out,
             max_draws=budget,
             max_lanes=request.options.max_lanes,
-            rates=pilot.rates,
             leaf_rates=pilot.leaf_rates,
             on_draw=lambda: prog.update(source.draws),
         )
