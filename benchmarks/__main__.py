@@ -14,10 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench_accuracy, bench_auto, bench_exact, bench_selection, end_to_end, figures, report
+from . import (
+    bench_accuracy,
+    bench_auto,
+    bench_exact,
+    bench_frontier,
+    bench_selection,
+    end_to_end,
+    figures,
+    frontier_report,
+    report,
+)
 from .common import machine_info
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "end_to_end")
+SECTIONS = ("selection", "exact", "accuracy", "auto", "frontier", "end_to_end")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -58,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         # can be many times slower than one thread, and nothing there is a timing
         "accuracy": lambda q: bench_selection.with_threads(1, lambda: bench_accuracy.run(q)),
         "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
+        "frontier": lambda q: bench_selection.with_threads(1, lambda: bench_frontier.run(q)),
         "end_to_end": end_to_end.run,
     }
     results: dict[str, dict] = {}
@@ -104,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(report.accuracy_section(results["accuracy"], figs.get("accuracy")))
     if "auto" in results:
         parts.append(report.auto_section(results["auto"]))
+    if "frontier" in results:
+        frontier_report.save(results["frontier"], fig_dir / "frontier.json")
+        law_figs = frontier_report.frontier_figures(results["frontier"], fig_dir)
+        figs.update({f"frontier {k}": v for k, v in law_figs.items()})
+        parts.append(frontier_report.frontier_section(results["frontier"], law_figs))
     if "end_to_end" in results:
         parts.append(report.end_to_end_section(results["end_to_end"]))
     out.parent.mkdir(parents=True, exist_ok=True)
