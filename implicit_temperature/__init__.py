@@ -21,10 +21,13 @@ __version__ = "0.1.0"
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
+    "Accuracy": ".core",
+    "AccuracyWarning": ".core",
     "BatchSelection": ".core",
     "Diagnostics": ".core",
     "DrawBudgetExceeded": ".core",
     "ImplicitTemperatureError": ".core",
+    "InaccurateResultError": ".core",
     "InvalidKeysError": ".core",
     "InvalidPlanError": ".core",
     "InvalidTemperatureError": ".core",
@@ -32,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "TemperatureResult": ".core",
     "TemperatureWarning": ".core",
     "batch_selection": ".core",
+    "batch_tv": ".core",
+    "estimate": ".core",
     "expected_exact_draws": ".core",
     "select_from_batch": ".core",
     "selection_probabilities": ".core",
@@ -47,10 +52,13 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .core import (  # noqa: F401
+        Accuracy,
+        AccuracyWarning,
         BatchSelection,
         Diagnostics,
         DrawBudgetExceeded,
         ImplicitTemperatureError,
+        InaccurateResultError,
         InvalidKeysError,
         InvalidPlanError,
         InvalidTemperatureError,
@@ -58,6 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         TemperatureResult,
         TemperatureWarning,
         batch_selection,
+        batch_tv,
+        estimate,
         expected_exact_draws,
         select_from_batch,
         selection_probabilities,

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import PEAKED, tempered
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +21,6 @@ from implicit_temperature.core.batch import selection_probabilities
 from implicit_temperature.core.batch_law import batch_tv
 from implicit_temperature.core.grouping import group_counts
 from implicit_temperature.demos.law_suite import flat_head, suite
-
-from conftest import PEAKED, tempered
 
 
 def exact_batch_law(p: torch.Tensor, temperature: float, n: int) -> torch.Tensor:
@@ -45,7 +44,9 @@ def test_batch_tv_matches_exact_enumeration(temperature):
     # 4 outcomes, pools of 12: the output law is computable exactly; the simulation (4096 pools)
     # must agree within 0.01 (its Monte Carlo error is a few 1e-3 here)
     p = PEAKED
-    truth = 0.5 * float((exact_batch_law(p, temperature, 12) - tempered(p, temperature)).abs().sum())
+    truth = 0.5 * float(
+        (exact_batch_law(p, temperature, 12) - tempered(p, temperature)).abs().sum()
+    )
     sim = batch_tv(p, temperature, 12, pools=4096, generator=0)
     assert truth > 0.01  # the rule is visibly biased at N = 12
     assert sim.tv == pytest.approx(truth, abs=0.01)

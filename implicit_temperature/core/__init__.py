@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "AUTO_BUDGET_FACTOR": ".decide",
+    "Accuracy": ".accuracy",
+    "AccuracyWarning": ".errors",
+    "InaccurateResultError": ".errors",
+    "batch_tv": ".batch_law",
+    "estimate": ".estimate",
+    "estimate_batch_tv": ".accuracy",
     "BatchSelection": ".batch",
     "DEFAULT_MAX_DRAWS_PER_OUTPUT": ".options",
     "DEFAULT_MAX_LANES": ".options",
@@ -50,6 +56,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .accuracy import Accuracy, estimate_batch_tv  # noqa: F401
     from .api import (  # noqa: F401
         AUTO_BUDGET_FACTOR,
         temperature_sample,
@@ -60,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         select_from_batch,
         selection_probabilities,
     )
+    from .batch_law import batch_tv  # noqa: F401
     from .cost import (  # noqa: F401
         ExactCost,
         estimate_exact_draws,
@@ -70,8 +78,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Diagnostics,
     )
     from .errors import (  # noqa: F401
+        AccuracyWarning,
         DrawBudgetExceeded,
         ImplicitTemperatureError,
+        InaccurateResultError,
         InvalidKeysError,
         InvalidOptionError,
         InvalidTemperatureError,
@@ -80,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         TemperatureWarning,
         UnknownOptionError,
     )
+    from .estimate import estimate  # noqa: F401
     from .grouping import (  # noqa: F401
         group_counts,
     )

@@ -78,6 +78,45 @@ DEFAULT_REPLICATES = 16
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """How far a result is from P^(1/T): ``res.accuracy``.
+
+    estimate:    estimated TV between the law of the returned outcomes and P^(1/T); the worst
+                 problem's when there are several; 0.0 for exact results; NaN when unknown (the
+                 run saw too few repeated keys to say anything).
+    upper:       an upper bound on that TV at ``confidence`` (1.0 when unknown).
+    confidence:  the bound's stated confidence (its coverage is measured in docs/benchmarks.md).
+    how:         how they were obtained, in words.
+    tolerance:   the tolerance the call asked for; ``meets`` says whether the estimate is within.
+    per_problem: float64 (B,) estimates per problem (batched calls), else None.
+    effective_temperature: where the batch cascade stepped below 1/T, 1 / (mean level used): the
+                 temperature the output effectively corresponds to; None otherwise.
+    """
+
+    estimate: float
+    upper: float
+    confidence: float
+    how: str
+    tolerance: float
+    per_problem: torch.Tensor | None = None
+    effective_temperature: float | None = None
+
+    @property
+    def known(self) -> bool:
+        return not math.isnan(self.estimate)
+
+    @property
+    def meets(self) -> bool:
+        """True when the estimate is known and at most the tolerance."""
+        return self.known and self.estimate <= self.tolerance
+
+    @classmethod
+    def exact(cls, tolerance: float) -> Accuracy:
+        """The record of an exact result: TV 0 by construction."""
+        return cls(0.0, 0.0, 1.0, "exact method: the outcomes are P^(1/T)-distributed", tolerance)
+
+
+@dataclass(frozen=True)
 class BatchTVEstimate:
     """Per-problem estimate of TV(law of the batch rule's output, P^s / Z); float64 (B,) each.
 

@@ -8,28 +8,50 @@ Each method is a plan executed on a :class:`~.drawing.DrawSource`: ``method="exa
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from .accuracy import Accuracy
 from .batch import batch_selection
-from .decide import AUTO_BUDGET_FACTOR, AUTO_EXACT_SHARE, Plan, decide, decide_without_pilot
-from .diagnostics import check_diagnostics, make_diagnostics
+from .decide import (
+    AUTO_BUDGET_FACTOR,
+    AUTO_EXACT_SHARE,
+    Plan,
+    decide,
+    decide_without_pilot,
+    refine,
+)
+from .diagnostics import diagnostics_messages, make_diagnostics
 from .drawing import DrawSource
-from .errors import DrawBudgetExceeded
+from .errors import DrawBudgetExceeded, TemperatureWarning
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
-from .pilot import PILOT_BUDGET_SHARE, PILOT_MIN, PILOT_SHARE, Pilot, run_pilot
+from .pilot import (
+    PILOT_BUDGET_SHARE,
+    PILOT_MIN,
+    PILOT_SHARE,
+    Pilot,
+    collision_floor,
+    plan_from_counts,
+    run_pilot,
+)
 from .plan import format_tree
 from .progress import Progress
 from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
 from .samples import Samples
+from .tolerance import batch_accuracy, check_accuracy, observed_counts, warn
 from .tree import run_tree
 from .validation import check_temperature, make_generator
 
 #: The exact method refuses to start when its planned draws exceed this many times the budget.
 FAR_BEYOND_BUDGET = 10.0
+#: method="auto" without max_draws stops an exact run it committed to beyond this many times its
+#: plan's estimate (plus RUNAWAY_SLACK draws per problem): never a silent runaway.
+RUNAWAY_FACTOR = 5.0
+RUNAWAY_SLACK = 1000
 
 __all__ = [
     "AUTO_BUDGET_FACTOR",
@@ -53,6 +75,7 @@ def temperature_sample(
     key: Callable[[Any], Any] | None = None,
     batched: bool = False,
     key_name: KeyName = None,
+    advice: str | None = None,
     options: SampleOptions | None = None,
     **sample_options: Any,
 ) -> TemperatureResult:
@@ -93,8 +116,16 @@ def temperature_sample(
             returning it, asked once the draws are done (for keys chosen lazily).
         progress: show progress of the exact method (a tqdm bar of draws against the planned
             total when tqdm is installed, else log lines). Off by default.
+        tolerance: the TV to P^(1/T) that ``method="auto"`` must reach (default
+            ``DEFAULT_TOLERANCE`` = 0.05): auto runs the cheapest method it estimates meets it
+            within the budget, and any result whose estimated TV exceeds it (or cannot be
+            estimated) raises :class:`AccuracyWarning`, saying what reaching it would cost.
+        on_inaccurate: "warn" (default) or "raise" (:class:`InaccurateResultError`, holding the
+            best attempt) when the result misses the tolerance.
+        advice: what the warnings should advise when temperature cannot act (adapters set it:
+            "a coarser quantizer" means nothing where the key is the sample itself).
         options: a :class:`~.options.SampleOptions` holding the keywords above (method to
-            progress); keywords given as well override it.
+            on_inaccurate); keywords given as well override it.
 
     The sampling keywords (method, plan, num_samples, num_outputs, max_draws, generator,
     share_pool, max_lanes, estimator, progress) are the fields of
@@ -110,7 +141,16 @@ def temperature_sample(
         when a pilot was drawn, ``res.pilot_draws`` the pilot's draws (counted in ``res.draws``).
         ``res.diagnostics`` says how many distinct keys the pools (batch) or the first draws
         (exact) had; a :class:`TemperatureWarning` is raised when almost every batch sample was
-        distinct or one key covered every sample.
+        distinct or one key covered every sample. ``res.accuracy`` (and ``res.estimated_tv``)
+        say how far the outputs' law is estimated to be from P^(1/T): 0 for exact, estimated from
+        the pools for batch (see :mod:`.accuracy`).
+
+    Budget of ``method="auto"``: without ``max_draws`` it spends at most AUTO_BUDGET_FACTOR (10)
+    times the batch method's draws (num_samples per output and problem), pilot and attempts
+    included; an exact run it commits to is stopped (DrawBudgetExceeded) beyond RUNAWAY_FACTOR
+    times its plan's estimate. A first batch attempt that misses the tolerance counts as a pilot:
+    auto then re-plans from its pools (a larger N, or exact) when that fits what is left, and
+    returns the new run (its draws are fresh: the choice depends on the attempt only).
 
     Very small T: 1/T is defined for every positive float (inf below ~5.6e-309). The batch
     method's T -> 0 limit is a uniform pick among the pool's most frequent outcomes; the exact
@@ -119,13 +159,13 @@ def temperature_sample(
     """
     t = check_temperature(temperature)
     opts = SampleOptions.from_kwargs(sample_options, base=options)
-    request = Request.make(t, opts, batched=batched, key_name=key_name)
+    request = Request.make(t, opts, batched=batched, key_name=key_name, advice=advice)
     gen = make_generator(opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if opts.method == "batch":
-        return run_batch(source, request, gen)
+        return conclude(run_batch(source, request, gen), request)
     if opts.method == "exact":
-        return run_exact_method(source, request)
+        return conclude(run_exact_method(source, request), request)
     return run_auto(source, request, gen)
 
 
@@ -144,7 +184,7 @@ def finish(
     **fields: Any,
 ) -> TemperatureResult:
     """The TemperatureResult of a run: keys squeezed / unbatched as the caller's draw was,
-    diagnostics computed and checked (a TemperatureWarning when temperature could not act)."""
+    diagnostics computed (checked by :func:`conclude`, once per call)."""
     batched = request.batched
     pool_counts = fields.pop("pool_counts", None)
     if source.keys.squeeze:
@@ -161,6 +201,7 @@ def finish(
         key_name=_name_of_key(request.key_name),
         batched=batched,
     )
+    fields.setdefault("accuracy", Accuracy.exact(request.options.tolerance))
     result = TemperatureResult(
         samples=samples.output(batched),
         keys=keys,
@@ -176,7 +217,28 @@ def finish(
         **fields,
     )
     logger.info("temperature_sample: %s", result.summary())
-    check_diagnostics(diagnostics, method=method, temperature=request.temperature)
+    return result
+
+
+def conclude(result: TemperatureResult, request: Request, cost: str = "") -> TemperatureResult:
+    """The checks of a call's final result, one warning at most: an :class:`AccuracyWarning`
+    (or :class:`InaccurateResultError`) when its estimated TV misses the tolerance, which also
+    carries the diagnostics' findings; else the diagnostics' :class:`TemperatureWarning` when
+    temperature could not act."""
+    found: list[str] = []
+    if result.diagnostics is not None:
+        found = diagnostics_messages(
+            result.diagnostics,
+            method=result.method,
+            temperature=request.temperature,
+            advice=request.advice,
+        )
+    acc = result.accuracy
+    if acc is not None and not acc.meets:
+        check_accuracy(result, request.options.on_inaccurate, cost, request.advice, found)
+    else:
+        for message in found:
+            warn(message, TemperatureWarning)
     return result
 
 
@@ -271,9 +333,11 @@ def _refuse_far_beyond(source: DrawSource, request: Request, pilot: Pilot, left:
 def run_batch(
     source: DrawSource, request: Request, gen: torch.Generator, plan: Plan | None = None
 ) -> TemperatureResult:
-    """The batch method: one draw call for every output's pool, then the vectorised selection."""
+    """The batch method: one draw call for every output's pool, then the vectorised selection;
+    ``res.accuracy`` is estimated from the pools. N: the plan's, else num_samples."""
     o = request.options
-    n, n_out = o.num_samples, o.num_outputs
+    n = o.num_samples if plan is None or plan.num_samples is None else plan.num_samples
+    n_out = o.num_outputs
     samples, keys = source(n if o.share_pool else n * n_out)
     b, _, d = keys.shape
     if o.share_pool:
@@ -290,46 +354,132 @@ def run_batch(
     if not o.share_pool:
         pos = pos + n * torch.arange(n_out, device=pos.device).unsqueeze(0)
     chosen_keys = keys.gather(1, pos.unsqueeze(-1).expand(b, n_out, d))
-    return finish(
+    level = sel.level.view(b, n_out)
+    if request.temperature == 1.0 or o.estimator != "binomial":
+        accuracy = _plain_accuracy(request)
+    else:
+        accuracy = batch_accuracy(keys, n, request.s, o.tolerance, level, batched=request.batched)
+    res = finish(
         source,
         request,
         samples.gather(pos),
         chosen_keys,
         "batch",
-        cascade_level=sel.level.view(b, n_out),
+        cascade_level=level,
         cascade_depth=sel.depth.view(b, n_out),
         pool_counts=sel.counts.view(b, n_out, n),
         reason=None if plan is None else plan.reason,
         expected_draws=None if plan is None else plan.expected_draws,
         pilot_draws=0 if plan is None else plan.pilot.draws,
+        accuracy=accuracy,
+    )
+    res.extra["num_samples"] = n
+    res.extra["pool_keys"] = keys  # for auto's re-planning; dropped before the result returns
+    return res
+
+
+def _plain_accuracy(request: Request) -> Accuracy:
+    """T = 1: the batch pick is a uniform draw from the pool, i.e. exactly P. The "plugin"
+    estimator is not covered by the estimate (NaN)."""
+    tol = request.options.tolerance
+    if request.temperature == 1.0:
+        return Accuracy(0.0, 0.0, 1.0, "T = 1: a uniform pick from the pool is a draw of P", tol)
+    return Accuracy(
+        math.nan, 1.0, 0.9, 'unknown: the accuracy estimate covers estimator="binomial"', tol
     )
 
 
 def run_auto(source: DrawSource, request: Request, gen: torch.Generator) -> TemperatureResult:
-    """Decide between exact and batch before any exact draw, then keep the decision."""
-    early = decide_without_pilot(request, source.num_problems or 1, Pilot.none(request, source))
+    """Decide before any exact draw, then keep the decision; a batch attempt that misses the
+    tolerance is a pilot for one re-plan (see :func:`~.decide.refine`)."""
+    b0 = source.num_problems or 1
+    early = decide_without_pilot(request, b0, Pilot.none(request, source))
     if early is not None:
         if early.method == "batch":
-            return run_batch(source, request, gen, early)
+            return _auto_batch(source, request, gen, early)
         res = execute_exact(source, request, early, request.max_draws)  # T = 1
         res.expected_draws = float(
             request.num_outputs * (res.keys.shape[0] if request.batched else 1)
         )
-        return res
-    pilot = run_pilot(
-        source, request, ref_cost=float(request.batch_draws(source.num_problems or 1))
-    )
+        return conclude(res, request)
+    batch_cost = float(request.batch_draws(b0))
+    if request.max_draws is None:
+        allowance = AUTO_BUDGET_FACTOR * batch_cost
+    else:
+        allowance = AUTO_EXACT_SHARE * request.max_draws
+    pilot = run_pilot(source, request, ref_cost=batch_cost, allowance=allowance)
     plan = decide(pilot, request)
     if plan.method == "batch":
-        return run_batch(source, request, gen, plan)
-    budget = request.budget(source.draws, source.num_problems or 1)
+        return _auto_batch(source, request, gen, plan)
+    return conclude(_auto_exact(source, request, plan), request)
+
+
+def auto_budget(request: Request, num_problems: int) -> int:
+    """What method="auto" may spend in all: max_draws, else AUTO_BUDGET_FACTOR x the batch
+    method's draws."""
+    if request.max_draws is not None:
+        return request.max_draws
+    return AUTO_BUDGET_FACTOR * request.batch_draws(num_problems)
+
+
+def _auto_exact(source: DrawSource, request: Request, plan: Plan) -> TemperatureResult:
+    """Run the exact plan auto committed to, stopped beyond RUNAWAY_FACTOR x its estimate."""
+    b = source.num_problems or 1
+    budget = request.budget(source.draws, b)
+    if request.max_draws is None and plan.expected_draws is not None:
+        runaway = source.draws + math.ceil(RUNAWAY_FACTOR * plan.expected_draws) + RUNAWAY_SLACK * b
+        budget = min(budget, runaway)
     try:
         return execute_exact(source, request, plan, budget)
     except DrawBudgetExceeded as exc:
         raise DrawBudgetExceeded(
             f'method="auto" chose exact ({plan.reason}) and committed to it, but the run '
-            f"overran max_draws={budget} ({exc.stats.get('draws')} drawn). Its outputs are "
-            "not returned: keeping only runs that finish in budget would favour outcomes "
-            'with short rounds. Raise max_draws, or use method="batch".',
+            f"overran max_draws={budget} ({exc.stats.get('draws')} drawn; without max_draws the "
+            f"limit is {RUNAWAY_FACTOR:g}x the plan's estimate). Its outputs are not returned: "
+            "keeping only runs that finish in budget would favour outcomes with short rounds. "
+            'Raise max_draws, or use method="batch".',
             exc.stats,
         ) from exc
+
+
+def _auto_batch(
+    source: DrawSource, request: Request, gen: torch.Generator, plan: Plan
+) -> TemperatureResult:
+    """A batch attempt; when it misses the tolerance, re-plan once from its pools and run the
+    new plan (exact or a larger N) if it fits what is left of the budget."""
+    res = run_batch(source, request, gen, plan)
+    keys = res.extra.pop("pool_keys")
+    if res.accuracy is None or res.accuracy.meets or not res.accuracy.known:
+        cost = "" if res.accuracy is None or res.accuracy.known else _unknown_cost(keys, request)
+        return conclude(res, request, cost)
+    b = keys.shape[0]
+    remaining = auto_budget(request, b) - source.draws
+    counts = observed_counts(keys).cpu()
+    if request.temperature < 1.0 and math.isfinite(request.s):
+        pilot = plan_from_counts(
+            counts, request, draws=0, total_draws=source.draws, calls=source.calls
+        )
+    else:
+        pilot = Pilot.none(request, source)
+    better = refine(counts, request, pilot, remaining, res.extra["num_samples"])
+    if better.plan is None:
+        return conclude(res, request, better.cost)
+    if better.plan.method == "exact":
+        new = _auto_exact(source, request, better.plan)
+    else:
+        new = run_batch(source, request, gen, better.plan)
+        new.extra.pop("pool_keys")
+    new.pilot_draws = res.draws  # the planning pilot and the attempt, both only planned
+    new.extra["attempts"] = [res.summary()]
+    return conclude(new, request, better.cost)
+
+
+def _unknown_cost(keys: torch.Tensor, request: Request) -> str:
+    """Cost words for an attempt without repeated keys: exact needs at least ~M^2 / 6."""
+    if request.s < 2.0:
+        return ""
+    floor = float(collision_floor(observed_counts(keys).cpu(), request.s).min())
+    return (
+        f"exact would need at least ~{floor:.3g} draws per output ({keys.shape[1]} draws per "
+        "problem showed (almost) no repeated key)"
+    )

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from .errors import DrawBudgetExceeded
 from .pilot import Pilot
 from .plan import Tree, format_tree, leaf
 from .request import Request
+from .tolerance import Ladder, batch_ladder
 
 #: method="auto" without max_draws picks exact when its planned draws are at most this many times
 #: the batch method's draws (num_samples per output): exactness is worth some cost.
@@ -136,3 +139,73 @@ def decide(pilot: Pilot, request: Request) -> Plan:
         "num_samples / num_outputs",
         {"draws": pilot.total_draws, "model_calls": pilot.total_calls},
     )
+
+
+#: Re-planning after a batch attempt that missed the tolerance: N is searched up to this many
+#: times the attempt's N beyond what the budget allows, to say what reaching it would cost.
+LADDER_BEYOND = 16
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """What auto does after a batch attempt missed the tolerance: ``plan`` (None: nothing
+    reaches the tolerance within the budget) and ``cost``, what reaching it would cost, in words
+    (for the AccuracyWarning)."""
+
+    plan: Plan | None
+    cost: str
+
+
+def refine(
+    counts: torch.Tensor, request: Request, pilot: Pilot, remaining: int, tried: int
+) -> Refinement:
+    """Re-plan from a batch attempt's pools (per-draw counts (B, M), a pilot far larger than the
+    planning one): the cheapest of exact (cost from these counts, at most AUTO_EXACT_SHARE of
+    ``remaining``) and batch with the smallest N = 2 tried, 4 tried, ... whose estimated TV meets
+    the tolerance (at most ``remaining``)."""
+    o, b = request.options, counts.shape[0]
+    per_n = (1 if o.share_pool else o.num_outputs) * b  # draws per unit of N
+    exact_cost = math.inf
+    if request.temperature < 1.0 and math.isfinite(request.s) and pilot.cost is not None:
+        exact_cost = float(pilot.cost.sum()) * o.num_outputs
+    affordable = remaining // per_n
+    ladder = batch_ladder(
+        counts, request.s, o.tolerance, 2 * tried, max(affordable, LADDER_BEYOND * tried)
+    )
+    batch_cost = math.inf if ladder.reached is None else float(ladder.reached * per_n)
+    exact_fits = exact_cost <= AUTO_EXACT_SHARE * remaining
+    batch_fits = batch_cost <= remaining
+    text = _cost_text(exact_cost, ladder, per_n, b * o.num_outputs, remaining)
+    if exact_fits and (not batch_fits or exact_cost <= batch_cost):
+        reason = (
+            f"a batch attempt with N = {tried} missed tolerance={o.tolerance:g}; exact with plan "
+            f"{format_tree(pilot.tree) if pilot.tree else '?'!r} needs ~{exact_cost:.3g} draws "
+            f"(planned from its {counts.shape[1]} pooled draws per problem)"
+        )
+        plan = Plan("exact", reason, pilot, tree=pilot.tree, expected_draws=exact_cost)
+        return Refinement(plan, text)
+    if batch_fits:
+        assert ladder.reached is not None
+        reason = (
+            f"a batch attempt with N = {tried} missed tolerance={o.tolerance:g}; batch with "
+            f"N = {ladder.reached} is estimated to meet it (from {counts.shape[1]} pooled draws "
+            "per problem)"
+        )
+        plan = Plan("batch", reason, pilot, num_samples=ladder.reached, expected_draws=batch_cost)
+        return Refinement(plan, text)
+    return Refinement(None, text)
+
+
+def _cost_text(exact: float, ladder: Ladder, per_n: int, outputs: int, remaining: int) -> str:
+    """What reaching the tolerance would cost, per output, in words."""
+    parts = []
+    if ladder.reached is not None:
+        parts.append(f"batch with N = {ladder.reached} (~{ladder.reached * per_n / outputs:.3g}")
+        parts[-1] += " draws per output)"
+    elif ladder.sizes:
+        parts.append(f"batch with N > {ladder.sizes[-1]}")
+    if math.isfinite(exact):
+        parts.append(f"exact (~{exact / outputs:.3g} draws per output)")
+    if not parts:
+        return ""
+    return f"reaching it would take {' or '.join(parts)}; {remaining} draws were left of the budget"

@@ -16,11 +16,7 @@ safe inside vectorised code); :func:`check_diagnostics` reads them once on the h
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
 from dataclasses import dataclass
-from types import FrameType
 
 import torch
 
@@ -114,52 +110,80 @@ def _where(d: Diagnostics) -> str:
     return f" under quantizer {d.key_name}" if d.key_name else ""
 
 
-def check_diagnostics(d: Diagnostics, *, method: str, temperature: float) -> None:
-    """Warn (:class:`TemperatureWarning`) when temperature could not act on these keys.
+def diagnostics_messages(
+    d: Diagnostics,
+    *,
+    method: str,
+    temperature: float,
+    skip_distinct: bool = False,
+    advice: str | None = None,
+) -> list[str]:
+    """The warnings due (texts) when temperature could not act on these keys.
 
     * batch method, T != 1: on average >= ``DISTINCT_WARN_SHARE`` of a pool's samples distinct;
     * any method, T != 1: one key covered all samples of every pool (at least
       ``MIN_SAMPLES_ONE_KEY`` samples seen per problem).
     Reads a few scalars from the device (one sync per result, never inside the samplers).
+    ``skip_distinct``: leave the all-distinct case out; ``advice``: the caller's advice (an
+    adapter's), replacing the generic quantizer advice.
     """
     if temperature == 1.0 or d.distinct_keys.numel() == 0:
-        return
+        return []
     if d.samples >= MIN_SAMPLES_ONE_KEY and d.one_key:
-        _warn(
+        return [
             f"all {d.samples} samples{_where(d)} had the same key: temperature cannot change "
             "anything (every output is that one outcome); use a finer quantizer (e.g. a smaller "
             "cell_size for 'grid', more num_codes for 'codebook') or a key that separates the "
             "outcomes you care about"
-        )
-        return
-    if method != "batch" or d.samples < 2:
-        return
+        ]
+    if method != "batch" or d.samples < 2 or skip_distinct:
+        return []
     shares = d.per_problem_distinct_share()
     bad = shares >= DISTINCT_WARN_SHARE
     n_bad = int(bad.sum())
+    if not n_bad:
+        return []
     if n_bad:
         share = float(shares[bad].mean())
         direction = "sharpening" if temperature < 1.0 else "flattening"
         which = f"for {n_bad} of {shares.numel()} problems, " if d.batched else ""
-        _warn(
+        return [
             f"{which}{share:.0%} of the {d.samples} samples{_where(d)} were distinct: temperature "
             "had almost no effect (the batch method found too few repeated outcomes for "
-            f"{direction}, so the pick is close to a plain model draw); use a coarser quantizer "
-            "(e.g. 'classifier', a larger cell_size for 'grid', fewer num_codes for 'codebook') "
-            "or a larger num_samples"
-        )
+            f"{direction}, so the pick is close to a plain model draw); "
+            + (advice or _QUANTIZER_ADVICE)
+        ]
+    return []
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def check_diagnostics(
+    d: Diagnostics,
+    *,
+    method: str,
+    temperature: float,
+    skip_distinct: bool = False,
+    advice: str | None = None,
+) -> None:
+    """Warn (:class:`TemperatureWarning`) when temperature could not act on these keys (the cases
+    of :func:`diagnostics_messages`)."""
+    for message in diagnostics_messages(
+        d, method=method, temperature=temperature, skip_distinct=skip_distinct, advice=advice
+    ):
+        _warn(message)
+
+
+_QUANTIZER_ADVICE = (
+    "use a coarser quantizer (e.g. 'classifier', a larger cell_size for 'grid', fewer num_codes "
+    "for 'codebook') or a larger num_samples"
+)
 
 
 def _warn(message: str) -> None:
-    """warnings.warn attributed to the first caller outside this package."""
-    level = 2  # stacklevel 2 = _warn's caller
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, TemperatureWarning, stacklevel=level)
+    """warnings.warn attributed to the first caller outside this package (and outside torch's
+    decorators)."""
+    from .tolerance import warn  # local: tolerance imports the estimator
+
+    warn(message, TemperatureWarning)
 
 
 def make_diagnostics(

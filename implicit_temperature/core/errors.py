@@ -50,3 +50,18 @@ class OptionTypeError(ImplicitTemperatureError, TypeError):
 class UnknownOptionError(ImplicitTemperatureError, TypeError):
     """A keyword that the function it was passed to does not take (the message names it, where it
     was passed, the closest valid name and where it belongs if it belongs elsewhere)."""
+
+
+class AccuracyWarning(TemperatureWarning):
+    """The result's estimated TV to P^(1/T) exceeds the tolerance asked for (``tolerance=``), or
+    cannot be estimated. The message gives the estimate, the temperature the output effectively
+    corresponds to where that means something, and what reaching the tolerance would cost."""
+
+
+class InaccurateResultError(ImplicitTemperatureError, RuntimeError):
+    """``on_inaccurate="raise"``: no method reached the tolerance within the budget. ``result``
+    holds the best attempt (with its ``accuracy``)."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result

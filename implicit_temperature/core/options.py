@@ -35,6 +35,14 @@ ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 DEFAULT_MAX_LANES = 1024
 #: Exact method without max_draws: the budget is this many base draws per output and problem.
 DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
+#: The default tolerance: the TV to P^(1/T) that method="auto" must reach, and above which a
+#: result warns (AccuracyWarning). 0.05 is where the batch rule at N = 200 passes on peaked laws
+#: (TV ~0.01) and fails on spread ones (0.1-0.6, issue 16), so the default call warns exactly
+#: where the answer is visibly not P^(1/T); a tighter default would push most spread-law calls
+#: to 10-100x the draws, a looser one would stay silent at errors a histogram shows.
+DEFAULT_TOLERANCE = 0.05
+OnInaccurate = Literal["warn", "raise"]
+ON_INACCURATE: tuple[str, ...] = get_args(OnInaccurate)
 
 Validator = Callable[[str, Any], Any]
 
@@ -77,6 +85,16 @@ def one_of(choices: Iterable[str]) -> Validator:
 
     check.choices = allowed  # type: ignore[attr-defined]  # for the CLI's choices=
     return check
+
+
+def tolerance_value(name: str, value: Any) -> float:
+    """A real number in (0, 1] (a total-variation distance)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionTypeError(f"{name} must be a number in (0, 1], got {value!r}")
+    v = float(value)
+    if not 0.0 < v <= 1.0:
+        raise InvalidOptionError(f"{name} must be in (0, 1] (a TV distance), got {value!r}")
+    return v
 
 
 def flag(name: str, value: Any) -> bool:
@@ -171,6 +189,19 @@ class SampleOptions:
         "removed: far fewer draws for the same accuracy on spread laws) or 'plugin' ((c/N)^(1/T))",
     )
     progress: bool = option(False, flag, "show the exact method's progress (tqdm or log lines)")
+    tolerance: float = option(
+        DEFAULT_TOLERANCE,
+        tolerance_value,
+        "the TV to P^(1/T) auto must reach (cheapest method within the budget); a result whose "
+        "estimated TV exceeds it raises AccuracyWarning",
+        cli="TV",
+    )
+    on_inaccurate: OnInaccurate = option(
+        "warn",
+        one_of(ON_INACCURATE),
+        "when the estimated TV exceeds the tolerance: 'warn' (AccuracyWarning, the best "
+        "attempt is returned) or 'raise' (InaccurateResultError, holding it)",
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -280,7 +311,9 @@ def keyword_signature(fn: Callable[..., Any], *, exclude: Iterable[str] = ()) ->
 __all__ = [
     "DEFAULT_MAX_DRAWS_PER_OUTPUT",
     "DEFAULT_MAX_LANES",
+    "DEFAULT_TOLERANCE",
     "ESTIMATORS",
+    "ON_INACCURATE",
     "METHODS",
     "SAMPLE_KEYWORDS",
     "Estimator",

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .cost import choose_tree, pilot_power_sums
+from .cost import choose_tree
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
-from .plan import Tree, acceptance, leaf
+from .grouping import group_counts
+from .plan import PilotPowerSums, Tree, acceptance, leaf
 from .request import Request
 
 #: The pilot starts at PILOT_MIN draws per problem and grows to PILOT_SHARE of the planned cost
@@ -22,6 +23,10 @@ from .request import Request
 PILOT_MIN = 16
 PILOT_SHARE = 0.05
 PILOT_BUDGET_SHARE = 0.25
+#: A pilot with fewer colliding pairs than this says little about the exact cost (a continuous
+#: model, a fine quantizer): it keeps growing (doubling, within its cap) until it has them or
+#: until the cost floor they imply (:func:`collision_floor`) alone rules exact out.
+MIN_PILOT_PAIRS = 3
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,9 @@ class Pilot:
     """What a pilot measured: the tree it plans (None where none exists), that tree's cost per
     output (B,) (None without a pilot), the planned acceptance rates per node id and per leaf
     exponent (sizing only), the pilot's draws, and the source's draws and calls once it was done
-    (pilot and anything before) and its number of problems B."""
+    (pilot and anything before), its number of problems B, and ``counts`` (B, M): each pilot
+    draw's count of its key within its problem (None without a pilot), from which
+    :func:`collision_floor` and the accuracy estimates of :mod:`.tolerance` are computed."""
 
     tree: Tree | None
     cost: torch.Tensor | None = None
@@ -39,6 +46,7 @@ class Pilot:
     total_draws: int = 0
     total_calls: int = 0
     num_problems: int = 1
+    counts: torch.Tensor | None = None
 
     @staticmethod
     def none(request: Request, source: DrawSource) -> Pilot:
@@ -76,9 +84,39 @@ def next_pilot_size(have: int, cap: int, planned: float, num_problems: int) -> i
     return desired if desired >= 2 * have else None
 
 
-def run_pilot(source: DrawSource, request: Request, ref_cost: float | None = None) -> Pilot:
+def colliding_pairs(counts: torch.Tensor) -> torch.Tensor:
+    """Colliding pairs per problem, float64 (B,): sum over outcomes of C(c, 2), from per-draw
+    counts (B, M) (each draw contributes (c - 1) / 2)."""
+    return ((counts.double() - 1.0) / 2.0).sum(1)
+
+
+def collision_floor(counts: torch.Tensor, s: float) -> torch.Tensor:
+    """A lower bound (B,) on the exact method's draws per output implied by the pilot's
+    collisions, for s = 1/T >= 2 (0 below).
+
+    Every exact output needs at least one accepted round, and a round at s >= 2 is accepted with
+    probability at most S(2) = sum_x P(x)^2 (two draws must agree), so an output costs at least
+    1 / S(2) draws. The M pilot draws show k colliding pairs, with mean C(M, 2) S(2); ~95% upper
+    bound of that mean is k + 2 sqrt(k) + 3 (Poisson), so the floor is
+    C(M, 2) / (k + 2 sqrt(k) + 3). With no collision in M draws it is ~M^2 / 6: a pilot where every
+    key is distinct means "at least of the order of M^2", never "cheap".
+    """
+    m = counts.shape[1]
+    if s < 2.0:
+        return torch.zeros(counts.shape[0], dtype=torch.float64)
+    k = colliding_pairs(counts).cpu()
+    return (m * (m - 1) / 2.0) / (k + 2.0 * k.sqrt() + 3.0)
+
+
+def run_pilot(
+    source: DrawSource,
+    request: Request,
+    ref_cost: float | None = None,
+    allowance: float | None = None,
+) -> Pilot:
     """Draw a pilot and plan the tree (plan="auto") or cost the given one. ``ref_cost`` (the
-    batch method's draws, for method="auto") caps how far the pilot grows."""
+    batch method's draws, for method="auto") caps how far the pilot grows; ``allowance`` (the
+    most auto lets exact cost) stops the growth for collisions once the floor exceeds it."""
     start = source.draws
     cap = pilot_cap(request, start, source.num_problems or 1)
     if cap < 2:  # no room for a pilot: no estimate
@@ -97,15 +135,58 @@ def run_pilot(source: DrawSource, request: Request, ref_cost: float | None = Non
                     {"draws": source.draws, "model_calls": source.calls},
                 )
             cap = min(cap, pilot_cap(request, start, b))
-        ps = pilot_power_sums(torch.cat(parts, 1))
+        counts = group_counts(torch.cat(parts, 1))[0].cpu()
+        ps = PilotPowerSums(counts)
         tree, cost = choose_tree(ps, request.s, request.options.plan)
         planned = float(cost.sum()) * request.num_outputs
         grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
         if grow is None:
+            grow = _grow_for_collisions(counts, request, have, cap, allowance)
+        if grow is None:
             break
         target = grow
+    return plan_from_counts(
+        counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
+    )
+
+
+def plan_from_counts(
+    counts: torch.Tensor, request: Request, *, draws: int, total_draws: int, calls: int
+) -> Pilot:
+    """The Pilot that observed draws with per-draw counts (B, M) plan: the tree for
+    ``request.options.plan``, its cost per output (at least the :func:`collision_floor`), and the
+    acceptance rates that size its pair requests. Also used to re-plan from a batch run's pools."""
+    ps = PilotPowerSums(counts)
+    tree, cost = choose_tree(ps, request.s, request.options.plan)
+    cost = torch.maximum(cost, collision_floor(counts, request.s))
     leaves = sorted({t.s for t in tree.nodes() if t.is_leaf})
     log_s = ps.log_s(torch.tensor(leaves, dtype=torch.float64))
     leaf_rates = {r: torch.exp(log_s[:, i]) for i, r in enumerate(leaves)}
     rates = acceptance(tree, ps)
-    return Pilot(tree, cost, rates, leaf_rates, source.draws - start, source.draws, source.calls, b)
+    return Pilot(
+        tree,
+        cost,
+        rates,
+        leaf_rates,
+        draws,
+        total_draws,
+        calls,
+        counts.shape[0],
+        counts=counts,
+    )
+
+
+def _grow_for_collisions(
+    counts: torch.Tensor, request: Request, have: int, cap: int, allowance: float | None
+) -> int | None:
+    """Double the pilot while a problem has fewer than MIN_PILOT_PAIRS colliding pairs, unless
+    the collision floor already puts exact beyond ``allowance`` or the cap is reached; None:
+    stop."""
+    if have >= cap or request.s < 2.0:
+        return None
+    if float(colliding_pairs(counts).min()) >= MIN_PILOT_PAIRS:
+        return None
+    floor = float(collision_floor(counts, request.s).sum()) * request.num_outputs
+    if allowance is not None and floor > allowance:
+        return None
+    return min(cap, 2 * have)

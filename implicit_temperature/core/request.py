@@ -20,8 +20,9 @@ KeyName = str | Callable[[], str | None] | None
 @dataclass(frozen=True)
 class Request:
     """A validated call: temperature T, s = 1/T, the sampling options, the explicit tree (None
-    for plan="auto"/"flat" resolved later, or T > 1), whether ``draw`` is batched and the key's
-    name for diagnostics."""
+    for plan="auto"/"flat" resolved later, or T > 1), whether ``draw`` is batched, the key's
+    name for diagnostics, and the caller's advice for warnings (an adapter's: what to change
+    when temperature cannot act; None: the generic "coarser key" advice)."""
 
     temperature: float
     s: float
@@ -29,9 +30,18 @@ class Request:
     fixed_tree: Tree | None
     batched: bool
     key_name: KeyName
+    advice: str | None = None
 
     @classmethod
-    def make(cls, t: float, options: SampleOptions, *, batched: bool, key_name: KeyName) -> Request:
+    def make(
+        cls,
+        t: float,
+        options: SampleOptions,
+        *,
+        batched: bool,
+        key_name: KeyName,
+        advice: str | None = None,
+    ) -> Request:
         """Check the combination of T and options (single options are checked by
         :class:`SampleOptions`)."""
         if options.method == "exact" and t > 1.0:
@@ -49,7 +59,9 @@ class Request:
         fixed = None
         if t <= 1.0 and math.isfinite(s):
             fixed = resolve_plan(options.plan, s)  # validates explicit trees early
-        return cls(t, s, options, fixed, batched, key_name)
+        if advice is not None and not isinstance(advice, str):
+            raise TypeError(f"advice must be a str or None, got {type(advice).__name__}")
+        return cls(t, s, options, fixed, batched, key_name, advice)
 
     @property
     def num_outputs(self) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .accuracy import Accuracy
 from .diagnostics import Diagnostics
 
 
@@ -36,6 +38,9 @@ class TemperatureResult:
     diagnostics: :class:`~.diagnostics.Diagnostics`: distinct keys and singleton share of the
               batch pools (or of the exact method's first draws) and the cascade levels, to tell
               whether temperature had anything to act on.
+    accuracy: :class:`~.accuracy.Accuracy`: the estimated TV to P^(1/T) (0 for exact), an upper
+              bound at a stated confidence, how they were obtained, and the tolerance asked for;
+              ``estimated_tv`` is its estimate.
 
     ``repr(result)`` shows shapes and counts, never the samples themselves.
     """
@@ -61,7 +66,15 @@ class TemperatureResult:
     expected_draws: float | None = None
     batched: bool = False
     diagnostics: Diagnostics | None = None
+    accuracy: Accuracy | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimated_tv(self) -> float:
+        """The estimated TV between the law of the returned outcomes and P^(1/T): 0.0 for exact
+        results, the batch estimate otherwise (the worst problem's), NaN when unknown (see
+        ``accuracy``)."""
+        return math.nan if self.accuracy is None else self.accuracy.estimate
 
     @property
     def draws_per_output(self) -> float:
@@ -81,6 +94,8 @@ class TemperatureResult:
             parts.append(f"rounds={self.rounds}")
         if self.cascade_depth is not None:
             parts.append(f"cascade_steps_max={int(self.cascade_depth.max())}")
+        if self.accuracy is not None:
+            parts.append(f"estimated_tv={self.accuracy.estimate:.3g}")
         if self.reason:
             parts.append(f"reason={self.reason!r}")
         return " ".join(parts)

@@ -1,0 +1,211 @@
+"""Tolerance: the accuracy record of each result, what reaching the tolerance would cost, and the
+warning (or error) when a result misses it.
+
+Every result carries ``res.accuracy`` (:class:`~.accuracy.Accuracy`): 0 for exact results; for
+batch results the estimate of :func:`~.accuracy.estimate_batch_tv` from the run's own pools (at
+most ``ACCURACY_MAX_DRAWS`` draws per problem), never from P. ``method="auto"`` uses the same
+estimates to choose N, or exact, when a first attempt misses the tolerance (:mod:`.decide`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from .accuracy import (
+    DEFAULT_CONFIDENCE,
+    Accuracy,
+    BatchTVEstimate,
+    estimate_batch_tv,
+)
+from .errors import AccuracyWarning, InaccurateResultError
+from .grouping import group_counts
+
+#: The accuracy estimate of a batch result looks at most this many of its draws per problem.
+ACCURACY_MAX_DRAWS = 20_000
+#: Simulation sizes of the estimate attached to results, and of the cheaper point estimates used
+#: to size N (no bootstrap replicates there).
+RESULT_POOLS, RESULT_REPLICATES = 32, 8
+LADDER_POOLS = 32
+#: The estimates are a deterministic function of the counts: their simulation has its own seed
+#: (it never consumes the caller's generator, so sampling streams are unchanged by it).
+ACCURACY_SEED = 0x1D7E
+
+
+def accuracy_generator(device: torch.device) -> torch.Generator:
+    """The estimator's own generator (fixed seed) on ``device``."""
+    return torch.Generator(device=device).manual_seed(ACCURACY_SEED)
+
+
+def observed_counts(keys: torch.Tensor) -> torch.Tensor:
+    """Per-draw counts (B, M) of the first ``ACCURACY_MAX_DRAWS`` draws of keys (B, M, d)."""
+    return group_counts(keys[:, :ACCURACY_MAX_DRAWS])[0]
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Point estimates of the batch rule's TV for pool sizes ``sizes``, float64 (B,) each
+    (``tv[i]`` for ``sizes[i]``); ``reached``: the first size whose worst problem meets the
+    tolerance, or None."""
+
+    sizes: tuple[int, ...]
+    tv: tuple[torch.Tensor, ...]
+    reached: int | None
+
+
+def batch_ladder(
+    counts: torch.Tensor, s: float, tolerance: float, start: int, largest: int
+) -> Ladder:
+    """Estimate the batch rule's TV at N = start, 2 start, 4 start, ... up to ``largest`` from the
+    observed counts (B, M), stopping at the first N whose worst problem's estimate meets
+    ``tolerance`` (the error falls with N)."""
+    sizes: list[int] = []
+    tvs: list[torch.Tensor] = []
+    n = max(2, int(start))
+    g = accuracy_generator(counts.device)
+    while n <= largest:
+        est = estimate_batch_tv(counts, n, s, pools=LADDER_POOLS, replicates=0, generator=g)
+        tv = torch.where(est.known, est.estimate, torch.ones_like(est.estimate))
+        sizes.append(n)
+        tvs.append(tv)
+        if float(tv.max()) <= tolerance:
+            return Ladder(tuple(sizes), tuple(tvs), n)
+        if not bool(est.known.all()):  # unknown stays unknown at any N
+            break
+        n *= 2
+    return Ladder(tuple(sizes), tuple(tvs), None)
+
+
+def batch_accuracy(
+    keys: torch.Tensor,
+    num_samples: int,
+    s: float,
+    tolerance: float,
+    cascade_level: torch.Tensor | None,
+    *,
+    batched: bool,
+) -> Accuracy:
+    """The accuracy record of a batch result from its pools' keys (B, M, d)."""
+    est = estimate_batch_tv(
+        observed_counts(keys),
+        num_samples,
+        s,
+        pools=RESULT_POOLS,
+        replicates=RESULT_REPLICATES,
+        generator=accuracy_generator(keys.device),
+    )
+    return _record(est, keys.shape[1], num_samples, tolerance, cascade_level, s, batched)
+
+
+def _record(
+    est: BatchTVEstimate,
+    m: int,
+    n: int,
+    tolerance: float,
+    cascade_level: torch.Tensor | None,
+    s: float,
+    batched: bool,
+) -> Accuracy:
+    known = bool(est.known.all())
+    worst = float(est.estimate.max()) if known else math.nan
+    upper = float(est.upper.max()) if known else 1.0
+    seen = min(m, ACCURACY_MAX_DRAWS)
+    if known:
+        how = (
+            f"plug-in bootstrap from the {seen} pooled draws per problem (fitted species law, "
+            f"pools of N = {n} simulated); N p_max ~ {float(est.n_pmax.min()):.3g} vs 1/T = "
+            f"{s:.3g}"
+        )
+    else:
+        how = (
+            f"unknown: fewer than 3 repeated keys among {seen} draws of some problem, so "
+            "nothing about the law's collisions can be said"
+        )
+    eff = None
+    if cascade_level is not None and math.isfinite(s):
+        mean_level = float(cascade_level.double().mean())
+        if mean_level < s * (1 - 1e-9) and mean_level > 0:
+            eff = 1.0 / mean_level
+    return Accuracy(
+        estimate=worst,
+        upper=upper,
+        confidence=est.confidence if known else DEFAULT_CONFIDENCE,
+        how=how,
+        tolerance=tolerance,
+        per_problem=est.estimate if batched else None,
+        effective_temperature=eff,
+    )
+
+
+def inaccuracy_message(acc: Accuracy, temperature: float, cost: str, advice: str | None) -> str:
+    """The AccuracyWarning text: estimate, effective temperature, cost to reach, advice."""
+    if acc.known:
+        head = (
+            f"estimated TV to P^(1/T) is {acc.estimate:.3g} (upper bound {acc.upper:.3g} at "
+            f"{acc.confidence:.0%}), above tolerance={acc.tolerance:g}"
+        )
+    else:
+        head = (
+            f"the TV to P^(1/T) is {acc.how}; the output may be close to a plain "
+            f"model draw, not T={temperature:g}"
+        )
+    parts = [head]
+    if acc.per_problem is not None and acc.known:
+        bad = int((acc.per_problem > acc.tolerance).sum())
+        parts.append(f"{bad} of {acc.per_problem.numel()} problems miss it")
+    if acc.effective_temperature is not None:
+        parts.append(
+            f"the batch cascade stepped down: the output corresponds on average to "
+            f"T ~ {acc.effective_temperature:.3g}, not {temperature:g}"
+        )
+    if cost:
+        parts.append(cost)
+    if advice != "":  # "": the caller's message already advises
+        parts.append(advice or _DEFAULT_ADVICE)
+    return "; ".join(parts)
+
+
+_DEFAULT_ADVICE = (
+    "raise max_draws (or the tolerance), or use a coarser key (quantizer) so that outcomes repeat"
+)
+
+
+def check_accuracy(
+    result, on_inaccurate: str, cost: str, advice: str | None, found: list[str] | None = None
+) -> None:
+    """Warn (:class:`AccuracyWarning`, at the user's line) or raise
+    (:class:`InaccurateResultError`) when ``result.accuracy`` misses its tolerance. ``found``:
+    the diagnostics' findings, put first in the same message (one warning per call)."""
+    acc = result.accuracy
+    if acc is None or acc.meets:
+        return
+    message = inaccuracy_message(acc, result.temperature, cost, "" if found else advice)
+    if found:
+        message = "; ".join([*found, message])
+    if on_inaccurate == "raise":
+        raise InaccurateResultError(message, result)
+    warn(message, AccuracyWarning)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """warnings.warn attributed to the first caller outside this package and outside torch
+    (decorators such as ``torch.no_grad`` add frames of their own)."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 = warn's caller
+    while frame is not None and _internal(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _internal(frame) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    if name == "torch" or name.startswith("torch."):
+        return True
+    return os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR)
