@@ -89,6 +89,8 @@ def test_temperature_sample_accepts_the_jackknife():
         draw, 0.25, method="batch", estimator="jackknife", num_outputs=3, generator=1
     )
     assert res.method == "batch" and res.keys.shape == (3,)
+    # the result's accuracy record is estimated for the jackknifed rule, not left unknown
+    assert 0.0 <= res.estimated_tv < 1.0 and "plug-in" in res.accuracy.how
 
 
 def test_jackknife_is_far_more_accurate_on_a_spread_law():

@@ -110,7 +110,9 @@ def temperature_sample(
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).
-        estimator: batch method weights, "binomial" (default) or "plugin" ((c/N)^(1/T)).
+        estimator: batch method weights, "binomial" (default), "jackknife" (the binomial rule
+            with its 1/N bias removed: on spread laws the same accuracy for several times fewer
+            draws, see docs/algorithms.md) or "plugin" ((c/N)^(1/T)).
         key_name: a name for ``key`` (e.g. the quantizer's) used in ``res.diagnostics`` and in
             the :class:`TemperatureWarning` raised when temperature could not act; or a callable
             returning it, asked once the draws are done (for keys chosen lazily).
@@ -355,10 +357,12 @@ def run_batch(
         pos = pos + n * torch.arange(n_out, device=pos.device).unsqueeze(0)
     chosen_keys = keys.gather(1, pos.unsqueeze(-1).expand(b, n_out, d))
     level = sel.level.view(b, n_out)
-    if request.temperature == 1.0 or o.estimator != "binomial":
+    if request.temperature == 1.0 or o.estimator == "plugin":
         accuracy = _plain_accuracy(request)
     else:
-        accuracy = batch_accuracy(keys, n, request.s, o.tolerance, level, batched=request.batched)
+        accuracy = batch_accuracy(
+            keys, n, request.s, o.tolerance, level, batched=request.batched, estimator=o.estimator
+        )
     res = finish(
         source,
         request,
@@ -385,7 +389,11 @@ def _plain_accuracy(request: Request) -> Accuracy:
     if request.temperature == 1.0:
         return Accuracy(0.0, 0.0, 1.0, "T = 1: a uniform pick from the pool is a draw of P", tol)
     return Accuracy(
-        math.nan, 1.0, 0.9, 'unknown: the accuracy estimate covers estimator="binomial"', tol
+        math.nan,
+        1.0,
+        0.9,
+        'unknown: the accuracy estimate covers estimator="binomial" and "jackknife"',
+        tol,
     )
 
 
