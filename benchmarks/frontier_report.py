@@ -64,7 +64,7 @@ def frontier_figures(res: dict, fig_dir: Path) -> dict[str, str]:
             ax.set_xlabel("draws per output")
             ax.set_ylabel("TV to P^(1/T)")
             ax.set_title(f"{law}, T = {row['T']:g}", fontsize=9)
-        axes[0][0].legend(fontsize=7)
+        axes[0][-1].legend(fontsize=7)  # the last panel (lowest T) has every method
         fig.tight_layout()
         name = f"frontier_{_slug(law)}.png"
         fig.savefig(fig_dir / name, dpi=90)
