@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -24,9 +24,10 @@ from .decide import (
     decide_without_pilot,
     refine,
 )
-from .diagnostics import diagnostics_messages, make_diagnostics
+from .diagnostics import diagnostics_messages, make_diagnostics, pool_statistics
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded, TemperatureWarning
+from .exact import cat_samples
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
 from .pilot import (
     PILOT_BUDGET_SHARE,
@@ -46,6 +47,13 @@ from .tolerance import batch_accuracy, check_accuracy, observed_counts, warn
 from .tree import run_tree
 from .validation import check_temperature, make_generator
 
+#: The batch method draws at most this many base samples per ``draw`` call: the outputs are cut
+#: into chunks of max(1, BATCH_CHUNK_DRAWS // N), so that its peak memory is bounded by the chunk
+#: (~70 bytes per draw for scalar keys: < 1 GB) plus the chosen outputs, not by N x num_outputs.
+#: Runs within one chunk draw and select exactly as one call would (as before chunking); longer
+#: runs stay deterministic per seed, with a different random stream. 1e7 keeps the single call
+#: of N = 200 x 50k outputs that the tests rely on.
+BATCH_CHUNK_DRAWS = 10_000_000
 #: The exact method refuses to start when its planned draws exceed this many times the budget.
 FAR_BEYOND_BUDGET = 10.0
 #: method="auto" without max_draws stops an exact run it committed to beyond this many times its
@@ -188,7 +196,7 @@ def finish(
     """The TemperatureResult of a run: keys squeezed / unbatched as the caller's draw was,
     diagnostics computed (checked by :func:`conclude`, once per call)."""
     batched = request.batched
-    pool_counts = fields.pop("pool_counts", None)
+    pool_stats = fields.pop("pool_stats", None)
     if source.keys.squeeze:
         keys = keys.squeeze(-1)
     if not batched:
@@ -197,8 +205,9 @@ def finish(
             if fields.get(name) is not None:
                 fields[name] = fields[name][0]
     diagnostics = make_diagnostics(
-        pool_counts=pool_counts,
-        seen_keys=None if pool_counts is not None else source.seen_keys(),
+        pool_counts=None,
+        pool_stats=pool_stats,
+        seen_keys=None if pool_stats is not None else source.seen_keys(),
         cascade_level=fields.get("cascade_level"),
         key_name=_name_of_key(request.key_name),
         batched=batched,
@@ -332,53 +341,94 @@ def _refuse_far_beyond(source: DrawSource, request: Request, pilot: Pilot, left:
     )
 
 
+class BatchChunk(NamedTuple):
+    """The batch method on c outputs: chosen samples (B, c, ...) and keys (B, c, d), cascade
+    levels and depths (B, c), the pools' distinct keys (B, c) and singleton shares (B, c), and
+    the pools' keys themselves (B, c N or N, d), for the accuracy estimate."""
+
+    samples: Samples
+    keys: torch.Tensor
+    level: torch.Tensor
+    depth: torch.Tensor
+    distinct: torch.Tensor
+    singles: torch.Tensor
+    pool_keys: torch.Tensor
+
+
+def batch_chunk(
+    source: DrawSource,
+    request: Request,
+    gen: torch.Generator,
+    n: int,
+    c: int,
+    pool: tuple[Samples, torch.Tensor] | None,
+) -> BatchChunk:
+    """c outputs of the batch method: one draw call for all c pools of N = n (or the shared
+    ``pool``), then the vectorised selection over the B x c pools."""
+    o = request.options
+    samples, keys = pool if pool is not None else source(n * c)
+    b, _, d = keys.shape
+    if pool is not None:
+        problem_keys = keys.unsqueeze(1).expand(b, c, n, d)
+    else:
+        problem_keys = keys.view(b, c, n, d)
+    sel = batch_selection(
+        problem_keys.reshape(b * c, n, d), request.temperature, generator=gen, estimator=o.estimator
+    )
+    pos = sel.index.view(b, c)
+    if pool is None:
+        pos = pos + n * torch.arange(c, device=pos.device).unsqueeze(0)
+    chosen_keys = keys.gather(1, pos.unsqueeze(-1).expand(b, c, d))
+    distinct, singles = pool_statistics(sel.counts.view(b, c, n))
+    level, depth = sel.level.view(b, c), sel.depth.view(b, c)
+    return BatchChunk(samples.gather(pos), chosen_keys, level, depth, distinct, singles, keys)
+
+
 def run_batch(
     source: DrawSource, request: Request, gen: torch.Generator, plan: Plan | None = None
 ) -> TemperatureResult:
-    """The batch method: one draw call for every output's pool, then the vectorised selection;
-    ``res.accuracy`` is estimated from the pools. N: the plan's, else num_samples."""
+    """The batch method, in chunks of outputs (BATCH_CHUNK_DRAWS draws per call at most);
+    ``res.accuracy`` is estimated from the first chunk's pools. N: the plan's, else num_samples."""
     o = request.options
     n = o.num_samples if plan is None or plan.num_samples is None else plan.num_samples
     n_out = o.num_outputs
-    samples, keys = source(n if o.share_pool else n * n_out)
-    b, _, d = keys.shape
-    if o.share_pool:
-        problem_keys = keys.unsqueeze(1).expand(b, n_out, n, d)
-    else:
-        problem_keys = keys.view(b, n_out, n, d)
-    sel = batch_selection(
-        problem_keys.reshape(b * n_out, n, d),
-        request.temperature,
-        generator=gen,
-        estimator=o.estimator,
-    )
-    pos = sel.index.view(b, n_out)
-    if not o.share_pool:
-        pos = pos + n * torch.arange(n_out, device=pos.device).unsqueeze(0)
-    chosen_keys = keys.gather(1, pos.unsqueeze(-1).expand(b, n_out, d))
-    level = sel.level.view(b, n_out)
+    per_chunk = max(1, BATCH_CHUNK_DRAWS // n)
+    pool = source(n) if o.share_pool else None
+    parts = [
+        batch_chunk(source, request, gen, n, min(per_chunk, n_out - lo), pool)
+        for lo in range(0, n_out, per_chunk)
+    ]
+    joined = [torch.cat(t, 1) for t in zip(*(p[1:6] for p in parts), strict=True)]
+    keys, level, depth, distinct, singles = joined
+    pool_keys = parts[0].pool_keys
     if request.temperature == 1.0 or o.estimator == "plugin":
         accuracy = _plain_accuracy(request)
     else:
         accuracy = batch_accuracy(
-            keys, n, request.s, o.tolerance, level, batched=request.batched, estimator=o.estimator
+            pool_keys,
+            n,
+            request.s,
+            o.tolerance,
+            level,
+            batched=request.batched,
+            estimator=o.estimator,
         )
     res = finish(
         source,
         request,
-        samples.gather(pos),
-        chosen_keys,
+        cat_samples([p.samples for p in parts]),
+        keys,
         "batch",
         cascade_level=level,
-        cascade_depth=sel.depth.view(b, n_out),
-        pool_counts=sel.counts.view(b, n_out, n),
+        cascade_depth=depth,
+        pool_stats=(distinct, singles, n),
         reason=None if plan is None else plan.reason,
         expected_draws=None if plan is None else plan.expected_draws,
         pilot_draws=0 if plan is None else plan.pilot.draws,
         accuracy=accuracy,
     )
     res.extra["num_samples"] = n
-    res.extra["pool_keys"] = keys  # for auto's re-planning; dropped before the result returns
+    res.extra["pool_keys"] = pool_keys  # for auto's re-planning; dropped before it returns
     return res
 
 

@@ -193,10 +193,15 @@ def make_diagnostics(
     cascade_level: torch.Tensor | None,
     key_name: str | None,
     batched: bool,
+    pool_stats: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> Diagnostics:
-    """Diagnostics of one run: from the batch method's pool counts (B, num_outputs, N), else from
-    the keys of the first draws (B, M, d). Unbatched runs drop the leading B. No host sync."""
-    if pool_counts is not None:
+    """Diagnostics of one run: from the batch method's pool counts (B, num_outputs, N) or their
+    :func:`pool_statistics` already taken (``pool_stats``: distinct, singles, N), else from the
+    keys of the first draws (B, M, d). Unbatched runs drop the leading B. No host sync."""
+    if pool_stats is not None:
+        distinct, singles, n = pool_stats
+        seen, samples = "pool", int(n)
+    elif pool_counts is not None:
         distinct, singles = pool_statistics(pool_counts)
         seen, samples = "pool", int(pool_counts.shape[-1])
     elif seen_keys is not None:
