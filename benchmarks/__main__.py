@@ -20,6 +20,7 @@ from . import (
     bench_exact,
     bench_frontier,
     bench_selection,
+    bench_tolerance,
     end_to_end,
     figures,
     frontier_report,
@@ -27,7 +28,7 @@ from . import (
 )
 from .common import machine_info
 
-SECTIONS = ("selection", "exact", "accuracy", "auto", "frontier", "end_to_end")
+SECTIONS = ("selection", "exact", "accuracy", "auto", "tolerance", "frontier", "end_to_end")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         # can be many times slower than one thread, and nothing there is a timing
         "accuracy": lambda q: bench_selection.with_threads(1, lambda: bench_accuracy.run(q)),
         "auto": lambda q: bench_selection.with_threads(1, lambda: bench_auto.run(q)),
+        "tolerance": lambda q: bench_selection.with_threads(1, lambda: bench_tolerance.run(q)),
         "frontier": lambda q: bench_selection.with_threads(1, lambda: bench_frontier.run(q)),
         "end_to_end": end_to_end.run,
     }
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         ("accuracy", "accuracy_vs_N.png", figures.accuracy_figure),
         ("exact", "cost_vs_T.png", figures.cost_figure),
         ("selection", "selection_speed.png", figures.selection_figure),
+        ("tolerance", "tv_calibration.png", bench_tolerance.figure),
     )
     for section, filename, plot in plots:
         if section in results:
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(report.accuracy_section(results["accuracy"], figs.get("accuracy")))
     if "auto" in results:
         parts.append(report.auto_section(results["auto"]))
+    if "tolerance" in results:
+        parts.append(bench_tolerance.section(results["tolerance"], figs.get("tolerance")))
     if "frontier" in results:
         frontier_report.save(results["frontier"], fig_dir / "frontier.json")
         law_figs = frontier_report.frontier_figures(results["frontier"], fig_dir)

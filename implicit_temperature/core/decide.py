@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import DrawBudgetExceeded
-from .pilot import Pilot
+from .pilot import MIN_PILOT_PAIRS, PILOT_MIN, Pilot, colliding_pairs
 from .plan import Tree, format_tree, leaf
 from .request import Request
 from .tolerance import Ladder, batch_ladder
@@ -115,15 +115,25 @@ def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
     ]
 
 
+#: Exact is preferred to a batch run estimated to meet the tolerance while it costs at most this
+#: many times as much (exactness is worth a little; more would break "the cheapest method").
+EXACT_PREFERENCE = 1.5
+
+
 def decide(pilot: Pilot, request: Request) -> Plan:
     """The Plan auto commits to after ``pilot``: the first candidate that fits, with the reason;
-    :class:`DrawBudgetExceeded` when none fits."""
+    :class:`DrawBudgetExceeded` when none fits. When the pilot can estimate the batch rule's
+    error, a batch N estimated to meet the tolerance is preferred to an exact plan that costs
+    more than EXACT_PREFERENCE times as much."""
     cands = candidates(pilot, request)
     exact = cands[0]
     plan_text = format_tree(exact.tree) if exact.tree is not None else "?"
     estimate = (
         f"exact with plan {plan_text!r} needs ~{exact.cost:.3g} draws (pilot of {pilot.draws})"
     )
+    cheaper = _cheaper_batch(pilot, request, exact, cands[1])
+    if cheaper is not None:
+        return cheaper
     for c in cands:
         if not c.fits:
             continue
@@ -131,7 +141,14 @@ def decide(pilot: Pilot, request: Request) -> Plan:
             reason = f"{estimate} <= {c.allowance_text}"
             return Plan("exact", reason, pilot, tree=c.tree, expected_draws=c.cost)
         reason = f"{estimate} > {exact.allowance_text}"
-        return Plan(c.method, reason, pilot, num_samples=c.num_samples, expected_draws=exact.cost)
+        n = c.num_samples
+        if _no_collisions(pilot) and n is not None and n > PILOT_MIN:
+            n = PILOT_MIN
+            reason += (
+                f"; the pilot had (almost) no repeated key, so temperature cannot act: a pool "
+                f"of {n} (a larger one would cost more and still be a plain draw)"
+            )
+        return Plan(c.method, reason, pilot, num_samples=n, expected_draws=exact.cost)
     raise DrawBudgetExceeded(
         f'method="auto": neither method fits max_draws={request.max_draws} after the pilot '
         f"({pilot.total_draws} drawn): exact needs ~{exact.cost:.3g} draws (plan "
@@ -139,6 +156,37 @@ def decide(pilot: Pilot, request: Request) -> Plan:
         "num_samples / num_outputs",
         {"draws": pilot.total_draws, "model_calls": pilot.total_calls},
     )
+
+
+def _no_collisions(pilot: Pilot) -> bool:
+    """Some problem's pilot has fewer than MIN_PILOT_PAIRS colliding pairs."""
+    if pilot.counts is None:
+        return False
+    return float(colliding_pairs(pilot.counts).min()) < MIN_PILOT_PAIRS
+
+
+def _cheaper_batch(
+    pilot: Pilot, request: Request, exact: Candidate, batch: Candidate
+) -> Plan | None:
+    """Batch with the smallest N (num_samples, 2x, 4x, ...) the pilot estimates meets the
+    tolerance, when exact fits but costs more than EXACT_PREFERENCE times that N; else None."""
+    if pilot.counts is None or not exact.fits or batch.num_samples is None:
+        return None
+    o = request.options
+    per_n = batch.cost / batch.num_samples
+    if exact.cost <= EXACT_PREFERENCE * batch.cost:
+        return None
+    largest = int(min(batch.allowance, exact.cost / EXACT_PREFERENCE) // per_n)
+    ladder = batch_ladder(pilot.counts, request.s, o.tolerance, batch.num_samples, largest)
+    if ladder.reached is None:
+        return None
+    cost = ladder.reached * per_n
+    reason = (
+        f"batch with N = {ladder.reached} is estimated to meet tolerance={o.tolerance:g} at "
+        f"{cost:.3g} draws, below exact's ~{exact.cost:.3g} / {EXACT_PREFERENCE:g} (pilot of "
+        f"{pilot.draws})"
+    )
+    return Plan("batch", reason, pilot, num_samples=ladder.reached, expected_draws=exact.cost)
 
 
 #: Re-planning after a batch attempt that missed the tolerance: N is searched up to this many

@@ -265,7 +265,8 @@ SAMPLE_KEYWORDS: frozenset[str] = frozenset({"temperature", *SampleOptions.names
 @dataclass(frozen=True)
 class CliOption:
     """An option that is also an ``itemp sample`` flag (``--num-samples`` for num_samples):
-    its metavar, default, help, choices (for one_of options) and whether it is an integer."""
+    its metavar, default, help, choices (for one_of options) and whether it is an integer or a
+    real number."""
 
     name: str
     metavar: str
@@ -273,6 +274,7 @@ class CliOption:
     help: str
     choices: tuple[str, ...] | None
     integer: bool
+    real: bool = False
 
     @property
     def flag(self) -> str:
@@ -288,7 +290,10 @@ def cli_options() -> list[CliOption]:
             check = meta["check"]
             integer = check in (positive_int, optional_positive_int)
             choices = getattr(check, "choices", None)
-            out.append(CliOption(f.name, meta["cli"], f.default, meta["help"], choices, integer))
+            real = check is tolerance_value
+            out.append(
+                CliOption(f.name, meta["cli"], f.default, meta["help"], choices, integer, real)
+            )
     return out
 
 

@@ -30,8 +30,11 @@ from .grouping import group_counts
 ACCURACY_MAX_DRAWS = 20_000
 #: Simulation sizes of the estimate attached to results, and of the cheaper point estimates used
 #: to size N (no bootstrap replicates there).
-RESULT_POOLS, RESULT_REPLICATES = 32, 8
-LADDER_POOLS = 32
+RESULT_POOLS, RESULT_REPLICATES = 64, 8
+LADDER_POOLS = 64
+#: N is chosen where the point estimate is at most this share of the tolerance: the estimate's
+#: own noise (sampling and simulation, ~+-30% at s = 10) must not land the result above it.
+LADDER_MARGIN = 0.7
 #: The estimates are a deterministic function of the counts: their simulation has its own seed
 #: (it never consumes the caller's generator, so sampling streams are unchanged by it).
 ACCURACY_SEED = 0x1D7E
@@ -67,9 +70,9 @@ def batch_ladder(
     estimator: str = "binomial",
 ) -> Ladder:
     """Estimate the batch rule's TV at N = start, 2 start, 4 start, ... up to ``largest`` from the
-    observed counts (B, M), stopping at the first N whose worst problem's estimate meets
-    ``tolerance`` (the error falls with N). ``estimator``: the rule ("binomial" or
-    "jackknife"); its cost is N draws per output either way, so this is also the cost and TV
+    observed counts (B, M), stopping at the first N whose worst problem's estimate is at most
+    LADDER_MARGIN x ``tolerance`` (the error falls with N). ``estimator``: the rule ("binomial"
+    or "jackknife"); its cost is N draws per output either way, so this is also the cost and TV
     estimate of the jackknifed rule from a pilot."""
     sizes: list[int] = []
     tvs: list[torch.Tensor] = []
@@ -82,7 +85,7 @@ def batch_ladder(
         tv = torch.where(est.known, est.estimate, torch.ones_like(est.estimate))
         sizes.append(n)
         tvs.append(tv)
-        if float(tv.max()) <= tolerance:
+        if float(tv.max()) <= LADDER_MARGIN * tolerance:
             return Ladder(tuple(sizes), tuple(tvs), n)
         if not bool(est.known.all()):  # unknown stays unknown at any N
             break

@@ -91,6 +91,17 @@ _CLI_NOTES = {
 _CLI_DEFAULTS: dict[str, Any] = {"plan": None}
 
 
+def _tolerance(text: str) -> float:
+    """--tolerance: a number in (0, 1], or a clear argparse error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def _add_sample_options(parser: argparse.ArgumentParser) -> None:
     """The sampling flags, derived from SampleOptions (name, default, check, help)."""
     from ..core.options import cli_options  # torch-free
@@ -107,6 +118,8 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
             kwargs = {"default": default, "choices": opt.choices}
         elif opt.integer:
             kwargs["type"] = _positive_int
+        elif opt.real:
+            kwargs["type"] = _tolerance
         else:
             kwargs["type"] = str  # e.g. --plan 4 is the tree "4", never the integer 4
         help_text = f"{opt.help}{note} (default: {shown})"

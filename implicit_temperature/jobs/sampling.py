@@ -154,6 +154,7 @@ class CALMRunner:
             eos_token_id=getattr(self.tokenizer, "eos_token_id", None),
             generator=seed,
             max_draws=spec.max_draws,
+            tolerance=spec.tolerance,
             return_dict_in_generate=True,
             **self._plan,
         )
@@ -234,6 +235,7 @@ class AdapterRunner:
             num_samples=spec.num_samples,
             num_outputs=spec.num_outputs,
             max_draws=spec.max_draws,
+            tolerance=spec.tolerance,
             generator=seed,
             **self._plan,
         )

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.options import DEFAULT_TOLERANCE
 from .errors import JobError
 
 METHODS = ("auto", "exact", "batch")
@@ -37,6 +38,7 @@ class JobSpec:
     num_samples: N of the batch method (and of auto's pilot).
     max_new_tokens: CALM models: tokens to generate per output.
     max_draws: exact/auto budget of base draws (per call; per decoding step for CALM).
+    tolerance: the TV to P^(1/T) auto must reach (an AccuracyWarning when it is missed).
     seed: the job seed; each (problem, temperature) gets its own generator from (seed, id, T).
     adapter: an adapter name (None: the one whose ``handles(model)`` is True).
     adapter_options: keyword options of the adapter (``quantizer``, ``num_inference_steps``, ...).
@@ -60,6 +62,7 @@ class JobSpec:
     num_samples: int = 200
     max_new_tokens: int = 32
     max_draws: int | None = None
+    tolerance: float = DEFAULT_TOLERANCE
     seed: int = 0
     adapter: str | None = None
     adapter_options: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +109,12 @@ class JobSpec:
             _positive_int(name, getattr(self, name))
         if self.max_draws is not None:
             _positive_int("max_draws", self.max_draws)
+        if (
+            isinstance(self.tolerance, bool)
+            or not isinstance(self.tolerance, numbers.Real)
+            or not 0.0 < self.tolerance <= 1.0
+        ):
+            raise JobError(f"tolerance must be a number in (0, 1], got {self.tolerance!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise JobError(f"seed must be an integer, got {self.seed!r}")
         if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter):

@@ -136,6 +136,7 @@ class TemperatureSampler:
             key=self.adapter.quantize,
             batched=bool(getattr(self.adapter, "batched", False)),
             key_name=self._key_name,
+            advice=_advice(self.adapter),
             options=SampleOptions(**options),
         )
 
@@ -172,3 +173,10 @@ class TemperatureSampler:
 TemperatureSampler.sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]
     TemperatureSampler.sample
 )
+
+
+def _advice(adapter: Any) -> str | None:
+    """An adapter's own advice for the warnings (``accuracy_advice``, a str), if it has one:
+    "a coarser quantizer" means nothing to an adapter whose key is the sample itself."""
+    advice = getattr(adapter, "accuracy_advice", None)
+    return advice if isinstance(advice, str) and advice else None

@@ -255,6 +255,11 @@ class CALMAdapter(Adapter):
 
     name = "calm"
     batched = True
+    #: the warnings' advice: the key is the chunk itself (see generation.CALM_ADVICE)
+    accuracy_advice = (
+        "the key is the chunk itself (no quantizer to coarsen): raise num_samples or max_draws, "
+        "or a tolerance you can accept; open-ended contexts spread the chunk law thin"
+    )
 
     def __init__(
         self,

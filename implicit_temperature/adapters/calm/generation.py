@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import torch
 
 from ...core import temperature_sample
+from ...core.errors import AccuracyWarning, InaccurateResultError
 from ...core.options import SampleOptions, keyword_signature, positive_int
+from ...core.tolerance import warn
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
     CALMAdapter,
@@ -23,6 +26,8 @@ from .backbone import backbone_forward, cache_keyword
 
 #: SampleOptions that generate() does not take: one output per step, and its own generator
 _NOT_PER_STEP = ("num_outputs", "generator")
+#: What CALM's warnings advise: its key is the chunk itself, there is no quantizer to coarsen.
+CALM_ADVICE = CALMAdapter.accuracy_advice
 
 
 @dataclass
@@ -39,6 +44,9 @@ class CALMGenerateOutput:
     plans:      per step at T != 1, the exact method's collision tree (None for batch).
     diagnostics: per step at T != 1, the core's :class:`~implicit_temperature.core.Diagnostics`
                 (distinct keys and singleton share of the draws the step looked at).
+    accuracies: per step at T != 1, the core's :class:`~implicit_temperature.core.Accuracy`
+                (estimated TV of the step's chunk law to its tempered law); ``estimated_tv`` is
+                the worst step's. One AccuracyWarning per ``generate`` call sums them up.
     """
 
     sequences: torch.Tensor
@@ -48,6 +56,16 @@ class CALMGenerateOutput:
     methods: list[str] = field(default_factory=list)
     plans: list[str | None] = field(default_factory=list)
     diagnostics: list[Any] = field(default_factory=list)
+    accuracies: list[Any] = field(default_factory=list)
+
+    @property
+    def estimated_tv(self) -> float:
+        """The worst step's estimated TV to the tempered chunk law (0.0 when every step was
+        exact or T = 1; NaN when some step's could not be estimated)."""
+        values = [a.estimate for a in self.accuracies]
+        if any(math.isnan(v) for v in values):
+            return math.nan
+        return max(values, default=0.0)
 
 
 def _eos_tensor(eos_token_id: Any, device: torch.device) -> torch.Tensor | None:
@@ -128,17 +146,21 @@ def generate(
         if t == 1.0:
             out.draws += adapter.num_problems
             return adapter.draw(1, generator=g)[:, 0, :]
-        res = temperature_sample(
-            adapter.draw,
-            t,
-            key=adapter.quantize,
-            batched=True,
-            **{**opts.as_kwargs(), "generator": g},
-        )
+        with warnings.catch_warnings():  # one AccuracyWarning per generate() call, below
+            warnings.simplefilter("ignore", AccuracyWarning)
+            res = temperature_sample(
+                adapter.draw,
+                t,
+                key=adapter.quantize,
+                batched=True,
+                advice=CALM_ADVICE,
+                **{**opts.as_kwargs(), "generator": g, "on_inaccurate": "warn"},
+            )
         out.draws += res.draws
         out.methods.append(res.method)
         out.plans.append(res.plan if res.method == "exact" else None)
         out.diagnostics.append(res.diagnostics)
+        out.accuracies.append(res.accuracy)
         if res.cascade_level is not None:
             out.cascade_levels.append(res.cascade_level[:, 0])
         return res.samples[:, 0, :]
@@ -153,7 +175,34 @@ def generate(
         generator=generator,
         decode_chunk_size=decode_chunk_size,
     )
+    _check_steps(out, opts, t)
     return out if return_dict_in_generate else out.sequences
+
+
+def _check_steps(out: CALMGenerateOutput, opts: SampleOptions, t: float) -> None:
+    """One AccuracyWarning (or InaccurateResultError) for the whole call when some steps missed
+    the tolerance, attributed to the caller's line."""
+    missed = [a for a in out.accuracies if a is not None and not a.meets]
+    if not missed:
+        return
+    known = [a.estimate for a in missed if a.known]
+    worst = f"worst estimated TV {max(known):.3g}" if known else "TV unknown"
+    unknown = len(missed) - len(known)
+    levels = [lv for lv in out.cascade_levels if lv.numel()]
+    eff = ""
+    if levels:
+        mean = float(torch.cat(levels).double().mean())
+        if 0 < mean < 1.0 / t * (1 - 1e-9):
+            eff = f"; the batch cascade stepped down: chunks correspond to T ~ {1 / mean:.3g}"
+    message = (
+        f"{len(missed)} of {len(out.accuracies)} decoding steps missed tolerance="
+        f"{opts.tolerance:g} ({worst}"
+        + (f", {unknown} unknown" if unknown and known else "")
+        + f") at T={t:g}{eff}; {CALM_ADVICE}"
+    )
+    if opts.on_inaccurate == "raise":
+        raise InaccurateResultError(message, out)
+    warn(message, AccuracyWarning)
 
 
 generate.__signature__ = keyword_signature(  # type: ignore[attr-defined]

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ...core import TemperatureResult, temperature_sample
+from ...core.options import DEFAULT_TOLERANCE
 from .detect import is_diffusion_pipeline
 
 #: Arguments of ``__call__`` that belong to the wrapper, not to the pipeline.
@@ -48,6 +49,7 @@ _PER_CALL = (
     "method",
     "num_samples",
     "max_draws",
+    "tolerance",
 )
 
 
@@ -130,8 +132,10 @@ class TemperaturePipeline:
             the adapter; default: image hash for images — usually too fine for temperature to
             act, prefer ``quantizer="classifier"``).
         method: default method of each call: ``"auto"`` (default), ``"exact"`` (T <= 1) or
-            ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot) and
-            ``max_draws`` likewise.
+            ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot),
+            ``max_draws`` and ``tolerance`` (the TV to P^(1/T) auto must reach; an
+            AccuracyWarning when it is missed, or InaccurateResultError with
+            ``on_inaccurate="raise"``) likewise.
         draw_batch_size: most images per pipeline call (memory); the adapter's ``batch_size``.
         progress: tqdm bar over pipeline calls (None: when a draw needs >= 4 calls).
         **call_kwargs: pipeline arguments used for every call (``num_inference_steps``,
@@ -153,6 +157,8 @@ class TemperaturePipeline:
         method: str = "auto",
         num_samples: int = 200,
         max_draws: int | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        on_inaccurate: str = "warn",
         draw_batch_size: int | None = None,
         progress: bool | None = None,
         fit_samples: int = 1024,
@@ -174,6 +180,7 @@ class TemperaturePipeline:
         self.pipe = pipe
         self.adapter_class = _adapter_class(pipe, adapter)
         self.method, self.num_samples, self.max_draws = method, num_samples, max_draws
+        self.tolerance, self.on_inaccurate = tolerance, on_inaccurate
         self.call_kwargs = call_kwargs
         self._options: dict[str, Any] = dict(
             batch_size=draw_batch_size,
@@ -230,6 +237,7 @@ class TemperaturePipeline:
         num_samples: int,
         max_draws: int | None,
         call_kwargs: dict[str, Any],
+        tolerance: float | None = None,
     ) -> Any:
         adapter = self._probe
         if call_kwargs or prompt is not None:
@@ -251,6 +259,8 @@ class TemperaturePipeline:
             max_draws=max_draws,
             generator=generator,
             key_name=self._key_name,
+            tolerance=self.tolerance if tolerance is None else tolerance,
+            on_inaccurate=self.on_inaccurate,
         )
         self.last_results.append(res)
         self._output_class = adapter._driver.output_class
@@ -270,6 +280,7 @@ class TemperaturePipeline:
         method: str | None = None,
         num_samples: int | None = None,
         max_draws: int | None = None,
+        tolerance: float | None = None,
         **call_kwargs: Any,
     ) -> Any:
         """Images at ``temperature``, in the pipeline's output class.
@@ -285,7 +296,8 @@ class TemperaturePipeline:
                 generator per prompt (each prompt's images then depend on its generator only).
             output_type: ``"pil"``, ``"np"``, ``"pt"``; default the pipeline's own default.
             return_dict: False returns ``(images,)`` as diffusers does.
-            method, num_samples, max_draws: override the wrapper's defaults for this call.
+            method, num_samples, max_draws, tolerance: override the wrapper's defaults for this
+                call (``res.accuracy`` of each run is in ``last_results``).
             **call_kwargs: extra pipeline arguments for this call.
         """
         if num_images_per_prompt is not None and batch_size is not None:
@@ -311,13 +323,23 @@ class TemperaturePipeline:
                     "generator per prompt, or a single generator for the whole call"
                 )
             parts = [  # one run per prompt: its images depend on its own generator only
-                self._run(p, temperature, count, g, method, num_samples, max_draws, call_kwargs)
+                self._run(
+                    p, temperature, count, g, method, num_samples, max_draws, call_kwargs, tolerance
+                )
                 for p, g in zip(prompts, generator, strict=True)
             ]
             samples = torch.cat(parts)
         else:
             samples = self._run(
-                prompt, temperature, count, generator, method, num_samples, max_draws, call_kwargs
+                prompt,
+                temperature,
+                count,
+                generator,
+                method,
+                num_samples,
+                max_draws,
+                call_kwargs,
+                tolerance,
             )
         out_type = self.output_type_default if output_type is None else output_type
         images = images_to_output_type(samples, out_type, self.pipe)
