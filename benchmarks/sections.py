@@ -29,11 +29,13 @@ from . import (
     bench_auto,
     bench_demos,
     bench_exact,
+    bench_frontier,
     bench_selection,
     bench_serve,
     bench_tolerance,
     end_to_end,
     figures,
+    frontier_report,
     report,
 )
 
@@ -55,6 +57,13 @@ def _one_thread(run: Callable[[bool], Result]) -> Callable[[bool], Result]:
     """Untimed sections run on one thread: on a busy machine torch's multi-threaded kernels can
     be many times slower than one thread, and nothing there is a timing."""
     return lambda quick: bench_selection.with_threads(1, lambda: run(quick))
+
+
+def _frontier_figures(result: Result, path: Path) -> None:
+    """The frontier's data (``path``, JSON) and one figure per law beside it; the renderer reads
+    their names from ``result["figures"]``."""
+    frontier_report.save(result, path)
+    result["figures"] = frontier_report.frontier_figures(result, path.parent)
 
 
 def sections(device: str = "cpu") -> tuple[Section, ...]:
@@ -84,6 +93,12 @@ def sections(device: str = "cpu") -> tuple[Section, ...]:
             _one_thread(bench_tolerance.run),
             bench_tolerance.section,
             ("tv_calibration.png", bench_tolerance.figure),
+        ),
+        Section(
+            "frontier",
+            _one_thread(bench_frontier.run),
+            lambda r, _f: frontier_report.frontier_section(r, r.get("figures")),
+            ("frontier.json", _frontier_figures),
         ),
         Section("end_to_end", end_to_end.run, lambda r, _f: report.end_to_end_section(r)),
         Section("serve", bench_serve.run, lambda r, _f: bench_serve.section(r)),

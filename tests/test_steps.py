@@ -79,9 +79,24 @@ def test_lane_sizing():
 
 
 def test_pairs_to_try():
-    short = torch.tensor([40, 3, 0])
-    assert pairs_to_try(short, 0.5, first=False).tolist() == [80, 3, 0]  # small: half of 3/0.5
-    assert pairs_to_try(short, 0.5, first=True).tolist() == [40, 3, 0]  # capped at short
+    short = torch.tensor([40, 3, 0, 5])
+    none = torch.zeros(4, dtype=torch.long)
+    # before any pair: exactly what is missing (it cannot overshoot)
+    assert pairs_to_try(short, none, none).tolist() == [40, 3, 0, 5]
+    # 99 kept of 999 tried: k = 100, rho_hi = (100 + 2 * 10) / 1000 = 0.12
+    tried, kept = torch.full((4,), 999), torch.full((4,), 99)
+    assert pairs_to_try(short, tried, kept).tolist() == [334, 25, 0, 42]
+    # 1 kept of 9 tried: rho_hi = (2 + 2 sqrt 2) / 10 = 0.48; 40 / 0.48 = 84 is capped at
+    # max(short, 4 * 9) = 40, while 3 / 0.48 and 5 / 0.48 are not
+    assert pairs_to_try(short, torch.full((4,), 9), torch.ones(4, dtype=torch.long)).tolist() == [
+        40,
+        7,
+        0,
+        11,
+    ]
+    # 0 kept of 3 tried: k = 1, rho_hi = (1 + 2) / 4 = 0.75; 40 / 0.75 = 54 is capped at
+    # max(short, 4 * 3) = 40
+    assert pairs_to_try(short, torch.full((4,), 3), none).tolist() == [40, 4, 0, 7]
 
 
 def _request(t=0.25, **kw):

@@ -269,7 +269,12 @@ def _tempered_classes(law: _ClassLaw, s: float) -> torch.Tensor:
 
 
 def selection_law(
-    law: _ClassLaw, s: float, n: int, pools: int, generator: torch.Generator | None
+    law: _ClassLaw,
+    s: float,
+    n: int,
+    pools: int,
+    generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> torch.Tensor:
     """The batch rule's output law per class for pools of n from ``law``: float64 (W, C),
     averaged over ``pools`` simulated pools per world (each pool's selection law is exact).
@@ -283,7 +288,7 @@ def selection_law(
     keys, cls = draw_atoms(law, pools * n, generator)
     keys, cls = keys.view(w * pools, n), cls.view(w * pools, n)
     counts = _pool_counts(keys)
-    log_w, _, _ = _log_weights(counts, s, "binomial")
+    log_w, _, _ = _log_weights(counts, s, estimator)
     probs = torch.softmax(log_w, dim=1)
     log_mean, log_total = _expected_weights(law, s, n)
     usable = torch.isfinite(log_total)  # E[W] > 0: some outcome can reach level s
@@ -338,10 +343,15 @@ def _pool_counts(keys: torch.Tensor) -> torch.Tensor:
 
 
 def plugin_tv(
-    law: _ClassLaw, s: float, n: int, pools: int, generator: torch.Generator | None
+    law: _ClassLaw,
+    s: float,
+    n: int,
+    pools: int,
+    generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> torch.Tensor:
-    """TV(Q~_n, P~^s / Z~) per world, float64 (W,)."""
-    q = selection_law(law, s, n, pools, generator)
+    """TV(Q~_n, P~^s / Z~) per world, float64 (W,), for the rule ``estimator``."""
+    q = selection_law(law, s, n, pools, generator, estimator)
     return 0.5 * (q - _tempered_classes(law, s)).abs().sum(1)
 
 
@@ -354,6 +364,7 @@ def estimate_batch_tv(
     pools: int = DEFAULT_POOLS,
     replicates: int = DEFAULT_REPLICATES,
     generator: torch.Generator | None = None,
+    estimator: str = "binomial",
 ) -> BatchTVEstimate:
     """Estimate, per problem, the TV between the batch rule's output law and P^s / Z.
 
@@ -370,6 +381,8 @@ def estimate_batch_tv(
         pools, replicates: simulation sizes (module docstring); cost ~ B (1 + replicates)
             pools N.
         generator: for the simulation (the estimate is random through it; fix it to repeat).
+        estimator: the rule whose error is wanted ("binomial", or "jackknife" for the
+            jackknifed rule of :mod:`.jackknife`; the plug-in simulates that rule on P~).
 
     Returns:
         :class:`BatchTVEstimate` with float64 (B,) tensors on ``counts``' device. Approximate: a
@@ -387,7 +400,7 @@ def estimate_batch_tv(
     repeated = f[:, 2:].sum(1) if f.shape[1] > 2 else torch.zeros(b, dtype=torch.float64)
     known = repeated >= MIN_REPEATED
     n_pmax = n * counts.amax(1).double() / m
-    est, reps = _estimate_parts(f, m, n, s, pools, replicates, generator)
+    est, reps = _estimate_parts(f, m, n, s, pools, replicates, generator, estimator)
     upper = upper_bound(est, reps, confidence)
     nan = torch.full_like(est, math.nan)
     return BatchTVEstimate(
@@ -407,13 +420,14 @@ def _estimate_parts(
     pools: int,
     replicates: int,
     generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The plug-in estimate (B,) and its bootstrap replicates (B, replicates)."""
     law = compact(smoothed_law(f))
-    est = plugin_tv(law, s, n, pools, generator)
+    est = plugin_tv(law, s, n, pools, generator, estimator)
     if replicates <= 0:
         return est, est.unsqueeze(1)
-    reps = _replicate_tv(law, m, s, n, pools, replicates, generator)
+    reps = _replicate_tv(law, m, s, n, pools, replicates, generator, estimator)
     return est, reps.view(f.shape[0], replicates)
 
 
@@ -434,6 +448,7 @@ def _replicate_tv(
     pools: int,
     replicates: int,
     generator: torch.Generator | None,
+    estimator: str = "binomial",
 ) -> torch.Tensor:
     """The estimator rerun on ``replicates`` samples of m draws from each world: (W * reps,)."""
     rep_law = _ClassLaw(
@@ -442,4 +457,5 @@ def _replicate_tv(
     )
     keys, _ = draw_atoms(rep_law, m, generator)
     rep_counts = _pool_counts(keys)
-    return plugin_tv(compact(smoothed_law(fingerprint(rep_counts))), s, n, pools, generator)
+    rep_law = compact(smoothed_law(fingerprint(rep_counts)))
+    return plugin_tv(rep_law, s, n, pools, generator, estimator)

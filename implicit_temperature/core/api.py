@@ -118,7 +118,9 @@ def temperature_sample(
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).
-        estimator: batch method weights, "binomial" (default) or "plugin" ((c/N)^(1/T)).
+        estimator: batch method weights, "binomial" (default), "jackknife" (the binomial rule
+            with its 1/N bias removed: on spread laws the same accuracy for several times fewer
+            draws, see docs/algorithms.md) or "plugin" ((c/N)^(1/T)).
         key_name: a name for ``key`` (e.g. the quantizer's) used in ``res.diagnostics`` and in
             the :class:`TemperatureWarning` raised when temperature could not act; or a callable
             returning it, asked once the draws are done (for keys chosen lazily).
@@ -260,7 +262,8 @@ def _name_of_key(key_name: Any) -> str | None:
 def execute_exact(
     source: DrawSource, request: Request, plan: Plan, budget: int | None
 ) -> TemperatureResult:
-    """Run the exact method with ``plan.tree`` (sized by the pilot's rates) within ``budget``."""
+    """Run the exact method with ``plan.tree`` within ``budget`` (the pilot's leaf rates size the
+    leaves' first steps; nodes size their requests from the run's own counts)."""
     assert plan.tree is not None
     pilot, n_out = plan.pilot, request.num_outputs
     prog = Progress(
@@ -277,7 +280,6 @@ def execute_exact(
             n_out,
             max_draws=budget,
             max_lanes=request.options.max_lanes,
-            rates=pilot.rates,
             leaf_rates=pilot.leaf_rates,
             on_draw=lambda: prog.update(source.draws),
         )
@@ -342,7 +344,8 @@ def _refuse_far_beyond(source: DrawSource, request: Request, pilot: Pilot, left:
 
 class BatchChunk(NamedTuple):
     """The batch method on c outputs: chosen samples (B, c, ...) and keys (B, c, d), cascade
-    levels and depths (B, c), and the pools' distinct keys (B, c) and singleton shares (B, c)."""
+    levels and depths (B, c), the pools' distinct keys (B, c) and singleton shares (B, c), and
+    the pools' keys themselves (B, c N or N, d), for the accuracy estimate."""
 
     samples: Samples
     keys: torch.Tensor
@@ -401,11 +404,17 @@ def run_batch(
     joined = [torch.cat(t, 1) for t in zip(*(p[1:6] for p in parts), strict=True)]
     keys, level, depth, distinct, singles = joined
     pool_keys = parts[0].pool_keys
-    if request.temperature == 1.0 or o.estimator != "binomial":
+    if request.temperature == 1.0 or o.estimator == "plugin":
         accuracy = _plain_accuracy(request)
     else:
         accuracy = batch_accuracy(
-            pool_keys, n, request.s, o.tolerance, level, batched=request.batched
+            pool_keys,
+            n,
+            request.s,
+            o.tolerance,
+            level,
+            batched=request.batched,
+            estimator=o.estimator,
         )
     res = finish(
         source,
@@ -433,7 +442,11 @@ def _plain_accuracy(request: Request) -> Accuracy:
     if request.temperature == 1.0:
         return Accuracy(0.0, 0.0, 1.0, "T = 1: a uniform pick from the pool is a draw of P", tol)
     return Accuracy(
-        math.nan, 1.0, 0.9, 'unknown: the accuracy estimate covers estimator="binomial"', tol
+        math.nan,
+        1.0,
+        0.9,
+        'unknown: the accuracy estimate covers estimator="binomial" and "jackknife"',
+        tol,
     )
 
 

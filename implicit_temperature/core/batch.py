@@ -20,10 +20,11 @@ import torch
 
 from .errors import InvalidArgumentError
 from .grouping import group_counts
+from .jackknife import jackknife_log_probs
 from .keys import normalize_batch_keys
 from .validation import check_temperature, inverse_temperature, make_generator, uniform
 
-ESTIMATORS = ("binomial", "plugin")
+ESTIMATORS = ("binomial", "plugin", "jackknife")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ def _log_weights(
     computed from floor(s) and frac(s) separately, so they stay exact however large s is
     (``depth`` saturates at 2^62).
     """
+    if estimator == "jackknife":
+        log_w, level, depth = _log_weights(counts, s, "binomial")
+        return jackknife_log_probs(counts, s, log_w, depth), level, depth
     c = counts.double()
     b = c.shape[0]
     c_max = c.amax(dim=1)
@@ -125,8 +129,9 @@ def batch_selection(
     """Choose one sample per problem; see the module docstring for the rule.
 
     keys: integer tensor (B, N) or (B, N, d) on any device; rows of d are compared exactly.
-    estimator: "binomial" (generalised binomial with cascade; the published rule at T = 1/n) or
-    "plugin" ((c/N)^(1/T), kept for comparison).
+    estimator: "binomial" (generalised binomial with cascade; the published rule at T = 1/n),
+    "jackknife" (the binomial rule with its 1/N bias removed, :mod:`.jackknife`; the binomial
+    rule where the correction is undefined) or "plugin" ((c/N)^(1/T), kept for comparison).
     Vectorised over B and N with fixed shapes: no Python loop over rows or samples, no host sync.
     """
     counts, log_w, level, depth = _prepare(keys, temperature, estimator)

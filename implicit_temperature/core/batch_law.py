@@ -66,6 +66,7 @@ def batch_output_law(
     pools: int = 4096,
     generator: torch.Generator | int | None = None,
     resolution: float = 0.01,
+    estimator: str = "binomial",
 ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
     """Q per class (2, C) for two halves of the pools, the pools in each half, and P^(1/T) per
     class (C,), float64 (classes: probabilities grouped within ``resolution``)."""
@@ -80,7 +81,7 @@ def batch_output_law(
     done, first = 0, 0
     while done < r:
         k = min(CHUNK_POOLS, max(1, (r + 1) // 2), r - done)
-        q = selection_law(law, s, n, k, gen)[0]
+        q = selection_law(law, s, n, k, gen, estimator)[0]
         if done * 2 < r:  # the chunk's pools go to the half its first pool is in
             halves[0] += q * k
             first += k
@@ -99,15 +100,22 @@ def batch_tv(
     pools: int = 4096,
     generator: torch.Generator | int | None = 0,
     resolution: float = 0.01,
+    estimator: str = "binomial",
 ) -> BatchTV:
     """True TV between the batch rule's output law (pools of ``num_samples``) and P^(1/T).
 
     probs: 1-D law (sums to 1). Cost: ``pools * num_samples`` simulated draws, chunked.
     resolution: probabilities within this relative distance are grouped (module docstring);
-    0 groups only exactly equal ones.
+    0 groups only exactly equal ones. estimator: the rule ("binomial" or "jackknife").
     """
     halves, sizes, target = batch_output_law(
-        probs, temperature, num_samples, pools=pools, generator=generator, resolution=resolution
+        probs,
+        temperature,
+        num_samples,
+        pools=pools,
+        generator=generator,
+        resolution=resolution,
+        estimator=estimator,
     )
     r = int(pools)
     w = torch.tensor(sizes, dtype=torch.float64).unsqueeze(1) / r

@@ -64,17 +64,26 @@ class Ladder:
 
 
 def batch_ladder(
-    counts: torch.Tensor, s: float, tolerance: float, start: int, largest: int
+    counts: torch.Tensor,
+    s: float,
+    tolerance: float,
+    start: int,
+    largest: int,
+    estimator: str = "binomial",
 ) -> Ladder:
     """Estimate the batch rule's TV at N = start, 2 start, 4 start, ... up to ``largest`` from the
     observed counts (B, M), stopping at the first N whose worst problem's estimate is at most
-    LADDER_MARGIN x ``tolerance`` (the error falls with N)."""
+    LADDER_MARGIN x ``tolerance`` (the error falls with N). ``estimator``: the rule ("binomial"
+    or "jackknife"); its cost is N draws per output either way, so this is also the cost and TV
+    estimate of the jackknifed rule from a pilot."""
     sizes: list[int] = []
     tvs: list[torch.Tensor] = []
     n = max(2, int(start))
     g = accuracy_generator(counts.device)
     while n <= largest:
-        est = estimate_batch_tv(counts, n, s, pools=LADDER_POOLS, replicates=0, generator=g)
+        est = estimate_batch_tv(
+            counts, n, s, pools=LADDER_POOLS, replicates=0, generator=g, estimator=estimator
+        )
         tv = torch.where(est.known, est.estimate, torch.ones_like(est.estimate))
         sizes.append(n)
         tvs.append(tv)
@@ -94,8 +103,10 @@ def batch_accuracy(
     cascade_level: torch.Tensor | None,
     *,
     batched: bool,
+    estimator: str = "binomial",
 ) -> Accuracy:
-    """The accuracy record of a batch result from its pools' keys (B, M, d)."""
+    """The accuracy record of a batch result from its pools' keys (B, M, d), for the rule
+    ``estimator`` ("binomial" or "jackknife")."""
     est = estimate_batch_tv(
         observed_counts(keys),
         num_samples,
@@ -103,6 +114,7 @@ def batch_accuracy(
         pools=RESULT_POOLS,
         replicates=RESULT_REPLICATES,
         generator=accuracy_generator(keys.device),
+        estimator=estimator,
     )
     return _record(est, keys.shape[1], num_samples, tolerance, cascade_level, s, batched)
 

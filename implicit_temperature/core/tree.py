@@ -17,14 +17,19 @@ pairs are served in pair order. Why the outputs are exact and independent:
   next outputs of the sequence), which is sound for the same reason.
 
 How many pairs a node asks its children for depends only on counts of earlier kept pairs, never on
-the values of the pairs it asks for. Everything is vectorised over the B problems: per-problem
-request sizes are LongTensors (B,), children are called once per step for all problems, and
-problems that need nothing are left out of ``draw`` calls that take ``active=``.
+the values of the pairs it asks for (:func:`pairs_to_try`). The counts are the run's own, not the
+pilot's: a node asks for short / rho_hi pairs, rho_hi an upper confidence bound of its acceptance
+rate from the pairs it tried so far (1 before any pair, so the first request is ``short`` pairs).
+Its kept outputs then exceed what is missing only by chance, so a wrong pilot cannot make a node
+try pairs whose outputs are never used (docs/algorithms.md, "Pair requests").
+
+Everything is vectorised over the B problems: per-problem request sizes are LongTensors (B,),
+children are called once per step for all problems, and problems that need nothing are left out
+of ``draw`` calls that take ``active=``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -36,12 +41,11 @@ from .options import DEFAULT_MAX_LANES
 from .plan import Tree
 from .samples import Samples
 
-#: Weight (in pairs) of the planned acceptance rate in a node's running estimate.
-PRIOR_PAIRS = 4.0
-#: Share of the pairs the estimated rate calls for that a node tries on its first fill, and
-#: whenever fewer than SMALL_REQUEST outputs are missing.
-FIRST_FILL = 0.5
-SMALL_REQUEST = 16
+#: Standard deviations above the observed acceptance at which a node sizes its pair requests.
+RATE_MARGIN = 2.0
+#: A request tries at most this many times the pairs tried so far (or ``short``, if more): a rate
+#: measured on few pairs never sizes a request many times larger than its own evidence.
+REQUEST_GROWTH = 4
 #: Rounds a leaf must have finished before its measured acceptance rate replaces the planned one.
 LEAF_RATE_ROUNDS = 32
 
@@ -115,14 +119,12 @@ class TreeRun:
         *,
         max_draws: int | None,
         max_lanes: int,
-        rates: dict[int, torch.Tensor] | None,
         leaf_rates: dict[float, torch.Tensor] | None,
         on_draw: Callable[[], None] | None,
     ) -> None:
         self.source = source
         self.max_draws = max_draws
         self.max_lanes = max_lanes
-        self.rates = rates or {}
         self.leaf_rates = leaf_rates or {}
         self.on_draw = on_draw
         self.stats = ExactStats()
@@ -202,26 +204,17 @@ class _Stream:
                     return self.buffer.pop(k)
             self._fill(short)
 
-    def _rate(self, device: torch.device) -> torch.Tensor | float:
-        planned = self.run.rates.get(id(self.tree))
-        prior: torch.Tensor | float = 0.5 if planned is None else planned.to(device)
-        if self.pairs is None or self.kept is None:
-            return prior
-        return (self.kept.double() + PRIOR_PAIRS * prior) / (self.pairs.double() + PRIOR_PAIRS)
-
     def _fill(self, short: int | torch.Tensor) -> None:
-        """Try enough pairs for ``short`` more kept outputs on average."""
+        """Try pairs for ``short`` more kept outputs: as many as an upper bound on the
+        acceptance rate calls for (:func:`pairs_to_try`), so the kept ones rarely overshoot."""
         left, right = self.tree.parts
-        # the first fill tries at most `short` pairs (it cannot overshoot) and trusts the planned
-        # rate for half of them: a rate planned too low would otherwise try pairs whose kept
-        # outputs are never used; later fills follow the measured rate, for half of what is
-        # missing when that is little (fewer pairs wasted at the end, a few more calls)
-        first = self.pairs is None
+        want: int | torch.Tensor
         if isinstance(short, torch.Tensor):
-            want: int | torch.Tensor = pairs_to_try(short, self._rate(short.device), first)
-        else:  # B not known yet (no draw made): no per-problem rates either
-            rate = float(self._rate(torch.device("cpu")))
-            want = max(1, min(short, math.ceil(FIRST_FILL * short / rate)))
+            tried = self.pairs if self.pairs is not None else torch.zeros_like(short)
+            kept = self.kept if self.kept is not None else torch.zeros_like(short)
+            want = pairs_to_try(short, tried.to(short.device), kept.to(short.device))
+        else:  # B not known yet (no draw made, so no pair tried): the first request
+            want = max(1, short)
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
             xs, xk = self.run.stream(left).take(2 * want)
             width = xk.shape[1] // 2
@@ -248,15 +241,24 @@ class _Stream:
         self.run.kept += int(tally[1])
 
 
-def pairs_to_try(short: torch.Tensor, rate: torch.Tensor | float, first: bool) -> torch.Tensor:
-    """Pairs a node tries per problem (B,) for ``short`` (B,) more kept outputs at acceptance
-    ``rate`` (pure): short / rate, halved (FIRST_FILL) on the first fill and for small requests,
-    never more than ``short`` on the first fill, at least 1 where anything is missing."""
-    share = torch.where((short < SMALL_REQUEST) | first, FIRST_FILL, 1.0).double()
-    want = torch.ceil(share * short.double() / torch.as_tensor(rate, dtype=torch.float64))
-    if first:
-        want = torch.minimum(want, short.double())
-    return torch.where(short > 0, want.clamp(min=1), 0.0).long()
+def pairs_to_try(short: torch.Tensor, tried: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Pairs a node tries per problem (B,) for ``short`` (B,) more kept outputs, after it tried
+    ``tried`` pairs and kept ``kept`` of them (pure; counts only, never values, never the pilot).
+
+    ceil(short / rho_hi) with rho_hi = min(1, (k + RATE_MARGIN sqrt(k)) / (tried + 1)),
+    k = kept + 1: an upper confidence bound of the acceptance rate (1 before any pair, so the
+    first request is ``short`` pairs and cannot overshoot). The expected kept outputs of a
+    request are short * rho / rho_hi <= short whenever rho_hi >= rho. A request never exceeds
+    max(short, REQUEST_GROWTH * tried): when few pairs were tried the bound can still fall below
+    rho by chance, and this keeps the damage to a share of what was tried. At least 1 pair where
+    anything is missing, 0 elsewhere.
+    """
+    k = kept.double() + 1.0
+    hi = ((k + RATE_MARGIN * k.sqrt()) / (tried.double() + 1.0)).clamp(max=1.0)
+    want = torch.ceil(short.double() / hi)
+    cap = torch.maximum(short.double(), REQUEST_GROWTH * tried.double())
+    want = torch.minimum(want, cap)
+    return torch.where(short > 0, want.clamp(min=1.0), 0.0).long()
 
 
 def _per_problem(k: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -272,7 +274,6 @@ def run_tree(
     *,
     max_draws: int | None,
     max_lanes: int = DEFAULT_MAX_LANES,
-    rates: dict[int, torch.Tensor] | None = None,
     leaf_rates: dict[float, torch.Tensor] | None = None,
     on_draw: Callable[[], None] | None = None,
 ) -> tuple[ExactOutput, TreeRun]:
@@ -280,14 +281,14 @@ def run_tree(
 
     ``max_draws`` bounds the draws of ``source`` in total (draws made before, e.g. a pilot,
     count); :class:`DrawBudgetExceeded` is raised before a call that would exceed it, with the
-    run's statistics. ``rates``: planned acceptance rate (B,) per node id; ``leaf_rates``: planned
-    S(r) (B,) per leaf exponent (both only size the first requests).
+    run's statistics. ``leaf_rates``: planned S(r) (B,) per leaf exponent; it only sizes the
+    first step of a leaf's first request (at most ``max_lanes`` rounds), later requests use the
+    leaf's measured acceptance. Nodes size their pair requests from their own counts only.
     """
     run = TreeRun(
         source,
         max_draws=max_draws,
         max_lanes=max_lanes,
-        rates=rates,
         leaf_rates=leaf_rates,
         on_draw=on_draw,
     )
