@@ -29,7 +29,10 @@ def test_auto_choosing_batch_keeps_its_pilot_count_but_no_plan():
     # 1/T = 20 on a law of 3 outcomes with a budget that only batch fits after the pilot
     res = it.temperature_sample(_draw, 0.05, num_samples=50, num_outputs=100, generator=0)
     assert res.method == "batch" and res.plan is None
-    assert res.draws == res.pilot_draws + 50 * 100
+    # auto may raise N to meet its tolerance (a first batch attempt then counts as pilot): the
+    # draws are the pilot's plus N of the final run per output, whatever N it chose
+    n = res.extra["num_samples"]
+    assert n >= 50 and res.draws == res.pilot_draws + n * 100
 
 
 def test_batched_is_a_field():
