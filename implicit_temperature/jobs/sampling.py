@@ -321,8 +321,8 @@ class AdapterRunner:
             stats["rounds"] = res.rounds
         if res.extra.get("adapter") is not None:  # e.g. an endpoint's requests and completions
             stats["adapter"] = jsonable(res.extra["adapter"])
-        if getattr(res, "estimated_tv", None) is not None:
-            stats["estimated_tv"] = jsonable(res.estimated_tv)
+        tv = float(res.estimated_tv)
+        stats["estimated_tv"] = tv if math.isfinite(tv) else None  # None: could not be estimated
         return {
             "outputs": outputs,
             "draws": int(res.draws),
