@@ -115,15 +115,55 @@ def run_case(law: Law, t: float, seed: int, **options) -> dict:
     )
 
 
-def cheapest(law: Law, t: float, tolerance: float = TIGHT) -> tuple[str, float]:
-    """The cheapest library method meeting ``tolerance`` for the known law: (name, draws/out)."""
+#: The pool sizes the cheapest batch N is looked for on: 25 x 2^(k/2) (a factor sqrt(2) apart),
+#: the same spacing as auto's own ladder (:data:`~implicit_temperature.core.tolerance.LADDER_STEP`).
+LADDER_MAX = 102_400
+
+
+def _ladder(limit: float) -> list[int]:
+    sizes, k = [], 0
+    while True:
+        n = int(round(25 * 2 ** (k / 2)))
+        if n > min(limit, LADDER_MAX):
+            return sizes
+        sizes.append(n)
+        k += 1
+
+
+def smallest_n(law: Law, t: float, tolerance: float, estimator: str, limit: float) -> int | None:
+    """The smallest N of the sqrt(2) ladder (at most ``limit``) whose true TV (batch_tv, P known,
+    256 pools) is <= ``tolerance`` for the rule ``estimator``; None when none is. The TV falls
+    with N, so the ladder's doublings are tried first, then the size between the last two."""
+    sizes = _ladder(limit)
+
+    def meets(n: int) -> bool:
+        return batch_tv(law.probs, t, n, pools=256, estimator=estimator).tv <= tolerance
+
+    evens = sizes[::2]
+    for i, n in enumerate(evens):
+        if meets(n):
+            k = 2 * i
+            if k >= 1 and meets(sizes[k - 1]):
+                return sizes[k - 1]
+            return n
+    if len(sizes) % 2 == 0 and sizes and meets(sizes[-1]):
+        return sizes[-1]
+    return None
+
+
+def cheapest(law: Law, t: float, tolerance: float = TIGHT) -> dict:
+    """The cheapest library method meeting ``tolerance`` for the known law, in draws per output:
+    exact (the planner's best tree, its expected draws for the known law), batch binomial and
+    batch jackknife (the smallest N of the sqrt(2) ladder whose true TV is <= tolerance; a
+    batch output costs N draws). ``best``/``cost``: the cheapest of the three."""
     exact = it.expected_exact_draws(law.probs, t)
-    n = 50
-    while n < exact and n <= 25_600:
-        if batch_tv(law.probs, t, n, pools=256).tv <= tolerance:
-            return f"batch N={n}", float(n)
-        n *= 2
-    return "exact", exact
+    binomial = smallest_n(law, t, tolerance, "binomial", exact)
+    jackknife = smallest_n(law, t, tolerance, "jackknife", exact if binomial is None else binomial)
+    options = [("exact", exact)]
+    options += [(f"batch N={binomial}", float(binomial))] if binomial else []
+    options += [(f"jackknife N={jackknife}", float(jackknife))] if jackknife else []
+    best, cost = min(options, key=lambda x: x[1])
+    return dict(exact=exact, binomial=binomial, jackknife=jackknife, best=best, cost=cost)
 
 
 def suite_table(quick: bool) -> list[dict]:
@@ -135,10 +175,10 @@ def suite_table(quick: bool) -> list[dict]:
             seed = 1000 + 10 * i + j
             default = run_case(law, t, seed)
             tight = run_case(law, t, seed, tolerance=TIGHT, max_draws=200_000 * OUTPUTS)
-            best, best_cost = cheapest(law, t)
+            best = cheapest(law, t)
             rows.append(
                 dict(law=law.name, spread=law.spread, T=t, default=default, tight=tight)
-                | dict(cheapest=best, cheapest_cost=best_cost)
+                | dict(cheapest=best["best"], cheapest_cost=best["cost"], methods=best)
             )
     return rows
 

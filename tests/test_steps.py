@@ -116,7 +116,7 @@ def test_decide_prefers_exact_within_its_allowance_else_batch():
     assert "<= 10 x the batch method's 100 draws" in plan.reason
     plan = decide(_pilot(5000.0), req)
     assert plan.method == "batch" and plan.num_samples == 100 and plan.tree is None
-    assert "> 10 x" in plan.reason and plan.expected_draws == 5000.0
+    assert "> 10 x" in plan.reason and plan.expected_draws == 100.0  # the batch plan's draws
     assert [c.method for c in candidates(_pilot(5000.0), req)] == ["exact", "batch"]
 
 

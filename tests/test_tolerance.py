@@ -237,3 +237,98 @@ def test_suite_default_is_honest_and_tolerance_is_met_cheaply():
     assert not dishonest, dishonest
     met = [r for r in rows if r["tight"]["truth"] <= 0.02]
     assert len(met) >= 0.95 * len(rows), [r for r in rows if r not in met]
+
+
+def test_num_samples_auto_chooses_n_from_a_pilot_to_meet_the_tolerance():
+    # flat-head at T = 0.25: N = 200 is off (true TV ~0.03 > 0.02); method="batch" with
+    # num_samples="auto" draws a pilot, picks N (and the weights) from it, never runs exact,
+    # and what it returns meets the tolerance for real (batch_tv, P known, 512 pools).
+    calls = []
+
+    def draw(m, generator=None):
+        calls.append(m)
+        return torch.multinomial(flat_head(), m, replacement=True, generator=generator)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AccuracyWarning)
+        res = it.temperature_sample(
+            draw,
+            0.25,
+            method="batch",
+            num_samples="auto",
+            tolerance=0.02,
+            num_outputs=20,
+            max_draws=200_000,
+            generator=4,
+        )
+    n, rule = res.extra["num_samples"], res.extra["estimator"]
+    assert res.method == "batch" and res.pilot_draws > 0 and n != 200
+    assert res.draws == sum(calls) <= 200_000
+    assert batch_tv(flat_head(), 0.25, n, pools=512, estimator=rule).tv <= 0.02
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("many", "InvalidOptionError"), (0, "InvalidOptionError"), (2.5, "OptionTypeError")],
+)
+def test_num_samples_accepts_an_int_or_auto_only(value, error):
+    with pytest.raises(getattr(it.core, error), match="num_samples must be an integer >= 1"):
+        it.temperature_sample(gaussian, 0.5, num_samples=value)
+
+
+def test_cli_takes_num_samples_auto(tmp_path):
+    import argparse
+
+    from implicit_temperature.jobs.args import add_arguments
+    from implicit_temperature.jobs.spec import JobError, JobSpec
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["categorical", "--num-problems", "1", "--out", str(tmp_path)]
+    args = parser.parse_args([*base, "--num-samples", "auto"])
+    assert args.num_samples == "auto"
+    spec = JobSpec(model="categorical", problems=1, out=str(tmp_path), num_samples="auto")
+    assert spec.num_samples == "auto"
+    with pytest.raises(JobError, match="num_samples"):
+        JobSpec(model="categorical", problems=1, out=str(tmp_path), num_samples="lots")
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--num-samples", "lots"])
+
+
+def test_dry_run_runs_only_the_pilot_and_returns_the_estimate():
+    calls = []
+
+    def draw(m, generator=None):
+        calls.append(m)
+        return torch.multinomial(flat_head(), m, replacement=True, generator=generator)
+
+    est = it.temperature_sample(draw, 0.1, num_outputs=10, generator=0, dry_run=True)
+    assert isinstance(est, it.core.Estimate)
+    assert sum(calls) == 200  # the pilot, nothing sampled
+    rules = {m.estimator for m in est.methods if m.method == "batch"}
+    assert rules == {"binomial", "jackknife"}  # both rules auto may choose between
+    assert est.decision in ("exact", "batch") and est.reason
+    same = it.estimate(draw, 0.1, num_outputs=10, generator=0)
+    assert [m.estimated_tv for m in same.methods] == [m.estimated_tv for m in est.methods]
+
+
+def test_a_default_call_stops_at_a_small_multiple_of_its_plans_estimate():
+    """The pilot sees a peaked law (the first draw call), the run a spread one: auto commits to
+    exact from a cheap estimate, and the run is stopped at RUNAWAY_FACTOR x that estimate (plus
+    RUNAWAY_SLACK), with an error that says so, never a silent runaway to the 1e6 default."""
+    from implicit_temperature.core import api
+
+    spread = torch.full((5000,), 1 / 5000, dtype=torch.float64)
+    calls = []
+
+    def draw(m, generator=None):
+        law = spread if calls else PEAKED
+        calls.append(m)
+        return torch.multinomial(law, m, replacement=True, generator=generator)
+
+    with pytest.raises(it.DrawBudgetExceeded, match="committed to it") as info:
+        it.temperature_sample(draw, 0.25, num_outputs=20, generator=0)
+    assert "5x the plan's estimate" in str(info.value)
+    exact_estimate = it.expected_exact_draws(PEAKED, 0.25) * 20  # ~410: what the pilot saw
+    limit = calls[0] + api.RUNAWAY_FACTOR * 3 * exact_estimate + api.RUNAWAY_SLACK
+    assert info.value.stats["draws"] <= limit < 1e4

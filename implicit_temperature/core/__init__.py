@@ -19,7 +19,8 @@ _EXPORTS: dict[str, str] = {
     "AccuracyWarning": ".errors",
     "InaccurateResultError": ".errors",
     "batch_tv": ".batch_law",
-    "estimate": ".estimate",
+    "estimate": ".preview",
+    "Estimate": ".preview",
     "estimate_batch_tv": ".accuracy",
     "BatchSelection": ".batch",
     "DEFAULT_MAX_DRAWS_PER_OUTPUT": ".options",
@@ -93,7 +94,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         TemperatureWarning,
         UnknownOptionError,
     )
-    from .estimate import estimate  # noqa: F401
     from .grouping import (  # noqa: F401
         group_counts,
     )
@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         format_tree,
         parse_tree,
     )
+    from .preview import Estimate, estimate  # noqa: F401
     from .result import (  # noqa: F401
         TemperatureResult,
     )

@@ -7,10 +7,11 @@ Each method is a plan executed on a :class:`~.drawing.DrawSource`: ``method="exa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import torch
 
@@ -34,11 +35,14 @@ from .pilot import (
     PILOT_MIN,
     PILOT_SHARE,
     Pilot,
+    batch_pilot_size,
     collision_floor,
+    extend_pilot,
     plan_from_counts,
     run_pilot,
 )
 from .plan import format_tree
+from .preview import Estimate, estimate
 from .progress import Progress
 from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
@@ -74,6 +78,35 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)  # under "implicit_temperature"
+
+
+@overload
+def temperature_sample(
+    draw: Callable[..., Any],
+    temperature: float,
+    *,
+    dry_run: Literal[True],
+    key: Callable[[Any], Any] | None = ...,
+    batched: bool = ...,
+    key_name: KeyName = ...,
+    advice: str | None = ...,
+    options: SampleOptions | None = ...,
+    **sample_options: Any,
+) -> Estimate: ...
+
+
+@overload
+def temperature_sample(
+    draw: Callable[..., Any],
+    temperature: float,
+    *,
+    key: Callable[[Any], Any] | None = ...,
+    batched: bool = ...,
+    key_name: KeyName = ...,
+    advice: str | None = ...,
+    options: SampleOptions | None = ...,
+    **sample_options: Any,
+) -> TemperatureResult: ...
 
 
 def temperature_sample(
@@ -132,6 +165,9 @@ def temperature_sample(
             estimated) raises :class:`AccuracyWarning`, saying what reaching it would cost.
         on_inaccurate: "warn" (default) or "raise" (:class:`InaccurateResultError`, holding the
             best attempt) when the result misses the tolerance.
+        dry_run: run only the pilot and return :func:`~.preview.estimate`'s
+            :class:`~.preview.Estimate` (each method's planned draws and estimated TV, and
+            what auto would do) instead of a result: the cost and accuracy before paying.
         advice: what the warnings should advise when temperature cannot act (adapters set it:
             "a coarser quantizer" means nothing where the key is the sample itself).
         options: a :class:`~.options.SampleOptions` holding the keywords above (method to
@@ -169,11 +205,20 @@ def temperature_sample(
     """
     t = check_temperature(temperature)
     opts = SampleOptions.from_kwargs(sample_options, base=options)
+    if opts.dry_run:
+        return estimate(  # type: ignore[return-value]  # see the overloads
+            draw,
+            t,
+            key=key,
+            batched=batched,
+            key_name=key_name,
+            options=dataclasses.replace(opts, dry_run=False),
+        )
     request = Request.make(t, opts, batched=batched, key_name=key_name, advice=advice)
     gen = make_generator(opts.generator)
     warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
-    if opts.method == "batch":
+    if opts.method == "batch" and not request.batch_only:
         return conclude(run_batch(source, request, gen), request)
     if opts.method == "exact":
         return conclude(run_exact_method(source, request), request)
@@ -363,11 +408,11 @@ def batch_chunk(
     c: int,
     pool: tuple[Samples, torch.Tensor] | None,
     n: int,
+    estimator: str,
 ) -> BatchChunk:
     """c outputs of the batch method: one draw call for all c pools of N (or the shared
     ``pool``), then the vectorised selection over the B x c pools. ``pool_keys``: the first
     ACCURACY_MAX_DRAWS pooled keys per problem (B, M, d), for the accuracy estimate."""
-    o = request.options
     samples, keys = pool if pool is not None else source(n * c)
     b, _, d = keys.shape
     if pool is not None:
@@ -375,7 +420,7 @@ def batch_chunk(
     else:
         problem_keys = keys.view(b, c, n, d)
     sel = batch_selection(
-        problem_keys.reshape(b * c, n, d), request.temperature, generator=gen, estimator=o.estimator
+        problem_keys.reshape(b * c, n, d), request.temperature, generator=gen, estimator=estimator
     )
     pos = sel.index.view(b, c)
     if pool is None:
@@ -391,20 +436,24 @@ def run_batch(
     source: DrawSource, request: Request, gen: torch.Generator, plan: Plan | None = None
 ) -> TemperatureResult:
     """The batch method, in chunks of outputs (BATCH_CHUNK_DRAWS draws per call at most);
-    ``res.accuracy`` is estimated from the first pools. N: the plan's, else num_samples."""
+    ``res.accuracy`` is estimated from the first pools. N and the rule: the plan's, else
+    num_samples and the options' estimator ("auto": binomial)."""
     o = request.options
-    n = o.num_samples if plan is None or plan.num_samples is None else plan.num_samples
+    n = request.pool_size if plan is None or plan.num_samples is None else plan.num_samples
+    estimator = plan.estimator if plan is not None and plan.estimator is not None else None
+    if estimator is None:
+        estimator = "binomial" if o.estimator == "auto" else o.estimator
     n_out = o.num_outputs
     per_chunk = max(1, BATCH_CHUNK_DRAWS // n)
     pool = source(n) if o.share_pool else None
     parts = [
-        batch_chunk(source, request, gen, min(per_chunk, n_out - lo), pool, n)
+        batch_chunk(source, request, gen, min(per_chunk, n_out - lo), pool, n, estimator)
         for lo in range(0, n_out, per_chunk)
     ]
     joined = [torch.cat(t, 1) for t in zip(*(p[1:6] for p in parts), strict=True)]
     keys, level, depth, distinct, singles = joined
     pool_keys = parts[0].pool_keys
-    if request.temperature == 1.0 or o.estimator == "plugin":
+    if request.temperature == 1.0 or estimator == "plugin":
         accuracy = _plain_accuracy(request)
     else:
         accuracy = batch_accuracy(
@@ -414,7 +463,7 @@ def run_batch(
             o.tolerance,
             level,
             batched=request.batched,
-            estimator=o.estimator,
+            estimator=estimator,
         )
     res = finish(
         source,
@@ -431,6 +480,7 @@ def run_batch(
         accuracy=accuracy,
     )
     res.extra["num_samples"] = n
+    res.extra["estimator"] = estimator
     res.extra["pool_keys"] = pool_keys  # for auto's re-planning; dropped before returning
     return res
 
@@ -470,6 +520,13 @@ def run_auto(source: DrawSource, request: Request, gen: torch.Generator) -> Temp
         allowance = AUTO_EXACT_SHARE * request.max_draws
     pilot = run_pilot(source, request, ref_cost=batch_cost, allowance=allowance)
     plan = decide(pilot, request)
+    while plan.method == "batch" and plan.expected_draws:
+        left = auto_budget(request, pilot.num_problems) - source.draws - plan.expected_draws
+        grow = batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS)
+        if grow is None:
+            break
+        pilot = extend_pilot(source, request, pilot, grow)
+        plan = decide(pilot, request)
     if plan.method == "batch":
         return _auto_batch(source, request, gen, plan)
     return conclude(_auto_exact(source, request, plan), request)

@@ -17,7 +17,7 @@ from .errors import DrawBudgetExceeded
 from .pilot import MIN_PILOT_PAIRS, PILOT_MIN, Pilot, colliding_pairs
 from .plan import Tree, format_tree, leaf
 from .request import Request
-from .tolerance import Ladder, batch_ladder
+from .tolerance import LADDER_BASE, Ladder, batch_ladder
 
 #: method="auto" without max_draws picks exact when its planned draws are at most this many times
 #: the batch method's draws (num_samples per output): exactness is worth some cost.
@@ -47,9 +47,10 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Plan:
-    """The decision: the method to run, its tree (exact) or N (batch), its estimated draws
-    (``expected_draws``, pilot not included; None when unknown), the pilot it was made from, and
-    ``reason``, a sentence saying why (becomes ``TemperatureResult.reason``)."""
+    """The decision: the method to run, its tree (exact) or N and weights ``estimator``
+    (batch; None: the options' rule), its estimated draws (``expected_draws``, pilot not
+    included; None when unknown), the pilot it was made from, and ``reason``, a sentence saying
+    why (becomes ``TemperatureResult.reason``)."""
 
     method: str
     reason: str | None
@@ -57,6 +58,7 @@ class Plan:
     tree: Tree | None = None
     num_samples: int | None = None
     expected_draws: float | None = None
+    estimator: str | None = None
 
 
 def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> Plan | None:
@@ -64,7 +66,10 @@ def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> P
     t, o = request.temperature, request.options
     if t > 1.0:
         reason = f"T={t:g} > 1: no exact sample-only method exists above T = 1"
-        return Plan("batch", reason, pilot, num_samples=o.num_samples)
+        return Plan("batch", reason, pilot, num_samples=request.pool_size)
+    if t == 1.0 and request.batch_only:  # any pool's pick is a draw of P
+        reason = "T = 1: a pick from a pool of any size is a draw of P, so N = 1"
+        return Plan("batch", reason, pilot, num_samples=1, expected_draws=float(o.num_outputs))
     if t == 1.0:  # one draw per output: exact is free
         if o.max_draws is not None and pilot.total_draws + o.num_outputs > o.max_draws:
             raise DrawBudgetExceeded(
@@ -80,7 +85,7 @@ def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> P
     else:
         exact_limit = AUTO_BUDGET_FACTOR * batch_cost
     least = request.least_draws() * o.num_outputs * num_problems
-    if least <= exact_limit:
+    if least <= exact_limit or request.batch_only:
         return None
     if o.max_draws is not None and batch_cost > o.max_draws:
         raise DrawBudgetExceeded(
@@ -93,7 +98,7 @@ def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> P
         f"T={t:.3g}: exact needs at least 1/T = {request.s:.3g} draws per output "
         f"({least:.3g} in all), beyond the {exact_limit:.3g} auto allows"
     )
-    return Plan("batch", reason, pilot, num_samples=o.num_samples)
+    return Plan("batch", reason, pilot, num_samples=request.pool_size)
 
 
 def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
@@ -101,6 +106,8 @@ def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
     o = request.options
     batch_cost = request.batch_draws(pilot.num_problems)
     expected = math.inf if pilot.cost is None else float(pilot.cost.sum()) * o.num_outputs
+    if request.batch_only:
+        expected = math.inf
     remaining = None if o.max_draws is None else o.max_draws - pilot.total_draws
     if remaining is not None:
         limit = AUTO_EXACT_SHARE * remaining
@@ -111,13 +118,16 @@ def candidates(pilot: Pilot, request: Request) -> list[Candidate]:
     left = math.inf if remaining is None else float(remaining)
     return [
         Candidate("exact", expected, limit, limit_text, tree=pilot.tree),
-        Candidate("batch", float(batch_cost), left, "the draws left", num_samples=o.num_samples),
+        Candidate(
+            "batch", float(batch_cost), left, "the draws left", num_samples=request.pool_size
+        ),
     ]
 
 
 #: Exact is preferred to a batch run estimated to meet the tolerance while it costs at most this
-#: many times as much (exactness is worth a little; more would break "the cheapest method").
-EXACT_PREFERENCE = 2.0
+#: many times as much (exactness is worth a little; more would break "the cheapest method",
+#: which auto must stay within 1.5x of, pilot included).
+EXACT_PREFERENCE = 1.2
 
 
 def decide(pilot: Pilot, request: Request) -> Plan:
@@ -148,7 +158,9 @@ def decide(pilot: Pilot, request: Request) -> Plan:
                 f"; the pilot had (almost) no repeated key, so temperature cannot act: a pool "
                 f"of {n} (a larger one would cost more and still be a plain draw)"
             )
-        return Plan(c.method, reason, pilot, num_samples=n, expected_draws=exact.cost)
+        per_n = c.cost / c.num_samples if c.num_samples else 0.0
+        cost = None if n is None else n * per_n
+        return Plan(c.method, reason, pilot, num_samples=n, expected_draws=cost)
     raise DrawBudgetExceeded(
         f'method="auto": neither method fits max_draws={request.max_draws} after the pilot '
         f"({pilot.total_draws} drawn): exact needs ~{exact.cost:.3g} draws (plan "
@@ -165,28 +177,68 @@ def _no_collisions(pilot: Pilot) -> bool:
     return float(colliding_pairs(pilot.counts).min()) < MIN_PILOT_PAIRS
 
 
+def ladder_estimators(request: Request) -> tuple[str, ...]:
+    """The batch rules auto may choose between: both for estimator="auto", else the one given
+    (none for "plugin", whose error is not estimated)."""
+    e = request.options.estimator
+    if e == "auto":
+        return ("binomial", "jackknife")
+    return (e,) if e in ("binomial", "jackknife") else ()
+
+
+def cheapest_ladder(
+    counts: torch.Tensor, request: Request, start: int, largest: float
+) -> Ladder | None:
+    """The ladder (:func:`~.tolerance.batch_ladder`) of each rule auto may use, from the counts
+    (B, M), for N in [start, largest]; the one reaching the tolerance at the smallest N (the
+    first rule on a tie), else the last one searched (None when no rule can be searched)."""
+    best: Ladder | None = None
+    for e in ladder_estimators(request):
+        ladder = batch_ladder(counts, request.s, request.options.tolerance, start, largest, e)
+        if ladder.reached is not None:
+            if best is None or best.reached is None or ladder.reached < best.reached:
+                best = ladder
+                largest = ladder.reached - 1  # another rule must beat it
+        elif best is None:
+            best = ladder
+    return best
+
+
 def _cheaper_batch(
     pilot: Pilot, request: Request, exact: Candidate, batch: Candidate
 ) -> Plan | None:
-    """Batch with the smallest N (num_samples, 2x, 4x, ...) the pilot estimates meets the
-    tolerance, when exact fits but costs more than EXACT_PREFERENCE times that N; else None."""
-    if pilot.counts is None or not exact.fits or batch.num_samples is None:
+    """Batch with the smallest N of the ladder, and the rule (binomial or jackknife), that the
+    pilot estimates meets the tolerance, when that fits the draws left and costs less than
+    exact / EXACT_PREFERENCE (or exact does not fit); else None."""
+    if pilot.counts is None or batch.num_samples is None:
         return None
     o = request.options
     per_n = batch.cost / batch.num_samples
-    if exact.cost <= EXACT_PREFERENCE * batch.cost:
+    budget = o.max_draws if o.max_draws is not None else AUTO_BUDGET_FACTOR * batch.cost
+    largest = (budget - pilot.total_draws) / per_n
+    if exact.fits:
+        largest = min(largest, exact.cost / EXACT_PREFERENCE / per_n)
+    ladder = cheapest_ladder(pilot.counts, request, LADDER_BASE, largest)
+    if ladder is None or ladder.reached is None:
         return None
-    largest = int(min(batch.allowance, exact.cost / EXACT_PREFERENCE) // per_n)
-    ladder = batch_ladder(pilot.counts, request.s, o.tolerance, batch.num_samples, largest)
-    if ladder.reached is None:
-        return None
-    cost = ladder.reached * per_n
+    n = ladder.reached
+    cost = n * per_n
+    rule = "" if ladder.estimator == "binomial" else f" ({ladder.estimator} weights)"
     reason = (
-        f"batch with N = {ladder.reached} is estimated to meet tolerance={o.tolerance:g} at "
-        f"{cost:.3g} draws, below exact's ~{exact.cost:.3g} / {EXACT_PREFERENCE:g} (pilot of "
-        f"{pilot.draws})"
+        f"batch with N = {n}{rule} is estimated to meet tolerance={o.tolerance:g} at "
+        f"{cost:.3g} draws"
     )
-    return Plan("batch", reason, pilot, num_samples=ladder.reached, expected_draws=exact.cost)
+    if exact.fits:
+        reason += f", below exact's ~{exact.cost:.3g} / {EXACT_PREFERENCE:g}"
+    reason += f" (pilot of {pilot.draws})"
+    return Plan(
+        "batch",
+        reason,
+        pilot,
+        num_samples=n,
+        expected_draws=cost,
+        estimator=ladder.estimator,
+    )
 
 
 #: Re-planning after a batch attempt that missed the tolerance: N is searched up to this many
@@ -209,22 +261,23 @@ def refine(
 ) -> Refinement:
     """Re-plan from a batch attempt's pools (per-draw counts (B, M), a pilot far larger than the
     planning one): the cheapest of exact (cost from these counts, at most AUTO_EXACT_SHARE of
-    ``remaining``) and batch with the smallest N = 2 tried, 4 tried, ... whose estimated TV meets
-    the tolerance (at most ``remaining``)."""
+    ``remaining``; preferred within EXACT_PREFERENCE) and batch with the smallest N of the
+    ladder above ``tried``, with either rule auto may use, whose estimated TV meets the
+    tolerance (at most ``remaining``)."""
     o, b = request.options, counts.shape[0]
     per_n = (1 if o.share_pool else o.num_outputs) * b  # draws per unit of N
     exact_cost = math.inf
-    if request.temperature < 1.0 and math.isfinite(request.s) and pilot.cost is not None:
+    exact_ok = request.temperature < 1.0 and math.isfinite(request.s) and not request.batch_only
+    if exact_ok and pilot.cost is not None:
         exact_cost = float(pilot.cost.sum()) * o.num_outputs
     affordable = remaining // per_n
-    ladder = batch_ladder(
-        counts, request.s, o.tolerance, 2 * tried, max(affordable, LADDER_BEYOND * tried)
-    )
-    batch_cost = math.inf if ladder.reached is None else float(ladder.reached * per_n)
+    ladder = cheapest_ladder(counts, request, tried + 1, max(affordable, LADDER_BEYOND * tried))
+    reached = None if ladder is None else ladder.reached
+    batch_cost = math.inf if reached is None else float(reached * per_n)
     exact_fits = exact_cost <= AUTO_EXACT_SHARE * remaining
     batch_fits = batch_cost <= remaining
     text = _cost_text(exact_cost, ladder, per_n, b * o.num_outputs, remaining)
-    if exact_fits and (not batch_fits or exact_cost <= batch_cost):
+    if exact_fits and (not batch_fits or exact_cost <= EXACT_PREFERENCE * batch_cost):
         reason = (
             f"a batch attempt with N = {tried} missed tolerance={o.tolerance:g}; exact with plan "
             f"{format_tree(pilot.tree) if pilot.tree else '?'!r} needs ~{exact_cost:.3g} draws "
@@ -233,23 +286,36 @@ def refine(
         plan = Plan("exact", reason, pilot, tree=pilot.tree, expected_draws=exact_cost)
         return Refinement(plan, text)
     if batch_fits:
-        assert ladder.reached is not None
+        assert ladder is not None and reached is not None
+        rule = "" if ladder.estimator == "binomial" else f" ({ladder.estimator} weights)"
         reason = (
             f"a batch attempt with N = {tried} missed tolerance={o.tolerance:g}; batch with "
-            f"N = {ladder.reached} is estimated to meet it (from {counts.shape[1]} pooled draws "
+            f"N = {reached}{rule} is estimated to meet it (from {counts.shape[1]} pooled draws "
             "per problem)"
         )
-        plan = Plan("batch", reason, pilot, num_samples=ladder.reached, expected_draws=batch_cost)
+        plan = Plan(
+            "batch",
+            reason,
+            pilot,
+            num_samples=reached,
+            expected_draws=batch_cost,
+            estimator=ladder.estimator,
+        )
         return Refinement(plan, text)
     return Refinement(None, text)
 
 
-def _cost_text(exact: float, ladder: Ladder, per_n: int, outputs: int, remaining: int) -> str:
+def _cost_text(
+    exact: float, ladder: Ladder | None, per_n: int, outputs: int, remaining: int
+) -> str:
     """What reaching the tolerance would cost, per output, in words."""
     parts = []
-    if ladder.reached is not None:
+    if ladder is None:
+        pass
+    elif ladder.reached is not None:
+        rule = "" if ladder.estimator == "binomial" else f", {ladder.estimator} weights"
         parts.append(f"batch with N = {ladder.reached} (~{ladder.reached * per_n / outputs:.3g}")
-        parts[-1] += " draws per output)"
+        parts[-1] += f" draws per output{rule})"
     elif ladder.sizes:
         parts.append(f"batch with N > {ladder.sizes[-1]}")
     if math.isfinite(exact):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .plan import Tree
 
 Method = Literal["auto", "exact", "batch"]
-Estimator = Literal["binomial", "plugin", "jackknife"]
+Estimator = Literal["auto", "binomial", "plugin", "jackknife"]
 METHODS: tuple[str, ...] = get_args(Method)
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 
@@ -41,6 +41,9 @@ DEFAULT_MAX_DRAWS_PER_OUTPUT = 1_000_000
 #: where the answer is visibly not P^(1/T); a tighter default would push most spread-law calls
 #: to 10-100x the draws, a looser one would stay silent at errors a histogram shows.
 DEFAULT_TOLERANCE = 0.05
+#: num_samples="auto": the reference pool size that sizes the pilot and auto's default budget
+#: (AUTO_BUDGET_FACTOR x this per output) when N itself is chosen from the pilot.
+REFERENCE_NUM_SAMPLES = 200
 OnInaccurate = Literal["warn", "raise"]
 ON_INACCURATE: tuple[str, ...] = get_args(OnInaccurate)
 
@@ -58,6 +61,24 @@ def positive_int(name: str, value: Any) -> int:
         )
     if int(value) < 1:
         raise InvalidOptionError(f"{name} must be >= 1 (an integer), got {value!r}")
+    return int(value)
+
+
+def pool_size(name: str, value: Any) -> int | str:
+    """An int >= 1, or "auto" (N chosen from a pilot to meet the tolerance)."""
+    if value == "auto" and isinstance(value, str):
+        return "auto"
+    if isinstance(value, str):
+        raise InvalidOptionError(
+            f"{name} must be an integer >= 1 or 'auto', got {value!r}"
+            f"{did_you_mean(value, ['auto'])}"
+        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise OptionTypeError(
+            f"{name} must be an integer >= 1 or 'auto', got {type(value).__name__} {value!r}"
+        )
+    if int(value) < 1:
+        raise InvalidOptionError(f"{name} must be an integer >= 1 or 'auto', got {value!r}")
     return int(value)
 
 
@@ -160,8 +181,12 @@ class SampleOptions:
         "as '2+2' or '2*(1.5+1.5)' whose leaves add up to 1/T",
         cli="PLAN",
     )
-    num_samples: int = option(
-        200, positive_int, "N of the batch method and the largest pilot of 'auto'", cli="N"
+    num_samples: int | Literal["auto"] = option(
+        REFERENCE_NUM_SAMPLES,
+        pool_size,
+        "N of the batch method and the largest pilot of 'auto'; 'auto': N chosen from a pilot "
+        f"to meet the tolerance (batch; the pilot and budget then use N = {REFERENCE_NUM_SAMPLES})",
+        cli="N",
     )
     num_outputs: int = option(
         1, positive_int, "independent outputs per problem (and temperature)", cli="K"
@@ -183,10 +208,12 @@ class SampleOptions:
         DEFAULT_MAX_LANES, positive_int, "exact method: most rounds run side by side per problem"
     )
     estimator: Estimator = option(
-        "binomial",
+        "auto",
         one_of(ESTIMATORS),
         "batch method weights: 'binomial' (C(c, 1/T)), 'jackknife' (binomial with its 1/N bias "
-        "removed: far fewer draws for the same accuracy on spread laws) or 'plugin' ((c/N)^(1/T))",
+        "removed: far fewer draws for the same accuracy on spread laws), 'plugin' ((c/N)^(1/T)) "
+        "or 'auto' (default: binomial at a given N; where N is chosen (method='auto', "
+        "num_samples='auto') the rule the pilot estimates cheaper at the tolerance)",
     )
     progress: bool = option(False, flag, "show the exact method's progress (tqdm or log lines)")
     tolerance: float = option(
@@ -201,6 +228,13 @@ class SampleOptions:
         one_of(ON_INACCURATE),
         "when the estimated TV exceeds the tolerance: 'warn' (AccuracyWarning, the best "
         "attempt is returned) or 'raise' (InaccurateResultError, holding it)",
+    )
+
+    dry_run: bool = option(
+        False,
+        flag,
+        "run only the pilot and return it.estimate's report (planned draws and estimated TV of "
+        "each method, auto's decision) instead of sampling",
     )
 
     def __post_init__(self) -> None:
@@ -265,8 +299,8 @@ SAMPLE_KEYWORDS: frozenset[str] = frozenset({"temperature", *SampleOptions.names
 @dataclass(frozen=True)
 class CliOption:
     """An option that is also an ``itemp sample`` flag (``--num-samples`` for num_samples):
-    its metavar, default, help, choices (for one_of options) and whether it is an integer or a
-    real number."""
+    its metavar, default, help, choices (for one_of options) and whether it is an integer (or
+    the word "auto": ``or_auto``) or a real number."""
 
     name: str
     metavar: str
@@ -275,6 +309,7 @@ class CliOption:
     choices: tuple[str, ...] | None
     integer: bool
     real: bool = False
+    or_auto: bool = False
 
     @property
     def flag(self) -> str:
@@ -288,11 +323,20 @@ def cli_options() -> list[CliOption]:
         meta = f.metadata
         if meta["cli"] is not None:
             check = meta["check"]
-            integer = check in (positive_int, optional_positive_int)
+            integer = check in (positive_int, optional_positive_int, pool_size)
             choices = getattr(check, "choices", None)
             real = check is tolerance_value
             out.append(
-                CliOption(f.name, meta["cli"], f.default, meta["help"], choices, integer, real)
+                CliOption(
+                    f.name,
+                    meta["cli"],
+                    f.default,
+                    meta["help"],
+                    choices,
+                    integer,
+                    real,
+                    or_auto=check is pool_size,
+                )
             )
     return out
 
@@ -317,6 +361,7 @@ __all__ = [
     "DEFAULT_MAX_DRAWS_PER_OUTPUT",
     "DEFAULT_MAX_LANES",
     "DEFAULT_TOLERANCE",
+    "REFERENCE_NUM_SAMPLES",
     "ESTIMATORS",
     "ON_INACCURATE",
     "METHODS",
@@ -331,5 +376,6 @@ __all__ = [
     "keyword_signature",
     "one_of",
     "optional_positive_int",
+    "pool_size",
     "positive_int",
 ]

@@ -5,6 +5,7 @@ The pilot's draws only plan: they are never reused as samples (the plan depends 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -36,7 +37,8 @@ class Pilot:
     exponent (sizing only), the pilot's draws, and the source's draws and calls once it was done
     (pilot and anything before), its number of problems B, and ``counts`` (B, M): each pilot
     draw's count of its key within its problem (None without a pilot), from which
-    :func:`collision_floor` and the accuracy estimates of :mod:`.tolerance` are computed."""
+    :func:`collision_floor` and the accuracy estimates of :mod:`.tolerance` are computed, and
+    ``keys`` (B, M, d), the pilot's keys (None without a pilot), so that it can be extended."""
 
     tree: Tree | None
     cost: torch.Tensor | None = None
@@ -47,6 +49,7 @@ class Pilot:
     total_calls: int = 0
     num_problems: int = 1
     counts: torch.Tensor | None = None
+    keys: torch.Tensor | None = None
 
     @staticmethod
     def none(request: Request, source: DrawSource) -> Pilot:
@@ -65,7 +68,7 @@ class Pilot:
 
 def pilot_cap(request: Request, draws: int, num_problems: int) -> int:
     """Most pilot draws per problem: num_samples, within PILOT_BUDGET_SHARE of what is left."""
-    cap = request.options.num_samples
+    cap = request.pool_size
     if request.max_draws is not None:
         cap = min(cap, int(PILOT_BUDGET_SHARE * (request.max_draws - draws)) // num_problems)
     return cap
@@ -145,9 +148,41 @@ def run_pilot(
         if grow is None:
             break
         target = grow
-    return plan_from_counts(
+    pilot = plan_from_counts(
         counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
     )
+    return dataclasses.replace(pilot, keys=torch.cat(parts, 1))
+
+
+#: A batch plan's pilot is grown to this share of the plan's draws (while that at least doubles
+#: it, up to ACCURACY_MAX_DRAWS per problem and PILOT_BUDGET_SHARE of what is left of the
+#: budget): the TV estimates that chose N then come from about as many draws as one output's
+#: pool, not from a pilot far smaller than N, at a cost of at most ~2 x this share.
+BATCH_PILOT_SHARE = 0.05
+
+
+def batch_pilot_size(pilot: Pilot, planned: float, left: float, limit: int) -> int | None:
+    """The pilot size per problem to grow to for a batch plan of ``planned`` draws (all
+    problems), ``left`` draws being left of the budget; None: keep the pilot."""
+    if pilot.keys is None:
+        return None
+    b, have = pilot.keys.shape[0], pilot.keys.shape[1]
+    cap = min(limit, int(PILOT_BUDGET_SHARE * left) // b)
+    want = min(cap, math.ceil(BATCH_PILOT_SHARE * planned / b))
+    return want if want >= 2 * have else None
+
+
+def extend_pilot(source: DrawSource, request: Request, pilot: Pilot, target: int) -> Pilot:
+    """The pilot grown to ``target`` draws per problem (fresh draws appended), re-planned."""
+    assert pilot.keys is not None
+    start = source.draws - pilot.draws
+    _, k = source(target - pilot.keys.shape[1])
+    keys = torch.cat([pilot.keys, k], 1)
+    counts = group_counts(keys)[0].cpu()
+    grown = plan_from_counts(
+        counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
+    )
+    return dataclasses.replace(grown, keys=keys)
 
 
 def plan_from_counts(

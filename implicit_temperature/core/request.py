@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import DrawBudgetExceeded, InvalidArgumentTypeError, InvalidTemperatureError
-from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, SampleOptions
+from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, REFERENCE_NUM_SAMPLES, SampleOptions
 from .plan import Tree, resolve_plan
 from .validation import inverse_temperature
 
@@ -70,6 +70,23 @@ class Request:
         return self.options.num_outputs
 
     @property
+    def pool_size(self) -> int:
+        """num_samples as an int: REFERENCE_NUM_SAMPLES for num_samples="auto" (it then sizes
+        the pilot, the default budget and a first attempt; the N run is chosen from a pilot)."""
+        n = self.options.num_samples
+        return REFERENCE_NUM_SAMPLES if n == "auto" else int(n)
+
+    @property
+    def chooses_n(self) -> bool:
+        """N is chosen from a pilot: method="auto", or num_samples="auto"."""
+        return self.options.method == "auto" or self.options.num_samples == "auto"
+
+    @property
+    def batch_only(self) -> bool:
+        """method="batch" with num_samples="auto": auto's choice of N, exact excluded."""
+        return self.options.method == "batch" and self.options.num_samples == "auto"
+
+    @property
     def max_draws(self) -> int | None:
         return self.options.max_draws
 
@@ -89,7 +106,7 @@ class Request:
     def batch_draws(self, num_problems: int) -> int:
         """The batch method's draws: N per output (N in all with share_pool), per problem."""
         o = self.options
-        return o.num_samples * (1 if o.share_pool else o.num_outputs) * num_problems
+        return self.pool_size * (1 if o.share_pool else o.num_outputs) * num_problems
 
     def check_least_cost(self, draws: int, calls: int, num_problems: int) -> None:
         """Refuse at once when even the cheapest possible exact run cannot fit (e.g. T -> 0)."""

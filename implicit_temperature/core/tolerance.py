@@ -52,15 +52,38 @@ def observed_counts(keys: torch.Tensor) -> torch.Tensor:
     return group_counts(keys[:, :ACCURACY_MAX_DRAWS])[0]
 
 
+#: The pool sizes auto chooses N from: LADDER_BASE x 2^(k/2), a factor sqrt(2) apart (k >= 0), so
+#: that the N it picks is within sqrt(2) of the smallest that meets the tolerance (a doubling
+#: ladder overshoots by up to 2x).
+LADDER_BASE = 25
+
+
+def ladder_size(k: int) -> int:
+    """The k-th pool size of the ladder, round(LADDER_BASE x 2^(k/2))."""
+    return int(round(LADDER_BASE * 2 ** (k / 2)))
+
+
+def ladder_sizes(start: int, largest: float) -> list[int]:
+    """The ladder's sizes in [start, largest], ascending."""
+    out, k = [], 0
+    largest = min(largest, 2.0**40)
+    while ladder_size(k) <= largest:
+        if ladder_size(k) >= start:
+            out.append(ladder_size(k))
+        k += 1
+    return out
+
+
 @dataclass(frozen=True)
 class Ladder:
     """Point estimates of the batch rule's TV for pool sizes ``sizes``, float64 (B,) each
-    (``tv[i]`` for ``sizes[i]``); ``reached``: the first size whose worst problem meets the
-    tolerance, or None."""
+    (``tv[i]`` for ``sizes[i]``); ``reached``: the smallest size found whose worst problem meets
+    the tolerance, or None; ``estimator``: the rule ("binomial" or "jackknife")."""
 
     sizes: tuple[int, ...]
     tv: tuple[torch.Tensor, ...]
     reached: int | None
+    estimator: str = "binomial"
 
 
 def batch_ladder(
@@ -68,31 +91,42 @@ def batch_ladder(
     s: float,
     tolerance: float,
     start: int,
-    largest: int,
+    largest: float,
     estimator: str = "binomial",
 ) -> Ladder:
-    """Estimate the batch rule's TV at N = start, 2 start, 4 start, ... up to ``largest`` from the
-    observed counts (B, M), stopping at the first N whose worst problem's estimate is at most
-    LADDER_MARGIN x ``tolerance`` (the error falls with N). ``estimator``: the rule ("binomial"
-    or "jackknife"); its cost is N draws per output either way, so this is also the cost and TV
-    estimate of the jackknifed rule from a pilot."""
-    sizes: list[int] = []
+    """Estimate the batch rule's TV on the ladder's sizes in [start, largest] from the observed
+    counts (B, M) and find the smallest whose worst problem's estimate is at most LADDER_MARGIN
+    x ``tolerance``. The error falls with N, so every other size is tried (doubling) up to the
+    first that meets it, then the size between it and the last that did not. ``estimator``: the
+    rule ("binomial" or "jackknife"); its cost is N draws per output either way."""
+    sizes = ladder_sizes(start, largest)
+    tried: list[int] = []
     tvs: list[torch.Tensor] = []
-    n = max(2, int(start))
     g = accuracy_generator(counts.device)
-    while n <= largest:
+
+    def meets(n: int) -> tuple[bool, bool]:
         est = estimate_batch_tv(
             counts, n, s, pools=LADDER_POOLS, replicates=0, generator=g, estimator=estimator
         )
         tv = torch.where(est.known, est.estimate, torch.ones_like(est.estimate))
-        sizes.append(n)
+        tried.append(n)
         tvs.append(tv)
-        if float(tv.max()) <= LADDER_MARGIN * tolerance:
-            return Ladder(tuple(sizes), tuple(tvs), n)
-        if not bool(est.known.all()):  # unknown stays unknown at any N
+        return float(tv.max()) <= LADDER_MARGIN * tolerance, bool(est.known.all())
+
+    reached = None
+    evens = sizes[::2] + ([sizes[-1]] if len(sizes) % 2 == 0 and sizes else [])
+    for i, n in enumerate(evens):
+        ok, known = meets(n)
+        if ok:
+            reached = n
+            between = sizes[2 * i - 1] if 0 < 2 * i <= len(sizes) - 1 else None
+            if between is not None and between < n and meets(between)[0]:
+                reached = between
             break
-        n *= 2
-    return Ladder(tuple(sizes), tuple(tvs), None)
+        if not known:  # unknown stays unknown at any N
+            break
+    order = sorted(range(len(tried)), key=tried.__getitem__)
+    return Ladder(tuple(tried[i] for i in order), tuple(tvs[i] for i in order), reached, estimator)
 
 
 def batch_accuracy(

@@ -65,6 +65,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_int_or_auto(text: str) -> int | str:
+    """--num-samples: an integer >= 1 or the word auto (N chosen from a pilot)."""
+    if text == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or auto, got {text!r}"
+        ) from None
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, sep, count = text.partition("/")
     try:
@@ -123,6 +135,8 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"default": default, "metavar": opt.metavar}
         if opt.choices is not None:
             kwargs = {"default": default, "choices": opt.choices}
+        elif opt.or_auto:
+            kwargs["type"] = _positive_int_or_auto
         elif opt.integer:
             kwargs["type"] = _positive_int
         elif opt.real:

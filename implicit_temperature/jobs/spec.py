@@ -36,7 +36,8 @@ class JobSpec:
     plan: exact method's plan (e.g. ``"auto"``, ``"flat"`` or an explicit tree); None leaves the
         core's default. Forwarded as ``plan=`` only; a core without plans refuses it clearly.
     num_outputs: outputs per problem and temperature.
-    num_samples: N of the batch method (and of auto's pilot).
+    num_samples: N of the batch method (and of auto's pilot), or "auto" (chosen from a pilot to
+        meet the tolerance).
     max_new_tokens: CALM models: tokens to generate per output.
     max_draws: exact/auto budget of base draws (per call; per decoding step for CALM).
     tolerance: the TV to P^(1/T) auto must reach (an AccuracyWarning when it is missed).
@@ -60,7 +61,7 @@ class JobSpec:
     method: str = "auto"
     plan: Any = None
     num_outputs: int = 1
-    num_samples: int = 200
+    num_samples: int | str = 200
     max_new_tokens: int = 32
     max_draws: int | None = None
     tolerance: float = DEFAULT_TOLERANCE
@@ -117,6 +118,8 @@ class JobSpec:
                 "flattens a law exactly; use method 'batch' (or 'auto') for T > 1"
             )
         for name in ("num_outputs", "num_samples", "max_new_tokens"):
+            if name == "num_samples" and self.num_samples == "auto":
+                continue  # N chosen from a pilot to meet the tolerance
             _positive_int(name, getattr(self, name))
             check_limit(name, getattr(self, name))
         if self.max_draws is not None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from ..core import TemperatureResult, temperature_sample
 from ..core.errors import InvalidArgumentTypeError
 from ..core.options import SampleOptions, keyword_signature
+from ..core.preview import Estimate
 from .adapter import Adapter
 from .manager import PluginError, get_adapter, get_adapters, plugin_errors
 from .options import (
@@ -121,11 +122,19 @@ class TemperatureSampler:
         _check_adapter_options(cls, adapter_options)
         self.adapter = cls(model, **adapter_options)
 
-    def sample(self, temperature: float, **options: Any) -> TemperatureResult:
+    @overload
+    def sample(self, temperature: float, *, dry_run: Literal[True], **options: Any) -> Estimate: ...
+
+    @overload
+    def sample(self, temperature: float, **options: Any) -> TemperatureResult: ...
+
+    def sample(self, temperature: float, **options: Any) -> TemperatureResult | Estimate:
         """Samples at ``temperature``; same sampling keywords and result as
         :func:`temperature_sample` (the fields of :class:`SampleOptions`: method, plan,
         num_samples, num_outputs, max_draws, generator, share_pool, max_lanes, estimator,
-        progress). Batched adapters give a leading B dim. ``method="auto"`` (default) works at
+        progress, tolerance, on_inaccurate, dry_run). Batched adapters give a leading B dim.
+        ``dry_run=True`` returns the pilot's :class:`~implicit_temperature.core.preview.Estimate`
+        instead of sampling. ``method="auto"`` (default) works at
         any T: exact (with a planned collision tree, ``plan``) where it fits the budget, else the
         batch method. An unknown
         keyword raises :class:`UnknownOptionError` naming the closest valid one (and the
@@ -142,6 +151,8 @@ class TemperatureSampler:
             advice=_advice(self.adapter),
             options=SampleOptions(**options),
         )
+        if not isinstance(result, TemperatureResult):  # dry_run=True: the pilot's Estimate
+            return result
         end_run = getattr(self.adapter, "end_run", None)
         if callable(end_run):  # adapters that report a run's own figures (e.g. requests made)
             result.extra["adapter"] = end_run()

@@ -37,8 +37,10 @@ from .backbone import backbone_forward, cache_keyword
 from .mode import mode_chunks
 from .stopping import EOS, STOP, StopStringCriteria, check_stop_strings, finish_reasons
 
-#: SampleOptions that generate() does not take: one output per step, and its own generator
-_NOT_PER_STEP = ("num_outputs", "generator")
+#: SampleOptions that generate() does not take: one output per step, its own generator, and
+#: dry_run (a decoding step's pilot depends on the steps before it: there is no dry run of a
+#: whole generate() call; ``implicit_temperature.estimate`` on one step's draw is the dry run)
+_NOT_PER_STEP = ("num_outputs", "generator", "dry_run")
 #: What CALM's warnings advise: its key is the chunk itself, there is no quantizer to coarsen.
 CALM_ADVICE = CALMAdapter.accuracy_advice
 #: ``max_new_tokens`` when none is given (transformers' own default is a total length of 20).

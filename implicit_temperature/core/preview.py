@@ -1,10 +1,13 @@
 """``estimate(draw, T, ...)``: cost and accuracy of each method before paying for a run.
 
 Only a pilot is drawn: num_samples draws per problem (the largest planning pilot of
-``method="auto"``), enough for the batch rule's error to be estimated. For the exact method it
-returns the planned draws (TV 0); for the batch method, at N = num_samples and a few multiples,
-the draws (N per output) and the estimated TV to P^(1/T) (:func:`~.accuracy.estimate_batch_tv`,
-from the pilot only). ``decision`` is what ``method="auto"`` would start with after this pilot.
+``method="auto"``; 200 for num_samples="auto"), enough for the batch rule's error to be
+estimated. For the exact method it returns the planned draws (TV 0); for the batch method, at
+N = num_samples and a few multiples, with each rule auto may use (binomial and jackknife weights
+for estimator="auto"), the draws (N per output) and the estimated TV to P^(1/T)
+(:func:`~.accuracy.estimate_batch_tv`, from the pilot only). ``decision`` is what
+``method="auto"`` would start with after this pilot. It is also what
+``temperature_sample(..., dry_run=True)`` returns.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .accuracy import estimate_batch_tv
-from .decide import decide, decide_without_pilot
+from .decide import decide, decide_without_pilot, ladder_estimators
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
 from .grouping import group_counts
@@ -34,7 +37,8 @@ BATCH_FACTORS = (1, 2, 4, 8, 16, 32)
 class MethodEstimate:
     """One method's planned cost and estimated accuracy.
 
-    method: "exact" or "batch"; plan: the exact tree (None for batch); num_samples: N (batch);
+    method: "exact" or "batch"; plan: the exact tree (None for batch); num_samples: N and
+    estimator: the weights, "binomial" or "jackknife" (batch);
     draws: planned base draws for the whole call (every output and problem, pilot not included;
     inf when no estimate exists); draws_per_output: the same per output and problem;
     estimated_tv: estimated TV to P^(1/T) (worst problem; 0 for exact; NaN when unknown).
@@ -46,6 +50,7 @@ class MethodEstimate:
     estimated_tv: float
     plan: str | None = None
     num_samples: int | None = None
+    estimator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,10 @@ class Estimate:
     def __str__(self) -> str:
         lines = [f"T={self.temperature:g}, pilot of {self.pilot_draws} draws; auto: {self.reason}"]
         for m in self.methods:
-            what = f"exact plan {m.plan!r}" if m.method == "exact" else f"batch N={m.num_samples}"
+            what = f"exact plan {m.plan!r}"
+            if m.method == "batch":
+                rule = "" if m.estimator in (None, "binomial") else f" {m.estimator}"
+                what = f"batch N={m.num_samples}{rule}"
             lines.append(
                 f"  {what:<24} {m.draws_per_output:>12.4g} draws/output   "
                 f"estimated TV {m.estimated_tv:.3g}"
@@ -92,7 +100,7 @@ def estimate(
     opts = SampleOptions.from_kwargs(sample_options, where="estimate()", base=options)
     request = Request.make(t, opts, batched=batched, key_name=key_name)
     source = DrawSource(draw, key, batched=batched, generator=make_generator(opts.generator))
-    m = opts.num_samples
+    m = request.pool_size
     if opts.max_draws is not None and opts.max_draws < m:
         raise DrawBudgetExceeded(
             f"max_draws={opts.max_draws} is below the pilot of num_samples={m} draws",
@@ -115,13 +123,18 @@ def estimate(
         methods.append(MethodEstimate("exact", float(outputs), 1.0, 0.0, "1"))
     per_n = (1 if opts.share_pool else opts.num_outputs) * b
     g = accuracy_generator(counts.device)
-    for factor in BATCH_FACTORS:
-        n = opts.num_samples * factor
-        est = estimate_batch_tv(counts, n, request.s, pools=LADDER_POOLS, replicates=0, generator=g)
-        tv = float(est.estimate.max()) if bool(est.known.all()) else math.nan
-        if t == 1.0:
-            tv = 0.0
-        methods.append(MethodEstimate("batch", float(n * per_n), n * per_n / outputs, tv, None, n))
+    rules = ladder_estimators(request) or ("binomial",)
+    for rule in rules:
+        for factor in BATCH_FACTORS:
+            n = m * factor
+            est = estimate_batch_tv(
+                counts, n, request.s, pools=LADDER_POOLS, replicates=0, generator=g, estimator=rule
+            )
+            tv = float(est.estimate.max()) if bool(est.known.all()) else math.nan
+            if t == 1.0:
+                tv = 0.0
+            cost = float(n * per_n)
+            methods.append(MethodEstimate("batch", cost, cost / outputs, tv, None, n, rule))
     if early is not None:
         decision, reason = early.method, early.reason
     else:
