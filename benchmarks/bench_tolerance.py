@@ -104,10 +104,13 @@ def run_case(law: Law, t: float, seed: int, **options) -> dict:
                 warned=True,
             )
     warned = any(issubclass(w.category, it.AccuracyWarning) for w in caught)
-    n = res.extra.get("num_samples")
-    truth = 0.0 if res.method == "exact" else batch_tv(law.probs, t, n, pools=256).tv
+    n, rule = res.extra.get("num_samples"), res.extra.get("estimator", "binomial")
+    truth = 0.0
+    if res.method != "exact":
+        truth = batch_tv(law.probs, t, n, pools=256, estimator=rule).tv
+    name = "batch" if rule == "binomial" else rule
     return dict(
-        method=res.method if res.method == "exact" else f"batch N={n}",
+        method=res.method if res.method == "exact" else f"{name} N={n}",
         draws_per_output=res.draws_per_output,
         truth=truth,
         estimate=res.estimated_tv,

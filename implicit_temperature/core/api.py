@@ -21,6 +21,7 @@ from .decide import (
     AUTO_BUDGET_FACTOR,
     AUTO_EXACT_SHARE,
     Plan,
+    candidates,
     decide,
     decide_without_pilot,
     refine,
@@ -139,7 +140,9 @@ def temperature_sample(
             for T >= 1/2 without a pilot), "flat" (one flat round per output attempt) or a tree
             such as "(2+2)+(3+3)" or "2*(1.5+1.5)" whose leaves add up to 1/T (notation in
             :mod:`implicit_temperature.core.plan`).
-        num_samples: N, the batch size of the batch method, and the largest pilot of "auto".
+        num_samples: N, the batch size of the batch method, and the largest pilot of "auto"; or
+            "auto": method="batch" then chooses N (and, with estimator="auto", the weights) from
+            a pilot to meet ``tolerance``, exact excluded (pilot and budget use N = 200).
         num_outputs: outputs per problem. They are independent; the batch method draws a fresh
             batch of N for each output, all in one ``draw`` call.
         max_draws: exact/auto: budget of base draws, pilot included; the exact method raises
@@ -151,9 +154,11 @@ def temperature_sample(
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).
-        estimator: batch method weights, "binomial" (default), "jackknife" (the binomial rule
-            with its 1/N bias removed: on spread laws the same accuracy for several times fewer
-            draws, see docs/algorithms.md) or "plugin" ((c/N)^(1/T)).
+        estimator: batch method weights, "binomial", "jackknife" (the binomial rule with its
+            1/N bias removed: on spread laws the same accuracy for several times fewer draws, see
+            docs/algorithms.md), "plugin" ((c/N)^(1/T)) or "auto" (default: binomial at a given
+            N; where N is chosen from a pilot, method="auto" or num_samples="auto", whichever of
+            binomial and jackknife the pilot estimates cheaper at the tolerance).
         key_name: a name for ``key`` (e.g. the quantizer's) used in ``res.diagnostics`` and in
             the :class:`TemperatureWarning` raised when temperature could not act; or a callable
             returning it, asked once the draws are done (for keys chosen lazily).
@@ -174,8 +179,8 @@ def temperature_sample(
             on_inaccurate); keywords given as well override it.
 
     The sampling keywords (method, plan, num_samples, num_outputs, max_draws, generator,
-    share_pool, max_lanes, estimator, progress) are the fields of
-    :class:`~.options.SampleOptions`, which holds their defaults and checks them; an unknown
+    share_pool, max_lanes, estimator, progress, tolerance, on_inaccurate, dry_run) are the
+    fields of :class:`~.options.SampleOptions`, which holds their defaults and checks them; an unknown
     keyword raises :class:`UnknownOptionError` naming the closest one.
 
     Returns:
@@ -522,7 +527,8 @@ def run_auto(source: DrawSource, request: Request, gen: torch.Generator) -> Temp
     plan = decide(pilot, request)
     while plan.method == "batch" and plan.expected_draws:
         left = auto_budget(request, pilot.num_problems) - source.draws - plan.expected_draws
-        grow = batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS)
+        contested = candidates(pilot, request)[0].fits
+        grow = batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS, contested)
         if grow is None:
             break
         pilot = extend_pilot(source, request, pilot, grow)

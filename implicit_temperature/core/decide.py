@@ -230,6 +230,8 @@ def _cheaper_batch(
     )
     if exact.fits:
         reason += f", below exact's ~{exact.cost:.3g} / {EXACT_PREFERENCE:g}"
+    elif math.isfinite(exact.cost):
+        reason += f"; exact's ~{exact.cost:.3g} is beyond {exact.allowance_text}"
     reason += f" (pilot of {pilot.draws})"
     return Plan(
         "batch",

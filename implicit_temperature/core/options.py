@@ -78,7 +78,7 @@ def pool_size(name: str, value: Any) -> int | str:
             f"{name} must be an integer >= 1 or 'auto', got {type(value).__name__} {value!r}"
         )
     if int(value) < 1:
-        raise InvalidOptionError(f"{name} must be an integer >= 1 or 'auto', got {value!r}")
+        raise InvalidOptionError(f"{name} must be >= 1 (an integer, or 'auto'), got {value!r}")
     return int(value)
 
 

@@ -156,19 +156,30 @@ def run_pilot(
 
 #: A batch plan's pilot is grown to this share of the plan's draws (while that at least doubles
 #: it, up to ACCURACY_MAX_DRAWS per problem and PILOT_BUDGET_SHARE of what is left of the
-#: budget): the TV estimates that chose N then come from about as many draws as one output's
-#: pool, not from a pilot far smaller than N, at a cost of at most ~2 x this share.
-BATCH_PILOT_SHARE = 0.05
+#: budget): the TV estimates that chose N then come from a tenth of the draws the plan will
+#: make (2 pools' worth at 20 outputs), not from a pilot far smaller than one pool, at a cost of
+#: at most ~2 x this share (the pilot doubles as it grows).
+BATCH_PILOT_SHARE = 0.1
 
 
-def batch_pilot_size(pilot: Pilot, planned: float, left: float, limit: int) -> int | None:
+#: A batch plan chosen over an exact plan that fits rests on two estimates from the pilot; the
+#: exact one is poor from PILOT_MIN draws (off by 2x on a 4-outcome law), so the pilot is grown
+#: to at least this many draws per problem (within the caps) before the choice is kept.
+CONTESTED_PILOT = 4 * PILOT_MIN
+
+
+def batch_pilot_size(
+    pilot: Pilot, planned: float, left: float, limit: int, contested: bool = False
+) -> int | None:
     """The pilot size per problem to grow to for a batch plan of ``planned`` draws (all
-    problems), ``left`` draws being left of the budget; None: keep the pilot."""
+    problems), ``left`` draws being left of the budget (``contested``: exact fits too, so at
+    least CONTESTED_PILOT); None: keep the pilot."""
     if pilot.keys is None:
         return None
     b, have = pilot.keys.shape[0], pilot.keys.shape[1]
     cap = min(limit, int(PILOT_BUDGET_SHARE * left) // b)
-    want = min(cap, math.ceil(BATCH_PILOT_SHARE * planned / b))
+    want = math.ceil(BATCH_PILOT_SHARE * planned / b)
+    want = min(cap, max(want, CONTESTED_PILOT if contested else 0))
     return want if want >= 2 * have else None
 
 
