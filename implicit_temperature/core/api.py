@@ -180,8 +180,8 @@ def temperature_sample(
 
     The sampling keywords (method, plan, num_samples, num_outputs, max_draws, generator,
     share_pool, max_lanes, estimator, progress, tolerance, on_inaccurate, dry_run) are the
-    fields of :class:`~.options.SampleOptions`, which holds their defaults and checks them; an unknown
-    keyword raises :class:`UnknownOptionError` naming the closest one.
+    fields of :class:`~.options.SampleOptions`, which holds their defaults and checks them; an
+    unknown keyword raises :class:`UnknownOptionError` naming the closest one.
 
     Returns:
         :class:`TemperatureResult`. Exactness: ``method="exact"`` returns samples whose outcomes
