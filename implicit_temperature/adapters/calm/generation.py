@@ -23,7 +23,12 @@ from ...core.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
 )
-from ...core.options import SampleOptions, keyword_signature, positive_int
+from ...core.options import (
+    REFERENCE_NUM_SAMPLES,
+    SampleOptions,
+    keyword_signature,
+    positive_int,
+)
 from ...core.tolerance import warn
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
@@ -252,7 +257,8 @@ def generate(
     opts = SampleOptions.from_kwargs(options, where="generate()", exclude=_NOT_PER_STEP)
     t: float | None = None  # mode decoding: the T -> 0 limit, no tolerance to check
     if _is_mode(temperature, do_sample):
-        pick = mode_pick(opts.num_samples)
+        n = REFERENCE_NUM_SAMPLES if opts.num_samples == "auto" else int(opts.num_samples)
+        pick = mode_pick(n)  # mode decoding has no tolerance to choose N for
     else:
         t = check_temperature(temperature)
         if opts.method == "exact" and t > 1:
