@@ -120,7 +120,7 @@ def temperature_sample(
     advice: str | None = None,
     options: SampleOptions | None = None,
     **sample_options: Any,
-) -> TemperatureResult:
+) -> TemperatureResult | Estimate:
     """Sample from P_T(x) = P(x)^(1/T) / Z_T using only draws x ~ P.
 
     Args:
@@ -211,7 +211,7 @@ def temperature_sample(
     t = check_temperature(temperature)
     opts = SampleOptions.from_kwargs(sample_options, base=options)
     if opts.dry_run:
-        return estimate(  # type: ignore[return-value]  # see the overloads
+        return estimate(
             draw,
             t,
             key=key,
