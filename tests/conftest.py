@@ -8,6 +8,7 @@ import torch
 from scipy import stats
 
 # the one law-helpers module of the demos, benchmarks and tests, re-exported for the test files
+from benchmarks.launch import free_port, torchrun_command  # noqa: F401
 from implicit_temperature.demos.laws import frequencies, tempered, total_variation  # noqa: F401
 
 # Significance level of every goodness-of-fit test in the suite. Seeds are fixed, so a test either
