@@ -13,7 +13,8 @@ A block is delimited by two HTML comments (invisible on GitHub)::
 Who writes which block:
 
 * ``make bench`` (``python -m benchmarks``) writes the measured ones: the demo tables of
-  docs/diffusion.md (section ``demos``) and the timings quoted in README.md;
+  docs/diffusion.md (section ``demos``), the digits notes and speed table beside them (section
+  ``digits_notes``) and the timings quoted in README.md;
 * ``python -m benchmarks.docblocks`` writes the ones copied from the code (the adapter contract
   in docs/plugins.md, quoted from the ``register_adapters`` hookspec); ``--check`` exits 1 when
   one is stale. ``tests/test_docblocks.py`` checks every page's blocks are well formed and the
