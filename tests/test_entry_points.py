@@ -99,7 +99,8 @@ def test_itemp_sample_flags_are_the_options_marked_for_the_cli():
 
 def test_with_temperature_takes_the_options_but_the_per_call_ones():
     pytest.importorskip("diffusers")
-    from diffusers import DDIMScheduler, DDPMPipeline, UNet2DModel
+    from conftest import tiny_unet
+    from diffusers import DDIMScheduler, DDPMPipeline
 
     from implicit_temperature.adapters.pipelines.wrapper import (
         NOT_WRAPPER_OPTIONS,
@@ -109,18 +110,7 @@ def test_with_temperature_takes_the_options_but_the_per_call_ones():
 
     assert set(WRAPPER_OPTIONS) == NAMES - set(NOT_WRAPPER_OPTIONS)
     assert set(NOT_WRAPPER_OPTIONS) == {"num_outputs", "generator", "progress"}
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D",) * 2,
-        up_block_types=("UpBlock2D",) * 2,
-        norm_num_groups=4,
-        add_attention=False,
-    )
+    unet = tiny_unet()
     pipe = DDPMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=50))
     pipe.set_progress_bar_config(disable=True)
     defaults = {n: SampleOptions.defaults()[n] for n in WRAPPER_OPTIONS}
