@@ -20,6 +20,8 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 #: blocks each page must keep, so that the command that writes them has somewhere to write
 EXPECTED = {
     "docs/plugins.md": {"adapter-contract"},
+    "docs/calm.md": {"calm-training"},
+    "docs/endpoints.md": {"answers-model"},
     "docs/diffusion.md": {
         "demo-ddpm",
         "demo-flow",
@@ -77,6 +79,21 @@ def test_replace_rewrites_only_the_named_blocks_and_needs_them():
     assert replace_blocks(new, {"a": "new a\nsecond line"}) == new  # idempotent
     with pytest.raises(DocBlockError, match=r"no generated block\(s\) \['c'\]"):
         replace_blocks(text, {"c": "x"})
+
+
+def test_training_records_are_quoted_from_the_shipped_files():
+    """docs/calm.md and docs/endpoints.md quote the shipped models' training records from their
+    JSON (never by hand): the blocks hold the recorded figures and are current."""
+    import json
+
+    record = json.loads(
+        (ROOT / "implicit_temperature/demos/calm/demo_model.json").read_text(encoding="utf-8")
+    )["training"]
+    note = docblocks.calm_training_note()
+    assert f"{record['seconds_calm']:.0f} s CALM" in note
+    assert blocks((ROOT / "docs/calm.md").read_text(encoding="utf-8"))["calm-training"] == note
+    answers = blocks((ROOT / "docs/endpoints.md").read_text(encoding="utf-8"))["answers-model"]
+    assert answers == docblocks.answers_model_note() and "answers_model.json" in answers
 
 
 def test_digits_notes_write_every_block_they_own_from_their_result():
