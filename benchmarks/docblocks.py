@@ -104,11 +104,11 @@ def _record(path: str) -> dict:
 def calm_training_note() -> str:
     """How long the shipped demo CALM took to train, from ``demo_model.json``."""
     t = _record("demos/calm/demo_model.json")["training"]
-    total = t["seconds_autoencoder"] + t["seconds_calm"]
+    ae, calm, threads = t["seconds_autoencoder"], t["seconds_calm"], t["cpu_threads"]
     return (
-        f"The shipped weights took {total:.0f} s of wall time "
-        f"({t['seconds_autoencoder']:.0f} s autoencoder, {t['seconds_calm']:.0f} s CALM, {t['cpu_threads']} torch thread; recorded in "
-        "`demo_model.json`) on a 2-core CPU machine shared with other jobs."
+        f"The shipped weights took {ae + calm:.0f} s of wall time ({ae:.0f} s autoencoder, "
+        f"{calm:.0f} s CALM, {threads} torch thread; recorded in `demo_model.json`) on a 2-core "
+        "CPU machine shared with other jobs."
     )
 
 
@@ -116,14 +116,14 @@ def answers_model_note() -> str:
     """The shipped answers model's training time and answer law, from ``answers_model.json``."""
     record = _record("demos/answers/answers_model.json")
     t, ev = record["training"], record["eval_answer_law"]
+    seconds = t["seconds_autoencoder"] + t["seconds_calm"]
     return (
         f"The trained model is right {100 * ev['right_share_mean']:.0f}% of the time on average "
         f"({100 * ev['right_share_min']:.0f}% to {100 * ev['right_share_max']:.0f}% per "
         f"question; its answer law is {ev['answer_tv_mean']:.2f} in total variation from the "
         f"designed one, from {ev['draws_per_question']} draws per question; training took "
-        f"{t['seconds_autoencoder'] + t['seconds_calm']:.0f} s of wall time on "
-        f"{t['cpu_threads']} torch thread; all recorded in `answers_model.json`), which is why the tests take P from a "
-        "T = 1 pool."
+        f"{seconds:.0f} s of wall time on {t['cpu_threads']} torch thread; all recorded in "
+        "`answers_model.json`), which is why the tests take P from a T = 1 pool."
     )
 
 
