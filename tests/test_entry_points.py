@@ -64,8 +64,9 @@ def test_calm_generate_takes_the_options_that_apply_per_step():
     from implicit_temperature.adapters.calm.generation import _NOT_PER_STEP, generate
     from implicit_temperature.demos.calm import load_demo_model
 
-    assert set(_NOT_PER_STEP) == {"num_outputs", "generator"}  # one output per step; own arg
-    assert option_params(generate) == NAMES - {"num_outputs"}  # generator: its own argument
+    # one output per step; its own generator argument; no dry run of a whole decoding
+    assert set(_NOT_PER_STEP) == {"num_outputs", "generator", "dry_run"}
+    assert option_params(generate) == NAMES - {"num_outputs", "dry_run"}  # generator: own arg
     assert "generator" in inspect.signature(generate).parameters
     model, tok = load_demo_model()
     ids = tok.encode("cat ")
@@ -75,6 +76,8 @@ def test_calm_generate_takes_the_options_that_apply_per_step():
         generate(model, ids, temperature=0.5, max_new_tokens=4, num_outputs=2)
     with pytest.raises(UnknownOptionError, match="did you mean 'tolerance'"):
         generate(model, ids, temperature=0.5, max_new_tokens=4, tolerence=0.1)
+    with pytest.raises(UnknownOptionError, match="dry_run"):
+        generate(model, ids, temperature=0.5, max_new_tokens=4, dry_run=True)
 
 
 def per_step() -> dict:
