@@ -92,6 +92,39 @@ def test_list_prompt_is_prompt_major_and_prompt_zero_keeps_its_seed(client):
     assert texts(both)[:2] == texts(alone)
 
 
+def test_token_id_prompts_answer_as_their_text(demo, client):
+    """prompt as token ids (one list of ints, or a list of lists, as the OpenAI API and vLLM
+    take them): the same seed gives the same text as the prompt sent as a string."""
+    _, tok = demo
+    cat, fox = tok.encode("cat ")[0].tolist(), tok.encode("fox met ")[0].tolist()
+    kw = dict(model="calm", temperature=0.5, max_tokens=8, n=2, seed=7)
+    as_text = client.completions.create(prompt=["cat ", "fox met "], **kw)
+    as_ids = client.completions.create(prompt=[cat, fox], **kw)
+    assert texts(as_ids) == texts(as_text) and as_ids.usage.prompt_tokens == 12
+    one = client.completions.create(prompt=cat, **kw)
+    assert texts(one) == texts(as_text)[:2]
+
+
+@pytest.mark.parametrize(
+    "prompt,words",
+    [
+        ([0, 1, 99, 2], "vocabulary [0, 30)"),  # an id past the demo's 30 tokens
+        ([-1, 1, 2, 3], "vocabulary"),
+        ([[1, 2, 3, 4], []], "prompt[1] is an empty list"),
+        ([1, 2, 3], "multiple of"),  # not whole chunks of K = 4
+        ([1.5, 2, 3, 4], None),  # not ints: a type error (422 -> 400 body)
+        ([True, 2, 3, 4], None),
+    ],
+)
+def test_bad_token_id_prompts_are_a_clear_400(client, prompt, words):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="calm", prompt=prompt, max_tokens=4)
+    body = info.value.response.json()["error"]
+    assert body["param"].startswith("prompt")
+    if words is not None:
+        assert words in body["message"]
+
+
 def test_streaming_one_event_per_chunk(client):
     kw = dict(model="calm", prompt="cat ", temperature=0.5, max_tokens=12, seed=3)
     whole = client.completions.create(**kw)
