@@ -256,24 +256,61 @@ def _concurrently(client, requests: list[dict]) -> list:
     return out
 
 
-def test_an_answer_does_not_depend_on_its_batch_mates(server, client):
+@pytest.mark.parametrize(
+    "temperature,method", [(1.0, "auto"), (0.5, "auto"), (0.5, "batch"), (0.0, "auto")]
+)
+def test_an_answer_does_not_depend_on_its_batch_mates(server, client, temperature, method):
     """The same request and seed: the same text alone and inside a batch of 16 (different
-    prompts, temperatures and seeds around it), at T = 1, T = 0.5 (auto) and T = 0 (mode)."""
+    prompts and seeds around it; half with the same settings, so that at T = 1, in mode
+    decoding and with method="batch" they share the target's core call, one stream per row;
+    half at other temperatures)."""
     prompts = ["cat ", "fox met ", "the ", "dog saw "]
-    for temperature in (1.0, 0.5, 0.0):
-        target = dict(
-            model="calm", prompt="dog saw ", temperature=temperature, max_tokens=12, seed=11, n=2
+    target = dict(
+        model="calm",
+        prompt="dog saw ",
+        temperature=temperature,
+        max_tokens=12,
+        seed=11,
+        n=2,
+        extra_body={"method": method},
+    )
+    alone = texts(client.completions.create(**target))
+    before = server.state.metrics.batch_size.n
+    mates = [
+        dict(
+            target,
+            prompt=prompts[i % 4],
+            seed=100 + i,
+            temperature=temperature if i % 2 else (0.3, 0.7, 1.0)[i % 3],
         )
-        alone = texts(client.completions.create(**target))
-        before = server.state.metrics.batch_size.n
-        mates = [
-            dict(target, prompt=prompts[i % 4], seed=100 + i, temperature=(0.3, 0.7, 1.0)[i % 3])
-            for i in range(15)
-        ]
-        answers = _concurrently(client, [target, *mates])
-        batches = server.state.metrics.batch_size.n - before
-        assert batches < 16, "the 16 requests were never batched together"
-        assert texts(answers[0]) == alone
+        for i in range(15)
+    ]
+    answers = _concurrently(client, [target, *mates])
+    batches = server.state.metrics.batch_size.n - before
+    assert batches < 16, "the 16 requests were never batched together"
+    assert texts(answers[0]) == alone
+
+
+def test_seeded_batch_method_requests_share_one_core_call_per_step(server, client, monkeypatch):
+    """16 concurrent seeded method="batch" requests at one temperature: the core is called
+    once per decoding step and batch, not once per request (per-row generators)."""
+    from implicit_temperature.adapters.calm import generation
+
+    calls = []
+    real = generation.temperature_sample
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["generator"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "temperature_sample", counting)
+    kw = dict(model="calm", temperature=0.5, max_tokens=8, extra_body={"method": "batch"})
+    before = server.state.metrics.batch_size.n
+    _concurrently(client, [dict(kw, prompt="cat ", seed=200 + i) for i in range(16)])
+    batches = server.state.metrics.batch_size.n - before
+    assert batches < 16
+    assert len(calls) <= 2 * batches  # 8 tokens: at most 2 steps per batch
+    assert max(len(g) for g in calls) > 1  # a list of generators, one per row
 
 
 def test_tempered_first_chunk_law_through_the_server(demo, client):

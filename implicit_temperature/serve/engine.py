@@ -10,9 +10,11 @@ the chunk choice is dispatched per prompt group.
 
 Requests **without** a seed promise no reproducibility (as in vLLM, where unseeded requests share
 the engine's generator): those with equal sampling settings share one generator per batch, so
-their rows are picked by **one** vectorised core call per step instead of one per prompt. That
-is where batching pays off most; seeded requests pay a core call per prompt for their
-batch-independence.
+their rows are picked by **one** vectorised core call per step. Seeded requests keep one stream
+per row: at T = 1, in mode decoding and with ``method="batch"`` those with equal settings are
+still picked by one core call per step (the core takes one generator per row, see
+core/rows.py); with "exact" and "auto", whose lane sizes and plans are batch-wide decisions,
+each seeded prompt is its own core call per step (the backbone stays batched).
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import torch
 from ..adapters.calm.generation import (
     CALMGenerateOutput,
     PickFn,
+    RowGroup,
     decode_chunks,
     generate,
     mode_pick,
+    row_streams,
     sampling_pick,
 )
 from ..adapters.calm.prompts import left_pad
@@ -200,56 +204,68 @@ class CALMEngine:
             return mode_pick(work.num_samples)
         return sampling_pick(work.temperature, work.sample_options())
 
-    def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
-        """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
-        rows, gens, owners = [], [], []
-        dispatch: dict[int, tuple[PickFn, CALMGenerateOutput]] = {}
-        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]] = []
-        shared: dict[tuple, torch.Generator] = {}
-        self.group_rows: dict[int, int] = {}
+    def _groups(self, works: list[CompletionWork]) -> tuple[list[_Group], list[list[_Group]]]:
+        """The batch's row groups (one pick call per group and step) and, per work and prompt,
+        its group. Unseeded rows with equal settings share one stream; seeded rows whose pick
+        takes per-row generators (T = 1, mode, method="batch") share one group with a stream
+        per row; other seeded prompts (exact, auto) are a group each."""
+        groups: dict[tuple, _Group] = {}
+        owners: list[list[_Group]] = []
+        row = 0
         for work in works:
             pick, per_work = self._pick(work), []
-            for p, ids in enumerate(work.prompts):
-                if work.seeds is None:  # one stream for the batch's unseeded, equal settings
-                    g = shared.get(work.sampling_key)
-                    if g is None:
-                        g = shared[work.sampling_key] = make_generator(None, self.device)
-                        dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+            per_row = getattr(pick, "row_generators", False)
+            for p in range(len(work.prompts)):
+                if work.seeds is None:
+                    key: tuple = ("shared", work.sampling_key)
+                elif per_row:
+                    key = ("rows", work.sampling_key)
                 else:
+                    key = ("prompt", id(work), p)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(pick, CALMGenerateOutput(sequences=torch.empty(0)))
+                    if key[0] != "rows":
+                        seed = None if work.seeds is None else work.seeds[p]
+                        group.generator = make_generator(seed, self.device)
+                if key[0] == "rows":
                     g = make_generator(work.seeds[p], self.device)
-                    dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
-                self.group_rows[id(g)] = self.group_rows.get(id(g), 0) + work.n
-                per_work.append((g, dispatch[id(g)][1]))
+                    group.row_gens += [g] * work.n
+                group.rows += range(row, row + work.n)
+                row += work.n
+                per_work.append(group)
+            owners.append(per_work)
+        return list(groups.values()), owners
+
+    def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
+        """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
+        rows, owners = [], []
+        for work in works:
+            for p, ids in enumerate(work.prompts):
                 for j in range(work.n):
                     rows.append(ids)
-                    gens.append(g)
                     owners.append((work, p * work.n + j))
-            stats.append(per_work)
-
-        def pick(adapter: Any, g: torch.Generator, shared: CALMGenerateOutput) -> torch.Tensor:
-            fn, own = dispatch[id(g)]
-            return fn(adapter, g, own)
-
+        groups, per_work = self._groups(works)
         input_ids, mask = left_pad(rows, self.pad_token_id)
         streaming = any(w.on_text is not None for w in works)
         out = decode_chunks(
             self.model,
             input_ids.to(self.device),
-            pick,
+            _unused_pick,
             attention_mask=mask.to(self.device),
             max_new_tokens=max(w.max_tokens for w in works),
             eos_token_id=self.eos_token_id,
             pad_token_id=self.pad_token_id,
-            generator=gens,
+            groups=[g.row_group(self.device) for g in groups],
             stopping_criteria=[_RowStops(self.tokenizer, owners, input_ids.shape[1])],
             streamer=_Streamer(self, owners) if streaming else None,
         )
-        return self._results(works, stats, out, input_ids.shape[1])
+        return self._results(works, per_work, out, input_ids.shape[1])
 
     def _results(
         self,
         works: list[CompletionWork],
-        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]],
+        per_work: list[list[_Group]],
         out: CALMGenerateOutput,
         prompt_len: int,
     ) -> list[CompletionResult]:
@@ -257,9 +273,10 @@ class CALMEngine:
         counts = (new != self.pad_token_id).sum(dim=1).tolist()
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         results, row = [], 0
-        for work, per_work in zip(works, stats, strict=True):
+        for work, groups in zip(works, per_work, strict=True):
             choices = []
-            for p, (g, o) in enumerate(per_work):
+            for p, group in enumerate(groups):
+                o = group.out
                 methods = "+".join(sorted(set(o.methods))) or "ancestral"
                 plans = sorted({str(x) for x in o.plans if x is not None}) or None
                 for _ in range(work.n):
@@ -270,7 +287,7 @@ class CALMEngine:
                             text=text,
                             finish_reason="length" if reason == "length" and not hit else "stop",
                             tokens=min(int(counts[row]), work.max_tokens),
-                            draws=round(o.draws / self.group_rows[id(g)]),
+                            draws=round(o.draws / len(group.rows)),
                             method=methods,
                             plans=plans,
                             estimated_tv=_max_tv(o.estimated_tv),
@@ -287,6 +304,30 @@ class CALMEngine:
                 )
             )
         return results
+
+
+def _unused_pick(adapter: Any, g: Any, out: CALMGenerateOutput) -> torch.Tensor:
+    raise AssertionError("every row group of the server brings its own pick")
+
+
+@dataclass(eq=False)
+class _Group:
+    """Rows of a batch chosen by one pick call per step, with their own statistics ``out``:
+    one ``generator`` for all, or ``row_gens`` (one per row; the n outputs of a prompt repeat
+    its generator, and :func:`row_streams` gives each its own child stream)."""
+
+    pick: PickFn
+    out: CALMGenerateOutput
+    rows: list[int] = field(default_factory=list)
+    generator: torch.Generator | None = None
+    row_gens: list[torch.Generator] = field(default_factory=list)
+
+    def row_group(self, device: torch.device) -> RowGroup:
+        def pick(adapter: Any, g: Any, _: CALMGenerateOutput) -> torch.Tensor:
+            return self.pick(adapter, g, self.out)
+
+        gen = self.generator if self.generator is not None else row_streams(self.row_gens)
+        return RowGroup(torch.tensor(self.rows, device=device), gen, pick)
 
 
 @dataclass(eq=False)
