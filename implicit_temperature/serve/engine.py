@@ -20,6 +20,7 @@ each seeded prompt is its own core call per step (the backbone stays batched).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import inspect
 import io
 import threading
@@ -341,10 +342,30 @@ class ImageWork:
     max_draws: int | None
     seed: int
     options: dict[str, Any]  # adapter options (quantizer=...) and core options (tolerance=...)
+    seeded: bool = True  # False: the server drew ``seed``; the request may share a stream
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     batch_key = ("image",)
-    rows = 1
+
+    @property
+    def rows(self) -> int:
+        """Images asked for (what the batcher's max_batch counts)."""
+        return self.n
+
+    def share_key(self, conditional: bool) -> tuple:
+        """Unseeded works with equal keys are sampled by one core call (their images drawn
+        together); the prompt counts only where the pipeline takes one."""
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        prompt = self.prompt if conditional else None
+        return (
+            prompt,
+            self.temperature,
+            self.method,
+            str(self.plan),
+            self.num_samples,
+            self.max_draws,
+            options,
+        )
 
 
 @dataclass
@@ -355,6 +376,7 @@ class ImageResult:
     plan: Any
     estimated_tv: float | None
     prompt_used: bool = True
+    batched_with: int = 1  # requests sampled in the same core call (this one included)
 
 
 def png_base64(image: torch.Tensor) -> str:
@@ -372,7 +394,8 @@ def png_base64(image: torch.Tensor) -> str:
 
 
 class ImageEngine:
-    """Images from a pipeline through its adapter (``TemperatureSampler``), one request a time."""
+    """Images from a pipeline through its adapter (``TemperatureSampler``); unseeded requests
+    with equal settings are sampled together (:meth:`run_batch`)."""
 
     kind = "images"
 
@@ -387,9 +410,41 @@ class ImageEngine:
             self.conditional = True
 
     def run_batch(self, works: list[ImageWork]) -> list[ImageResult]:
-        return [self._run(w) for w in works]
+        """Unseeded works with equal settings (:meth:`ImageWork.share_key`) in one core call
+        with their images together (``num_outputs`` = the sum of their n, one pipeline batch
+        per draw call), then split in arrival order; a seeded work alone (its seed is its own
+        stream: batching would change what the seed gives)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, w in enumerate(works):
+            key = ("seeded", i) if w.seeded else w.share_key(self.conditional)
+            groups.setdefault(key, []).append(i)
+        results: list[ImageResult | None] = [None] * len(works)
+        for members in groups.values():
+            part = [works[i] for i in members]
+            for i, res in zip(members, self._run_together(part), strict=True):
+                results[i] = res
+        return [r for r in results if r is not None]
 
-    def _run(self, work: ImageWork) -> ImageResult:
+    def _run_together(self, works: list[ImageWork]) -> list[ImageResult]:
+        """One core call for ``works`` (equal settings): the first's settings and seed, the sum
+        of their n; each gets its own slice of the images and its share of the draws."""
+        total = sum(w.n for w in works)
+        whole = self._run(works[0], total)
+        if len(works) == 1:
+            return [whole]
+        out, start = [], 0
+        for w in works:
+            share = dataclasses.replace(
+                whole,
+                images=whole.images[start : start + w.n],
+                draws=round(whole.draws * w.n / total),
+                batched_with=len(works),
+            )
+            out.append(share)
+            start += w.n
+        return out
+
+    def _run(self, work: ImageWork, n: int | None = None) -> ImageResult:
         from ..jobs.sampling import _is_image_batch
 
         options = {**self.options, **{k: v for k, v in work.options.items() if k == "quantizer"}}
@@ -406,7 +461,7 @@ class ImageEngine:
             work.temperature,
             method=work.method,
             num_samples=work.num_samples,
-            num_outputs=work.n,
+            num_outputs=work.n if n is None else n,
             max_draws=work.max_draws,
             generator=work.seed,
             **core,

@@ -208,4 +208,5 @@ def image_work(engine: Any, req: ImageRequest, limits: Any) -> ImageWork:
         max_draws=req.max_draws,
         seed=_seed(req.seed),
         options=options,
+        seeded=req.seed is not None,
     )
