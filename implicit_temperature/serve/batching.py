@@ -1,9 +1,14 @@
 """Dynamic batching: requests that arrive together are decoded together.
 
 One worker thread owns the model. :meth:`Batcher.submit` (async) queues a work item and awaits
-its result. The worker takes the oldest item, then waits up to ``max_wait_ms`` after its arrival
-for more items with the same ``batch_key`` until ``max_batch`` rows are gathered, and runs them
-in one ``engine.run_batch`` call. Items whose client went away (``cancelled`` set) are dropped
+its result. The worker takes the oldest item and gathers more items with the same
+``batch_key`` until ``max_batch`` rows are there, or no such item arrived for ``max_wait_ms``,
+or ``MAX_WAIT_FACTOR * max_wait_ms`` passed since the oldest arrived; then it runs them in one
+``engine.run_batch`` call. The quiet window (rather than a fixed one from the first arrival)
+matters when many clients send at once: their requests reach the worker one by one as the event
+loop parses them, spread over more than a few milliseconds, and a fixed window would cut such a
+wave into a small batch and a large one that cost nearly two full batches. A lone request
+still waits ``max_wait_ms`` at most. Items whose client went away (``cancelled`` set) are dropped
 before they run; a running item's rows stop at the next chunk (the engine's stopping
 criterion). When a batch fails, its items are rerun one by one so that only the faulty request
 gets the error (answers do not depend on batch-mates, so the others are unchanged).
@@ -23,6 +28,9 @@ from ..core.errors import InvalidArgumentError
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: The longest a batch waits for more items, as a multiple of ``max_wait_ms`` (see above).
+MAX_WAIT_FACTOR = 4
 
 
 @dataclass(eq=False)  # identity: work items hold tensors
@@ -98,10 +106,12 @@ class Batcher:
                 return None
             self._cond.wait()
         key = self._pending[0].work.batch_key
-        deadline = self._pending[0].arrived + self.max_wait
+        cap = self._pending[0].arrived + MAX_WAIT_FACTOR * self.max_wait
         while not self._stopping:
-            rows = sum(i.work.rows for i in self._pending if i.work.batch_key == key)
-            left = deadline - time.monotonic()
+            same = [i for i in self._pending if i.work.batch_key == key]
+            rows = sum(i.work.rows for i in same)
+            quiet = max(i.arrived for i in same) + self.max_wait
+            left = min(cap, quiet) - time.monotonic()
             if rows >= self.max_batch or left <= 0:
                 break
             self._cond.wait(left)
