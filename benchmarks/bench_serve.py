@@ -1,10 +1,10 @@
 """Load on ``itemp serve``: 1, 8 and 32 concurrent clients against one client one-at-a-time.
 
-The server (``itemp serve calm``, the shipped demo CALM, default dynamic batching: up to 32 rows
-or 10 ms) runs as a subprocess on a free 127.0.0.1 port; clients are threads of this process,
-each with its own keep-alive ``httpx`` connection, sending ``/v1/completions`` requests (prompt
-"cat ", ``max_tokens`` 16, one output, method auto or batch; with or without a seed per request)
-and nothing to any other address.
+The server (``itemp serve calm``, the shipped demo CALM, default dynamic batching: up to 32
+rows, a 10 ms quiet window) runs as a subprocess on a free 127.0.0.1 port; clients are threads
+of this process, each with its own keep-alive ``httpx`` connection, sending ``/v1/completions``
+requests (prompt "cat ", ``max_tokens`` 16, one output, method auto or batch; with or without a
+seed per request) and nothing to any other address.
 Every setting sends the same number of requests; a setting's figures are requests/s and
 generated tokens/s over its wall time, and p50/p99 latency per request. Ratios are against
 the one-client row of the same run. A failed request (any status but 200) is counted, never
