@@ -233,7 +233,7 @@ def tree_overspend(quick: bool) -> dict:
     law = next(x for x in suite() if x.name == TREE_LAW)
     p = law.probs
     best = it.expected_exact_draws(p, TREE_T)
-    plan = it.core.cost.expected_exact_cost(p, TREE_T).plan
+    plan = it.core.expected_exact_cost(p, TREE_T).plan
     outputs = 20 if quick else TREE_OUTPUTS
     draw = law.draw()
     runs = []

@@ -23,23 +23,17 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import implicit_temperature
 
+from .launch import torchrun_command
+
 PROMPTS = Path(implicit_temperature.__file__).parent / "demos" / "calm" / "prompts.jsonl"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_problems(path: Path, n: int) -> None:
@@ -51,17 +45,7 @@ def make_problems(path: Path, n: int) -> None:
 
 def launch(world: int, problems: Path, out: Path, args: argparse.Namespace) -> tuple[float, float]:
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        str(world),
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
+        *torchrun_command(world),
         "-m",
         "implicit_temperature",
         "sample",

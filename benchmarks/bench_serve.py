@@ -14,7 +14,6 @@ dropped. Bounded: 96 requests per setting (32 with --quick), a 120 s cap per req
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,17 +21,13 @@ import threading
 import time
 from pathlib import Path
 
+from .launch import free_port
+
 CLIENTS = (1, 8, 32)
 #: (temperature, seeded): unseeded requests with equal settings share one core call per step;
 #: seeded ones keep their own stream (one core call per prompt), see serve/engine.py.
 SETTINGS = ((1.0, False), (0.5, False), (0.5, True))
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(port: int) -> subprocess.Popen:
@@ -122,7 +117,7 @@ def run(quick: bool = False) -> dict:
     except ImportError as exc:
         return {"skipped": f"needs the [serve] extra: {exc}"}
     requests = 32 if quick else 96
-    port = _free_port()
+    port = free_port()
     proc = _start(port)
     url = f"http://127.0.0.1:{port}"
     out: dict = {"requests_per_setting": requests, "rows": {}}

@@ -13,11 +13,15 @@ A block is delimited by two HTML comments (invisible on GitHub)::
 Who writes which block:
 
 * ``make bench`` (``python -m benchmarks``) writes the measured ones: the demo tables of
-  docs/diffusion.md (section ``demos``) and the timings quoted in README.md;
-* ``python -m benchmarks.docblocks`` writes the ones copied from the code (the adapter contract
-  in docs/plugins.md, quoted from the ``register_adapters`` hookspec); ``--check`` exits 1 when
-  one is stale. ``tests/test_docblocks.py`` checks every page's blocks are well formed and the
-  code-copied ones are current.
+  docs/diffusion.md (section ``demos``), the digits notes and speed table beside them (section
+  ``digits_notes``) and the timings quoted in README.md;
+* ``python -m benchmarks.docblocks`` writes the ones copied from the code and the shipped files
+  (the adapter contract in docs/plugins.md, quoted from the ``register_adapters`` hookspec; the
+  training records of the shipped CALM models in docs/calm.md and docs/endpoints.md, from the
+  ``training`` and ``eval_answer_law`` fields their training scripts wrote into
+  ``demo_model.json`` and ``answers_model.json``); ``--check`` exits 1 when one is stale.
+  ``tests/test_docblocks.py`` checks every page's blocks are well formed and the code-copied
+  ones are current.
 """
 
 from __future__ import annotations
@@ -91,11 +95,47 @@ def update_file(path: Path, bodies: dict[str, str]) -> bool:
     return new != old
 
 
+def _record(path: str) -> dict:
+    import json
+
+    return dict(json.loads((ROOT / "implicit_temperature" / path).read_text(encoding="utf-8")))
+
+
+def calm_training_note() -> str:
+    """How long the shipped demo CALM took to train, from ``demo_model.json``."""
+    t = _record("demos/calm/demo_model.json")["training"]
+    ae, calm, threads = t["seconds_autoencoder"], t["seconds_calm"], t["cpu_threads"]
+    return (
+        f"The shipped weights took {ae + calm:.0f} s of wall time ({ae:.0f} s autoencoder, "
+        f"{calm:.0f} s CALM, {threads} torch thread; recorded in `demo_model.json`) on a 2-core "
+        "CPU machine shared with other jobs."
+    )
+
+
+def answers_model_note() -> str:
+    """The shipped answers model's training time and answer law, from ``answers_model.json``."""
+    record = _record("demos/answers/answers_model.json")
+    t, ev = record["training"], record["eval_answer_law"]
+    seconds = t["seconds_autoencoder"] + t["seconds_calm"]
+    return (
+        f"The trained model is right {100 * ev['right_share_mean']:.0f}% of the time on average "
+        f"({100 * ev['right_share_min']:.0f}% to {100 * ev['right_share_max']:.0f}% per "
+        f"question; its answer law is {ev['answer_tv_mean']:.2f} in total variation from the "
+        f"designed one, from {ev['draws_per_question']} draws per question; training took "
+        f"{seconds:.0f} s of wall time on {t['cpu_threads']} torch thread; all recorded in "
+        "`answers_model.json`), which is why the tests take P from a T = 1 pool."
+    )
+
+
 def code_blocks() -> dict[Path, dict[str, str]]:
-    """The blocks whose text is copied from the code, by page."""
+    """The blocks whose text is copied from the code and the shipped files, by page."""
     from implicit_temperature.plugins.hookspecs import adapter_contract
 
-    return {ROOT / "docs" / "plugins.md": {"adapter-contract": adapter_contract()}}
+    return {
+        ROOT / "docs" / "plugins.md": {"adapter-contract": adapter_contract()},
+        ROOT / "docs" / "calm.md": {"calm-training": calm_training_note()},
+        ROOT / "docs" / "endpoints.md": {"answers-model": answers_model_note()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from . import (
     bench_accuracy,
     bench_auto,
     bench_demos,
+    bench_digits_notes,
     bench_exact,
     bench_frontier,
     bench_selection,
@@ -103,6 +104,12 @@ def sections(device: str = "cpu") -> tuple[Section, ...]:
         Section("end_to_end", end_to_end.run, lambda r, _f: report.end_to_end_section(r)),
         Section("serve", bench_serve.run, lambda r, _f: bench_serve.section(r)),
         Section("demos", bench_demos.run, bench_demos.render, doc_blocks=bench_demos.doc_blocks),
+        Section(
+            "digits_notes",
+            _one_thread(bench_digits_notes.run),
+            bench_digits_notes.render,
+            doc_blocks=bench_digits_notes.doc_blocks,
+        ),
     )
 
 

@@ -13,7 +13,6 @@ numbers and the training time are stored in the JSON next to the weights.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_calm import energy_loss  # noqa: E402
+from train_calm import fit_autoencoder, fit_calm  # noqa: E402
 
 from implicit_temperature.demos.answers import task  # noqa: E402
 from implicit_temperature.demos.answers.model import MODEL_DIR, MODEL_NAME  # noqa: E402
@@ -32,21 +31,11 @@ from implicit_temperature.demos.calm.modeling import CALM, CALMConfig, count_par
 
 def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace, g) -> dict:
     ae = model.ae_model
-    opt = torch.optim.AdamW(ae.parameters(), lr=args.ae_lr)
-    for step in range(args.ae_steps):
-        ids = table[torch.randint(table.shape[0], (args.ae_batch,), generator=g)]
-        mean, log_std = ae.encoder(ids).squeeze(-2).chunk(2, dim=-1)
-        z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
-        z = z + args.ae_noise * torch.randn(z.shape, generator=g)
-        logits = ae.decoder(z[:, None, :])
-        ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2), ids.reshape(-1))
-        kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 1 - 2 * log_std).sum(-1).mean()
-        loss = ce + args.kl_weight * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 500 == 0 or step == args.ae_steps - 1:
-            print(f"[ae] step {step:5d}  ce {ce.item():.4f}  kl {kl.item():.3f}", flush=True)
+
+    def chunks() -> torch.Tensor:
+        return table[torch.randint(table.shape[0], (args.ae_batch,), generator=g)]
+
+    ce, _ = fit_autoencoder(ae, chunks, args, g)
     with torch.no_grad():
         ids = table.repeat(50, 1)
         mean, log_std = ae.encoder(ids).squeeze(-2).chunk(2, dim=-1)
@@ -57,38 +46,9 @@ def train_autoencoder(model: CALM, table: torch.Tensor, args: argparse.Namespace
 
 
 def train_calm(model: CALM, tok, args: argparse.Namespace, g) -> dict:
-    for p in model.ae_model.parameters():
-        p.requires_grad_(False)
-    params = [p for n, p in model.named_parameters() if not n.startswith("ae_model.")]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / args.steps))
+    return fit_calm(
+        model, lambda: task.sample_sequences(args.batch, tok, generator=g), args, g, warmup=100
     )
-    k = model.patch_size
-    for step in range(args.steps):
-        ids = task.sample_sequences(args.batch, tok, generator=g)  # (S, 3K)
-        with torch.no_grad():
-            mean, log_std = model.ae_model.encoder(ids[:, k:]).chunk(2, dim=-1)
-        hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]), use_cache=False)
-        hidden = hidden[0].reshape(-1, model.config.hidden_size)
-        x = model.generative_head.sample(
-            hidden.unsqueeze(0).expand(args.num_model_samples, -1, -1), generator=g
-        )
-        loss = energy_loss(
-            x,
-            mean.reshape(-1, mean.shape[-1]),
-            log_std.reshape(-1, mean.shape[-1]),
-            args.num_target_samples,
-            g,
-        )
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        if step % 250 == 0 or step == args.steps - 1:
-            print(f"[calm] step {step:5d}  energy loss {loss.item():.4f}", flush=True)
-    return {"calm_final_energy_loss": loss.item()}
 
 
 @torch.no_grad()

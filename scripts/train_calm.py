@@ -23,6 +23,7 @@ import argparse
 import math
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -43,24 +44,13 @@ def train_autoencoder(
     model: CALM, table: torch.Tensor, args: argparse.Namespace, g: torch.Generator
 ) -> dict:
     ae = model.ae_model
-    opt = torch.optim.AdamW(ae.parameters(), lr=args.ae_lr)
     weights = grammar.transition_matrix()[grammar.NUM_CHUNKS].new_ones(grammar.NUM_CHUNKS)
-    for step in range(args.ae_steps):
+
+    def chunks() -> torch.Tensor:
         idx = torch.multinomial(weights.float(), args.ae_batch, replacement=True, generator=g)
-        ids = table[idx]  # (n, K)
-        stats = ae.encoder(ids).squeeze(-2)  # (n, 2D)
-        mean, log_std = stats.chunk(2, dim=-1)
-        z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
-        z = z + args.ae_noise * torch.randn(z.shape, generator=g)  # robust decoding regions
-        logits = ae.decoder(z[:, None, :])  # (n, 1 * K, V)
-        ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2), ids.reshape(-1))
-        kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 1 - 2 * log_std).sum(-1).mean()
-        loss = ce + args.kl_weight * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 500 == 0 or step == args.ae_steps - 1:
-            print(f"[ae] step {step:5d}  ce {ce.item():.4f}  kl {kl.item():.3f}", flush=True)
+        return table[idx]  # (n, K)
+
+    ce, kl = fit_autoencoder(ae, chunks, args, g)
     # robustness: reconstruction accuracy of posterior samples
     with torch.no_grad():
         ids = table.repeat(200, 1)
@@ -75,6 +65,30 @@ def train_autoencoder(
         "ae_final_ce": ce.item(),
         "ae_final_kl": kl.item(),
     }
+
+
+def fit_autoencoder(
+    ae: torch.nn.Module, next_ids: Callable[[], torch.Tensor], args: argparse.Namespace, g
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``args.ae_steps`` AdamW steps of the chunk autoencoder (VAE: cross-entropy + kl_weight *
+    KL, latents jittered by ae_noise for robust decoding regions) on batches ``next_ids()``
+    (n, K); returns the last (ce, kl). Shared by the answers model (scripts/train_answers.py)."""
+    opt = torch.optim.AdamW(ae.parameters(), lr=args.ae_lr)
+    for step in range(args.ae_steps):
+        ids = next_ids()  # (n, K)
+        mean, log_std = ae.encoder(ids).squeeze(-2).chunk(2, dim=-1)  # (n, D) each
+        z = mean + log_std.exp() * torch.randn(mean.shape, generator=g)
+        z = z + args.ae_noise * torch.randn(z.shape, generator=g)  # robust decoding regions
+        logits = ae.decoder(z[:, None, :])  # (n, 1 * K, V)
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2), ids.reshape(-1))
+        kl = 0.5 * (mean.pow(2) + (2 * log_std).exp() - 1 - 2 * log_std).sum(-1).mean()
+        loss = ce + args.kl_weight * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 500 == 0 or step == args.ae_steps - 1:
+            print(f"[ae] step {step:5d}  ce {ce.item():.4f}  kl {kl.item():.3f}", flush=True)
+    return ce, kl
 
 
 def energy_loss(
@@ -93,17 +107,35 @@ def energy_loss(
 def train_calm(
     model: CALM, table: torch.Tensor, args: argparse.Namespace, g: torch.Generator
 ) -> dict:
+    def sequences() -> torch.Tensor:
+        streams = grammar.sample_chunk_streams(args.batch, args.chunks, generator=g)
+        return streams_to_ids(streams, table)  # (S, C*K)
+
+    return fit_calm(model, sequences, args, g, warmup=200)
+
+
+def fit_calm(
+    model: CALM,
+    next_ids: Callable[[], torch.Tensor],
+    args: argparse.Namespace,
+    g: torch.Generator,
+    warmup: int,
+) -> dict:
+    """``args.steps`` steps of the CALM model (the autoencoder frozen): energy loss of the
+    generative head's samples against the encoder's posterior of the next chunk, AdamW with a
+    linear warm-up over ``warmup`` steps then cosine decay, gradients clipped at 1, on batches
+    ``next_ids()`` (S, C*K). Shared by the answers model (scripts/train_answers.py)."""
     for p in model.ae_model.parameters():
         p.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("ae_model.")]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * s / args.steps))
+        opt,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / args.steps)),
     )
     k = model.patch_size
     for step in range(args.steps):
-        streams = grammar.sample_chunk_streams(args.batch, args.chunks, generator=g)
-        ids = streams_to_ids(streams, table)  # (S, C*K)
+        ids = next_ids()  # (S, C*K)
         with torch.no_grad():
             mean, log_std = model.ae_model.encoder(ids[:, k:]).chunk(2, dim=-1)  # (S, C-1, D)
         hidden = model.transformer(inputs_embeds=model.chunk_embeds(ids[:, :-k]), use_cache=False)[

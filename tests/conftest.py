@@ -8,6 +8,7 @@ import torch
 from scipy import stats
 
 # the one law-helpers module of the demos, benchmarks and tests, re-exported for the test files
+from benchmarks.launch import free_port, torchrun_command  # noqa: F401
 from implicit_temperature.demos.laws import frequencies, tempered, total_variation  # noqa: F401
 
 # Significance level of every goodness-of-fit test in the suite. Seeds are fixed, so a test either
@@ -92,3 +93,22 @@ def tiny_calm_config(**kw):
     )
     base.update(kw)
     return CALMConfig(**base)
+
+
+def tiny_unet():
+    """A random 1 x 8 x 8 diffusers ``UNet2DModel`` (channels 8/16, no attention), seeded 0: the
+    smallest UNet the pipeline tests run (needs diffusers)."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=4,
+        add_attention=False,
+    )

@@ -13,13 +13,13 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
+from conftest import tiny_unet  # noqa: E402
 from diffusers import (  # noqa: E402
     DDIMScheduler,
     DDPMPipeline,
     DiffusionPipeline,
     FlowMatchEulerDiscreteScheduler,
     ImagePipelineOutput,
-    UNet2DModel,
 )
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
@@ -28,21 +28,6 @@ from implicit_temperature.adapters.diffusion import (  # noqa: E402
     with_temperature,
 )
 from implicit_temperature.plugins import TemperatureSampler  # noqa: E402
-
-
-def tiny_unet() -> UNet2DModel:
-    torch.manual_seed(0)
-    return UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D",) * 2,
-        up_block_types=("UpBlock2D",) * 2,
-        norm_num_groups=4,
-        add_attention=False,
-    )
 
 
 def ddpm_pipeline(train_steps: int = 1000) -> DDPMPipeline:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import free_port
 
 import implicit_temperature as it
 from implicit_temperature.adapters.endpoint import Endpoint
@@ -57,12 +57,6 @@ def build_tiny_lm(folder) -> None:
     model = LlamaForCausalLM(cfg)
     model.generation_config.do_sample = True
     model.save_pretrained(folder)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import torchrun_command
 
 import implicit_temperature
 from implicit_temperature.jobs import JobInterrupted, run_job
@@ -43,32 +42,8 @@ ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(world: int, out: Path) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        str(world),
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
-        "-m",
-        "implicit_temperature",
-        "sample",
-        *ARGS,
-        "--out",
-        str(out),
-    ]
+    cmd = torchrun_command(world, "-m", "implicit_temperature", "sample", *ARGS, "--out", str(out))
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",

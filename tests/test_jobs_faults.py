@@ -20,13 +20,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import torchrun_command
 
 import implicit_temperature
 from implicit_temperature.jobs import JobError, run_job
@@ -83,30 +83,11 @@ def reference(tmp_path_factory) -> bytes:
     return run_job(out=str(out), **KWARGS).results.read_bytes()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def command(out: Path, point: str = "none", n: int = 1, world: int = 1, extra=()) -> list[str]:
     tail = [str(DRIVER), point, str(n), "sample", *ARGS, *extra, "--out", str(out)]
     if world == 1:
         return [sys.executable, *tail]
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        str(world),
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
-        *tail,
-    ]
+    return torchrun_command(world, *tail)
 
 
 def run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:

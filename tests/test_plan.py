@@ -13,20 +13,17 @@ from conftest import PEAKED, ZIPF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from implicit_temperature.core.cost import LawPowerSums, PilotPowerSums, leaf_costs, tree_cost
 from implicit_temperature.core.plan import (
     InvalidPlanError,
-    LawPowerSums,
-    PilotPowerSums,
     format_tree,
     leaf,
-    leaf_costs,
     pair,
     parse_tree,
-    plan_tree,
     repeat,
     resolve_plan,
-    tree_cost,
 )
+from implicit_temperature.core.planner import plan_tree
 from implicit_temperature.core.samples import Samples
 from implicit_temperature.core.tree import _Buffer
 
@@ -185,3 +182,17 @@ def test_planner_keeps_flat_rounds_where_no_split_pays():
     for s in (1.0, 1.25, 1.9, 2.0):
         tree, _ = plan_tree(ps, s)
         assert tree.is_leaf
+
+
+def test_moved_names_still_resolve_from_their_old_modules():
+    """The cost formulas moved to core.cost and the planner to core.planner; the names callers
+    imported from core.plan / core.cost are the same objects there."""
+    from implicit_temperature.core import cost, plan, planner
+
+    assert plan.LawPowerSums is cost.LawPowerSums
+    assert plan.tree_cost is cost.tree_cost
+    assert plan.plan_tree is planner.plan_tree
+    assert cost.expected_exact_cost is planner.expected_exact_cost
+    assert cost.choose_tree is planner.choose_tree
+    with pytest.raises(AttributeError):
+        plan.no_such_name  # noqa: B018

@@ -93,3 +93,14 @@ def test_an_options_object_and_keywords_combine():
     assert a.method == "batch" and a.draws == 60 and b.draws == 100
     c = it.temperature_sample(draw, 0.5, method="batch", num_samples=20, num_outputs=3, generator=0)
     assert torch.equal(a.keys, c.keys)
+
+
+def test_is_positive_int_is_the_test_behind_positive_int():
+    from implicit_temperature.core.options import is_positive_int
+
+    for good in (1, 7, 2**70):
+        assert is_positive_int(good) and positive_int("n", good) == good
+    for bad in (0, -3, 2.0, 2.5, True, False, "3", None):
+        assert not is_positive_int(bad)
+        with pytest.raises(ImplicitTemperatureError, match="n must be"):
+            positive_int("n", bad)

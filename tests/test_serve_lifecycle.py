@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from conftest import free_port
 
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
@@ -23,12 +23,6 @@ openai = pytest.importorskip("openai")
 from implicit_temperature.serve.batching import Batcher  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0():

@@ -4,7 +4,15 @@ import math
 
 import pytest
 import torch
+from conftest import chi_square_pvalue
 
+from implicit_temperature.core.batch import (
+    SelectionState,
+    batch_selection,
+    finish_selection,
+    init_selection,
+    selection_step,
+)
 from implicit_temperature.core.decide import Plan, candidates, decide, decide_without_pilot
 from implicit_temperature.core.errors import DrawBudgetExceeded
 from implicit_temperature.core.exact import (
@@ -142,3 +150,48 @@ def test_pilot_growth():
     assert next_pilot_size(16, 200, 10_000.0, 1) == 200  # 5% of 10k = 500, capped at 200
     assert next_pilot_size(16, 200, 400.0, 1) is None  # 20 < 2 x 16: stop
     assert next_pilot_size(200, 200, math.inf, 1) is None
+
+
+def _selection_state(log_w):
+    log_w = torch.tensor(log_w, dtype=torch.float64)
+    b, n = log_w.shape
+    counts = torch.ones(b, n, dtype=L)
+    return SelectionState(counts, log_w, torch.full((b,), 2.0, dtype=torch.float64), counts[:, 0])
+
+
+def test_selection_step_is_gumbel_max_given_uniforms():
+    # row 0: sample 2 alone can be picked; row 1: u decides between two equal weights
+    state = _selection_state([[-math.inf, -math.inf, 0.0], [0.0, 0.0, -math.inf]])
+    u = torch.tensor([[0.99, 0.99, 0.01], [0.2, 0.8, 0.999]], dtype=torch.float64)
+    assert selection_step(state, u).tolist() == [2, 1]  # larger u, larger Gumbel
+    u = torch.tensor([[0.5, 0.5, 0.5], [0.8, 0.2, 0.999]], dtype=torch.float64)
+    assert selection_step(state, u).tolist() == [2, 0]
+    sel = finish_selection(state, selection_step(state, u))
+    assert sel.index.tolist() == [2, 0] and sel.level is state.level and sel.depth is state.depth
+
+
+def test_selection_step_picks_with_the_softmax_of_the_log_weights():
+    # 20,000 rows of one hand-built state, weights 1 : 2 : 4 : 0 (-inf)
+    log_w = [math.log(1.0), math.log(2.0), math.log(4.0), -math.inf]
+    rows = 20_000
+    state = _selection_state([log_w] * rows)
+    u = torch.rand(rows, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    picks = selection_step(state, u)
+    target = torch.tensor([1.0, 2.0, 4.0, 0.0], dtype=torch.float64) / 7.0
+    assert chi_square_pvalue(picks, target) > 1e-3
+
+
+def test_init_selection_weights_are_the_batch_rule():
+    # s = 2 on counts 3, 3, 3, 1: outcome A (3 copies) has weight C(3, 2) = 3 per outcome,
+    # 1 per copy; the singleton does not qualify (c <= s - 1)
+    keys = torch.tensor([[1, 1, 1, 9]])
+    state = init_selection(keys, 0.5)
+    assert state.counts.tolist() == [[3, 3, 3, 1]]
+    assert torch.softmax(state.log_w, 1)[0].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0.0])
+    assert state.level.tolist() == [2.0] and state.depth.tolist() == [0]
+    # nothing qualifies at s = 5 with c_max = 3: the cascade steps down to level 3
+    low = init_selection(keys, 0.2)
+    assert low.level.tolist() == [3.0] and low.depth.tolist() == [2]
+    # batch_selection is init, step on the generator's uniforms, finish
+    sel = batch_selection(keys, 0.5, generator=3)
+    assert sel.index.item() in (0, 1, 2) and sel.counts.tolist() == [[3, 3, 3, 1]]

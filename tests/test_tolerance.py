@@ -190,22 +190,12 @@ def test_diffusers_one_liner_returns_at_once_and_warns():
     rule exact out, batch runs with a pool as small as the pilot, and the call warns. The draws
     are bounded (the time then depends on the denoising steps only: 20 here)."""
     pytest.importorskip("diffusers")
-    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+    from conftest import tiny_unet
+    from diffusers import DDPMPipeline, DDPMScheduler
 
     from implicit_temperature.adapters.diffusion import with_temperature
 
-    torch.manual_seed(0)
-    unet = UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D",) * 2,
-        up_block_types=("UpBlock2D",) * 2,
-        norm_num_groups=4,
-        add_attention=False,
-    )
+    unet = tiny_unet()
     pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler())
     tpipe = with_temperature(pipe, num_inference_steps=20)
     start = time.perf_counter()

@@ -10,7 +10,8 @@ from conftest import ALPHA, PEAKED, ZIPF, categorical_draw, chi_square_pvalue, t
 from scipy import stats
 
 import implicit_temperature as it
-from implicit_temperature.core.plan import LawPowerSums, parse_tree, tree_cost
+from implicit_temperature.core.cost import LawPowerSums, tree_cost
+from implicit_temperature.core.plan import parse_tree
 
 LAWS = {"peaked": PEAKED, "zipf": ZIPF}
 

@@ -44,10 +44,10 @@ _EXPORTS: dict[str, str] = {
     "Tree": ".plan",
     "UnknownOptionError": ".errors",
     "batch_selection": ".batch",
-    "estimate_exact_draws": ".cost",
+    "estimate_exact_draws": ".planner",
     "exact_rows": ".keys",
-    "expected_exact_cost": ".cost",
-    "expected_exact_draws": ".cost",
+    "expected_exact_cost": ".planner",
+    "expected_exact_draws": ".planner",
     "format_tree": ".plan",
     "group_counts": ".grouping",
     "parse_tree": ".plan",
@@ -73,9 +73,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .batch_law import batch_tv  # noqa: F401
     from .cost import (  # noqa: F401
         ExactCost,
-        estimate_exact_draws,
-        expected_exact_cost,
-        expected_exact_draws,
     )
     from .diagnostics import (  # noqa: F401
         Diagnostics,
@@ -111,6 +108,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Tree,
         format_tree,
         parse_tree,
+    )
+    from .planner import (  # noqa: F401
+        estimate_exact_draws,
+        expected_exact_cost,
+        expected_exact_draws,
     )
     from .result import (  # noqa: F401
         TemperatureResult,

@@ -9,12 +9,18 @@ the level reached is reported. A chosen outcome's sample is picked uniformly amo
 so each sample i is drawn with probability proportional to C(c_i, s) / c_i.
 
 This is an approximation: biased for finite N (it cannot choose an outcome it did not see).
+
+As a state and steps (like the exact lanes): :func:`init_selection` turns keys into a
+:class:`SelectionState` (counts, log weights, level, depth per problem); :func:`selection_step`
+is the pure pick, Gumbel-max over the log weights given uniforms; :func:`finish_selection` packs
+the pick into a :class:`BatchSelection`. :func:`batch_selection` chains the three.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -99,24 +105,53 @@ def _binomial_log_weights(c: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     return torch.where(qualifies, log_w, torch.full_like(log_w, float("-inf")))
 
 
-def _prepare(
-    keys: torch.Tensor, temperature: float, estimator: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+class SelectionState(NamedTuple):
+    """The batch selection of B problems before the pick (every field is per problem).
+
+    counts: LongTensor (B, N), how many samples share each sample's key.
+    log_w:  float64 (B, N), each sample's log selection weight, up to a per-row constant
+            (-inf: never picked); the pick is the softmax of a row.
+    level:  float64 (B,), the power s the weights use (1/T unless the cascade stepped down).
+    depth:  LongTensor (B,), cascade steps taken.
+    """
+
+    counts: torch.Tensor
+    log_w: torch.Tensor
+    level: torch.Tensor
+    depth: torch.Tensor
+
+
+def init_selection(
+    keys: torch.Tensor, temperature: float, estimator: str = "binomial"
+) -> SelectionState:
+    """The state for ``keys`` (B, N) or (B, N, d) at ``temperature`` (weights of ``estimator``)."""
     if estimator not in ESTIMATORS:
         raise InvalidArgumentError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     t = check_temperature(temperature)
     k = normalize_batch_keys(keys)
     counts, _ = group_counts(k)
     log_w, level, depth = _log_weights(counts, inverse_temperature(t), estimator)
-    return counts, log_w, level, depth
+    return SelectionState(counts, log_w, level, depth)
+
+
+def selection_step(state: SelectionState, u: torch.Tensor) -> torch.Tensor:
+    """The pick, a pure function of the state and uniforms ``u`` (float64 (B, N) in (0, 1)):
+    argmax of log_w + Gumbel(u) per row, so sample i is chosen with probability
+    softmax(log_w)_i when ``u`` is uniform. Returns LongTensor (B,)."""
+    gumbel = -torch.log(-torch.log(u.clamp(min=1e-300)))
+    return torch.argmax(state.log_w + gumbel, dim=1)
+
+
+def finish_selection(state: SelectionState, index: torch.Tensor) -> BatchSelection:
+    """The :class:`BatchSelection` of the pick ``index`` (B,) made on ``state``."""
+    return BatchSelection(index=index, level=state.level, depth=state.depth, counts=state.counts)
 
 
 def selection_probabilities(
     keys: torch.Tensor, temperature: float, *, estimator: str = "binomial"
 ) -> torch.Tensor:
     """Exact probability (float64 (B, N)) that :func:`select_from_batch` picks each sample."""
-    _, log_w, _, _ = _prepare(keys, temperature, estimator)
-    return torch.softmax(log_w, dim=1)
+    return torch.softmax(init_selection(keys, temperature, estimator).log_w, dim=1)
 
 
 def batch_selection(
@@ -134,15 +169,13 @@ def batch_selection(
     rule where the correction is undefined) or "plugin" ((c/N)^(1/T), kept for comparison).
     Vectorised over B and N with fixed shapes: no Python loop over rows or samples, no host sync.
     """
-    counts, log_w, level, depth = _prepare(keys, temperature, estimator)
+    state = init_selection(keys, temperature, estimator)
+    shape = tuple(state.log_w.shape)
     if generator is None:  # torch's global RNG on the keys' device
-        u = torch.rand(log_w.shape, dtype=torch.float64, device=log_w.device)
+        u = torch.rand(shape, dtype=torch.float64, device=state.log_w.device)
     else:
-        u = uniform(tuple(log_w.shape), make_generator(generator), log_w.device)
-    u = u.clamp_(min=1e-300)
-    gumbel = -torch.log(-torch.log(u))
-    index = torch.argmax(log_w + gumbel, dim=1)
-    return BatchSelection(index=index, level=level, depth=depth, counts=counts)
+        u = uniform(shape, make_generator(generator), state.log_w.device)
+    return finish_selection(state, selection_step(state, u))
 
 
 def select_from_batch(

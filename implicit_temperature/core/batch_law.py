@@ -22,7 +22,8 @@ import torch
 
 from .accuracy import _ClassLaw, _tempered_classes, selection_law
 from .errors import InvalidArgumentError
-from .validation import check_positive_int, check_temperature, inverse_temperature
+from .options import positive_int
+from .validation import check_temperature, inverse_temperature
 
 #: pools simulated per chunk (bounds memory: chunk * num_samples float64 values at a time).
 CHUNK_POOLS = 512
@@ -71,8 +72,8 @@ def batch_output_law(
     """Q per class (2, C) for two halves of the pools, the pools in each half, and P^(1/T) per
     class (C,), float64 (classes: probabilities grouped within ``resolution``)."""
     t = check_temperature(temperature)
-    n = check_positive_int(num_samples, "num_samples")
-    r = check_positive_int(pools, "pools")
+    n = positive_int("num_samples", num_samples)
+    r = positive_int("pools", pools)
     s = inverse_temperature(t)
     gen = torch.Generator().manual_seed(generator) if isinstance(generator, int) else generator
     law = _classes(probs, resolution)

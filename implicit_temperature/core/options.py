@@ -50,8 +50,17 @@ Validator = Callable[[str, Any], Any]
 # --- validators: one copy each; errors derive from ImplicitTemperatureError and the builtin ---
 
 
+def is_positive_int(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 1 (bools are not integers here). The one test behind
+    :func:`positive_int`, for callers that raise their own error (a quantizer's, a job's) or
+    name the fix in their own words."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) >= 1
+
+
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an int >= 1 (TypeError for a non-integer, ValueError below 1)."""
+    if is_positive_int(value):
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise OptionTypeError(
             f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}"
@@ -328,6 +337,7 @@ __all__ = [
     "cli_options",
     "did_you_mean",
     "flag",
+    "is_positive_int",
     "keyword_signature",
     "one_of",
     "optional_positive_int",

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .cost import choose_tree
+from .cost import PilotPowerSums, acceptance
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
 from .grouping import group_counts
-from .plan import PilotPowerSums, Tree, acceptance, leaf
+from .plan import Tree, leaf
+from .planner import choose_tree
 from .request import Request
 
 #: The pilot starts at PILOT_MIN draws per problem and grows to PILOT_SHARE of the planned cost

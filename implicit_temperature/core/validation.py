@@ -8,7 +8,6 @@ import numbers
 import torch
 
 from .errors import (
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidSeedError,
     InvalidTemperatureError,
@@ -53,17 +52,6 @@ def inverse_temperature(t: float) -> float:
     if r >= 1 and abs(s - r) <= _SNAP_RTOL * max(1.0, s):
         return float(r)
     return s
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` as an int after checking it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentTypeError(
-            f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}"
-        )
-    if int(value) < 1:
-        raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def make_generator(

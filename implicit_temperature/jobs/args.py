@@ -7,6 +7,9 @@ import json
 import math
 from typing import Any
 
+from ..core.errors import InvalidOptionError
+from ..core.options import positive_int
+
 DESCRIPTION = """\
 Sample many problems at one or several temperatures, resumably, on one process or many.
 
@@ -60,9 +63,10 @@ def _positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+    try:
+        return positive_int("value", value)  # the core's check; argparse names the flag
+    except InvalidOptionError:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}") from None
 
 
 def _shard(text: str) -> tuple[int, int]:

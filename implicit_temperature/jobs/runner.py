@@ -30,6 +30,7 @@ from .store import (
     FolderLock,
     PartWatcher,
     PartWriter,
+    UnitKey,
     check_manifest_unchanged,
     job_fingerprint,
     merge,
@@ -172,15 +173,34 @@ def run_job(
         ctx.close()
 
 
-def _run(
-    spec: JobSpec,
-    ctx: DistContext,
-    out: Path,
-    lock: FolderLock,
-    start: float,
-    command: str | None,
-    on_result: Callable[[dict[str, Any]], None] | None,
-) -> JobSummary:
+@dataclass(frozen=True)
+class _Job:
+    """What every rank agreed on before sampling: the problems, the units in job order, what is
+    already done, what is pending and this rank's share of it (``shard``)."""
+
+    spec: JobSpec
+    ctx: DistContext
+    out: Path
+    command: str | None
+    by_id: dict[str, Problem]
+    fingerprint: str
+    expect: Expected
+    order: list[UnitKey]
+    done: dict[UnitKey, str]  # the finished units read from the folder -> their lines
+    pending: list[UnitKey]
+    shard: list[UnitKey]
+    resumed: bool
+
+
+def _plan_job(
+    spec: JobSpec, ctx: DistContext, out: Path, lock: FolderLock, command: str | None
+) -> _Job:
+    """Preflight (model, plugins, problems; rank 0 prepares the folder), then split the pending
+    units: ``pending[rank::world_size]``, or the fixed slice of ``spec.shard``."""
+
+    def manifest(digest: str | None, count: int) -> dict[str, Any]:
+        return spec.manifest(digest, count, ctx.device.type)
+
     def preflight() -> tuple[list[Problem], str | None, bool]:
         resolve_target(spec.model)  # unknown model/adapter/quantizer: an error before the
         check_plugins(spec.adapter, spec.adapter_options)  # output folder is touched
@@ -190,9 +210,6 @@ def _run(
         if ctx.rank == 0:
             resumed = _prepare(spec, out, lock, manifest(digest, len(problems)))
         return problems, digest, resumed
-
-    def manifest(digest: str | None, count: int) -> dict[str, Any]:
-        return spec.manifest(digest, count, ctx.device.type)
 
     problems, digest, resumed = ctx.agree(preflight)
     ctx.same((digest, len(problems)), "the problems file (sha256, number of problems)")
@@ -212,7 +229,6 @@ def _run(
         index, count = spec.shard
         pending = [key for key in order[index::count] if key not in done]
         shard = pending
-    by_id = {p.id: p for p in problems}
     if ctx.rank == 0:
         logger.info(
             "%d of %d results already in %s; %d to run on %d rank(s)",
@@ -222,96 +238,171 @@ def _run(
             len(pending),
             ctx.world_size,
         )
+    by_id = {p.id: p for p in problems}
+    return _Job(
+        spec, ctx, out, command, by_id, fingerprint, expect, order, done, pending, shard, resumed
+    )
 
-    def setup_runner() -> Any:
-        if not shard:
-            return None
-        runner = make_runner(load_model(spec.model, ctx.device), spec, out)
-        for pid in dict.fromkeys(pid for pid, _ in shard):
-            runner.check(by_id[pid])  # every prompt checked before the first sample
-        return runner
 
+def _setup_runner(job: _Job) -> Any:
+    """The model's runner (None for an empty shard), every prompt checked before any sample."""
+    if not job.shard:
+        return None
+    runner = make_runner(load_model(job.spec.model, job.ctx.device), job.spec, job.out)
+    for pid in dict.fromkeys(pid for pid, _ in job.shard):
+        runner.check(job.by_id[pid])
+    return runner
+
+
+def _unit_failed(job: _Job, problem: Problem, t: float, exc: ImplicitTemperatureError) -> JobError:
+    """The job error for a unit whose sampling raised (resumable or not: the message says)."""
+    where = f"problem {problem.id!r}" + (f" (line {problem.line})" if problem.line else "")
+    if getattr(exc, "resumable", False):  # e.g. an endpoint that went away
+        return JobError(
+            f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results "
+            f"finished so far are kept in {job.out}; {_resume_hint(job.command)}"
+        )
+    return JobError(
+        f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
+        f"so far are kept in {job.out}, but with the same arguments (and so the "
+        "same seed) this problem fails again: fix the cause (e.g. a larger "
+        "--max-draws, another --method) and rerun (a folder that holds no "
+        "result yet is taken by the corrected job; else use a fresh --out)"
+    )
+
+
+def _record(
+    job: _Job, problem: Problem, t: float, seed: int, result: dict[str, Any]
+) -> dict[str, Any]:
+    """One results line (key order as in the schema: id, ..., outputs, draws, ..., meta)."""
+    record: dict[str, Any] = {
+        "id": problem.id,
+        "temperature": t,
+        "job": job.fingerprint,
+        "method": job.spec.method,
+        "method_used": result["method_used"],
+        "plan": result["plan"],
+        "seed": seed,
+        "num_outputs": job.spec.num_outputs,
+    }
+    if problem.prompt is not None:
+        record["prompt"] = problem.prompt
+    record["outputs"] = result["outputs"]
+    record.update(
+        draws=result["draws"],
+        diagnostics=result["diagnostics"],
+        stats=result["stats"],
+    )
+    if problem.meta:
+        record["meta"] = problem.meta
+    return record
+
+
+def _run_shard(
+    job: _Job,
+    runner: Any,
+    progress: _Progress,
+    on_result: Callable[[dict[str, Any]], None] | None,
+) -> tuple[int, int]:
+    """Sample this rank's units in order, appending each record to its part file as it
+    finishes; returns (units run, base draws spent)."""
+    spec, ran, draws = job.spec, 0, 0
+    name = part_name(spec.shard) if spec.shard else f"rank-{job.ctx.rank}.jsonl"
+    with PartWriter(job.out, name) as writer:
+        for pid, t in job.shard:
+            problem = job.by_id[pid]
+            seed = problem_seed(spec.seed, pid, t)
+            try:
+                result = runner(problem, t, seed)
+            except ImplicitTemperatureError as exc:  # e.g. a draw budget overrun
+                raise _unit_failed(job, problem, t, exc) from exc
+            record = _record(job, problem, t, seed, result)
+            writer.write(record)
+            ran += 1
+            draws += result["draws"]
+            progress.step(1, result["draws"])
+            if on_result is not None:
+                on_result(record)
+    return ran, draws
+
+
+def _wait_for_ranks(ctx: DistContext, progress: _Progress) -> None:
+    """The barrier after sampling, keeping rank 0's bar moving while the others finish."""
+    work = ctx.barrier_async()
+    while work is not None and not work.is_completed():
+        progress.step(0, 0)
+        time.sleep(0.2)
+    if work is not None:
+        work.wait()
+        del work  # no handle on the wait group outlives the job
+    progress.step(0, 0)
+
+
+def _interrupted(job: _Job) -> JobInterrupted:
+    """Ctrl-C/SIGTERM: how many results are on disk (the part file is closed) and how to resume."""
+    saved_now = len(read_done(job.out, job.expect))
+    saved = f"{saved_now} of {len(job.order)} results are saved in {job.out}"
+    if job.ctx.distributed:
+        saved = f"rank {job.ctx.rank} stopped; {saved} so far"
+    return JobInterrupted(f"interrupted: {saved}; {_resume_hint(job.command)}")
+
+
+def _sample(job: _Job, on_result: Callable[[dict[str, Any]], None] | None) -> tuple[int, int]:
+    """Load the model, run this rank's shard and wait for every rank; (units run, draws)."""
     # the bar (and its view of the part files) starts before any rank can write a line
     progress = _Progress(
-        spec.progress and ctx.rank == 0, len(pending), 0, out, watch=ctx.distributed
+        job.spec.progress and job.ctx.rank == 0,
+        len(job.pending),
+        0,
+        job.out,
+        watch=job.ctx.distributed,
     )
     try:
-        runner = ctx.agree(setup_runner)
+        runner = job.ctx.agree(lambda: _setup_runner(job))
     except BaseException:
         progress.close()
         raise
-    done_draws = 0
-    ran = 0
+    ran = draws = 0
     try:
-        if shard:
-            name = part_name(spec.shard) if spec.shard else f"rank-{ctx.rank}.jsonl"
-            with PartWriter(out, name) as writer:
-                for pid, t in shard:
-                    problem = by_id[pid]
-                    seed = problem_seed(spec.seed, pid, t)
-                    try:
-                        result = runner(problem, t, seed)
-                    except ImplicitTemperatureError as exc:  # e.g. a draw budget overrun
-                        where = f"problem {pid!r}" + (
-                            f" (line {problem.line})" if problem.line else ""
-                        )
-                        if getattr(exc, "resumable", False):  # e.g. an endpoint that went away
-                            raise JobError(
-                                f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results "
-                                f"finished so far are kept in {out}; {_resume_hint(command)}"
-                            ) from exc
-                        raise JobError(
-                            f"{where} at T={t:g}: {type(exc).__name__}: {exc}. Results finished "
-                            f"so far are kept in {out}, but with the same arguments (and so the "
-                            "same seed) this problem fails again: fix the cause (e.g. a larger "
-                            "--max-draws, another --method) and rerun (a folder that holds no "
-                            "result yet is taken by the corrected job; else use a fresh --out)"
-                        ) from exc
-                    record = {
-                        "id": pid,
-                        "temperature": t,
-                        "job": fingerprint,
-                        "method": spec.method,
-                        "method_used": result["method_used"],
-                        "plan": result["plan"],
-                        "seed": seed,
-                        "num_outputs": spec.num_outputs,
-                    }
-                    if problem.prompt is not None:
-                        record["prompt"] = problem.prompt
-                    record["outputs"] = result["outputs"]
-                    record.update(
-                        draws=result["draws"],
-                        diagnostics=result["diagnostics"],
-                        stats=result["stats"],
-                    )
-                    if problem.meta:
-                        record["meta"] = problem.meta
-                    writer.write(record)
-                    ran += 1
-                    done_draws += result["draws"]
-                    progress.step(1, result["draws"])
-                    if on_result is not None:
-                        on_result(record)
-        work = ctx.barrier_async()
-        while work is not None and not work.is_completed():
-            progress.step(0, 0)
-            time.sleep(0.2)
-        if work is not None:
-            work.wait()
-            del work  # no handle on the wait group outlives the job
-        progress.step(0, 0)
+        if job.shard:
+            ran, draws = _run_shard(job, runner, progress, on_result)
+        _wait_for_ranks(job.ctx, progress)
     except KeyboardInterrupt:
         progress.close()
-        saved_now = len(read_done(out, expect))  # the part file is closed: count what is on disk
-        saved = f"{saved_now} of {len(order)} results are saved in {out}"
-        if ctx.distributed:
-            saved = f"rank {ctx.rank} stopped; {saved} so far"
-        raise JobInterrupted(f"interrupted: {saved}; {_resume_hint(command)}") from None
+        raise _interrupted(job) from None
     except OSError as exc:  # disk full, read-only or immutable file: what is on disk is kept
         progress.close()
-        raise _write_failed(out, exc, command) from None
+        raise _write_failed(job.out, exc, job.command) from None
     progress.close()
+    return ran, draws
+
+
+def _merge(job: _Job) -> Path:
+    """Rank 0 merges the parts into results.jsonl; every rank waits (and hears of a failure)."""
+
+    def merge_on_rank_0() -> Path:
+        if job.ctx.rank != 0:
+            return job.out / "results.jsonl"
+        try:
+            return merge(job.out, job.order, job.expect)
+        except OSError as exc:
+            raise _write_failed(job.out, exc, job.command) from None
+
+    return job.ctx.agree(merge_on_rank_0)
+
+
+def _run(
+    spec: JobSpec,
+    ctx: DistContext,
+    out: Path,
+    lock: FolderLock,
+    start: float,
+    command: str | None,
+    on_result: Callable[[dict[str, Any]], None] | None,
+) -> JobSummary:
+    job = _plan_job(spec, ctx, out, lock, command)
+    ran, draws = _sample(job, on_result)
+    counts = dict(units=len(job.order), already_done=len(job.done), ran=ran, draws=draws)
     if spec.shard is not None:
         logger.info(
             "shard %d of %d done; once every shard is done, run the job once without "
@@ -321,38 +412,22 @@ def _run(
         return JobSummary(
             out=out,
             results=None,
-            units=len(order),
-            already_done=len(done),
-            ran=ran,
-            draws=done_draws,
             seconds=time.perf_counter() - start,
-            resumed=resumed,
+            resumed=job.resumed,
+            **counts,
         )
-
-    # every rank waits for rank 0's merge (and hears of its failure)
-    def merge_on_rank_0() -> Path:
-        if ctx.rank != 0:
-            return out / "results.jsonl"
-        try:
-            return merge(out, order, expect)
-        except OSError as exc:
-            raise _write_failed(out, exc, command) from None
-
-    results = ctx.agree(merge_on_rank_0)
+    results = _merge(job)
     seconds = time.perf_counter() - start
     if ctx.rank == 0:
-        logger.info("wrote %s (%d lines) in %.1f s", results, len(order), seconds)
+        logger.info("wrote %s (%d lines) in %.1f s", results, len(job.order), seconds)
     return JobSummary(
         out=out,
         results=results,
-        units=len(order),
-        already_done=len(done),
-        ran=ran,
-        draws=done_draws,
         seconds=seconds,
         rank=ctx.rank,
         world_size=ctx.world_size,
-        resumed=resumed,
+        resumed=job.resumed,
+        **counts,
     )
 
 

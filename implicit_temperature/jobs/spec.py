@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.options import DEFAULT_TOLERANCE
+from ..core.options import DEFAULT_TOLERANCE, is_positive_int
 from .errors import JobError
 from .limits import check_limit
 
@@ -176,6 +176,9 @@ class JobSpec:
         }
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+def _positive_int(name: str, value: Any) -> int:
+    """The core's check (:func:`~implicit_temperature.core.options.is_positive_int`), raised as
+    the job's own error."""
+    if not is_positive_int(value):
         raise JobError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.options import is_positive_int
 from .base import Quantizer, QuantizerError
 
 
@@ -83,9 +84,7 @@ class ClassifierQuantizer(Quantizer):
                 f"classifier quantizer: fn must be a callable samples -> integer labels, got "
                 f"{type(fn).__name__}"
             )
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
+        if batch_size is not None and not is_positive_int(batch_size):
             raise QuantizerError(
                 f"classifier quantizer: batch_size must be an int >= 1 or None, got {batch_size!r}"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..core.options import is_positive_int
 from .base import Quantizer, QuantizerError
 
 
@@ -30,7 +31,7 @@ class ImageHashQuantizer(Quantizer):
 
     def __init__(self, hash_size: int = 4, *, batched: bool = False) -> None:
         super().__init__(batched=batched)
-        if isinstance(hash_size, bool) or not isinstance(hash_size, int) or hash_size < 1:
+        if not is_positive_int(hash_size):  # a quantizer option: the quantizer's own error
             raise QuantizerError(f"hash_size must be an integer >= 1, got {hash_size!r}")
         self.hash_size = hash_size
 

@@ -15,6 +15,7 @@ import torch
 
 from ...core.drawing import accepts_generator
 from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from ...core.options import is_positive_int
 from ...core.validation import make_generator
 from ...plugins.adapter import Adapter
 from .backbone import backbone_forward
@@ -51,7 +52,7 @@ def missing_calm_attributes(model: Any) -> list[str]:
             missing.append(path)
     if "patch_size" not in missing:
         k = model.patch_size
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if not is_positive_int(k):
             missing.append("patch_size (an int >= 1)")
     for path in ("transformer", "embed_proj", "generative_head.sample", "ae_model.decoder"):
         if path not in missing:
@@ -138,7 +139,7 @@ def default_decode_chunk_size(model: Any, latents: torch.Tensor) -> int | None:
     float32 logits for bf16 latents stays inside too). ``None`` when the vocabulary size V is
     unknown (``transformer.embed_tokens`` has no ``num_embeddings``)."""
     vocab = getattr(model.transformer.embed_tokens, "num_embeddings", None)
-    if not isinstance(vocab, int) or vocab < 1:
+    if not is_positive_int(vocab):
         return None
     per_latent = model.patch_size * vocab * max(4, latents.element_size())
     return max(1, DEFAULT_DECODE_BYTES // per_latent)
@@ -147,7 +148,7 @@ def default_decode_chunk_size(model: Any, latents: torch.Tensor) -> int | None:
 def check_decode_chunk_size(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_positive_int(value):
         raise InvalidArgumentError(
             f"decode_chunk_size must be an int >= 1 (latents per decoder call) or None "
             f"(automatic: logits of one call under {DEFAULT_DECODE_BYTES // 2**20} MiB), "
@@ -320,7 +321,7 @@ class CALMAdapter(Adapter):
     ) -> torch.Tensor:
         """``(B, n, K)`` chunks; with ``active`` (bool (B,)) only the active contexts' rows
         ``(B_active, n, K)`` (the exact sampler skips contexts that are already done)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_positive_int(n):
             raise InvalidArgumentError(f"draw(n) needs an int n >= 1, got {n!r}")
         hidden = self.hidden_states
         if active is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from ...core.options import is_positive_int
 
 SIDES = ("right", "left")
 
@@ -42,7 +43,7 @@ def pad_to_chunks(
         raise InvalidArgumentError(
             f"input_ids must have shape (B, L) or (L,), got {tuple(input_ids.shape)}"
         )
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+    if not is_positive_int(patch_size):
         raise InvalidArgumentError(
             f"patch_size must be an int >= 1 (the model's K), got {patch_size!r}"
         )

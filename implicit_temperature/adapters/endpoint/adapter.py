@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from ...core.options import positive_int
 from ...plugins.adapter import Adapter
 from ...quantizers import AnswerQuantizer, Quantizer, resolve_quantizer
 from ...quantizers.answers import NO_ANSWER, CallableAnswer
@@ -124,13 +125,9 @@ class EndpointAdapter(Adapter):
             raise InvalidArgumentTypeError(
                 "messages must be a list of {'role': ..., 'content': ...} dicts"
             )
-        for label, value in (
-            ("n_per_request", n_per_request),
-            ("max_concurrency", max_concurrency),
-            ("max_tokens", max_tokens),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{label} must be an integer >= 1, got {value!r}")
+        n_per_request = positive_int("n_per_request", n_per_request)
+        max_concurrency = positive_int("max_concurrency", max_concurrency)
+        max_tokens = positive_int("max_tokens", max_tokens)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         self.model = model

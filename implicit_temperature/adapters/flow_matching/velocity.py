@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ...core.errors import InvalidArgumentError
+from ...core.options import positive_int
 
 SOLVERS = ("euler", "heun")
 #: Samples per call of a velocity field when ``batch_size`` is not given.
@@ -95,10 +96,8 @@ class VelocityFieldDriver:
     ) -> None:
         if solver not in SOLVERS:
             raise InvalidArgumentError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise InvalidArgumentError(f"num_steps must be an integer >= 1, got {num_steps!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        num_steps = positive_int("num_steps", num_steps)
+        batch_size = positive_int("batch_size", batch_size)
         self.velocity = velocity
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.num_steps = num_steps
@@ -114,8 +113,7 @@ class VelocityFieldDriver:
     num_problems = None
 
     def __call__(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidArgumentError(f"n must be an integer >= 1, got {n!r}")
+        n = positive_int("n", n)
         chunks = [min(self.batch_size, n - i) for i in range(0, n, self.batch_size)]
         show = self.progress if self.progress is not None else len(chunks) >= 4
         bar = None

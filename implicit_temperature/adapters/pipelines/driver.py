@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
+from ...core.options import is_positive_int, positive_int
 from .outputs import samples_to_tensor
 from .progress import CallProgress, pipeline_bar_silenced
 
@@ -31,12 +32,6 @@ def _call_parameters(pipe: Any) -> tuple[set[str], bool]:
     names = {p.name for p in params}
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     return names, var_kw
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
@@ -61,7 +56,7 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
         + repr(steps)
         + ("" if given else f" (the default of {type(pipe).__name__})")
     )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_positive_int(steps):  # the message says where it came from (call or default)
         raise InvalidArgumentError(f"{where}: num_inference_steps must be an integer >= 1")
     scheduler = getattr(pipe, "scheduler", None)
     config = getattr(scheduler, "config", None)
@@ -110,9 +105,7 @@ class PipelineDriver:
     ) -> None:
         self.pipe = pipe
         default = getattr(pipe, "default_draw_batch_size", None) or DEFAULT_BATCH_SIZE
-        self.batch_size = check_positive_int(
-            default if batch_size is None else batch_size, "batch_size"
-        )
+        self.batch_size = positive_int("batch_size", default if batch_size is None else batch_size)
         self.progress = progress
         names, var_kw = _call_parameters(pipe)
         kwargs = dict(call_kwargs or {})
@@ -193,7 +186,7 @@ class PipelineDriver:
     ) -> torch.Tensor:
         """``n`` samples ``(n, ...)`` (``(B, n, ...)`` for B prompts), in chunks. ``active``
         (bool (B,), prompts only): draw for those prompts only, ``(B_active, n, ...)``."""
-        n = check_positive_int(n, "n")
+        n = positive_int("n", n)
         prompt = self.prompt
         if active is not None and isinstance(prompt, list):
             keep = active.detach().cpu().tolist()  # B flags, once per call

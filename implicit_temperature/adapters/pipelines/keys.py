@@ -58,11 +58,11 @@ class AdapterKeys:
         fit_samples: int = 1024,
         fit_seed: int = 0,
     ) -> None:
-        from ...core.validation import check_positive_int
+        from ...core.options import positive_int
 
         self.model = model
         self.pilot = pilot
-        self.fit_samples = check_positive_int(fit_samples, "fit_samples")
+        self.fit_samples = positive_int("fit_samples", fit_samples)
         self.fit_seed = fit_seed
         self.quantizer: Any = None
         if spec is None:

@@ -33,32 +33,60 @@ as the user set it (:mod:`~implicit_temperature.adapters.pipelines.progress`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 from typing import Any
 
 import torch
 
 from ...core import TemperatureResult, temperature_sample
-from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError
-from ...core.options import DEFAULT_TOLERANCE
+from ...core.errors import InvalidArgumentError, InvalidArgumentTypeError, UnknownOptionError
+from ...core.options import SampleOptions, did_you_mean, positive_int
 from .adapter import SampleAdapter
 from .detect import is_diffusion_pipeline
 from .progress import CallProgress
 
-#: Arguments of ``__call__`` that belong to the wrapper, not to the pipeline.
+#: SampleOptions the wrapper does not take by their core names: the outputs per problem are the
+#: call's ``num_images_per_prompt``, the generator is the call's, and ``progress=`` is the
+#: wrapper's own bar per call.
+NOT_WRAPPER_OPTIONS = ("num_outputs", "generator", "progress")
+#: The sampling options of the wrapper and of each call (derived from SampleOptions).
+WRAPPER_OPTIONS = tuple(n for n in SampleOptions.names() if n not in NOT_WRAPPER_OPTIONS)
+#: Arguments of ``__call__`` that belong to each call, not to the wrapper nor the pipeline.
 _PER_CALL = (
     "prompt",
     "temperature",
     "num_images_per_prompt",
+    "num_outputs",
     "batch_size",
     "generator",
     "output_type",
     "return_dict",
-    "method",
-    "num_samples",
-    "max_draws",
-    "tolerance",
 )
+
+
+def _split_options(
+    pipe: Any, kwargs: dict[str, Any], where: str, base: SampleOptions | None = None
+) -> tuple[SampleOptions, dict[str, Any]]:
+    """(sampling options over ``base``, pipeline arguments) from ``kwargs``. A name the pipeline
+    does not take whose closest match is a sampling option raises :class:`UnknownOptionError`
+    with "did you mean" (other names are left to the pipeline's own check)."""
+    sampling = {k: v for k, v in kwargs.items() if k in WRAPPER_OPTIONS}
+    rest = {k: v for k, v in kwargs.items() if k not in WRAPPER_OPTIONS}
+    params = inspect.signature(pipe.__call__).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for name in rest:
+        if takes_any or name in params or name in _PER_CALL:
+            continue
+        close = difflib.get_close_matches(name, [*params, *WRAPPER_OPTIONS], n=1, cutoff=0.6)
+        if close and close[0] in WRAPPER_OPTIONS:
+            raise UnknownOptionError(
+                f"{where} got an unknown keyword {name!r}{did_you_mean(name, close)} (its "
+                f"sampling options: {', '.join(WRAPPER_OPTIONS)}; other keywords go to the "
+                "pipeline)"
+            )
+    options = SampleOptions.from_kwargs(sampling, where=where, base=base)
+    return options, rest
 
 
 def _call_defaults(pipe: Any) -> dict[str, Any]:
@@ -140,21 +168,26 @@ class TemperaturePipeline:
         quantizer, quantizer_options, fit_samples, fit_seed: what "the same outcome" means (see
             the adapter; default: image hash for images — usually too fine for temperature to
             act, prefer ``quantizer="classifier"``).
-        method: default method of each call: ``"auto"`` (default), ``"exact"`` (T <= 1) or
-            ``"batch"``; ``num_samples`` (N of the batch method and of auto's pilot),
-            ``max_draws`` and ``tolerance`` (the TV to P^(1/T) auto must reach; an
-            AccuracyWarning when it is missed, or InaccurateResultError with
-            ``on_inaccurate="raise"``) likewise.
         draw_batch_size: most images per pipeline call (memory); the adapter's ``batch_size``.
         progress: one tqdm bar per call, over the samples drawn for it: True, False, or None
             (default: the bar appears only when a call lasts longer than a second).
-        **call_kwargs: pipeline arguments used for every call (``num_inference_steps``,
-            ``guidance_scale``, ...); checked against the pipeline's signature now.
+        **kwargs: the sampling options of :class:`~implicit_temperature.core.SampleOptions`
+            (the keywords of ``temperature_sample``: ``method`` "auto"/"exact"/"batch",
+            ``plan``, ``num_samples`` (N of the batch method and of auto's pilot),
+            ``max_draws``, ``tolerance`` (the TV to P^(1/T) auto must reach; an
+            AccuracyWarning when it is missed, or InaccurateResultError with
+            ``on_inaccurate="raise"``), ``estimator``, ...; ``WRAPPER_OPTIONS``), the defaults
+            of every call, validated now; except ``num_outputs`` (the call's
+            ``num_images_per_prompt``), ``generator`` (the call's) and ``progress`` (above).
+            Every other keyword is a pipeline argument used for every call
+            (``num_inference_steps``, ``guidance_scale``, ...), checked against the pipeline's
+            signature now.
 
     Raises:
         TypeError: not a diffusers pipeline, an adapter that is not a pipeline adapter, or an
-            argument the pipeline does not take.
-        ValueError: ``num_inference_steps`` the scheduler cannot run.
+            argument the pipeline does not take (:class:`UnknownOptionError` with "did you
+            mean" when it is close to a sampling option).
+        ValueError: ``num_inference_steps`` the scheduler cannot run, a bad sampling option.
     """
 
     def __init__(
@@ -164,16 +197,11 @@ class TemperaturePipeline:
         adapter: str | type | None = None,
         quantizer: Any = None,
         quantizer_options: dict[str, Any] | None = None,
-        method: str = "auto",
-        num_samples: int = 200,
-        max_draws: int | None = None,
-        tolerance: float = DEFAULT_TOLERANCE,
-        on_inaccurate: str = "warn",
         draw_batch_size: int | None = None,
         progress: bool | None = None,
         fit_samples: int = 1024,
         fit_seed: int = 0,
-        **call_kwargs: Any,
+        **kwargs: Any,
     ) -> None:
         if not is_diffusion_pipeline(pipe):
             raise InvalidArgumentTypeError(
@@ -181,17 +209,17 @@ class TemperaturePipeline:
                 f"{type(pipe).__module__}.{type(pipe).__qualname__}; for other models use "
                 "implicit_temperature.TemperatureSampler"
             )
-        per_call = sorted(set(call_kwargs) & set(_PER_CALL))
+        per_call = sorted(set(kwargs) & set(_PER_CALL))
         if per_call:
+            own = "num_images_per_prompt" if per_call[0] == "num_outputs" else per_call[0]
             raise InvalidArgumentTypeError(
-                f"{per_call} are arguments of each call, not of the wrapper: "
-                f"tpipe(..., {per_call[0]}=...)"
+                f"{per_call} are arguments of each call, not of the wrapper: tpipe(..., {own}=...)"
             )
         self.pipe = pipe
         self.adapter_class = _adapter_class(pipe, adapter)
-        self.method, self.num_samples, self.max_draws = method, num_samples, max_draws
+        #: the sampling options of every call (each call may override them)
+        self.options, call_kwargs = _split_options(pipe, kwargs, "with_temperature()")
         self.progress = progress
-        self.tolerance, self.on_inaccurate = tolerance, on_inaccurate
         self.call_kwargs = call_kwargs
         self._options: dict[str, Any] = dict(
             batch_size=draw_batch_size,
@@ -237,19 +265,19 @@ class TemperaturePipeline:
             self._probe.fit()
         return self
 
+    @property
+    def method(self) -> str:
+        """The default method of each call (``options.method``)."""
+        return self.options.method
+
     # -- sampling ----------------------------------------------------------------------------
     def _run(
         self,
         prompt: Any,
         temperature: float,
-        count: int,
-        generator: Any,
-        method: str,
-        num_samples: int,
-        max_draws: int | None,
+        options: SampleOptions,
         call_kwargs: dict[str, Any],
         bar: CallProgress,
-        tolerance: float | None = None,
     ) -> Any:
         adapter = self._probe
         if call_kwargs or prompt is not None:
@@ -269,14 +297,8 @@ class TemperaturePipeline:
                 temperature,
                 key=adapter.quantize,
                 batched=adapter.batched,
-                method=method,
-                num_samples=num_samples,
-                num_outputs=count,
-                max_draws=max_draws,
-                generator=generator,
                 key_name=self._key_name,
-                tolerance=self.tolerance if tolerance is None else tolerance,
-                on_inaccurate=self.on_inaccurate,
+                options=options,
             )
         finally:
             for driver in drivers.values():
@@ -296,11 +318,7 @@ class TemperaturePipeline:
         generator: torch.Generator | list[torch.Generator] | int | None = None,
         output_type: str | None = None,
         return_dict: bool = True,
-        method: str | None = None,
-        num_samples: int | None = None,
-        max_draws: int | None = None,
-        tolerance: float | None = None,
-        **call_kwargs: Any,
+        **kwargs: Any,
     ) -> Any:
         """Images at ``temperature``, in the pipeline's output class.
 
@@ -315,9 +333,10 @@ class TemperaturePipeline:
                 generator per prompt (each prompt's images then depend on its generator only).
             output_type: ``"pil"``, ``"np"``, ``"pt"``; default the pipeline's own default.
             return_dict: False returns ``(images,)`` as diffusers does.
-            method, num_samples, max_draws, tolerance: override the wrapper's defaults for this
-                call (``res.accuracy`` of each run is in ``last_results``).
-            **call_kwargs: extra pipeline arguments for this call.
+            **kwargs: sampling options (``WRAPPER_OPTIONS``: ``method``, ``num_samples``,
+                ``max_draws``, ``tolerance``, ...) override the wrapper's for this call
+                (``res.accuracy`` of each run is in ``last_results``); other keywords are extra
+                pipeline arguments for this call.
         """
         if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
             raise InvalidArgumentTypeError(
@@ -328,10 +347,15 @@ class TemperaturePipeline:
             raise InvalidArgumentTypeError("pass num_images_per_prompt or batch_size, not both")
         count = num_images_per_prompt if num_images_per_prompt is not None else batch_size
         count = 1 if count is None else count
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise InvalidArgumentError(
-                f"num_images_per_prompt must be an integer >= 1, got {count!r}"
+        if "num_outputs" in kwargs:
+            raise InvalidArgumentTypeError(
+                "the outputs per prompt are num_images_per_prompt= (as in diffusers), not "
+                "num_outputs="
             )
+        count = positive_int("num_images_per_prompt", count)
+        options, call_kwargs = _split_options(
+            self.pipe, kwargs, "the wrapped pipeline's call", base=self.options
+        )
         if self.conditional and prompt is None:
             raise InvalidArgumentTypeError(
                 f"{type(self.pipe).__name__} is prompt-conditioned: pass prompt="
@@ -339,9 +363,7 @@ class TemperaturePipeline:
         if call_kwargs:
             # checked like construction arguments: a throwaway adapter validates them
             self._adapter("" if self.conditional else None, self._probe.quantizer)
-        method = self.method if method is None else method
-        num_samples = self.num_samples if num_samples is None else num_samples
-        max_draws = self.max_draws if max_draws is None else max_draws
+        options = dataclasses.replace(options, num_outputs=count)
         self.last_results = []
         prompts = [prompt] if isinstance(prompt, str) or prompt is None else list(prompt)
         if isinstance(generator, (list, tuple)) and len(generator) != len(prompts):
@@ -349,21 +371,13 @@ class TemperaturePipeline:
                 f"got {len(generator)} generators for {len(prompts)} prompt(s); pass one "
                 "generator per prompt, or a single generator for the whole call"
             )
-        bar = self._call_progress(temperature, method, num_samples, count * len(prompts))
+        bar = self._call_progress(
+            temperature, options.method, options.num_samples, count * len(prompts)
+        )
 
         def run(p: Any, g: Any) -> Any:
-            return self._run(
-                p,
-                temperature,
-                count,
-                g,
-                method,
-                num_samples,
-                max_draws,
-                call_kwargs,
-                bar,
-                tolerance,
-            )
+            opts = dataclasses.replace(options, generator=g)
+            return self._run(p, temperature, opts, call_kwargs, bar)
 
         try:
             if isinstance(generator, (list, tuple)):
@@ -401,4 +415,10 @@ def with_temperature(pipe: Any, **options: Any) -> TemperaturePipeline:
     return TemperaturePipeline(pipe, **options)
 
 
-__all__ = ["TemperaturePipeline", "images_to_output_type", "with_temperature"]
+__all__ = [
+    "NOT_WRAPPER_OPTIONS",
+    "WRAPPER_OPTIONS",
+    "TemperaturePipeline",
+    "images_to_output_type",
+    "with_temperature",
+]
