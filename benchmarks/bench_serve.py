@@ -1,10 +1,10 @@
 """Load on ``itemp serve``: 1, 8 and 32 concurrent clients against one client one-at-a-time.
 
-The server (``itemp serve calm``, the shipped demo CALM, default dynamic batching: up to 32 rows
-or 10 ms) runs as a subprocess on a free 127.0.0.1 port; clients are threads of this process,
-each with its own keep-alive ``httpx`` connection, sending ``/v1/completions`` requests (prompt
-"cat ", ``max_tokens`` 16, one output, method auto; with or without a seed per request) and
-nothing to any other address.
+The server (``itemp serve calm``, the shipped demo CALM, default dynamic batching: up to 32
+rows, a 10 ms quiet window) runs as a subprocess on a free 127.0.0.1 port; clients are threads
+of this process, each with its own keep-alive ``httpx`` connection, sending ``/v1/completions``
+requests (prompt "cat ", ``max_tokens`` 16, one output, method auto or batch; with or without a
+seed per request) and nothing to any other address.
 Every setting sends the same number of requests; a setting's figures are requests/s and
 generated tokens/s over its wall time, and p50/p99 latency per request. Ratios are against
 the one-client row of the same run. A failed request (any status but 200) is counted, never
@@ -24,9 +24,11 @@ from pathlib import Path
 from .launch import free_port
 
 CLIENTS = (1, 8, 32)
-#: (temperature, seeded): unseeded requests with equal settings share one core call per step;
-#: seeded ones keep their own stream (one core call per prompt), see serve/engine.py.
-SETTINGS = ((1.0, False), (0.5, False), (0.5, True))
+#: (temperature, seeded, method): unseeded requests with equal settings share one core call per
+#: step; seeded ones keep one stream per row: still one core call per step with
+#: method="batch" (per-row generators), one per prompt with "auto" (exact at T = 0.5 here),
+#: whose plans are batch-wide; see serve/engine.py.
+SETTINGS = ((1.0, False, "auto"), (0.5, False, "auto"), (0.5, True, "auto"), (0.5, True, "batch"))
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,7 +54,9 @@ def _start(port: int) -> subprocess.Popen:
     raise RuntimeError("itemp serve did not start within 120 s")
 
 
-def _load(url: str, clients: int, requests: int, temperature: float, seeded: bool) -> dict:
+def _load(
+    url: str, clients: int, requests: int, temperature: float, seeded: bool, method: str = "auto"
+) -> dict:
     """``requests`` requests spread over ``clients`` threads; figures of the whole run."""
     import httpx
 
@@ -72,6 +76,7 @@ def _load(url: str, clients: int, requests: int, temperature: float, seeded: boo
                     "prompt": "cat ",
                     "max_tokens": 16,
                     "temperature": temperature,
+                    "method": method,
                 }
                 if seeded:
                     body["seed"] = index * 1000 + k
@@ -123,13 +128,14 @@ def run(quick: bool = False) -> dict:
     out: dict = {"requests_per_setting": requests, "rows": {}}
     try:
         _load(url, 4, 16, 1.0, False)  # warm-up: first calls build caches
-        for temperature, seeded in SETTINGS:
-            rows = [_load(url, c, requests, temperature, seeded) for c in CLIENTS]
+        for temperature, seeded, method in SETTINGS:
+            rows = [_load(url, c, requests, temperature, seeded, method) for c in CLIENTS]
             base = rows[0]
             for row in rows:
                 row["throughput_x"] = round(row["requests_per_s"] / base["requests_per_s"], 2)
                 row["p50_x"] = round(row["p50_ms"] / base["p50_ms"], 2)
-            out["rows"][f"T = {temperature}, {'seeded' if seeded else 'unseeded'}"] = rows
+            label = f"T = {temperature}, {'seeded' if seeded else 'unseeded'}, method {method}"
+            out["rows"][label] = rows
     finally:
         proc.terminate()
         try:

@@ -100,6 +100,7 @@ def sections(device: str = "cpu") -> tuple[Section, ...]:
             _one_thread(bench_frontier.run),
             lambda r, _f: frontier_report.frontier_section(r, r.get("figures")),
             ("frontier.json", _frontier_figures),
+            doc_blocks=frontier_report.frontier_doc_blocks,
         ),
         Section("end_to_end", end_to_end.run, lambda r, _f: report.end_to_end_section(r)),
         Section("serve", bench_serve.run, lambda r, _f: bench_serve.section(r)),

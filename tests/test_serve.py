@@ -92,6 +92,39 @@ def test_list_prompt_is_prompt_major_and_prompt_zero_keeps_its_seed(client):
     assert texts(both)[:2] == texts(alone)
 
 
+def test_token_id_prompts_answer_as_their_text(demo, client):
+    """prompt as token ids (one list of ints, or a list of lists, as the OpenAI API and vLLM
+    take them): the same seed gives the same text as the prompt sent as a string."""
+    _, tok = demo
+    cat, fox = tok.encode("cat ")[0].tolist(), tok.encode("fox met ")[0].tolist()
+    kw = dict(model="calm", temperature=0.5, max_tokens=8, n=2, seed=7)
+    as_text = client.completions.create(prompt=["cat ", "fox met "], **kw)
+    as_ids = client.completions.create(prompt=[cat, fox], **kw)
+    assert texts(as_ids) == texts(as_text) and as_ids.usage.prompt_tokens == 12
+    one = client.completions.create(prompt=cat, **kw)
+    assert texts(one) == texts(as_text)[:2]
+
+
+@pytest.mark.parametrize(
+    "prompt,words",
+    [
+        ([0, 1, 99, 2], "vocabulary [0, 30)"),  # an id past the demo's 30 tokens
+        ([-1, 1, 2, 3], "vocabulary"),
+        ([[1, 2, 3, 4], []], "prompt[1] is an empty list"),
+        ([1, 2, 3], "multiple of"),  # not whole chunks of K = 4
+        ([1.5, 2, 3, 4], None),  # not ints: a type error (422 -> 400 body)
+        ([True, 2, 3, 4], None),
+    ],
+)
+def test_bad_token_id_prompts_are_a_clear_400(client, prompt, words):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="calm", prompt=prompt, max_tokens=4)
+    body = info.value.response.json()["error"]
+    assert body["param"].startswith("prompt")
+    if words is not None:
+        assert words in body["message"]
+
+
 def test_streaming_one_event_per_chunk(client):
     kw = dict(model="calm", prompt="cat ", temperature=0.5, max_tokens=12, seed=3)
     whole = client.completions.create(**kw)
@@ -223,24 +256,61 @@ def _concurrently(client, requests: list[dict]) -> list:
     return out
 
 
-def test_an_answer_does_not_depend_on_its_batch_mates(server, client):
+@pytest.mark.parametrize(
+    "temperature,method", [(1.0, "auto"), (0.5, "auto"), (0.5, "batch"), (0.0, "auto")]
+)
+def test_an_answer_does_not_depend_on_its_batch_mates(server, client, temperature, method):
     """The same request and seed: the same text alone and inside a batch of 16 (different
-    prompts, temperatures and seeds around it), at T = 1, T = 0.5 (auto) and T = 0 (mode)."""
+    prompts and seeds around it; half with the same settings, so that at T = 1, in mode
+    decoding and with method="batch" they share the target's core call, one stream per row;
+    half at other temperatures)."""
     prompts = ["cat ", "fox met ", "the ", "dog saw "]
-    for temperature in (1.0, 0.5, 0.0):
-        target = dict(
-            model="calm", prompt="dog saw ", temperature=temperature, max_tokens=12, seed=11, n=2
+    target = dict(
+        model="calm",
+        prompt="dog saw ",
+        temperature=temperature,
+        max_tokens=12,
+        seed=11,
+        n=2,
+        extra_body={"method": method},
+    )
+    alone = texts(client.completions.create(**target))
+    before = server.state.metrics.batch_size.n
+    mates = [
+        dict(
+            target,
+            prompt=prompts[i % 4],
+            seed=100 + i,
+            temperature=temperature if i % 2 else (0.3, 0.7, 1.0)[i % 3],
         )
-        alone = texts(client.completions.create(**target))
-        before = server.state.metrics.batch_size.n
-        mates = [
-            dict(target, prompt=prompts[i % 4], seed=100 + i, temperature=(0.3, 0.7, 1.0)[i % 3])
-            for i in range(15)
-        ]
-        answers = _concurrently(client, [target, *mates])
-        batches = server.state.metrics.batch_size.n - before
-        assert batches < 16, "the 16 requests were never batched together"
-        assert texts(answers[0]) == alone
+        for i in range(15)
+    ]
+    answers = _concurrently(client, [target, *mates])
+    batches = server.state.metrics.batch_size.n - before
+    assert batches < 16, "the 16 requests were never batched together"
+    assert texts(answers[0]) == alone
+
+
+def test_seeded_batch_method_requests_share_one_core_call_per_step(server, client, monkeypatch):
+    """16 concurrent seeded method="batch" requests at one temperature: the core is called
+    once per decoding step and batch, not once per request (per-row generators)."""
+    from implicit_temperature.adapters.calm import generation
+
+    calls = []
+    real = generation.temperature_sample
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["generator"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "temperature_sample", counting)
+    kw = dict(model="calm", temperature=0.5, max_tokens=8, extra_body={"method": "batch"})
+    before = server.state.metrics.batch_size.n
+    _concurrently(client, [dict(kw, prompt="cat ", seed=200 + i) for i in range(16)])
+    batches = server.state.metrics.batch_size.n - before
+    assert batches < 16
+    assert len(calls) <= 2 * batches  # 8 tokens: at most 2 steps per batch
+    assert max(len(g) for g in calls) > 1  # a list of generators, one per row
 
 
 def test_tempered_first_chunk_law_through_the_server(demo, client):

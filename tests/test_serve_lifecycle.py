@@ -120,6 +120,44 @@ def test_a_cancelled_request_is_never_decoded_and_batches_respect_the_limit():
     assert done[0] == "first" and done[1] == "w0" and done[3:] == ["w2", "w3", "w4"]
 
 
+class TimedEngine:
+    """Records batch sizes; each batch takes 50 ms."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def run_batch(self, works):
+        self.sizes.append(len(works))
+        time.sleep(0.05)
+        return [w.name for w in works]
+
+
+def test_a_wave_of_returning_clients_stays_one_batch():
+    """8 clients: after their batch, they send again with a pause longer than max_wait_ms in the
+    middle of the wave (as a busy event loop makes it). The batcher waits for the rows of the
+    batch that just ended (within its cap, 4 x max_wait_ms = 400 ms), so the wave is one batch
+    again, not two halves that would then alternate; a lone client is not held back: it gets
+    batches of 1."""
+    engine = TimedEngine()
+    batcher = Batcher(engine, max_batch=8, max_wait_ms=100)
+
+    async def client(i: int, rounds: int, pause: float) -> None:
+        for r in range(rounds):
+            if r and i >= 4:  # half the wave comes back after a pause > max_wait_ms
+                await asyncio.sleep(pause)
+            await batcher.submit(Work(f"c{i}"))
+
+    async def scenario() -> None:
+        await asyncio.gather(*(client(i, 3, 0.15) for i in range(8)))
+
+    asyncio.run(scenario())
+    assert engine.sizes == [8, 8, 8]  # a window fixed from the first arrival: [8, 4, 4, ...]
+    engine.sizes.clear()
+    asyncio.run(client(0, 3, 0.0))
+    assert engine.sizes == [1, 1, 1]
+    batcher.stop(5)
+
+
 def test_a_client_that_disconnects_mid_stream_stops_its_decoding():
     from implicit_temperature.serve import start_server
 

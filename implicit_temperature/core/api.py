@@ -28,7 +28,7 @@ from .decide import (
 )
 from .diagnostics import diagnostics_messages, make_diagnostics, pool_statistics
 from .drawing import DrawSource, warn_if_seed_ignored
-from .errors import DrawBudgetExceeded, TemperatureWarning
+from .errors import DrawBudgetExceeded, InvalidArgumentError, TemperatureWarning
 from .exact import cat_samples
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
 from .pilot import (
@@ -47,6 +47,7 @@ from .preview import Estimate, estimate
 from .progress import Progress
 from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
+from .rows import RowGenerators, is_row_generators
 from .samples import Samples
 from .tolerance import ACCURACY_MAX_DRAWS, batch_accuracy, check_accuracy, observed_counts, warn
 from .tree import run_tree
@@ -150,7 +151,11 @@ def temperature_sample(
             refuses at once when its plan needs far more (``FAR_BEYOND_BUDGET``) or when even its
             least possible cost (1/T draws per output) exceeds it. None means
             ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` (1e6) per output and problem.
-        generator: torch.Generator or int seed; the same seed gives the same result.
+        generator: torch.Generator or int seed; the same seed gives the same result. With
+            ``batched=True`` and ``method="batch"``, a list of B of them, one per problem:
+            problem b's result then depends on ``generator[b]`` alone, never on what it is
+            batched with, and ``draw`` receives the list (``draw(m, generator=[g_1, ...])``)
+            and must draw row b from ``g_b`` (see :mod:`.rows`).
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).
@@ -220,7 +225,7 @@ def temperature_sample(
             options=dataclasses.replace(opts, dry_run=False),
         )
     request = Request.make(t, opts, batched=batched, key_name=key_name, advice=advice)
-    gen = make_generator(opts.generator)
+    gen = _generator(opts, batched)
     warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if opts.method == "batch" and not request.batch_only:
@@ -228,6 +233,20 @@ def temperature_sample(
     if opts.method == "exact":
         return conclude(run_exact_method(source, request), request)
     return run_auto(source, request, gen)
+
+
+def _generator(opts: SampleOptions, batched: bool) -> torch.Generator | RowGenerators:
+    """The run's generator: one stream, or one per problem (a list; see :mod:`.rows`)."""
+    if not is_row_generators(opts.generator):
+        return make_generator(opts.generator)
+    if not batched or opts.method != "batch":
+        raise InvalidArgumentError(
+            "generator= is a list (one stream per problem), which needs batched=True and "
+            f'method="batch" (got batched={batched}, method={opts.method!r}): the exact '
+            "method sizes its lanes and auto plans from the whole batch, so their rows would "
+            "depend on each other; give one generator, or call once per problem"
+        )
+    return RowGenerators(opts.generator)
 
 
 temperature_sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]
@@ -409,7 +428,7 @@ class BatchChunk(NamedTuple):
 def batch_chunk(
     source: DrawSource,
     request: Request,
-    gen: torch.Generator,
+    gen: torch.Generator | RowGenerators,
     c: int,
     pool: tuple[Samples, torch.Tensor] | None,
     n: int,
@@ -438,7 +457,10 @@ def batch_chunk(
 
 
 def run_batch(
-    source: DrawSource, request: Request, gen: torch.Generator, plan: Plan | None = None
+    source: DrawSource,
+    request: Request,
+    gen: torch.Generator | RowGenerators,
+    plan: Plan | None = None,
 ) -> TemperatureResult:
     """The batch method, in chunks of outputs (BATCH_CHUNK_DRAWS draws per call at most);
     ``res.accuracy`` is estimated from the first pools. N and the rule: the plan's, else

@@ -28,6 +28,7 @@ from .errors import InvalidArgumentError
 from .grouping import group_counts
 from .jackknife import jackknife_log_probs
 from .keys import normalize_batch_keys
+from .rows import RowGenerators
 from .validation import check_temperature, inverse_temperature, make_generator, uniform
 
 ESTIMATORS = ("binomial", "plugin", "jackknife")
@@ -158,7 +159,7 @@ def batch_selection(
     keys: torch.Tensor,
     temperature: float,
     *,
-    generator: torch.Generator | int | None = None,
+    generator: torch.Generator | int | RowGenerators | None = None,
     estimator: str = "binomial",
 ) -> BatchSelection:
     """Choose one sample per problem; see the module docstring for the rule.
@@ -167,12 +168,20 @@ def batch_selection(
     estimator: "binomial" (generalised binomial with cascade; the published rule at T = 1/n),
     "jackknife" (the binomial rule with its 1/N bias removed, :mod:`.jackknife`; the binomial
     rule where the correction is undefined) or "plugin" ((c/N)^(1/T), kept for comparison).
-    Vectorised over B and N with fixed shapes: no Python loop over rows or samples, no host sync.
+    generator: one stream for all rows, or :class:`~.rows.RowGenerators` of B' problems whose
+    rows are B' consecutive groups of B / B' (problem-major, as the batch method lays out its
+    B' x c pools): each group's noise from its problem's own generator.
+    Vectorised over B and N with fixed shapes: no Python loop over rows or samples, no host sync
+    (with RowGenerators, one ``torch.rand`` per problem).
     """
     state = init_selection(keys, temperature, estimator)
     shape = tuple(state.log_w.shape)
     if generator is None:  # torch's global RNG on the keys' device
         u = torch.rand(shape, dtype=torch.float64, device=state.log_w.device)
+    elif isinstance(generator, RowGenerators):  # rows grouped by problem, problem-major
+        b = len(generator)
+        rows, n = shape
+        u = generator.uniform((b, (rows // b) * n), state.log_w.device).view(rows, n)
     else:
         u = uniform(shape, make_generator(generator), state.log_w.device)
     return finish_selection(state, selection_step(state, u))

@@ -10,6 +10,7 @@ import torch
 
 from .errors import InvalidArgumentTypeError, SamplerOutputError
 from .keys import KeyFunction
+from .rows import RowGenerators
 from .samples import Samples, wrap_draw_output
 
 
@@ -89,7 +90,7 @@ class DrawSource:
         key: Callable[[Any], Any] | None,
         *,
         batched: bool,
-        generator: torch.Generator,
+        generator: torch.Generator | RowGenerators,
     ) -> None:
         if not callable(draw):
             raise InvalidArgumentTypeError(
@@ -108,11 +109,23 @@ class DrawSource:
         self._seen_count = 0
         self._signature: tuple[Any, ...] | None = None
 
+    def _generator_kwargs(self, active: torch.Tensor | None) -> dict[str, Any]:
+        """``generator=`` for ``draw``: the run's generator, or the list of the drawn rows'."""
+        if not self._pass_generator:
+            return {}
+        if isinstance(self.generator, RowGenerators):
+            return {"generator": self.generator.subset(active)}
+        return {"generator": self.generator}
+
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
-        kwargs: dict[str, Any] = {"generator": self.generator} if self._pass_generator else {}
-        if active is None or not self.accepts_active:
+        if active is not None and not self.accepts_active:
+            active = None
+        kwargs = self._generator_kwargs(active)
+        if active is None:
             raw = self.draw(m, **kwargs)
             samples = wrap_draw_output(raw, m, self.batched, self.num_problems)
+            if isinstance(self.generator, RowGenerators):
+                self.generator.check_rows(samples.num_problems)
             self._check_signature(samples)
             self.num_problems = samples.num_problems
             keys = self.keys(raw, samples)
@@ -128,7 +141,7 @@ class DrawSource:
             keys = part_keys.new_zeros((self.num_problems,) + tuple(part_keys.shape[1:]))
             keys[rows.to(keys.device)] = part_keys
             drawn = int(rows.numel())
-        samples, keys = self._shuffle(samples, keys)
+        samples, keys = self._shuffle(samples, keys, active)
         self.calls += 1
         self.draws += drawn * m
         if self._seen_count < DIAGNOSTIC_DRAWS and drawn == self.num_problems:
@@ -136,14 +149,25 @@ class DrawSource:
             self._seen_count += m
         return samples, keys
 
-    def _shuffle(self, samples: Samples, keys: torch.Tensor) -> tuple[Samples, torch.Tensor]:
+    def _shuffle(
+        self, samples: Samples, keys: torch.Tensor, active: torch.Tensor | None = None
+    ) -> tuple[Samples, torch.Tensor]:
         """The draws of each problem in a uniformly random order (a permutation from the run's
-        generator), so that nothing depends on the order ``draw`` returned them in."""
+        generator, or from each row's own with per-problem generators), so that nothing depends
+        on the order ``draw`` returned them in."""
         b, m, d = keys.shape
         if m < 2:
             return samples, keys
         g = self.generator
-        if b == 1:  # O(m)
+        if isinstance(g, RowGenerators):  # each drawn row's permutation from its own stream
+            if active is None:
+                u = g.uniform((b, m), keys.device)
+            else:  # rows not drawn for keep placeholders; their order is never used
+                rows = active.nonzero().flatten().to(keys.device)
+                u = torch.zeros((b, m), dtype=torch.float64, device=keys.device)
+                u[rows] = g.uniform((int(rows.numel()), m), keys.device, rows=rows)
+            perm = u.argsort(dim=1)
+        elif b == 1:  # O(m)
             perm = torch.randperm(m, generator=g, device=g.device).unsqueeze(0)
         else:  # one uniformly random permutation per row (float64: ties have probability ~0)
             perm = torch.rand((b, m), generator=g, device=g.device, dtype=torch.float64)

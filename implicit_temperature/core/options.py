@@ -145,14 +145,22 @@ def plan_value(name: str, value: Any) -> Any:
     raise OptionTypeError(f"{name} must be 'auto', 'flat' or a tree string, got {value!r}")
 
 
+def _one_generator(value: Any) -> bool:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return True
+    return type(value).__name__ == "Generator" and hasattr(value, "manual_seed")
+
+
 def generator_value(name: str, value: Any) -> Any:
-    """A torch.Generator, an int seed or None (seeds are range-checked when used)."""
-    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
+    """A torch.Generator, an int seed or None (seeds are range-checked when used); or, for
+    batched calls, a list or tuple of them, one per problem (see :mod:`.rows`)."""
+    if value is None or _one_generator(value):
         return value
-    if type(value).__name__ == "Generator" and hasattr(value, "manual_seed"):
-        return value
+    if isinstance(value, (list, tuple)) and all(_one_generator(v) for v in value):
+        return tuple(value)
     raise OptionTypeError(
-        f"{name} must be a torch.Generator, an int seed or None, got {type(value).__name__}"
+        f"{name} must be a torch.Generator, an int seed or None (or, with batched=True, a list "
+        f"of them, one per problem), got {type(value).__name__}"
     )
 
 
@@ -208,7 +216,10 @@ class SampleOptions:
         cli="D",
     )
     generator: torch.Generator | int | None = option(
-        None, generator_value, "torch.Generator or int seed: the same seed gives the same result"
+        None,
+        generator_value,
+        "torch.Generator or int seed: the same seed gives the same result (batched, "
+        'method="batch": a list, one per problem: each row then depends on its own only)',
     )
     share_pool: bool = option(
         False, flag, "batch method: one pool of N for all outputs (fewer draws; correlated)"

@@ -32,7 +32,7 @@ from .grouping import group_counts
 ACCURACY_MAX_DRAWS = 20_000
 #: Simulation sizes of the estimate attached to results, and of the cheaper point estimates used
 #: to size N (no bootstrap replicates there).
-RESULT_POOLS, RESULT_REPLICATES = 32, 4
+RESULT_POOLS, RESULT_REPLICATES = 128, 4
 LADDER_POOLS = 64
 #: N is chosen where the point estimate is at most this share of the tolerance: the estimate's
 #: own noise (sampling and simulation, ~+-30% at s = 10) must not land the result above it.

@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="W",
-        help="how long the first request of a batch waits for company (default: %(default)s)",
+        help="a batch starts once no request has arrived for W ms (at most 4 W after the first; "
+        "see docs/serving.md) (default: %(default)s)",
     )
     parser.add_argument("--max-prompt-tokens", type=_positive_int, default=2048, metavar="L")
     parser.add_argument(

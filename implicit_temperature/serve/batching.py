@@ -1,9 +1,19 @@
 """Dynamic batching: requests that arrive together are decoded together.
 
 One worker thread owns the model. :meth:`Batcher.submit` (async) queues a work item and awaits
-its result. The worker takes the oldest item, then waits up to ``max_wait_ms`` after its arrival
-for more items with the same ``batch_key`` until ``max_batch`` rows are gathered, and runs them
-in one ``engine.run_batch`` call. Items whose client went away (``cancelled`` set) are dropped
+its result. The worker takes the oldest item and gathers more items with the same
+``batch_key``, then runs them in one ``engine.run_batch`` call. It starts the batch when
+``max_batch`` rows are there; or when no item has arrived for ``max_wait_ms`` and the batch
+holds the rows it expects; or at the latest ``MAX_WAIT_FACTOR * max_wait_ms`` after the oldest
+item arrived (or after the last batch ended, if later). The rows it expects: one, except right
+after a batch, when they are the rows that were queued when it ended plus that batch's own
+rows, since clients that just got their answers are likely to send again. Both rules matter
+when many clients send at once: their requests reach the worker one by one as the event loop
+parses them, and a window fixed from the first arrival cuts such a wave into a small batch and
+a large one; once cut, the two halves would keep alternating (each half's requests arrive while
+the other half runs). A lone client's request waits ``max_wait_ms`` as before.
+
+Items whose client went away (``cancelled`` set) are dropped
 before they run; a running item's rows stop at the next chunk (the engine's stopping
 criterion). When a batch fails, its items are rerun one by one so that only the faulty request
 gets the error (answers do not depend on batch-mates, so the others are unchanged).
@@ -14,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +34,9 @@ from ..core.errors import InvalidArgumentError
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: The longest a batch waits for more items, as a multiple of ``max_wait_ms`` (see above).
+MAX_WAIT_FACTOR = 4
 
 
 @dataclass(eq=False)  # identity: work items hold tensors
@@ -61,6 +75,8 @@ class Batcher:
         self._pending: collections.deque[_Item] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        # the last batch run, for _wave_target: its rows, the rows queued when it ended, its end
+        self._last_rows, self._queued_at_end, self._last_end = 0, 0, -math.inf
         self._thread = threading.Thread(target=self._loop, name="itemp-batcher", daemon=True)
         self._thread.start()
 
@@ -98,13 +114,18 @@ class Batcher:
                 return None
             self._cond.wait()
         key = self._pending[0].work.batch_key
-        deadline = self._pending[0].arrived + self.max_wait
+        cap = max(self._pending[0].arrived, self._last_end) + MAX_WAIT_FACTOR * self.max_wait
+        target = self._wave_target()
         while not self._stopping:
-            rows = sum(i.work.rows for i in self._pending if i.work.batch_key == key)
-            left = deadline - time.monotonic()
-            if rows >= self.max_batch or left <= 0:
+            same = [i for i in self._pending if i.work.batch_key == key]
+            rows = sum(i.work.rows for i in same)
+            now = time.monotonic()
+            if rows >= self.max_batch or now >= cap:
                 break
-            self._cond.wait(left)
+            quiet = max(i.arrived for i in same) + self.max_wait
+            if rows >= target and now >= quiet:
+                break
+            self._cond.wait((quiet if rows >= target else cap) - now)
         batch, rest, rows = [], collections.deque(), 0
         for item in self._pending:
             fits = not batch or rows + item.work.rows <= self.max_batch
@@ -115,6 +136,14 @@ class Batcher:
                 rest.append(item)
         self._pending = rest
         return batch
+
+    def _wave_target(self) -> int:
+        """Rows to wait for (within the cap): right after a batch, the rows that were queued
+        when it ended plus its own rows, whose clients are likely to send again (see the module
+        docstring); else one."""
+        if time.monotonic() - self._last_end > MAX_WAIT_FACTOR * self.max_wait:
+            return 1
+        return max(1, min(self.max_batch, self._queued_at_end + self._last_rows))
 
     def _loop(self) -> None:
         while True:
@@ -134,6 +163,10 @@ class Batcher:
                     log.exception("batch worker error")
                     for item in live:
                         _resolve(item, None, exc)
+            with self._cond:
+                self._last_rows = sum(i.work.rows for i in live)
+                self._queued_at_end = sum(i.work.rows for i in self._pending)
+                self._last_end = time.monotonic()
 
     def _run(self, items: list[_Item]) -> None:
         self.metrics.batch(len(items))

@@ -10,14 +10,17 @@ the chunk choice is dispatched per prompt group.
 
 Requests **without** a seed promise no reproducibility (as in vLLM, where unseeded requests share
 the engine's generator): those with equal sampling settings share one generator per batch, so
-their rows are picked by **one** vectorised core call per step instead of one per prompt. That
-is where batching pays off most; seeded requests pay a core call per prompt for their
-batch-independence.
+their rows are picked by **one** vectorised core call per step. Seeded requests keep one stream
+per row: at T = 1, in mode decoding and with ``method="batch"`` those with equal settings are
+still picked by one core call per step (the core takes one generator per row, see
+core/rows.py); with "exact" and "auto", whose lane sizes and plans are batch-wide decisions,
+each seeded prompt is its own core call per step (the backbone stays batched).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import inspect
 import io
 import threading
@@ -30,9 +33,11 @@ import torch
 from ..adapters.calm.generation import (
     CALMGenerateOutput,
     PickFn,
+    RowGroup,
     decode_chunks,
     generate,
     mode_pick,
+    row_streams,
     sampling_pick,
 )
 from ..adapters.calm.prompts import left_pad
@@ -200,56 +205,68 @@ class CALMEngine:
             return mode_pick(work.num_samples)
         return sampling_pick(work.temperature, work.sample_options())
 
-    def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
-        """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
-        rows, gens, owners = [], [], []
-        dispatch: dict[int, tuple[PickFn, CALMGenerateOutput]] = {}
-        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]] = []
-        shared: dict[tuple, torch.Generator] = {}
-        self.group_rows: dict[int, int] = {}
+    def _groups(self, works: list[CompletionWork]) -> tuple[list[_Group], list[list[_Group]]]:
+        """The batch's row groups (one pick call per group and step) and, per work and prompt,
+        its group. Unseeded rows with equal settings share one stream; seeded rows whose pick
+        takes per-row generators (T = 1, mode, method="batch") share one group with a stream
+        per row; other seeded prompts (exact, auto) are a group each."""
+        groups: dict[tuple, _Group] = {}
+        owners: list[list[_Group]] = []
+        row = 0
         for work in works:
             pick, per_work = self._pick(work), []
-            for p, ids in enumerate(work.prompts):
-                if work.seeds is None:  # one stream for the batch's unseeded, equal settings
-                    g = shared.get(work.sampling_key)
-                    if g is None:
-                        g = shared[work.sampling_key] = make_generator(None, self.device)
-                        dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
+            per_row = getattr(pick, "row_generators", False)
+            for p in range(len(work.prompts)):
+                if work.seeds is None:
+                    key: tuple = ("shared", work.sampling_key)
+                elif per_row:
+                    key = ("rows", work.sampling_key)
                 else:
+                    key = ("prompt", id(work), p)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(pick, CALMGenerateOutput(sequences=torch.empty(0)))
+                    if key[0] != "rows":
+                        seed = None if work.seeds is None else work.seeds[p]
+                        group.generator = make_generator(seed, self.device)
+                if key[0] == "rows":
                     g = make_generator(work.seeds[p], self.device)
-                    dispatch[id(g)] = (pick, CALMGenerateOutput(sequences=ids))
-                self.group_rows[id(g)] = self.group_rows.get(id(g), 0) + work.n
-                per_work.append((g, dispatch[id(g)][1]))
+                    group.row_gens += [g] * work.n
+                group.rows += range(row, row + work.n)
+                row += work.n
+                per_work.append(group)
+            owners.append(per_work)
+        return list(groups.values()), owners
+
+    def run_batch(self, works: list[CompletionWork]) -> list[CompletionResult]:
+        """Decode ``works`` (equal :attr:`CompletionWork.batch_key`) together."""
+        rows, owners = [], []
+        for work in works:
+            for p, ids in enumerate(work.prompts):
                 for j in range(work.n):
                     rows.append(ids)
-                    gens.append(g)
                     owners.append((work, p * work.n + j))
-            stats.append(per_work)
-
-        def pick(adapter: Any, g: torch.Generator, shared: CALMGenerateOutput) -> torch.Tensor:
-            fn, own = dispatch[id(g)]
-            return fn(adapter, g, own)
-
+        groups, per_work = self._groups(works)
         input_ids, mask = left_pad(rows, self.pad_token_id)
         streaming = any(w.on_text is not None for w in works)
         out = decode_chunks(
             self.model,
             input_ids.to(self.device),
-            pick,
+            _unused_pick,
             attention_mask=mask.to(self.device),
             max_new_tokens=max(w.max_tokens for w in works),
             eos_token_id=self.eos_token_id,
             pad_token_id=self.pad_token_id,
-            generator=gens,
+            groups=[g.row_group(self.device) for g in groups],
             stopping_criteria=[_RowStops(self.tokenizer, owners, input_ids.shape[1])],
             streamer=_Streamer(self, owners) if streaming else None,
         )
-        return self._results(works, stats, out, input_ids.shape[1])
+        return self._results(works, per_work, out, input_ids.shape[1])
 
     def _results(
         self,
         works: list[CompletionWork],
-        stats: list[list[tuple[torch.Generator, CALMGenerateOutput]]],
+        per_work: list[list[_Group]],
         out: CALMGenerateOutput,
         prompt_len: int,
     ) -> list[CompletionResult]:
@@ -257,9 +274,10 @@ class CALMEngine:
         counts = (new != self.pad_token_id).sum(dim=1).tolist()
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         results, row = [], 0
-        for work, per_work in zip(works, stats, strict=True):
+        for work, groups in zip(works, per_work, strict=True):
             choices = []
-            for p, (g, o) in enumerate(per_work):
+            for p, group in enumerate(groups):
+                o = group.out
                 methods = "+".join(sorted(set(o.methods))) or "ancestral"
                 plans = sorted({str(x) for x in o.plans if x is not None}) or None
                 for _ in range(work.n):
@@ -270,7 +288,7 @@ class CALMEngine:
                             text=text,
                             finish_reason="length" if reason == "length" and not hit else "stop",
                             tokens=min(int(counts[row]), work.max_tokens),
-                            draws=round(o.draws / self.group_rows[id(g)]),
+                            draws=round(o.draws / len(group.rows)),
                             method=methods,
                             plans=plans,
                             estimated_tv=_max_tv(o.estimated_tv),
@@ -289,6 +307,30 @@ class CALMEngine:
         return results
 
 
+def _unused_pick(adapter: Any, g: Any, out: CALMGenerateOutput) -> torch.Tensor:
+    raise AssertionError("every row group of the server brings its own pick")
+
+
+@dataclass(eq=False)
+class _Group:
+    """Rows of a batch chosen by one pick call per step, with their own statistics ``out``:
+    one ``generator`` for all, or ``row_gens`` (one per row; the n outputs of a prompt repeat
+    its generator, and :func:`row_streams` gives each its own child stream)."""
+
+    pick: PickFn
+    out: CALMGenerateOutput
+    rows: list[int] = field(default_factory=list)
+    generator: torch.Generator | None = None
+    row_gens: list[torch.Generator] = field(default_factory=list)
+
+    def row_group(self, device: torch.device) -> RowGroup:
+        def pick(adapter: Any, g: Any, _: CALMGenerateOutput) -> torch.Tensor:
+            return self.pick(adapter, g, self.out)
+
+        gen = self.generator if self.generator is not None else row_streams(self.row_gens)
+        return RowGroup(torch.tensor(self.rows, device=device), gen, pick)
+
+
 @dataclass(eq=False)
 class ImageWork:
     prompt: str | None
@@ -300,10 +342,30 @@ class ImageWork:
     max_draws: int | None
     seed: int
     options: dict[str, Any]  # adapter options (quantizer=...) and core options (tolerance=...)
+    seeded: bool = True  # False: the server drew ``seed``; the request may share a stream
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     batch_key = ("image",)
-    rows = 1
+
+    @property
+    def rows(self) -> int:
+        """Images asked for (what the batcher's max_batch counts)."""
+        return self.n
+
+    def share_key(self, conditional: bool) -> tuple:
+        """Unseeded works with equal keys are sampled by one core call (their images drawn
+        together); the prompt counts only where the pipeline takes one."""
+        options = tuple(sorted((k, repr(v)) for k, v in self.options.items()))
+        prompt = self.prompt if conditional else None
+        return (
+            prompt,
+            self.temperature,
+            self.method,
+            str(self.plan),
+            self.num_samples,
+            self.max_draws,
+            options,
+        )
 
 
 @dataclass
@@ -314,6 +376,7 @@ class ImageResult:
     plan: Any
     estimated_tv: float | None
     prompt_used: bool = True
+    batched_with: int = 1  # requests sampled in the same core call (this one included)
 
 
 def png_base64(image: torch.Tensor) -> str:
@@ -331,7 +394,8 @@ def png_base64(image: torch.Tensor) -> str:
 
 
 class ImageEngine:
-    """Images from a pipeline through its adapter (``TemperatureSampler``), one request a time."""
+    """Images from a pipeline through its adapter (``TemperatureSampler``); unseeded requests
+    with equal settings are sampled together (:meth:`run_batch`)."""
 
     kind = "images"
 
@@ -346,9 +410,41 @@ class ImageEngine:
             self.conditional = True
 
     def run_batch(self, works: list[ImageWork]) -> list[ImageResult]:
-        return [self._run(w) for w in works]
+        """Unseeded works with equal settings (:meth:`ImageWork.share_key`) in one core call
+        with their images together (``num_outputs`` = the sum of their n, one pipeline batch
+        per draw call), then split in arrival order; a seeded work alone (its seed is its own
+        stream: batching would change what the seed gives)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, w in enumerate(works):
+            key = ("seeded", i) if w.seeded else w.share_key(self.conditional)
+            groups.setdefault(key, []).append(i)
+        results: list[ImageResult | None] = [None] * len(works)
+        for members in groups.values():
+            part = [works[i] for i in members]
+            for i, res in zip(members, self._run_together(part), strict=True):
+                results[i] = res
+        return [r for r in results if r is not None]
 
-    def _run(self, work: ImageWork) -> ImageResult:
+    def _run_together(self, works: list[ImageWork]) -> list[ImageResult]:
+        """One core call for ``works`` (equal settings): the first's settings and seed, the sum
+        of their n; each gets its own slice of the images and its share of the draws."""
+        total = sum(w.n for w in works)
+        whole = self._run(works[0], total)
+        if len(works) == 1:
+            return [whole]
+        out, start = [], 0
+        for w in works:
+            share = dataclasses.replace(
+                whole,
+                images=whole.images[start : start + w.n],
+                draws=round(whole.draws * w.n / total),
+                batched_with=len(works),
+            )
+            out.append(share)
+            start += w.n
+        return out
+
+    def _run(self, work: ImageWork, n: int | None = None) -> ImageResult:
         from ..jobs.sampling import _is_image_batch
 
         options = {**self.options, **{k: v for k, v in work.options.items() if k == "quantizer"}}
@@ -365,7 +461,7 @@ class ImageEngine:
             work.temperature,
             method=work.method,
             num_samples=work.num_samples,
-            num_outputs=work.n,
+            num_outputs=work.n if n is None else n,
             max_draws=work.max_draws,
             generator=work.seed,
             **core,

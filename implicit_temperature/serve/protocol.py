@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 def _id(prefix: str) -> str:
@@ -45,10 +45,14 @@ class StreamOptions(Strict):
 
 class CompletionRequest(SamplingFields):
     """``POST /v1/completions``. ``temperature=0`` is mode decoding; unsupported OpenAI
-    fields are accepted only at their no-op values (see the module docstring)."""
+    fields are accepted only at their no-op values (see the module docstring).
+
+    ``prompt``: a string, a list of strings, or token ids as the OpenAI API and vLLM take them:
+    one prompt as a list of ints, or several as a list of lists of ints (ids of the model's
+    vocabulary; JSON integers only, so ``true`` or ``"5"`` are type errors)."""
 
     model: str
-    prompt: str | list[str]
+    prompt: str | list[str] | list[StrictInt] | list[list[StrictInt]]
     max_tokens: int = Field(default=16, ge=1)
     temperature: float = Field(default=1.0, ge=0)
     n: int = Field(default=1, ge=1)

@@ -277,11 +277,12 @@ def build_app(state: ServerState) -> FastAPI:
             draws=result.draws,
             plans=None if result.plan is None else [str(result.plan)],
             estimated_tv=result.estimated_tv,
-            seed=work.seed,
+            seed=work.seed if work.seeded or result.batched_with == 1 else None,
         )
         data = [ImageData(b64_json=b) for b in result.images]
         body = ImageResponse(data=data, implicit_temperature=info).model_dump()
         body["implicit_temperature"]["prompt_used"] = result.prompt_used  # False: unconditional
+        body["implicit_temperature"]["batched_with"] = result.batched_with
         return JSONResponse(body)
 
     return app

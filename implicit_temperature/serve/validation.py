@@ -66,14 +66,52 @@ def _seed(seed: int | None) -> int:
     return secrets.randbits(63) if seed is None else seed
 
 
+def _is_ids(prompt: Any) -> bool:
+    """A list of ints: one prompt as token ids."""
+    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], int)
+
+
+def prompt_list(prompt: Any) -> list[str | list[int]]:
+    """The prompts of a request: each a string or a list of token ids (400 when empty)."""
+    if isinstance(prompt, str) or _is_ids(prompt):
+        return [prompt]
+    prompts = list(prompt)
+    if not prompts:
+        raise APIError(
+            400,
+            "prompt is an empty list: give a string, a list of strings, a list of token ids "
+            "or a list of lists of token ids",
+            "prompt",
+        )
+    return prompts
+
+
+def _token_ids(engine: Any, ids: list[int], where: str) -> torch.Tensor:
+    """A prompt given as token ids -> LongTensor (L,), each id checked against the vocabulary."""
+    if not ids:
+        raise APIError(
+            400, f"{where} is an empty list of token ids: give one id at least", "prompt"
+        )
+    vocab = getattr(getattr(engine.model.transformer, "embed_tokens", None), "num_embeddings", None)
+    bad = [i for i in ids if i < 0 or (vocab is not None and i >= vocab)]
+    if bad:
+        bound = f"[0, {vocab})" if vocab is not None else "ids >= 0"
+        raise APIError(
+            400,
+            f"{where} holds token ids outside this model's vocabulary {bound}: {bad[:5]}"
+            + (" ..." if len(bad) > 5 else "")
+            + "; encode the prompt with this model's tokenizer, or send it as a string",
+            "prompt",
+        )
+    return torch.tensor(ids, dtype=torch.long)
+
+
 def completion_work(engine: Any, req: CompletionRequest, limits: Any) -> CompletionWork:
     """Validate a completions request against ``engine`` (its tokenizer and model) and limits."""
     bad = req.unsupported()
     if bad is not None:
         raise APIError(400, bad[1], bad[0])
-    prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
-    if not prompts:
-        raise APIError(400, "prompt is an empty list: give a string or a list of strings", "prompt")
+    prompts = prompt_list(req.prompt)
     _limit(len(prompts), limits.max_prompts, "prompts", "--max-prompts")
     _limit(req.n, limits.max_n, "n", "--max-n")
     _limit(req.n * len(prompts), limits.max_n, "n * prompts", "--max-n")
@@ -90,10 +128,14 @@ def completion_work(engine: Any, req: CompletionRequest, limits: Any) -> Complet
         raise APIError(400, f"stop takes up to {MAX_STOP} non-empty strings", "stop")
     options = _common(req, limits)
     ids = []
+    single = isinstance(req.prompt, str) or _is_ids(req.prompt)
     for p, text in enumerate(prompts):
-        where = "prompt" if isinstance(req.prompt, str) else f"prompt[{p}]"
+        where = "prompt" if single else f"prompt[{p}]"
         try:
-            tokens = engine.tokenizer.encode(text)
+            if isinstance(text, str):
+                tokens = engine.tokenizer.encode(text)
+            else:  # token ids, given by the client
+                tokens = _token_ids(engine, text, where)
             if not isinstance(tokens, torch.Tensor):  # a plain list of ids (Hugging Face)
                 tokens = torch.tensor(tokens, dtype=torch.long)
             if tokens.dim() == 1:
@@ -166,4 +208,5 @@ def image_work(engine: Any, req: ImageRequest, limits: Any) -> ImageWork:
         max_draws=req.max_draws,
         seed=_seed(req.seed),
         options=options,
+        seeded=req.seed is not None,
     )

@@ -195,6 +195,44 @@ def decode_latents(
     return out
 
 
+def _on_device(g: torch.Generator, device: torch.device) -> torch.Generator:
+    """``g`` itself, or (e.g. a CPU generator for a CUDA model) a generator on ``device``
+    seeded from it."""
+    if g.device.type == device.type:
+        return g
+    seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+    out = torch.Generator(device=device)
+    out.manual_seed(seed)
+    return out
+
+
+def _head_latents(head: Any, h: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """One ``head.sample`` call on ``h``, its noise from ``g`` (or from the global RNG seeded
+    from it, for a head that takes no generator; see :mod:`.rng`)."""
+    if accepts_generator(head.sample):
+        return head.sample(h, generator=g)
+    if g is None:
+        return head.sample(h)
+    seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
+    with seeded_global_rng(h.device, seed):
+        return head.sample(h)
+
+
+def _row_latents(head: Any, h: torch.Tensor, generators: Any) -> torch.Tensor:
+    """Latents of ``h (B, n, H)``, row b's noise from ``generators[b]`` alone: one head call
+    when the head declares ``row_generators = True`` (its ``sample`` takes the list), else one
+    head call per row (a head's noise is one stream per call)."""
+    if len(generators) != h.shape[0]:
+        raise InvalidArgumentError(
+            f"generator is a list of {len(generators)} for {h.shape[0]} contexts: give one per "
+            "context"
+        )
+    gens = [_on_device(make_generator(g), h.device) for g in generators]
+    if getattr(head, "row_generators", False) and accepts_generator(head.sample):
+        return head.sample(h, generator=gens)
+    return torch.cat([_head_latents(head, h[i : i + 1], g) for i, g in enumerate(gens)])
+
+
 @torch.no_grad()
 def sample_chunks(
     model: Any,
@@ -208,27 +246,20 @@ def sample_chunks(
     One ``generative_head.sample`` call on the hidden states expanded n times ``(B, n, H)``,
     then the decoder on the ``B * n`` latents in slices (:func:`decode_latents`); the K tokens are
     the decoder's argmax. ``generator``: a torch.Generator or an int seed (same seed, same
-    chunks); None follows torch's global RNG. When the head's ``sample`` takes no ``generator``
+    chunks); None follows torch's global RNG; or a list of B of them, row b's chunks from
+    ``generator[b]`` alone (one head call when the head declares ``row_generators = True``, as
+    the demo's does, else one head call per row). When the head's ``sample`` takes no ``generator``
     (the reference implementation), its noise comes from the global RNG, forked and seeded from
     ``generator`` (CPU and the model's device only, under a lock; see :mod:`.rng`).
     """
     b = hidden.shape[0]
     h = hidden[:, None, :].expand(b, n, hidden.shape[-1])
     head = model.generative_head
-    g = None if generator is None else make_generator(generator, hidden.device)
-    if g is not None and g.device.type != hidden.device.type:
-        # e.g. a CPU generator for a CUDA model: seed a generator on the model's device from it
-        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
-        g = torch.Generator(device=hidden.device)
-        g.manual_seed(seed)
-    if accepts_generator(head.sample):
-        latents = head.sample(h, generator=g)
-    elif g is None:
-        latents = head.sample(h)
+    if isinstance(generator, (list, tuple)):
+        latents = _row_latents(head, h, generator)
     else:
-        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
-        with seeded_global_rng(hidden.device, seed):
-            latents = head.sample(h)
+        g = None if generator is None else _on_device(make_generator(generator), hidden.device)
+        latents = _head_latents(head, h, g)
     if latents.dim() < 2 or latents.shape[:-1] != h.shape[:-1]:
         raise InvalidArgumentError(
             f"generative_head.sample returned latents of shape {tuple(latents.shape)} for "
@@ -256,7 +287,8 @@ class CALMAdapter(Adapter):
             latents per call for K = 4 and V = 128k.
 
     ``draw(n, generator=None)`` -> LongTensor ``(B, n, K)``: n i.i.d. next chunks per context from
-    one batched head call (``generator``: torch.Generator or int seed). ``quantize(samples)``
+    one batched head call (``generator``: torch.Generator or int seed, or a list of them, one
+    per context drawn for, see :func:`sample_chunks`). ``quantize(samples)``
     returns the token ids themselves (keys ``(B, n, K)``): chunks are compared exactly, so
     temperature acts on the chunk law itself.
     """
@@ -316,7 +348,7 @@ class CALMAdapter(Adapter):
     def draw(
         self,
         n: int,
-        generator: torch.Generator | int | None = None,
+        generator: torch.Generator | int | list | None = None,
         active: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(B, n, K)`` chunks; with ``active`` (bool (B,)) only the active contexts' rows

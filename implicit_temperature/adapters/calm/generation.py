@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -29,6 +29,7 @@ from ...core.options import (
     keyword_signature,
     positive_int,
 )
+from ...core.rows import RowGenerators
 from ...core.tolerance import warn
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
@@ -107,14 +108,21 @@ def _is_mode(temperature: Any, do_sample: bool) -> bool:
     return not do_sample or (number and temperature == 0)
 
 
+def _draw_generator(g: torch.Generator | RowGenerators) -> Any:
+    """What ``draw``/``temperature_sample`` take: the generator, or the rows' list."""
+    return g.generators if isinstance(g, RowGenerators) else g
+
+
 def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
     """The chunk choice at temperature ``t`` through the core sampler with ``opts`` (one plain
-    draw at T = 1)."""
+    draw at T = 1). Takes per-row generators (``pick.row_generators``) at T = 1 and with
+    ``method="batch"``, whose rows the core decides one by one (see core/rows.py)."""
 
-    def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
+    def pick(adapter: CALMAdapter, g: Any, out: CALMGenerateOutput) -> torch.Tensor:
+        gen = _draw_generator(g)
         if t == 1.0:
             out.draws += adapter.num_problems
-            return adapter.draw(1, generator=g)[:, 0, :]
+            return adapter.draw(1, generator=gen)[:, 0, :]
         with warnings.catch_warnings():  # one AccuracyWarning per generate() call, below
             warnings.simplefilter("ignore", AccuracyWarning)
             res = temperature_sample(
@@ -123,7 +131,7 @@ def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
                 key=adapter.quantize,
                 batched=True,
                 advice=CALM_ADVICE,
-                **{**opts.as_kwargs(), "generator": g, "on_inaccurate": "warn"},
+                **{**opts.as_kwargs(), "generator": gen, "on_inaccurate": "warn"},
             )
         out.draws += res.draws
         out.methods.append(res.method)
@@ -137,17 +145,20 @@ def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
             out.estimated_tv.append(tv)
         return res.samples[:, 0, :]
 
+    pick.row_generators = t == 1.0 or opts.method == "batch"  # type: ignore[attr-defined]
     return pick
 
 
 def mode_pick(num_samples: int) -> PickFn:
-    """Mode decoding: the most frequent of ``num_samples`` draws (see :mod:`.mode`)."""
+    """Mode decoding: the most frequent of ``num_samples`` draws (see :mod:`.mode`); takes
+    per-row generators."""
 
-    def pick(adapter: CALMAdapter, g: torch.Generator, out: CALMGenerateOutput) -> torch.Tensor:
+    def pick(adapter: CALMAdapter, g: Any, out: CALMGenerateOutput) -> torch.Tensor:
         out.draws += adapter.num_problems * num_samples
         out.methods.append("mode")
-        return mode_chunks(adapter, num_samples, g)
+        return mode_chunks(adapter, num_samples, _draw_generator(g))
 
+    pick.row_generators = True  # type: ignore[attr-defined]
     return pick
 
 
@@ -235,9 +246,11 @@ def generate(
             ``put(chunk (B, K))`` per step (pads for finished rows), then ``end()``.
         generator: torch.Generator or int seed (same seed, same output); None follows torch's
             global seed. A list of B generators/seeds gives each prompt its own stream: a
-            prompt's output then depends only on its own seed, never on its batch-mates (one
-            core call per prompt and step instead of one for the batch; the backbone stays
-            batched).
+            prompt's output then depends only on its own seed, never on its batch-mates. At
+            T = 1, in mode decoding and with ``method="batch"`` the core still decides all
+            rows in one call (one stream per row, see core/rows.py); with "exact" and "auto",
+            whose lane sizes and plans are batch-wide, it is one core call per prompt and step
+            (the backbone stays batched).
         max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
         **options: the other sampling options of :class:`~implicit_temperature.core.options.
             SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
@@ -324,7 +337,19 @@ generate.__signature__ = keyword_signature(  # type: ignore[attr-defined]
 )
 
 
-PickFn = Callable[[CALMAdapter, torch.Generator, CALMGenerateOutput], torch.Tensor]
+#: ``pick(adapter, generator, out)`` -> next chunks (B_active, K); ``generator`` is one stream,
+#: or a :class:`RowGenerators` (one per row) when the pick sets ``pick.row_generators = True``.
+PickFn = Callable[[CALMAdapter, Any, CALMGenerateOutput], torch.Tensor]
+
+
+class RowGroup(NamedTuple):
+    """Rows (LongTensor indices into the batch) whose chunks one ``pick`` call chooses per step:
+    ``generator`` one stream for them all, or :class:`RowGenerators` (one per row, aligned with
+    ``rows``); ``pick`` the group's own (None: the ``pick`` of :func:`decode_chunks`)."""
+
+    rows: torch.Tensor
+    generator: torch.Generator | RowGenerators
+    pick: PickFn | None = None
 
 
 def chunk_attention_mask(
@@ -364,23 +389,48 @@ def chunk_attention_mask(
     return cmask
 
 
-def _row_groups(
-    generator: GeneratorArg, b: int, device: torch.device
-) -> list[tuple[torch.Tensor, torch.Generator]]:
-    """(rows, generator) pairs: one group for a single generator; with a list, one group per
-    distinct generator object (the rows ``num_return_sequences`` copies share)."""
+def row_streams(generators: Sequence[torch.Generator]) -> RowGenerators:
+    """One stream per row from a per-row list in which rows may share a generator object (the
+    ``num_return_sequences`` copies of a prompt): a generator listed once is used as is; one
+    listed k > 1 times seeds k children from k draws of its own stream, in row order. So each
+    row's stream is a function of its prompt's generator alone."""
+    counts: dict[int, int] = {}
+    for g in generators:
+        counts[id(g)] = counts.get(id(g), 0) + 1
+    children: dict[int, list[torch.Generator]] = {}
+    out = []
+    for g in generators:
+        if counts[id(g)] == 1:
+            out.append(g)
+            continue
+        if id(g) not in children:
+            seeds = torch.randint(0, 2**62, (counts[id(g)],), generator=g, device=g.device)
+            children[id(g)] = [make_generator(int(x), g.device) for x in seeds.cpu()][::-1]
+        out.append(children[id(g)].pop())
+    return RowGenerators(out)
+
+
+def row_groups(
+    generator: GeneratorArg, b: int, device: torch.device, per_row: bool = False
+) -> list[RowGroup]:
+    """The row groups of ``generator``: one group for a single generator; with a list, one group
+    per distinct generator object (the rows ``num_return_sequences`` copies share), or, when
+    the pick takes per-row generators (``per_row``), one group of all rows with one stream each
+    (:func:`row_streams`)."""
     if not isinstance(generator, (list, tuple)):
-        return [(torch.arange(b, device=device), make_generator(generator, device))]
+        return [RowGroup(torch.arange(b, device=device), make_generator(generator, device))]
     if len(generator) != b:
         raise InvalidArgumentError(
             f"generator is a list of {len(generator)} for {b} rows: give one per row"
         )
     gens = [make_generator(g, device) for g in generator]
+    if per_row:
+        return [RowGroup(torch.arange(b, device=device), row_streams(gens))]
     rows: dict[int, list[int]] = {}
     for i, g in enumerate(gens):
         rows.setdefault(id(g), []).append(i)
     by_id = {id(g): g for g in gens}
-    return [(torch.tensor(r, device=device), by_id[k]) for k, r in rows.items()]
+    return [RowGroup(torch.tensor(r, device=device), by_id[k]) for k, r in rows.items()]
 
 
 def _positions(cmask: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor | None]:
@@ -406,14 +456,18 @@ def decode_chunks(
     decode_chunk_size: int | None = None,
     stopping_criteria: Sequence[Callable[..., torch.Tensor]] = (),
     streamer: Any = None,
+    groups: Sequence[RowGroup] | None = None,
 ) -> CALMGenerateOutput:
     """The decoding loop under :func:`generate`, with the chunk choice left to ``pick``.
 
     Each step runs the backbone on the last chunk with the KV cache (the whole prompt at step 0;
     the cache keyword, ``past_key_values`` or ``cache``, is read from the backbone's signature)
     and calls ``pick(adapter, generator, out)`` with a :class:`CALMAdapter` over the unfinished
-    rows' hidden states (once per row group when ``generator`` is a list); ``pick`` returns their
-    next chunks ``(B_active, K)``. Arguments and EOS/padding rules as in :func:`generate`.
+    rows' hidden states (once per row group when ``generator`` is a list, see
+    :func:`row_groups`); ``pick`` returns their next chunks ``(B_active, K)``. ``groups``:
+    explicit :class:`RowGroup` s instead (each row in exactly one; ``generator`` is then
+    ignored), e.g. requests with different settings in one batch. Arguments and EOS/padding
+    rules as in :func:`generate`.
     """
     check_calm_model(model)
     input_ids = check_input_ids(model, input_ids)
@@ -428,7 +482,8 @@ def decode_chunks(
     k = model.patch_size
     b, prompt_len = input_ids.shape
     cmask = chunk_attention_mask(attention_mask, input_ids, k)
-    groups = _row_groups(generator, b, device)
+    if groups is None:
+        groups = row_groups(generator, b, device, getattr(pick, "row_generators", False))
 
     steps = math.ceil(max_new_tokens / k)
     unfinished = torch.ones(b, dtype=torch.bool, device=device)
@@ -451,17 +506,21 @@ def decode_chunks(
         )
         hidden = hidden[:, -1, :]
         chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
-        for rows, g in groups:
+        for rows, g, own_pick in groups:
             if can_end_early and step > 0:
-                rows = rows[unfinished.index_select(0, rows)]
+                keep = unfinished.index_select(0, rows)
+                rows = rows[keep]
                 if rows.numel() == 0:
                     continue
+                if isinstance(g, RowGenerators) and rows.numel() < len(g):
+                    g = g.select(keep)
             adapter = CALMAdapter(
                 model,
                 hidden_states=hidden.index_select(0, rows),
                 decode_chunk_size=decode_chunk_size,
             )
-            chunk.index_copy_(0, rows, pick(adapter, g, out).to(torch.long))
+            chosen = (own_pick or pick)(adapter, g, out)
+            chunk.index_copy_(0, rows, chosen.to(torch.long))
         if eos is not None:
             is_eos = torch.isin(chunk, eos) & unfinished[:, None]
             after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after first EOS

@@ -203,23 +203,33 @@ class MLPGenerator(nn.Module):
         self.out_norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, config.latent_size)
 
+    #: ``sample`` takes a list of generators, one per row of the first dimension (the calm
+    #: adapter then draws every row of a batch from its own stream in one call).
+    row_generators = True
+
+    def _noise(
+        self, hidden_states: torch.Tensor, generator: torch.Generator | list | None
+    ) -> torch.Tensor:
+        shape = (*hidden_states.shape[:-1], self.noise_size)
+        kw = dict(device=hidden_states.device, dtype=hidden_states.dtype)
+        if not isinstance(generator, (list, tuple)):
+            return torch.rand(shape, generator=generator, **kw) - 0.5
+        if len(generator) != shape[0]:
+            raise InvalidArgumentError(
+                f"{len(generator)} generators for {shape[0]} rows: give one per row"
+            )
+        # one torch.rand per row: a torch.Generator is a single stream (loop over rows only)
+        return torch.stack([torch.rand(shape[1:], generator=g, **kw) for g in generator]) - 0.5
+
     def sample(
-        self, hidden_states: torch.Tensor, generator: torch.Generator | None = None
+        self, hidden_states: torch.Tensor, generator: torch.Generator | list | None = None
     ) -> torch.Tensor:
         """``hidden_states (..., H)`` -> latents ``(..., D)``, one fresh noise draw per leading
         index. Leading dims that are broadcast views (stride 0, e.g. from ``expand``) have their
         conditioning computed once and broadcast, so n draws per context cost little more than
-        n noise passes."""
-        noise = (
-            torch.rand(
-                *hidden_states.shape[:-1],
-                self.noise_size,
-                generator=generator,
-                device=hidden_states.device,
-                dtype=hidden_states.dtype,
-            )
-            - 0.5
-        )
+        n noise passes. ``generator``: one, or a list with one per row of the first dimension
+        (row b's noise from ``generator[b]`` alone)."""
+        noise = self._noise(hidden_states, generator)
         base = hidden_states
         for d in range(hidden_states.dim() - 1):
             if hidden_states.stride(d) == 0 and hidden_states.shape[d] > 1:

@@ -1,0 +1,113 @@
+"""``generator=`` as a list, one stream per problem (core/rows.py): a batched problem's result
+depends on its own generator only, and the batch method keeps its law."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import ALPHA, PEAKED, chi_square_pvalue, frequencies, tempered, total_variation
+
+import implicit_temperature as it
+from implicit_temperature.core import batch_selection
+from implicit_temperature.core.errors import InvalidArgumentError
+from implicit_temperature.core.rows import RowGenerators
+
+#: 16 different laws on 6 outcomes, one per problem (so a row mixed up with another shows).
+LAWS = torch.softmax(torch.randn(16, 6, generator=torch.Generator().manual_seed(3)) * 1.5, dim=1)
+
+
+def per_row_draw(laws: torch.Tensor):
+    """Batched draw (B, m): row b from laws[b], with generator[b] when given a list."""
+
+    def draw(m: int, generator=None) -> torch.Tensor:
+        if isinstance(generator, (list, tuple)):
+            assert len(generator) == laws.shape[0]
+            rows = [
+                torch.multinomial(laws[b].float(), m, replacement=True, generator=g)
+                for b, g in enumerate(generator)
+            ]
+            return torch.stack(rows)
+        return torch.multinomial(laws.float(), m, replacement=True, generator=generator)
+
+    return draw
+
+
+@pytest.mark.filterwarnings("ignore::implicit_temperature.AccuracyWarning")
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_a_row_alone_equals_the_same_row_in_a_batch_of_16(temperature):
+    kw = dict(method="batch", num_samples=40, num_outputs=8, batched=True)
+    seeds = [1000 + b for b in range(16)]
+    together = it.temperature_sample(per_row_draw(LAWS), temperature, generator=seeds, **kw)
+    assert together.samples.shape == (16, 8)
+    for b in (0, 5, 15):
+        alone = it.temperature_sample(
+            per_row_draw(LAWS[b : b + 1]), temperature, generator=[seeds[b]], **kw
+        )
+        assert torch.equal(alone.samples[0], together.samples[b])
+    # and a different batch-mate order changes nothing for the row either
+    order = list(reversed(range(16)))
+    shuffled = it.temperature_sample(
+        per_row_draw(LAWS[order]), temperature, generator=[seeds[i] for i in order], **kw
+    )
+    assert torch.equal(shuffled.samples.flip(0), together.samples)
+    # generators and int seeds are the same streams
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    again = it.temperature_sample(per_row_draw(LAWS), temperature, generator=gens, **kw)
+    assert torch.equal(again.samples, together.samples)
+
+
+def test_per_row_gumbel_noise_picks_with_the_selection_probabilities():
+    """batch_selection with one generator per row: the pick frequencies over 20000 rows of one
+    fixed pool match selection_probabilities (chi-square, p > ALPHA)."""
+    pool = torch.tensor([[0, 0, 0, 1, 1, 2, 3, 3, 3, 3]])
+    rows = 20_000
+    keys = pool.expand(rows, -1)
+    sel = batch_selection(keys, 1 / 3, generator=RowGenerators(list(range(rows))))
+    probs = it.selection_probabilities(pool, 1 / 3)[0]
+    assert chi_square_pvalue(sel.index, probs) > ALPHA
+
+
+def test_per_row_batch_method_keeps_its_law():
+    """200 problems of PEAKED, each its own seed, 100 outputs each at T = 0.5 and N = 200: the
+    20k outputs are within TV 0.02 of P^2, as the single-stream batch method is (test_batch.py;
+    Monte-Carlo TV noise at 20k outputs on 4 outcomes ~0.006)."""
+    b = 200
+    laws = PEAKED.expand(b, -1)
+    res = it.temperature_sample(
+        per_row_draw(laws),
+        0.5,
+        method="batch",
+        num_samples=200,
+        num_outputs=100,
+        batched=True,
+        generator=list(range(b)),
+    )
+    target = tempered(PEAKED, 0.5)
+    assert total_variation(frequencies(res.samples, target.numel()), target) < 0.02
+
+
+@pytest.mark.parametrize(
+    "kw,words",
+    [
+        (dict(method="exact"), 'method="batch"'),
+        (dict(method="auto"), 'method="batch"'),
+        (dict(method="batch", generator=[torch.Generator()] * 16), "its own"),
+    ],
+)
+def test_per_row_generators_refuse_what_they_cannot_keep(kw, words):
+    kw = {"generator": list(range(16)), "num_samples": 10, "batched": True, **kw}
+    with pytest.raises(InvalidArgumentError, match=words):
+        it.temperature_sample(per_row_draw(LAWS), 0.5, **kw)
+
+
+def test_a_list_of_the_wrong_length_is_an_error():
+    def draw(m, generator=None):  # 16 problems whatever it is given
+        return torch.zeros(16, m, dtype=torch.long)
+
+    with pytest.raises(InvalidArgumentError, match="one generator .or int seed. per problem"):
+        it.temperature_sample(draw, 0.5, method="batch", batched=True, generator=[1, 2, 3])
+
+
+def test_per_row_generators_need_batched():
+    with pytest.raises(InvalidArgumentError, match="batched=True"):
+        it.temperature_sample(lambda m, generator=None: torch.zeros(m), 0.5, generator=[1, 2])
