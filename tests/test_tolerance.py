@@ -326,3 +326,22 @@ def test_a_default_call_stops_at_a_small_multiple_of_its_plans_estimate():
     exact_estimate = it.expected_exact_draws(PEAKED, 0.25) * 20  # ~410: what the pilot saw
     limit = calls[0] + api.RUNAWAY_FACTOR * 3 * exact_estimate + api.RUNAWAY_SLACK
     assert info.value.stats["draws"] <= limit < 1e4
+
+
+def test_auto_does_not_choose_the_jackknife_whose_estimate_runs_low():
+    """On the flat head at T = 0.1 the jackknifed rule's error estimate is a fraction of its true
+    TV, so auto choosing it on that estimate returned TV ~0.06 without a warning; auto keeps to
+    the binomial rule (whose estimate this suite checks) unless the jackknife is asked for."""
+    res = it.temperature_sample(
+        categorical(flat_head()), 0.1, num_outputs=20, max_draws=200_000, generator=3
+    )
+    assert res.method == "batch" and res.extra["estimator"] == "binomial"
+    asked = it.temperature_sample(
+        categorical(flat_head()),
+        0.1,
+        num_outputs=20,
+        max_draws=200_000,
+        generator=3,
+        estimator="jackknife",
+    )
+    assert asked.extra["estimator"] == "jackknife"

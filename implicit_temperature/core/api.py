@@ -49,7 +49,14 @@ from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
 from .rows import RowGenerators, is_row_generators
 from .samples import Samples
-from .tolerance import ACCURACY_MAX_DRAWS, batch_accuracy, check_accuracy, observed_counts, warn
+from .tolerance import (
+    ACCURACY_MAX_DRAWS,
+    LADDER_MARGIN,
+    batch_accuracy,
+    check_accuracy,
+    observed_counts,
+    warn,
+)
 from .tree import run_tree
 from .validation import check_temperature, make_generator
 
@@ -591,11 +598,14 @@ def _auto_exact(source: DrawSource, request: Request, plan: Plan) -> Temperature
 def _auto_batch(
     source: DrawSource, request: Request, gen: torch.Generator, plan: Plan
 ) -> TemperatureResult:
-    """A batch attempt; when it misses the tolerance, re-plan once from its pools and run the
-    new plan (exact or a larger N) if it fits what is left of the budget."""
+    """A batch attempt; when its estimate misses LADDER_MARGIN x the tolerance (the aim that
+    chose its N: an estimate just under the tolerance is too close to trust, the estimate is a
+    noisy one), re-plan once from its pools and run the new plan (exact or a larger N) if it
+    fits what is left of the budget."""
     res = run_batch(source, request, gen, plan)
     keys = res.extra.pop("pool_keys")
-    if res.accuracy is None or res.accuracy.meets or not res.accuracy.known:
+    acc = res.accuracy
+    if acc is None or not acc.known or acc.estimate <= LADDER_MARGIN * acc.tolerance:
         cost = "" if res.accuracy is None or res.accuracy.known else _unknown_cost(keys, request)
         return conclude(res, request, cost)
     b = keys.shape[0]

@@ -232,8 +232,8 @@ class SampleOptions:
         one_of(ESTIMATORS),
         "batch method weights: 'binomial' (C(c, 1/T)), 'jackknife' (binomial with its 1/N bias "
         "removed: far fewer draws for the same accuracy on spread laws), 'plugin' ((c/N)^(1/T)) "
-        "or 'auto' (default: binomial at a given N; where N is chosen (method='auto', "
-        "num_samples='auto') the rule the pilot estimates cheaper at the tolerance)",
+        "or 'auto' (default: binomial; auto chooses its N. The jackknife is never chosen on its "
+        "own: its error estimate can be several times too low at low T on spread laws)",
     )
     progress: bool = option(False, flag, "show the exact method's progress (tqdm or log lines)")
     tolerance: float = option(
