@@ -300,8 +300,10 @@ def test_dry_run_runs_only_the_pilot_and_returns_the_estimate():
     assert isinstance(est, it.core.Estimate)
     assert sum(calls) == 200  # the pilot, nothing sampled
     rules = {m.estimator for m in est.methods if m.method == "batch"}
-    assert rules == {"binomial", "jackknife"}  # both rules auto may choose between
+    assert rules == {"binomial"}  # the rule auto may choose (the jackknife only when asked)
     assert est.decision in ("exact", "batch") and est.reason
+    asked = it.estimate(draw, 0.1, num_outputs=10, generator=0, estimator="jackknife")
+    assert {m.estimator for m in asked.methods if m.method == "batch"} == {"jackknife"}
     same = it.estimate(draw, 0.1, num_outputs=10, generator=0)
     assert [m.estimated_tv for m in same.methods] == [m.estimated_tv for m in est.methods]
 
