@@ -27,7 +27,7 @@ from implicit_temperature.core.options import SampleOptions
 from implicit_temperature.core.pilot import Pilot, next_pilot_size
 from implicit_temperature.core.plan import leaf, parse_tree
 from implicit_temperature.core.request import Request
-from implicit_temperature.core.tree import pairs_to_try
+from implicit_temperature.core.tree import node_step, pairs_to_try
 
 L = torch.long
 
@@ -195,3 +195,21 @@ def test_init_selection_weights_are_the_batch_rule():
     # batch_selection is init, step on the generator's uniforms, finish
     sel = batch_selection(keys, 0.5, generator=3)
     assert sel.index.item() in (0, 1, 2) and sel.counts.tolist() == [[3, 3, 3, 1]]
+
+
+def test_node_step_keeps_colliding_pairs_among_those_tried():
+    """A tree node's round on hand-built child keys: a pair is kept when its two keys agree,
+    only among the first want[b] pairs of problem b; the counts add up over rounds."""
+    left = torch.tensor([[[1], [2], [3]], [[4], [4], [5]]])
+    right = torch.tensor([[[1], [0], [3]], [[4], [4], [5]]])
+    want = torch.tensor([3, 2])
+    keep, counts = node_step(None, left, right, want)
+    assert keep.tolist() == [[True, False, True], [True, True, False]]  # pair (5, 5) not tried
+    assert counts.pairs.tolist() == [3, 2] and counts.kept.tolist() == [2, 2]
+    keep, counts = node_step(counts, left, right, torch.tensor([1, 0]))
+    assert keep.tolist() == [[True, False, False], [False, False, False]]
+    assert counts.pairs.tolist() == [4, 2] and counts.kept.tolist() == [3, 2]
+    # multi-column keys (d = 2) agree only when every column does
+    two = torch.tensor([[[1, 2], [1, 3]]])
+    keep, _ = node_step(None, two, torch.tensor([[[1, 2], [1, 2]]]), torch.tensor([2]))
+    assert keep.tolist() == [[True, False]]

@@ -239,21 +239,23 @@ def temperature_sample(
         return conclude(run_batch(source, request, gen), request)
     if opts.method == "exact":
         return conclude(run_exact_method(source, request), request)
-    return run_auto(source, request, gen)
+    return run_auto(source, request, source.single_generator())
 
 
 def _generator(opts: SampleOptions, batched: bool) -> torch.Generator | RowGenerators:
     """The run's generator: one stream, or one per problem (a list; see :mod:`.rows`)."""
-    if not is_row_generators(opts.generator):
-        return make_generator(opts.generator)
-    if not batched or opts.method != "batch":
+    given = opts.generator
+    if not is_row_generators(given):
+        return make_generator(given)
+    if not batched or opts.method != "batch" or opts.num_samples == "auto":
         raise InvalidArgumentError(
             "generator= is a list (one stream per problem), which needs batched=True and "
-            f'method="batch" (got batched={batched}, method={opts.method!r}): the exact '
-            "method sizes its lanes and auto plans from the whole batch, so their rows would "
-            "depend on each other; give one generator, or call once per problem"
+            f'method="batch" with a given num_samples (got batched={batched}, '
+            f"method={opts.method!r}, num_samples={opts.num_samples!r}): the exact method sizes "
+            "its lanes and auto plans from the whole batch, so their rows would depend on each "
+            "other; give one generator, or call once per problem"
         )
-    return RowGenerators(opts.generator)
+    return RowGenerators(given)
 
 
 temperature_sample.__signature__ = keyword_signature(  # type: ignore[attr-defined]

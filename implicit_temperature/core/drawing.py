@@ -109,6 +109,16 @@ class DrawSource:
         self._seen_count = 0
         self._signature: tuple[Any, ...] | None = None
 
+    def single_generator(self) -> torch.Generator:
+        """The run's one generator; methods that plan from the whole batch (exact, auto) have
+        no per-row streams (``temperature_sample`` refuses a list for them before any draw)."""
+        if isinstance(self.generator, RowGenerators):
+            raise InvalidArgumentTypeError(
+                "this method takes one generator, not one per problem: give generator= a "
+                'torch.Generator or an int seed, or use method="batch" with a given num_samples'
+            )
+        return self.generator
+
     def _generator_kwargs(self, active: torch.Tensor | None) -> dict[str, Any]:
         """``generator=`` for ``draw``: the run's generator, or the list of the drawn rows'."""
         if not self._pass_generator:

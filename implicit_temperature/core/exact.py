@@ -397,7 +397,7 @@ def run_exact(
     tl = _Tallies(num_outputs, b, dev)
     if max_draws is None:
         max_draws = start_budget + DEFAULT_MAX_DRAWS_PER_OUTPUT * int(tl.q.sum())
-    lanes = _Lanes(y, y_keys)
+    lanes, gen = _Lanes(y, y_keys), source.single_generator()
     in_prog = torch.zeros(b, dtype=torch.long, device=dev)
     want = first.to(dev).expand(b).clone()
     while True:
@@ -405,7 +405,7 @@ def run_exact(
             on_draw()
         stats.draws, stats.calls = source.draws, source.calls
         stats.max_lanes_used = max(stats.max_lanes_used, m)
-        _step(lanes, y, y_keys, n, a, in_prog, want, tl, accepted, stats, source.generator)
+        _step(lanes, y, y_keys, n, a, in_prog, want, tl, accepted, stats, gen)
         lanes.compact()
         in_prog = lanes.active.sum(1)
         need = (tl.q - tl.n_acc).clamp(min=0)  # outputs each problem still lacks

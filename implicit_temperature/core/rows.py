@@ -23,7 +23,7 @@ promise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -31,7 +31,9 @@ from .errors import InvalidArgumentError
 from .validation import make_generator
 
 
-def is_row_generators(generator: Any) -> bool:
+def is_row_generators(
+    generator: Any,
+) -> TypeGuard[Sequence[torch.Generator | int] | RowGenerators]:
     """True for ``generator=`` given as a list or tuple (one generator or seed per problem)."""
     return isinstance(generator, (list, tuple, RowGenerators))
 
@@ -40,12 +42,14 @@ class RowGenerators:
     """One ``torch.Generator`` per problem (see the module docstring). ``device``: the first
     generator's (all must share it)."""
 
-    def __init__(self, generators: Sequence[torch.Generator | int]) -> None:
-        if isinstance(generators, RowGenerators):
-            generators = generators.generators
-        if len(generators) == 0:
+    generators: list[torch.Generator]
+    device: torch.device
+
+    def __init__(self, generators: Sequence[torch.Generator | int] | RowGenerators) -> None:
+        given = generators.generators if isinstance(generators, RowGenerators) else generators
+        if len(given) == 0:
             raise InvalidArgumentError("generator is an empty list: give one per problem")
-        gens = [make_generator(g) for g in generators]
+        gens: list[torch.Generator] = [make_generator(g) for g in given]
         if len({id(g) for g in gens}) != len(gens):
             raise InvalidArgumentError(
                 "generator lists the same torch.Generator for several problems: give each "

@@ -31,6 +31,7 @@ of ``draw`` calls that take ``active=``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -185,8 +186,7 @@ class _Stream:
         self.run = run
         self.tree = tree
         self.buffer = _Buffer()
-        self.pairs: torch.Tensor | None = None  # pairs tried per problem
-        self.kept: torch.Tensor | None = None  # pairs kept per problem
+        self.counts: NodeCounts | None = None  # pairs tried and kept per problem
 
     def take(self, k: int | torch.Tensor) -> tuple[Samples, torch.Tensor]:
         """The next k (int, or (B,) per problem) outputs: samples (B, max k, ...), keys
@@ -210,9 +210,8 @@ class _Stream:
         left, right = self.tree.parts
         want: int | torch.Tensor
         if isinstance(short, torch.Tensor):
-            tried = self.pairs if self.pairs is not None else torch.zeros_like(short)
-            kept = self.kept if self.kept is not None else torch.zeros_like(short)
-            want = pairs_to_try(short, tried.to(short.device), kept.to(short.device))
+            c = self.counts or NodeCounts(torch.zeros_like(short), torch.zeros_like(short))
+            want = pairs_to_try(short, c.pairs.to(short.device), c.kept.to(short.device))
         else:  # B not known yet (no draw made, so no pair tried): the first request
             want = max(1, short)
         if left is right:  # one stream, consecutive outputs paired: (0, 1), (2, 3), ...
@@ -225,20 +224,35 @@ class _Stream:
             a_s, a_k = self.run.stream(left).take(want)
             _, b_k = self.run.stream(right).take(want)
             width = a_k.shape[1]
-        b = a_k.shape[0]
-        dev = a_k.device
-        want_t = _per_problem(want, torch.zeros(b, dtype=torch.long, device=dev))
-        valid = torch.arange(width, device=dev).unsqueeze(0) < want_t.unsqueeze(1)
-        keep = valid & (a_k == b_k).all(-1)
+        want_t = _per_problem(want, torch.zeros(a_k.shape[0], dtype=torch.long, device=a_k.device))
+        keep, self.counts = node_step(self.counts, a_k[:, :width], b_k[:, :width], want_t)
         self.buffer.append(a_s, a_k, keep)
-        kept = keep.sum(1)
-        if self.pairs is None or self.kept is None:
-            self.pairs, self.kept = want_t.clone(), kept
-        else:
-            self.pairs, self.kept = self.pairs + want_t, self.kept + kept
-        tally = torch.stack([want_t.sum(), kept.sum()]).cpu()
+        tally = torch.stack([want_t.sum(), keep.sum()]).cpu()
         self.run.pairs += int(tally[0])
         self.run.kept += int(tally[1])
+
+
+class NodeCounts(NamedTuple):
+    """A tree node's state: pairs tried and kept so far per problem, LongTensors (B,)."""
+
+    pairs: torch.Tensor
+    kept: torch.Tensor
+
+
+def node_step(
+    counts: NodeCounts | None, left: torch.Tensor, right: torch.Tensor, want: torch.Tensor
+) -> tuple[torch.Tensor, NodeCounts]:
+    """One round of a node (pure): the pairs (left[b, j], right[b, j]) of two independent child
+    outputs' keys (B, W, d), of which the first ``want[b]`` (B,) are tried. A pair is kept when
+    its keys agree (the collision that multiplies the children's exponents; exact because the
+    children's outputs are i.i.d.); its left sample is the node's output. Returns the keep mask
+    (B, W) and the node's counts after this round."""
+    valid = torch.arange(left.shape[1], device=left.device).unsqueeze(0) < want.unsqueeze(1)
+    keep = valid & (left == right).all(-1)
+    kept = keep.sum(1)
+    if counts is None:
+        return keep, NodeCounts(want.clone(), kept)
+    return keep, NodeCounts(counts.pairs + want, counts.kept + kept)
 
 
 def pairs_to_try(short: torch.Tensor, tried: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
