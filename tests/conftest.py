@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,11 @@ def tiny_unet():
         norm_num_groups=4,
         add_attention=False,
     )
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C: a runner that starts the suite in the
+    background of a non-interactive shell passes SIGINT on ignored, and Python then keeps
+    ignoring it; the tests are about what the CLI does with Ctrl-C, so the child gets the
+    default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 
 import implicit_temperature
 from implicit_temperature import cli
@@ -430,6 +431,7 @@ def test_sample_stops_cleanly_on_ctrl_c_and_says_how_to_resume(tmp_path, sig):
         text=True,
         cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=default_sigint,
     )
     part = out / "parts" / "rank-0.jsonl"
     deadline = time.monotonic() + 120

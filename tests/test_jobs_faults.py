@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import torchrun_command
+from conftest import default_sigint, torchrun_command
 
 import implicit_temperature
 from implicit_temperature.jobs import JobError, run_job
@@ -260,6 +260,7 @@ def test_ctrl_c_soon_after_start_exits_130_in_one_line(tmp_path, reference, afte
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        preexec_fn=default_sigint,
     )
     time.sleep(after)
     proc.send_signal(signal.SIGINT)

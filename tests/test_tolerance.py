@@ -4,7 +4,6 @@ result that misses it warns (AccuracyWarning) or raises, at the user's line, nev
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import pytest
@@ -46,11 +45,9 @@ def test_all_distinct_draws_finish_at_once_with_batch_and_a_warning(draw, temper
     # issue 16: auto planned "exact ~32 draws" from a 16-draw pilot without a repeat, then drew
     # ~1e6 and raised. Now the pilot grows until its collision floor (~M^2/6) rules exact out,
     # batch runs, and the unknown accuracy is said, at this line.
-    start = time.perf_counter()
     with pytest.warns(it.AccuracyWarning) as record:
         res = it.temperature_sample(draw, temperature, generator=0)
-    assert time.perf_counter() - start < 30
-    assert res.method == "batch" and res.draws <= 1_000
+    assert res.method == "batch" and res.draws <= 1_000 and res.model_calls <= 10
     assert math.isnan(res.estimated_tv) and res.accuracy.upper == 1.0
     (w,) = accuracy_warnings(record)
     assert w.filename == __file__
@@ -190,7 +187,8 @@ def test_diffusers_one_liner_returns_at_once_and_warns():
     with the default image hash ran > 15 minutes (issue 16): every image hash is distinct, the
     pilot said "exact, cheap" and the exact run never ended. Now the pilot's missing collisions
     rule exact out, batch runs with a pool as small as the pilot, and the call warns. The draws
-    are bounded (the time then depends on the denoising steps only: 20 here)."""
+    and pipeline calls are bounded, so the time depends on the denoising steps only (20 here);
+    wall time is not asserted (it is the machine's, not the library's)."""
     pytest.importorskip("diffusers")
     from conftest import tiny_unet
     from diffusers import DDPMPipeline, DDPMScheduler
@@ -200,13 +198,11 @@ def test_diffusers_one_liner_returns_at_once_and_warns():
     unet = tiny_unet()
     pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler())
     tpipe = with_temperature(pipe, num_inference_steps=20)
-    start = time.perf_counter()
     with pytest.warns(it.AccuracyWarning) as record:
         out = tpipe(temperature=0.5, num_images_per_prompt=4)
     assert len(out.images) == 4
-    assert time.perf_counter() - start < 120
     (res,) = tpipe.last_results
-    assert res.method == "batch" and res.draws <= 300
+    assert res.method == "batch" and res.draws <= 300 and res.model_calls <= 20
     assert accuracy_warnings(record)[0].filename == __file__
 
 
