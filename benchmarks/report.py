@@ -203,7 +203,14 @@ def _end_to_end_lines(e2e: dict) -> list[str]:
     value, target = speed["batch_over_keep_first"], speed["batch_over_keep_first_target"]
     return [
         f"- CALM decoding, batch method / draw-and-keep-first time at T = 0.5 (the selection's "
-        f"own overhead): {value:.3f} " + target_note(value, target, "<=") + "."
+        f"own overhead, without the per-step accuracy estimate): {value:.3f} "
+        + target_note(value, target, "<=")
+        + (
+            f"; with the default estimate {speed['estimated_batch_over_keep_first']:.3f}x "
+            f"({speed['estimate_ms_per_step']:.1f} ms per step)."
+            if "estimated_batch_over_keep_first" in speed
+            else "."
+        )
     ]
 
 

@@ -343,3 +343,49 @@ def test_auto_does_not_choose_the_jackknife_whose_estimate_runs_low():
         estimator="jackknife",
     )
     assert asked.extra["estimator"] == "jackknife"
+
+
+def test_estimate_accuracy_false_skips_the_estimate_without_changing_the_outputs():
+    # The same spread-law call as above (true TV ~0.24, warns by default): with
+    # estimate_accuracy=False the outputs are the same draws and picks (the estimate draws from
+    # its own generator), the record says "not estimated", and nothing warns.
+    draw = categorical(flat_head())
+    kw = dict(method="batch", num_outputs=20, generator=1)
+    with pytest.warns(it.AccuracyWarning):
+        estimated = it.temperature_sample(draw, 0.1, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.TemperatureWarning)
+        skipped = it.temperature_sample(draw, 0.1, estimate_accuracy=False, **kw)
+    assert torch.equal(skipped.samples, estimated.samples)
+    assert skipped.draws == estimated.draws
+    assert not skipped.accuracy.estimated and estimated.accuracy.estimated
+    assert math.isnan(skipped.estimated_tv) and skipped.accuracy.upper == 1.0
+    assert "not estimated" in skipped.accuracy.how
+
+
+@pytest.mark.parametrize("kw", [dict(method="auto"), dict(method="batch", num_samples="auto")])
+def test_estimate_accuracy_false_is_refused_where_the_estimate_decides(kw):
+    with pytest.raises(
+        it.InvalidArgumentError, match="estimate_accuracy=False needs method='batch'"
+    ):
+        it.temperature_sample(categorical(PEAKED), 0.5, estimate_accuracy=False, **kw)
+
+
+def test_calm_generate_without_the_estimate_decodes_the_same_chunks_silently():
+    from conftest import tiny_calm_config
+
+    from implicit_temperature.adapters.calm import generate
+    from implicit_temperature.demos.calm import CALM
+
+    torch.manual_seed(0)
+    model = CALM(tiny_calm_config()).eval()
+    ids = torch.randint(0, 30, (2, 8))
+    kw = dict(temperature=0.25, method="batch", num_samples=50, max_new_tokens=12, generator=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", it.AccuracyWarning)
+        estimated = generate(model, ids, return_dict_in_generate=True, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AccuracyWarning)
+        skipped = generate(model, ids, estimate_accuracy=False, return_dict_in_generate=True, **kw)
+    assert torch.equal(skipped.sequences, estimated.sequences)
+    assert all(not a.estimated for a in skipped.accuracies)

@@ -115,6 +115,8 @@ class Accuracy:
     per_problem: float64 (B,) estimates per problem (batched calls), else None.
     effective_temperature: where the batch cascade stepped below 1/T, 1 / (mean level used): the
                  temperature the output effectively corresponds to; None otherwise.
+    estimated:   False when the caller skipped the estimate (``estimate_accuracy=False``): the
+                 estimate is then NaN, the bound 1, and nothing warns.
     """
 
     estimate: float
@@ -124,6 +126,7 @@ class Accuracy:
     tolerance: float
     per_problem: torch.Tensor | None = None
     effective_temperature: float | None = None
+    estimated: bool = True
 
     @property
     def known(self) -> bool:
@@ -138,6 +141,13 @@ class Accuracy:
     def exact(cls, tolerance: float) -> Accuracy:
         """The record of an exact result: TV 0 by construction."""
         return cls(0.0, 0.0, 1.0, "exact method: the outcomes are P^(1/T)-distributed", tolerance)
+
+    @classmethod
+    def not_estimated(cls, tolerance: float) -> Accuracy:
+        """The record of a batch result whose estimate was skipped (``estimate_accuracy=False``):
+        nothing is claimed, nothing warns."""
+        how = "not estimated: the call passed estimate_accuracy=False"
+        return cls(math.nan, 1.0, DEFAULT_CONFIDENCE, how, tolerance, estimated=False)
 
 
 @dataclass(frozen=True)
@@ -328,8 +338,9 @@ def selection_law_and_error(
     probs = torch.softmax(log_w, dim=1)
     log_mean, log_total = _expected_weights(law, s, n)
     usable = torch.isfinite(log_total)  # E[W] > 0: some outcome can reach level s
-    c = counts.double()
-    log_share = _log_binomial(c, s) - torch.log(c) - log_total.repeat_interleave(pools).unsqueeze(1)
+    k = torch.arange(n + 1, dtype=torch.float64, device=keys.device)
+    per_count = _log_binomial(k, s) - torch.log(k)  # log C(c, s) / c, tabulated for c = 0..n
+    log_share = per_count[counts] - log_total.repeat_interleave(pools).unsqueeze(1)
     share = torch.where(usable.repeat_interleave(pools).unsqueeze(1), log_share.exp(), 0.0)
     picked = torch.zeros(w * pools, width, dtype=torch.float64, device=keys.device)
     picked = picked.scatter_add_(1, cls, probs).view(w, pools, width)
@@ -358,20 +369,30 @@ def _log_binomial(c: torch.Tensor, s: float) -> torch.Tensor:
 
 
 def _expected_weights(law: _ClassLaw, s: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """log E[sum over a class's atoms of C(c_x, s)] (W, C) and log E[W] (W,), c_x ~ Bin(n, q)."""
-    k = torch.arange(n + 1, dtype=torch.float64, device=law.mass.device)
-    q = (law.mass / law.atoms.double()).unsqueeze(-1)  # per-atom mass (W, C, 1)
-    log_pmf = (
-        math.lgamma(n + 1.0)
-        - torch.lgamma(k + 1.0)
-        - torch.lgamma(n - k + 1.0)
-        + torch.xlogy(k, q)
-        + torch.xlogy(n - k, 1.0 - q)
-    )
-    per_atom = torch.logsumexp(log_pmf + _log_binomial(k, s), dim=-1)
+    """log E[sum over a class's atoms of C(c_x, s)] (W, C) and log E[W] (W,), c_x ~ Bin(n, q).
+
+    For a whole s the factorial moment E[C(c, s)] = C(n, s) q^s (0 for s > n) is closed; for
+    a fractional s the expectation is summed over c = 0..n."""
+    q = law.mass / law.atoms.double()  # per-atom mass (W, C)
+    if math.isfinite(s) and s == math.floor(s):
+        per_atom = _log_binomial(torch.tensor(float(n), dtype=torch.float64), s) + torch.xlogy(
+            torch.tensor(s, dtype=torch.float64), q
+        )
+        per_atom = torch.where(q > 0, per_atom, -math.inf)
+    else:
+        per_atom = _summed_weights(q, s, n)
     log_mean = per_atom + torch.log(law.atoms.double())
     log_mean = torch.where(law.mass > 0, log_mean, -math.inf)
     return log_mean, torch.logsumexp(log_mean, dim=1)
+
+
+def _summed_weights(q: torch.Tensor, s: float, n: int) -> torch.Tensor:
+    """log E[C(c, s)] for c ~ Bin(n, q), per entry of q (W, C), summed over c = 0..n."""
+    k = torch.arange(n + 1, dtype=torch.float64, device=q.device)
+    log_choose = math.lgamma(n + 1.0) - torch.lgamma(k + 1.0) - torch.lgamma(n - k + 1.0)
+    qe = q.unsqueeze(-1)
+    log_pmf = log_choose + torch.xlogy(k, qe) + torch.xlogy(n - k, 1.0 - qe)
+    return torch.logsumexp(log_pmf + _log_binomial(k, s), dim=-1)
 
 
 def _pool_counts(keys: torch.Tensor) -> torch.Tensor:

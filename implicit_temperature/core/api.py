@@ -491,6 +491,8 @@ def run_batch(
     pool_keys = parts[0].pool_keys
     if request.temperature == 1.0 or estimator == "plugin":
         accuracy = _plain_accuracy(request)
+    elif not o.estimate_accuracy:
+        accuracy = Accuracy.not_estimated(o.tolerance)
     else:
         accuracy = batch_accuracy(
             pool_keys,

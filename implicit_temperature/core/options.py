@@ -235,6 +235,15 @@ class SampleOptions:
         "or 'auto' (default: binomial; auto chooses its N. The jackknife is never chosen on its "
         "own: its error estimate can be several times too low at low T on spread laws)",
     )
+    estimate_accuracy: bool = option(
+        True,
+        flag,
+        "batch method with a fixed num_samples: estimate the result's TV to P^(1/T) from its "
+        "pools (res.accuracy, AccuracyWarning). The estimate simulates ~300 pooled draws per "
+        "draw of the pool: on a cheap model it costs more than the draws. False skips it "
+        "(res.accuracy then says 'not estimated' and nothing warns); auto and "
+        "num_samples='auto' decide by the estimate and refuse False",
+    )
     progress: bool = option(False, flag, "show the exact method's progress (tqdm or log lines)")
     tolerance: float = option(
         DEFAULT_TOLERANCE,

@@ -6,7 +6,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import DrawBudgetExceeded, InvalidArgumentTypeError, InvalidTemperatureError
+from .errors import (
+    DrawBudgetExceeded,
+    InvalidArgumentTypeError,
+    InvalidOptionError,
+    InvalidTemperatureError,
+)
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, REFERENCE_NUM_SAMPLES, SampleOptions
 from .plan import Tree, resolve_plan
 from .validation import inverse_temperature
@@ -49,6 +54,15 @@ class Request:
                 f'method="exact" needs T <= 1 (got T={t}): sharpening is exact, but flattening '
                 "needs P(x)^(1/T - 1), an unbounded factor that no algorithm using only samples "
                 'can produce. Use method="batch" (approximate, any T > 0) or method="auto".'
+            )
+        if not options.estimate_accuracy and (
+            options.method == "auto" or options.num_samples == "auto"
+        ):
+            raise InvalidOptionError(
+                "estimate_accuracy=False needs method='batch' with a fixed num_samples (or "
+                "method='exact', whose results are exact): method='auto' and num_samples='auto' "
+                "choose by the estimate. Pass method='batch', num_samples=N, or drop "
+                "estimate_accuracy=False."
             )
         if key_name is not None and not isinstance(key_name, str) and not callable(key_name):
             raise InvalidArgumentTypeError(

@@ -233,7 +233,7 @@ def check_accuracy(
     (:class:`InaccurateResultError`) when ``result.accuracy`` misses its tolerance. ``found``:
     the diagnostics' findings, put first in the same message (one warning per call)."""
     acc = result.accuracy
-    if acc is None or acc.meets:
+    if acc is None or acc.meets or not acc.estimated:
         return
     message = inaccuracy_message(acc, result.temperature, cost, "" if found else advice)
     if found:

@@ -309,7 +309,7 @@ def generate(
 def _check_steps(out: CALMGenerateOutput, opts: SampleOptions, t: float) -> None:
     """One AccuracyWarning (or InaccurateResultError) for the whole call when some steps missed
     the tolerance, attributed to the caller's line."""
-    missed = [a for a in out.accuracies if a is not None and not a.meets]
+    missed = [a for a in out.accuracies if a is not None and a.estimated and not a.meets]
     if not missed:
         return
     known = [a.estimate for a in missed if a.known]
