@@ -1,10 +1,12 @@
-"""``python -m benchmarks [--quick] [--out PATH] [--only SECTION ...] [--device DEV]``.
+"""``python -m benchmarks [--quick] [--out PATH] [--only SECTION ...] [--update] [--device DEV]``.
 
 Runs the sections (:mod:`benchmarks.sections`), writes the Markdown report (default
 docs/benchmarks.md) and the figures (``figures/`` beside the report). A full run that writes the
 default report also rewrites the docs' generated blocks its sections own (the demo tables of
 docs/diffusion.md; see :mod:`benchmarks.docblocks`). Exit status 0 unless the arguments are
-wrong: a section that cannot run is reported in the file, not raised.
+wrong: a section that cannot run is reported in the file, not raised. Every run also writes the
+results record beside the report (:mod:`benchmarks.record`); ``--update`` reruns the ``--only``
+sections and keeps the others from it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import docblocks, report
+from . import docblocks, record, report
 from .common import machine_info
 from .sections import NAMES, sections
 
 SECTIONS = NAMES
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,6 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"
     )
     parser.add_argument(
+        "--update",
+        action="store_true",
+        help="run the --only sections and keep the other sections' results from the record "
+        "beside the report (benchmarks.json); the page says which run produced each",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="device of the selection-speed keys (e.g. cuda)"
     )
     return parser.parse_args(argv)
@@ -58,28 +67,30 @@ def main(argv: list[str] | None = None) -> int:
     fig_dir = out.parent / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     load_start = _load()
-    chosen = [s for s in sections(args.device) if s.name in args.only]
-    results: dict[str, dict] = {}
-    timings: dict[str, float] = {}
-    for section in chosen:
+    every = sections(args.device)
+    ran = [s for s in every if s.name in args.only]
+    mode = "quick" if args.quick else "full"
+    env = machine_info()
+    entries = record.load(out) if args.update else {}
+    for section in ran:
         print(f"[benchmarks] {section.name} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        results[section.name] = section.run(args.quick)
-        timings[section.name] = time.perf_counter() - start
-        print(
-            f"[benchmarks] {section.name} done in {timings[section.name]:.1f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+        result = section.run(args.quick)
+        seconds = time.perf_counter() - start
+        run = {"date": env["date (UTC)"], "commit": record.commit(ROOT), "mode": mode}
+        entries[section.name] = {"result": result, "seconds": seconds, "run": run}
+        print(f"[benchmarks] {section.name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
     load_end = _load()
+    chosen = [s for s in every if s.name in entries]
+    entries = {s.name: entries[s.name] for s in chosen}
+    results = {name: e["result"] for name, e in entries.items()}
+    timings = {name: float(e["seconds"]) for name, e in entries.items()}
 
     given = sys.argv[1:] if argv is None else argv
     invocation = " ".join(["python -m benchmarks"] + [shlex.quote(a) for a in given])
-    mode = "quick" if args.quick else "full"
     parts = [
-        report.header(
-            machine_info(), {"this report": invocation}, mode, timings, (load_start, load_end)
-        ),
+        report.header(env, {"this report": invocation}, mode, timings, (load_start, load_end)),
+        "\n".join(record.provenance_lines(entries)),
         report.summary(results),
     ]
     figs = 0
@@ -92,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(section.render(results[section.name], figure))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
+    record.save(out, entries)
     print(f"[benchmarks] wrote {out} and {figs} figures in {fig_dir}", file=sys.stderr)
     if out.resolve() == DEFAULT_OUT.resolve():  # only the repository's own report owns the docs
-        for section in chosen:
+        for section in ran:
             if section.doc_blocks is None:
                 continue
             for page, bodies in section.doc_blocks(results[section.name]).items():

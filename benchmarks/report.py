@@ -83,7 +83,9 @@ def header(env: dict, commands: dict, mode: str, timings: dict, load: tuple) -> 
             "several times longer). Full run: `make bench` (= `.venv/bin/python -m benchmarks`); "
             "quick run: `make bench-quick` (= `.venv/bin/python -m benchmarks --quick`, fewer "
             "repeats and a smaller grid). `--out PATH` writes the report elsewhere (figures go "
-            "to `figures/` beside it); `--only SECTION ...` runs some sections. The full run "
+            "to `figures/` beside it); `--only SECTION ...` runs some sections, and with "
+            "`--update` keeps the others' results from the record beside the report "
+            "(docs/benchmarks.json). The full run "
             "that writes docs/benchmarks.md also rewrites the measured tables other pages quote "
             "(docs/diffusion.md's demo tables).",
         ]

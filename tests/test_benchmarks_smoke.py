@@ -207,3 +207,35 @@ def test_sections_registry_drives_the_command_line(monkeypatch: pytest.MonkeyPat
     assert tuple(names) == cli.SECTIONS and len(set(names)) == len(names)
     assert "demos" in names
     assert cli.parse_args(["--only", "demos"]).only == ["demos"]
+
+
+def test_update_reruns_some_sections_and_keeps_the_others(report: tuple[str, Path]) -> None:
+    """``--update --only selection`` on the report above: the record beside it keeps the other
+    sections' results, the page holds all of them again and says which run produced which."""
+    import json
+    import shutil
+
+    text, folder = report
+    out = folder / "updated" / "benchmarks.md"
+    out.parent.mkdir()
+    shutil.copy(folder / "benchmarks.md", out)
+    shutil.copy(folder / "benchmarks.json", out.with_suffix(".json"))
+    before = json.loads(out.with_suffix(".json").read_text())["sections"]
+    assert list(before) == list(OWN)
+    date = before["exact"]["run"]["date"]
+    for entry in before.values():  # as if the record came from an earlier run
+        entry["run"]["date"] = "2000-01-01 00:00"
+    out.with_suffix(".json").write_text(json.dumps({"sections": before}))
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--update", "--only", "selection"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads(out.with_suffix(".json").read_text())["sections"]
+    assert list(after) == list(OWN)
+    assert after["exact"]["result"] == before["exact"]["result"]  # kept, not rerun
+    assert after["selection"]["run"]["date"] >= date  # rerun now
+    page = out.read_text(encoding="utf-8")
+    assert "2000-01-01 00:00 UTC" in page and "more than one run" in page
+    for prefix in ("1. Selection", "2. Exact", "3. Accuracy", "4. What"):
+        assert _section(page, prefix) == _section(text, prefix) or prefix == "1. Selection"
