@@ -8,13 +8,13 @@ spent per output (for the exact method also the expected draws from the cost for
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
 
-from ..core import DrawBudgetExceeded, expected_exact_draws, temperature_sample
+from ..core import expected_exact_draws, temperature_sample
 from .laws import frequencies, tempered, total_variation
+from .output import within_budget
 
 LAWS = {
     "peaked": [0.5, 0.3, 0.15, 0.05],
@@ -104,9 +104,10 @@ def _measure_temperature(
     target = tempered(p, t)
     rows: list[Row] = []
     for method in ["exact", "batch", "auto"] if t <= 1 else ["batch", "auto"]:
-        start = time.perf_counter()
-        try:
-            res = temperature_sample(
+        done = within_budget(
+            f"  T = {t:g}, {method}",
+            args.max_draws,
+            lambda method=method: temperature_sample(
                 draw,
                 t,
                 method=method,
@@ -114,11 +115,11 @@ def _measure_temperature(
                 num_outputs=args.num_outputs,
                 max_draws=args.max_draws,
                 generator=args.seed,
-            )
-        except DrawBudgetExceeded as exc:
-            print(f"  T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
+            ),
+        )
+        if done is None:
             continue
-        seconds = time.perf_counter() - start
+        res, seconds = done
         freq = frequencies(res.samples, p.numel())
         tv = total_variation(freq, target)
         label = method if method != "auto" else f"auto->{res.method}"

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from ...core import DrawBudgetExceeded
 from ..laws import frequencies, tempered, total_variation
 from ..output import (
     METHOD_COLORS,
@@ -32,6 +31,7 @@ from ..output import (
     figure_paths,
     new_figure,
     save_figure,
+    within_budget,
 )
 from .classifier import held_out_accuracy
 from .model import DEFAULT_INFERENCE_STEPS, DIGIT_MIX, sample_digits
@@ -206,20 +206,22 @@ def _method_column(
 ) -> dict[str, Any] | None:
     """``{"images", "draws", "seconds"}`` of ``method`` at ``t``, or None (printed) when
     ``--max-draws`` stopped it."""
-    start = time.perf_counter()
-    try:
-        res = digits.sampler.sample(
+    done = within_budget(
+        f"T = {t:g}, {method}",
+        args.max_draws,
+        lambda: digits.sampler.sample(
             t,
             method=method,
             num_samples=args.num_samples,
             num_outputs=args.num_outputs,
             generator=args.seed,
             max_draws=args.max_draws,
-        )
-    except DrawBudgetExceeded as exc:
-        print(f"T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
+        ),
+    )
+    if done is None:
         return None
-    return {"images": res.samples, "draws": res.draws, "seconds": time.perf_counter() - start}
+    res, seconds = done
+    return {"images": res.samples, "draws": res.draws, "seconds": seconds}
 
 
 def _share(v: float) -> str:

@@ -19,13 +19,11 @@ without ``--force``, and matplotlib's global backend is left alone.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ...core import DrawBudgetExceeded
 from ..laws import frequencies, total_variation
 from ..output import (
     METHOD_COLORS,
@@ -35,6 +33,7 @@ from ..output import (
     figure_paths,
     new_figure,
     save_figure,
+    within_budget,
 )
 from .mixture import NearestComponentQuantizer, tempered_weights
 
@@ -130,17 +129,15 @@ def _draw_columns(
     columns: dict[str, dict[str, Any]] = {}
 
     def timed(name: str, kind: str, fn: Callable[[], tuple[torch.Tensor, int]]) -> None:
-        start = time.perf_counter()
-        try:
-            samples, draws = fn()
-        except DrawBudgetExceeded as exc:
-            print(f"{name}: stopped by --max-draws {args.max_draws}: {exc}\n")
+        done = within_budget(name, args.max_draws, fn, end="\n\n")
+        if done is None:
             return
+        (samples, draws), seconds = done
         columns[name] = {
             "samples": samples,
             "freq": frequencies(quantize(samples), k),
             "draws": draws,
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
             "kind": kind,
         }
 
