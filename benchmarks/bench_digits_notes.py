@@ -37,28 +37,16 @@ POOLS = 40_000
 
 def run(quick: bool) -> dict[str, Any]:
     """``{"quick", "p", "accuracy", "batch_tv", "hash_distinct", "speed", "seconds"}``."""
-    from implicit_temperature import TemperatureSampler
     from implicit_temperature.core.batch_law import batch_tv
-    from implicit_temperature.demos.digits import load_classifier, load_digits_pipeline
-    from implicit_temperature.demos.digits.classifier import held_out_accuracy
-    from implicit_temperature.demos.laws import frequencies
-    from implicit_temperature.quantizers import ClassifierQuantizer, resolve_quantizer
+    from implicit_temperature.demos.digits import held_out_accuracy, load_digits_sampler
+    from implicit_temperature.quantizers import resolve_quantizer
 
     from .bench_diffusion import run_digits
 
     start = time.perf_counter()
-    pipe = load_digits_pipeline()
-    classify = load_classifier()
-    sampler = TemperatureSampler(
-        pipe,
-        quantizer=ClassifierQuantizer(classify),
-        batch_size=1024,
-        progress=False,
-        num_inference_steps=STEPS,
-    )
     law_samples = 1000 if quick else LAW_SAMPLES
-    plain = sampler.adapter.draw(law_samples, generator=torch.Generator().manual_seed(0))
-    p = frequencies(classify(plain), 10).double()
+    digits = load_digits_sampler(STEPS)
+    plain, p = digits.class_law(law_samples, torch.Generator().manual_seed(0))
     pools = 2000 if quick else POOLS
     tvs = [
         {"t": t, "n": n, "tv": batch_tv(p, t, n, pools=pools, generator=0).tv}

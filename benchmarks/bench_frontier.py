@@ -37,6 +37,7 @@ import torch
 
 import implicit_temperature as it
 from implicit_temperature.demos.law_suite import suite
+from implicit_temperature.demos.laws import tempered, total_variation, total_variation_rows
 
 TEMPERATURES = (0.5, 0.25, 0.1)
 TOLERANCES = (0.05, 0.02)
@@ -125,7 +126,7 @@ def output_law(
 
 def conditional_tv(p: torch.Tensor, s: float, size: int, pools: int, gen) -> float:
     """E over pools of TV(w, P_s), w the jackknifed pool's own selection law (per outcome)."""
-    target = _tempered(p, s)
+    target = tempered(p, 1.0 / s)
     cdf = torch.cumsum(p, 0)
     cdf[-1] = 1.0
     total, per = 0.0, max(1, min(_CHUNK // size, (1 << 22) // p.numel()))
@@ -136,27 +137,22 @@ def conditional_tv(p: torch.Tensor, s: float, size: int, pools: int, gen) -> flo
         keys = torch.searchsorted(cdf, u, right=True).clamp_(max=p.numel() - 1).view(b, size)
         probs = it.selection_probabilities(keys, 1.0 / s, estimator="jackknife")
         w = torch.zeros(b, p.numel(), dtype=torch.float64).scatter_add_(1, keys, probs)
-        total += 0.5 * float((w - target).abs().sum())
+        total += float(total_variation_rows(w, target).sum())
         done += b
     return total / pools
-
-
-def _tempered(p: torch.Tensor, s: float) -> torch.Tensor:
-    logp = torch.where(p > 0, p.log(), torch.full_like(p, -math.inf))
-    return torch.softmax(logp * s, 0)
 
 
 def curve(
     p, cls, n_cls, s, pool_law, s_top, unit_cost, estimator, sizes, budget, gen
 ) -> list[dict]:
     """TV against draws per output for one method: points (size, draws, tv, noise)."""
-    target = torch.zeros(n_cls, dtype=torch.float64).scatter_add_(0, cls, _tempered(p, s))
+    target = torch.zeros(n_cls, dtype=torch.float64).scatter_add_(0, cls, tempered(p, 1.0 / s))
     points: list[dict] = []
     below = 0
     for size in sizes:
         pools = max(64, budget // size)
         q, noise = output_law(pool_law, cls, n_cls, s_top, size, pools, estimator, gen)
-        tv = 0.5 * float((q - target).abs().sum())
+        tv = total_variation(q, target)
         points.append({"size": size, "draws": size * unit_cost, "tv": tv, "noise": noise})
         below = below + 1 if tv < STOP_TV else 0
         if below >= 2:
@@ -192,7 +188,7 @@ def _setting(law, t: float, quick: bool, seed: int) -> dict:
         curves[est] = curve(p, cls, n_cls, s, p, s, 1.0, est, sizes, budget, gen)
     if s >= 2 * HYBRID_S1 - 1e-9:
         leaf_cost = it.expected_exact_draws(p, 1.0 / HYBRID_S1)
-        pool_law = _tempered(p, HYBRID_S1)
+        pool_law = tempered(p, 1.0 / HYBRID_S1)
         hybrid_sizes = tuple(m for m in sizes if m <= 3200)
         curves["hybrid"] = curve(
             p,

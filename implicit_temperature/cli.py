@@ -125,28 +125,60 @@ def _demos_to_load(argv: Sequence[str]) -> list[str]:
 
 
 class _Parsers:
+    """``itemp``'s parser with its commands; the demos named in ``load`` are imported (their own
+    options, or an unavailable entry), the others are listed by name only."""
+
     def __init__(self, load: Iterable[str], demo_status: bool = True) -> None:
         load = set(load)
         self.verbose = False  # -v anywhere: tracebacks of failing demos too
         self.demos: dict[str, Demo] = {}
         self.demo_parsers: dict[str, argparse.ArgumentParser] = {}
-        self.parser = argparse.ArgumentParser(
+        self.parser = self._main_parser(epilog=self._epilog(status=demo_status and not load))
+        sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
+        self._add_plugins(sub)
+        from .jobs import args as job_args
+
+        self._add_command(
+            sub,
+            "sample",
+            "run a resumable sampling job over many problems (torchrun-ready)",
+            job_args,
+            _cmd_sample,
+        )
+        from .serve import args as serve_args
+
+        self._add_command(
+            sub,
+            "serve",
+            "serve a model over an OpenAI-compatible API (completions, images)",
+            serve_args,
+            _cmd_serve,
+        )
+        self._add_demos(sub, load)
+
+    @staticmethod
+    def _main_parser(epilog: str) -> argparse.ArgumentParser:
+        """The top-level ``itemp`` parser with ``--version`` and ``-v``, no commands yet."""
+        parser = argparse.ArgumentParser(
             prog="itemp",
             description="implicit-temperature: temperature control for generative models that only "
             "hand out samples (CALM, diffusion, flow matching). Exact for T <= 1 (collision + "
             "Bernoulli factory), batch approximation for any T > 0.",
-            epilog=self._epilog(status=demo_status and not load),
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        self.parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-        self.parser.add_argument(
+        parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        parser.add_argument(
             "-v",
             "--verbose",
             action="store_true",
             help="show the traceback of an error (default: one line)",
         )
-        sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
+        return parser
 
+    @staticmethod
+    def _add_plugins(sub: Any) -> None:
+        """The ``plugins`` command (``--json``)."""
         plugins = sub.add_parser(
             "plugins",
             help="list adapters, quantizers and plugins (with errors and conflicts)",
@@ -156,32 +188,23 @@ class _Parsers:
         plugins.add_argument("--json", action="store_true", help="print JSON instead of tables")
         plugins.set_defaults(handler=_cmd_plugins)
 
-        from .jobs.args import DESCRIPTION, EPILOG, add_arguments
-
-        sample = sub.add_parser(
-            "sample",
-            help="run a resumable sampling job over many problems (torchrun-ready)",
-            description=DESCRIPTION,
-            epilog=EPILOG,
+    @staticmethod
+    def _add_command(sub: Any, name: str, summary: str, module: ModuleType, handler: Any) -> None:
+        """Command ``name`` (``summary`` in the list of commands) whose description, epilog and
+        options come from ``module`` (its ``DESCRIPTION``, ``EPILOG`` and
+        ``add_arguments(parser)``), run by ``handler(args)``."""
+        parser = sub.add_parser(
+            name,
+            help=summary,
+            description=module.DESCRIPTION,
+            epilog=module.EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        add_arguments(sample)
-        sample.set_defaults(handler=_cmd_sample)
+        module.add_arguments(parser)
+        parser.set_defaults(handler=handler)
 
-        from .serve.args import DESCRIPTION as SERVE_DESCRIPTION
-        from .serve.args import EPILOG as SERVE_EPILOG
-        from .serve.args import add_arguments as add_serve_arguments
-
-        serve = sub.add_parser(
-            "serve",
-            help="serve a model over an OpenAI-compatible API (completions, images)",
-            description=SERVE_DESCRIPTION,
-            epilog=SERVE_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_serve_arguments(serve)
-        serve.set_defaults(handler=_cmd_serve)
-
+    def _add_demos(self, sub: Any, load: set[str]) -> None:
+        """The ``demo`` command (no NAME: all demos) and one sub-command per demo, in order."""
         demo = sub.add_parser(
             "demo",
             help="run a demo (no NAME: every available demo, default arguments)",
@@ -194,33 +217,38 @@ class _Parsers:
         for name in DEMOS:
             if name not in load:
                 demo_sub.add_parser(name, help=f"demo from {DEMOS[name]}")
-                continue
-            info = self.demos[name] = load_demo(name)
-            options = argparse.ArgumentParser(add_help=False)
-            if info.module is not None:
-                try:
-                    info.module.add_arguments(options)
-                except Exception as exc:  # noqa: BLE001 - a broken demo must not break the others
-                    info.module = None
-                    info.error = f"add_arguments raised {type(exc).__name__}: {exc}"
-            if info.module is None:
-                sp = demo_sub.add_parser(
-                    name,
-                    help=f"UNAVAILABLE: {info.error}",
-                    description=f"unavailable: {info.error}",
-                )
-                sp.set_defaults(handler=lambda args, info=info: _unavailable(info))
-                continue
-            sp = demo_sub.add_parser(  # the demo's options, description and epilog
+            else:
+                self._add_loaded_demo(demo_sub, name)
+
+    def _add_loaded_demo(self, demo_sub: Any, name: str) -> None:
+        """Import demo ``name`` and add its sub-command: its own options, description and
+        epilog, or (import or ``add_arguments`` failed) an entry that reports it unavailable."""
+        info = self.demos[name] = load_demo(name)
+        options = argparse.ArgumentParser(add_help=False)
+        if info.module is not None:
+            try:
+                info.module.add_arguments(options)
+            except Exception as exc:  # noqa: BLE001 - a broken demo must not break the others
+                info.module = None
+                info.error = f"add_arguments raised {type(exc).__name__}: {exc}"
+        if info.module is None:
+            sp = demo_sub.add_parser(
                 name,
-                help=info.summary,
-                parents=[options],
-                epilog=options.epilog,
-                description=options.description or (info.module.__doc__ or "").strip() or None,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
+                help=f"UNAVAILABLE: {info.error}",
+                description=f"unavailable: {info.error}",
             )
-            sp.set_defaults(handler=lambda args, info=info: _run_demo(info, args))
-            self.demo_parsers[name] = sp
+            sp.set_defaults(handler=lambda args, info=info: _unavailable(info))
+            return
+        sp = demo_sub.add_parser(  # the demo's options, description and epilog
+            name,
+            help=info.summary,
+            parents=[options],
+            epilog=options.epilog,
+            description=options.description or (info.module.__doc__ or "").strip() or None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sp.set_defaults(handler=lambda args, info=info: _run_demo(info, args))
+        self.demo_parsers[name] = sp
 
     @staticmethod
     def _epilog(status: bool) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
+from implicit_temperature.demos.laws import frequencies
 from implicit_temperature.demos.mixture.ddpm_pipeline import MixtureDDPMPipeline
 from implicit_temperature.demos.mixture.flow_pipeline import MixtureFlowMatchingPipeline
 from implicit_temperature.demos.mixture.mixture import (
@@ -106,7 +107,7 @@ def evaluate(pipe, n: int = 50_000, seed: int = 1) -> None:
     pipe.set_progress_bar_config(disable=True)
     x = pipe(n, generator=torch.Generator().manual_seed(seed)).samples
     labels = NearestComponentQuantizer(pipe.mixture_means)(x)
-    freq = torch.bincount(labels, minlength=len(DEMO_WEIGHTS)).double() / n
+    freq = frequencies(labels, len(DEMO_WEIGHTS))
     dist = (x - pipe.mixture_means[labels]).norm(dim=1)
     stray = (dist > 4 * DEMO_STD).double().mean().item()
     print(f"  trained weights  {[round(w, 4) for w in DEMO_WEIGHTS]}")

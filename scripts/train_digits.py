@@ -46,6 +46,7 @@ from implicit_temperature.demos.digits.model import (
     build_scheduler,
     build_unet,
 )
+from implicit_temperature.demos.laws import frequencies
 
 #: Decay of the exponential moving average of the UNet weights; the average is what is saved.
 EMA_DECAY = 0.995
@@ -172,7 +173,7 @@ def evaluate(pipe, classify, n: int = 2000, steps: int = 20, seed: int = 1) -> N
     x = torch.from_numpy(images).permute(0, 3, 1, 2)
     probs = classify.probabilities(x)
     labels = probs.argmax(-1)
-    law = torch.bincount(labels, minlength=10).double() / n
+    law = frequencies(labels, 10)
     print(f"  training mix     {[round(v, 3) for v in DIGIT_MIX]}")
     print(f"  model class law  {[round(v, 3) for v in law.tolist()]}  (n={n}, {steps} steps)")
     print(

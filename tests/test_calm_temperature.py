@@ -27,7 +27,12 @@ import torch
 import implicit_temperature as it
 from implicit_temperature.adapters.calm import CALMAdapter, generate
 from implicit_temperature.demos.calm import load_demo_model
-from implicit_temperature.demos.laws import tempered, total_variation, total_variation_rows
+from implicit_temperature.demos.laws import (
+    frequencies,
+    tempered,
+    total_variation,
+    total_variation_rows,
+)
 
 T = 0.5
 S = 1.0 / T
@@ -53,7 +58,7 @@ def reference(demo):
     g = torch.Generator().manual_seed(1234)
     draws = torch.cat([adapter.draw(M1 // 4, generator=g)[0] for _ in range(4)])  # (M1, K)
     chunks, inv = torch.unique(draws, dim=0, return_inverse=True)
-    p = torch.bincount(inv, minlength=len(chunks)).double() / len(draws)
+    p = frequencies(inv, len(chunks))
     return chunks, p
 
 

@@ -1,7 +1,10 @@
-"""Code shape: no function of the core is longer than a screen.
+"""Code shape: no function of the package is longer than a screen.
 
 A function body over ``MAX_BODY_LINES`` lines (its docstring excluded, nested functions included)
-means a state type or a step is missing; this test names each offender with its length.
+means a state type or a step is missing; this test names each offender with its length. The
+limit holds for the whole package but the functions in ``NOT_YET_SPLIT`` (named one by one, so a
+new long function anywhere still fails); an entry that is no longer long fails too, so the list
+only shrinks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import implicit_temperature
 
 MAX_BODY_LINES = 60
 PACKAGE = Path(implicit_temperature.__file__).parent
-CHECKED = ("core", "plugins")
+#: (path relative to the package, function name) of the long functions not split yet
+NOT_YET_SPLIT = {
+    ("serve/args.py", "add_arguments"),
+    ("serve/server.py", "build_app"),
+}
 
 
 def body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -33,16 +40,27 @@ def body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return end - body[0].lineno + 1
 
 
-def long_functions(root: Path, limit: int, base: Path = PACKAGE) -> list[str]:
-    """'path:line name (length)' of every function under ``root`` whose body exceeds ``limit``."""
+def long_function_nodes(
+    root: Path, limit: int, base: Path = PACKAGE
+) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, int]]:
+    """``(path relative to base, node, body lines)`` of every function under ``root`` whose body
+    exceeds ``limit``, in file order."""
     found = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = body_lines(node)
                 if n > limit:
-                    found.append(f"{path.relative_to(base)}:{node.lineno} {node.name} ({n})")
+                    found.append((path.relative_to(base).as_posix(), node, n))
     return found
+
+
+def long_functions(root: Path, limit: int, base: Path = PACKAGE) -> list[str]:
+    """'path:line name (length)' of every function under ``root`` whose body exceeds ``limit``."""
+    return [
+        f"{path}:{node.lineno} {node.name} ({n})"
+        for path, node, n in long_function_nodes(root, limit, base)
+    ]
 
 
 def test_body_lines_excludes_the_docstring_and_counts_nested_functions():
@@ -63,9 +81,21 @@ def test_the_checker_finds_a_long_function(tmp_path):
     assert long_functions(tmp_path, MAX_BODY_LINES + 1, base=tmp_path) == []
 
 
-def test_no_core_function_is_longer_than_a_screen():
-    offenders = [f for sub in CHECKED for f in long_functions(PACKAGE / sub, MAX_BODY_LINES)]
+def test_no_function_is_longer_than_a_screen():
+    found = long_function_nodes(PACKAGE, MAX_BODY_LINES)
+    offenders = [
+        f"{path}:{node.lineno} {node.name} ({n})"
+        for path, node, n in found
+        if (path, node.name) not in NOT_YET_SPLIT
+    ]
     assert not offenders, f"functions over {MAX_BODY_LINES} lines: {offenders}"
+
+
+def test_every_exemption_is_still_needed():
+    """An exempted function that was split (or renamed) must leave NOT_YET_SPLIT."""
+    long = {(path, node.name) for path, node, _ in long_function_nodes(PACKAGE, MAX_BODY_LINES)}
+    stale = sorted(NOT_YET_SPLIT - long)
+    assert not stale, f"no longer over {MAX_BODY_LINES} lines: remove {stale} from NOT_YET_SPLIT"
 
 
 def test_one_positive_int_check():

@@ -29,14 +29,9 @@ import torch
 pytest.importorskip("diffusers")
 
 from implicit_temperature.core import TemperatureWarning  # noqa: E402
-from implicit_temperature.demos.digits import (  # noqa: E402
-    load_classifier,
-    load_digits_pipeline,
-    sample_digits,
-)
+from implicit_temperature.demos.digits import load_digits_sampler, sample_digits  # noqa: E402
 from implicit_temperature.demos.laws import frequencies, tempered, total_variation  # noqa: E402
 from implicit_temperature.plugins import TemperatureSampler  # noqa: E402
-from implicit_temperature.quantizers import ClassifierQuantizer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -56,17 +51,9 @@ def _freq(labels: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def digits():
-    pipe = load_digits_pipeline()
-    classify = load_classifier()
-    sampler = TemperatureSampler(
-        pipe,
-        quantizer=ClassifierQuantizer(classify),
-        batch_size=4096,
-        num_inference_steps=STEPS,
-        progress=False,
-    )
-    plain = sampler.adapter.draw(LAW_N, generator=torch.Generator().manual_seed(1))
-    return sampler, classify, _freq(classify(plain))
+    shipped = load_digits_sampler(STEPS, batch_size=4096)
+    _, p = shipped.class_law(LAW_N, torch.Generator().manual_seed(1))
+    return shipped.sampler, shipped.classify, p
 
 
 def test_class_law_at_t1_is_imbalanced(digits):

@@ -8,16 +8,21 @@
   :func:`save_figure`): no ``pyplot``, so a program that imports the library keeps its own
   matplotlib backend.
 * :data:`METHOD_COLORS`: one colour per method in every panel of every demo.
+* :func:`within_budget`: a run that ``--max-draws`` stops is reported in one line and skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..core.errors import ImplicitTemperatureError
+from ..core.errors import DrawBudgetExceeded, ImplicitTemperatureError
+
+R = TypeVar("R")
 
 #: One colour per method, the same in every figure (matplotlib named colours).
 METHOD_COLORS: dict[str, str] = {
@@ -126,3 +131,18 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` and print the path written."""
     fig.savefig(str(path), dpi=dpi, bbox_inches="tight")
     print(f"figure written to {path}")
+
+
+def within_budget(
+    where: str, max_draws: int | None, run: Callable[[], R], end: str = "\n"
+) -> tuple[R, float] | None:
+    """``(run(), seconds it took)``; or, when ``run`` raises :class:`DrawBudgetExceeded`, None
+    after printing ``"{where}: stopped by --max-draws {max_draws}: {error}"`` (ended by
+    ``end``): a demo reports a run over its budget and goes on without it."""
+    start = time.perf_counter()
+    try:
+        result = run()
+    except DrawBudgetExceeded as exc:
+        print(f"{where}: stopped by --max-draws {max_draws}: {exc}", end=end)
+        return None
+    return result, time.perf_counter() - start

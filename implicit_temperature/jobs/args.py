@@ -153,6 +153,15 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``itemp sample``, each with its default in its help line."""
+    _add_inputs(parser)
+    _add_temperatures(parser)
+    _add_sample_options(parser)
+    _add_model_options(parser)
+    _add_run_options(parser)
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """MODEL, the problems (``--problems`` or ``--num-problems``, one required) and ``--out``."""
     parser.add_argument(
         "model",
         help="a shipped demo name, a diffusers pipeline folder, or "
@@ -177,6 +186,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output folder and checkpoint, created if missing (required)",
     )
+
+
+def _add_temperatures(parser: argparse.ArgumentParser) -> None:
+    """``-t/--temperature``: one or several temperatures > 0 (``args.temperatures``)."""
     parser.add_argument(
         "-t",
         "--temperature",
@@ -187,7 +200,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="one or several temperatures > 0 (default: 0.5)",
     )
-    _add_sample_options(parser)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """How the model is loaded and seeded: ``--max-new-tokens``, ``--seed``, ``--adapter``,
+    ``--quantizer``, ``-o/--adapter-option`` and ``--device``."""
     parser.add_argument(
         "--max-new-tokens",
         type=_positive_int,
@@ -230,6 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="'auto': each rank's own GPU when CUDA is available, else CPU (default: %(default)s)",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How the job runs: ``--shard``, ``--no-progress`` and ``-v/--verbose``."""
     parser.add_argument(
         "--shard",
         type=_shard,

@@ -83,7 +83,18 @@ class JobSpec:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`JobError` naming the argument when a value cannot work."""
+        """Raise :class:`JobError` naming the argument when a value cannot work (the checks run
+        in this order, so the first bad argument is the one named); temperatures become floats
+        and shard a pair of ints."""
+        self._check_names()
+        self._check_temperatures()
+        self._check_method()
+        self._check_counts()
+        self._check_runtime()
+        self._check_problems()
+
+    def _check_names(self) -> None:
+        """model a non-empty string, out not blank, plan None or text."""
         if not isinstance(self.model, str) or not self.model:
             raise JobError(f"model must be a non-empty string, got {self.model!r}")
         if not self.out.strip():
@@ -96,6 +107,9 @@ class JobSpec:
                 f"plan must be text ('auto', 'flat' or a tree such as '(2+2)+(3+3)'), got "
                 f"{type(self.plan).__name__} {self.plan!r}"
             )
+
+    def _check_temperatures(self) -> None:
+        """At least one temperature, each a finite real > 0, none repeated (stored as floats)."""
         if not self.temperatures:
             raise JobError("give at least one temperature")
         for t in self.temperatures:
@@ -109,6 +123,9 @@ class JobSpec:
         self.temperatures = tuple(float(t) for t in self.temperatures)
         if len(set(self.temperatures)) != len(self.temperatures):
             raise JobError(f"temperatures repeat: {list(self.temperatures)}")
+
+    def _check_method(self) -> None:
+        """method one of :data:`METHODS`; ``exact`` only with every T <= 1."""
         if self.method not in METHODS:
             raise JobError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         hot = [t for t in self.temperatures if t > 1]
@@ -117,6 +134,10 @@ class JobSpec:
                 f"method 'exact' needs T <= 1, got {hot}: no algorithm using only samples "
                 "flattens a law exactly; use method 'batch' (or 'auto') for T > 1"
             )
+
+    def _check_counts(self) -> None:
+        """num_outputs, num_samples ("auto" allowed) and max_new_tokens positive ints within
+        their limits; max_draws None or a positive int; tolerance in (0, 1]; seed an integer."""
         for name in ("num_outputs", "num_samples", "max_new_tokens"):
             if name == "num_samples" and self.num_samples == "auto":
                 continue  # N chosen from a pilot to meet the tolerance
@@ -132,6 +153,10 @@ class JobSpec:
             raise JobError(f"tolerance must be a number in (0, 1], got {self.tolerance!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise JobError(f"seed must be an integer, got {self.seed!r}")
+
+    def _check_runtime(self) -> None:
+        """adapter None or a non-empty name; device auto/cpu/cuda; shard None or (index, count)
+        with 0 <= index < count (stored as a pair of ints)."""
         if self.adapter is not None and (not isinstance(self.adapter, str) or not self.adapter):
             raise JobError(
                 f"adapter must be a registered adapter name or None, got {self.adapter!r}"
@@ -146,6 +171,10 @@ class JobSpec:
             if not 0 <= index < count:
                 raise JobError(f"shard index must be in 0 .. count - 1, got {index} of {count}")
             self.shard = (index, count)
+
+    def _check_problems(self) -> None:
+        """problems a path or a count within the limit; adapter options and plan JSON values
+        (the manifest records them)."""
         if isinstance(self.problems, bool) or not isinstance(self.problems, (str, int)):
             raise JobError(
                 "problems must be a file path or a count of unconditional problems, "

@@ -442,6 +442,120 @@ def _positions(cmask: torch.Tensor | None) -> tuple[dict[str, Any], torch.Tensor
     return {"attention_mask": cmask, "position_ids": position_ids}, cmask.sum(dim=1)
 
 
+def _pad_token(model: Any, pad_token_id: int | None, eos: torch.Tensor | None) -> int:
+    """The pad token: ``pad_token_id`` if given, else the model config's, else the first EOS
+    token, else 0."""
+    if pad_token_id is None:
+        pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
+        if pad_token_id is None:
+            pad_token_id = int(eos[0]) if eos is not None else 0
+    return pad_token_id
+
+
+def _choose_chunk(
+    model: Any,
+    hidden: torch.Tensor,
+    groups: Sequence[RowGroup],
+    pick: PickFn,
+    out: CALMGenerateOutput,
+    *,
+    active: torch.Tensor | None,
+    pad_token_id: int,
+    decode_chunk_size: int | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """One step's chunks ``(B, K)`` long: for each row group, its pick (the group's own, else
+    ``pick``) over a :class:`CALMAdapter` on the last hidden states ``hidden`` ``(B, D)`` of its
+    rows; only the rows where ``active`` (bool ``(B,)``; None: all) is set are picked (their
+    per-row generators selected to match), the others are ``pad_token_id``; on ``device``."""
+    b, k = hidden.shape[0], model.patch_size
+    chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
+    for rows, g, own_pick in groups:
+        if active is not None:
+            keep = active.index_select(0, rows)
+            rows = rows[keep]
+            if rows.numel() == 0:
+                continue
+            if isinstance(g, RowGenerators) and rows.numel() < len(g):
+                g = g.select(keep)
+        adapter = CALMAdapter(
+            model,
+            hidden_states=hidden.index_select(0, rows),
+            decode_chunk_size=decode_chunk_size,
+        )
+        chosen = (own_pick or pick)(adapter, g, out)
+        chunk.index_copy_(0, rows, chosen.to(torch.long))
+    return chunk
+
+
+def _end_at_eos(
+    chunk: torch.Tensor,
+    eos: torch.Tensor,
+    unfinished: torch.Tensor,
+    codes: torch.Tensor,
+    pad_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(chunk, unfinished, codes)`` after the EOS rule: in each unfinished row, the tokens
+    strictly after its first EOS become padding, and a row with an EOS ends (code EOS)."""
+    is_eos = torch.isin(chunk, eos) & unfinished[:, None]
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after first EOS
+    chunk = chunk.masked_fill(after, pad_token_id)
+    ended = is_eos.any(dim=1)
+    return chunk, unfinished & ~ended, codes.masked_fill(ended, EOS)
+
+
+def _apply_stopping(
+    criteria: Sequence[Callable[..., torch.Tensor]],
+    so_far: torch.Tensor,
+    unfinished: torch.Tensor,
+    codes: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(unfinished, codes)`` after the stopping criteria on the sequences ``so_far``: an
+    unfinished row a criterion marks done ends (code STOP)."""
+    for criterion in criteria:
+        done = criterion(so_far, None).to(device=unfinished.device, dtype=torch.bool) & unfinished
+        codes = codes.masked_fill(done, STOP)
+        unfinished = unfinished & ~done
+    return unfinished, codes
+
+
+def _advance_positions(
+    extra: dict[str, Any], next_pos: torch.Tensor
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """The backbone keywords of the next one-chunk step (the chunk mask grown by one, each row's
+    position id) and the positions after it."""
+    ones = torch.ones((next_pos.shape[0], 1), dtype=torch.long, device=next_pos.device)
+    extra = {
+        "attention_mask": torch.cat([extra["attention_mask"], ones], dim=1),
+        "position_ids": next_pos[:, None].clone(),
+    }
+    return extra, next_pos + 1
+
+
+def _embed_chunks(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """The backbone inputs ``(B, L / K, D)`` of token ids ``(B, L)`` (L a multiple of the patch
+    size K): the token embeddings of each chunk, concatenated and projected."""
+    b, length = ids.shape
+    return model.embed_proj(
+        model.transformer.embed_tokens(ids).reshape(b, length // model.patch_size, -1)
+    )
+
+
+def _finish(
+    out: CALMGenerateOutput,
+    input_ids: torch.Tensor,
+    chunks: list[torch.Tensor],
+    max_new_tokens: int,
+    codes: torch.Tensor,
+) -> CALMGenerateOutput:
+    """``out`` with its sequences (the prompt and the first ``max_new_tokens`` generated
+    tokens) and each row's finish reason from its stopping code."""
+    new = torch.cat(chunks, dim=1)[:, :max_new_tokens]
+    out.sequences = torch.cat([input_ids, new], dim=1)
+    out.finish_reasons = finish_reasons(codes.cpu())
+    return out
+
+
 @torch.no_grad()
 def decode_chunks(
     model: Any,
@@ -475,12 +589,9 @@ def decode_chunks(
     decode_chunk_size = check_decode_chunk_size(decode_chunk_size)
     device = model_device(model)
     eos = _eos_tensor(eos_token_id, device)
-    if pad_token_id is None:
-        pad_token_id = getattr(getattr(model, "config", None), "pad_token_id", None)
-        if pad_token_id is None:
-            pad_token_id = int(eos[0]) if eos is not None else 0
+    pad_token_id = _pad_token(model, pad_token_id, eos)
     k = model.patch_size
-    b, prompt_len = input_ids.shape
+    b = input_ids.shape[0]
     cmask = chunk_attention_mask(attention_mask, input_ids, k)
     if groups is None:
         groups = row_groups(generator, b, device, getattr(pick, "row_generators", False))
@@ -497,61 +608,37 @@ def decode_chunks(
     if streamer is not None:
         streamer.put(input_ids.cpu())
 
-    embeds = model.embed_proj(
-        model.transformer.embed_tokens(input_ids).reshape(b, prompt_len // k, -1)
-    )
+    embeds = _embed_chunks(model, input_ids)
     for step in range(steps):
         hidden, past = backbone_forward(
             model, embeds, cache=past, use_cache=True, keyword=keyword, **extra
         )
-        hidden = hidden[:, -1, :]
-        chunk = torch.full((b, k), pad_token_id, dtype=torch.long, device=device)
-        for rows, g, own_pick in groups:
-            if can_end_early and step > 0:
-                keep = unfinished.index_select(0, rows)
-                rows = rows[keep]
-                if rows.numel() == 0:
-                    continue
-                if isinstance(g, RowGenerators) and rows.numel() < len(g):
-                    g = g.select(keep)
-            adapter = CALMAdapter(
-                model,
-                hidden_states=hidden.index_select(0, rows),
-                decode_chunk_size=decode_chunk_size,
-            )
-            chosen = (own_pick or pick)(adapter, g, out)
-            chunk.index_copy_(0, rows, chosen.to(torch.long))
+        chunk = _choose_chunk(
+            model,
+            hidden[:, -1, :],
+            groups,
+            pick,
+            out,
+            active=unfinished if can_end_early and step > 0 else None,
+            pad_token_id=pad_token_id,
+            decode_chunk_size=decode_chunk_size,
+            device=device,
+        )
         if eos is not None:
-            is_eos = torch.isin(chunk, eos) & unfinished[:, None]
-            after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after first EOS
-            chunk = chunk.masked_fill(after, pad_token_id)
-            ended = is_eos.any(dim=1)
-            codes = codes.masked_fill(ended, EOS)
-            unfinished = unfinished & ~ended
+            chunk, unfinished, codes = _end_at_eos(chunk, eos, unfinished, codes, pad_token_id)
         chunks.append(chunk)
         if stopping_criteria:
             so_far = torch.cat([input_ids, *chunks], dim=1)
-            for criterion in stopping_criteria:
-                done = criterion(so_far, None).to(device=device, dtype=torch.bool) & unfinished
-                codes = codes.masked_fill(done, STOP)
-                unfinished = unfinished & ~done
+            unfinished, codes = _apply_stopping(stopping_criteria, so_far, unfinished, codes)
         if streamer is not None:
             streamer.put(chunk.cpu())
         out.steps = step + 1
         if step == steps - 1 or (can_end_early and not bool(unfinished.any())):
             break
-        embeds = model.embed_proj(model.transformer.embed_tokens(chunk).reshape(b, 1, -1))
+        embeds = _embed_chunks(model, chunk)
         if next_pos is not None:
-            ones = torch.ones((b, 1), dtype=torch.long, device=device)
-            extra = {
-                "attention_mask": torch.cat([extra["attention_mask"], ones], dim=1),
-                "position_ids": next_pos[:, None].clone(),
-            }
-            next_pos = next_pos + 1
+            extra, next_pos = _advance_positions(extra, next_pos)
 
     if streamer is not None:
         streamer.end()
-    new = torch.cat(chunks, dim=1)[:, :max_new_tokens]
-    out.sequences = torch.cat([input_ids, new], dim=1)
-    out.finish_reasons = finish_reasons(codes.cpu())
-    return out
+    return _finish(out, input_ids, chunks, max_new_tokens, codes)

@@ -57,6 +57,30 @@ def _request_seed(identity: str, stream: str, req: int) -> int:
     return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
+def _check_request_source(
+    model: Any, prompt: str | None, messages: list[dict[str, Any]] | None
+) -> None:
+    """Raise unless ``model`` is an :class:`Endpoint` and exactly one of ``prompt`` (a str) and
+    ``messages`` (a list of dicts) is given."""
+    if not isinstance(model, Endpoint):
+        raise InvalidArgumentTypeError(
+            f"the endpoint adapter takes an Endpoint, got {type(model).__name__}"
+        )
+    if (prompt is None) == (messages is None):
+        raise InvalidArgumentError(
+            "give the endpoint adapter exactly one of prompt= (completions) or messages= "
+            "(chat completions)"
+        )
+    if prompt is not None and not isinstance(prompt, str):
+        raise InvalidArgumentTypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if messages is not None and not (
+        isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+    ):
+        raise InvalidArgumentTypeError(
+            "messages must be a list of {'role': ..., 'content': ...} dicts"
+        )
+
+
 class EndpointAdapter(Adapter):
     """Completions of one prompt from an OpenAI-compatible endpoint, keyed by their answers.
 
@@ -108,23 +132,7 @@ class EndpointAdapter(Adapter):
         stream: str | None = None,
         transport: Any = None,
     ) -> None:
-        if not isinstance(model, Endpoint):
-            raise InvalidArgumentTypeError(
-                f"the endpoint adapter takes an Endpoint, got {type(model).__name__}"
-            )
-        if (prompt is None) == (messages is None):
-            raise InvalidArgumentError(
-                "give the endpoint adapter exactly one of prompt= (completions) or messages= "
-                "(chat completions)"
-            )
-        if prompt is not None and not isinstance(prompt, str):
-            raise InvalidArgumentTypeError(f"prompt must be a str, got {type(prompt).__name__}")
-        if messages is not None and not (
-            isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
-        ):
-            raise InvalidArgumentTypeError(
-                "messages must be a list of {'role': ..., 'content': ...} dicts"
-            )
+        _check_request_source(model, prompt, messages)
         n_per_request = positive_int("n_per_request", n_per_request)
         max_concurrency = positive_int("max_concurrency", max_concurrency)
         max_tokens = positive_int("max_tokens", max_tokens)

@@ -73,6 +73,20 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
         )
 
 
+def _checked_prompt(prompt: Any) -> str | list[str] | None:
+    """``prompt`` as the driver keeps it: None, a string, or a non-empty list of strings (a
+    tuple becomes a list); anything else raises."""
+    if isinstance(prompt, (list, tuple)):
+        if not prompt or not all(isinstance(p, str) for p in prompt):
+            raise InvalidArgumentTypeError("prompt must be a string or a non-empty list of strings")
+        return list(prompt)
+    if prompt is not None and not isinstance(prompt, str):
+        raise InvalidArgumentTypeError(
+            f"prompt must be a string or a list of strings, got {prompt!r}"
+        )
+    return prompt
+
+
 class PipelineDriver:
     """Call a diffusers pipeline for n samples in chunks.
 
@@ -128,17 +142,7 @@ class PipelineDriver:
         #: type of the last pipeline output (e.g. ImagePipelineOutput), for wrappers that rebuild it
         self.output_class: type | None = None
         self.pass_generator = "generator" in names or var_kw
-        if isinstance(prompt, (list, tuple)):
-            if not prompt or not all(isinstance(p, str) for p in prompt):
-                raise InvalidArgumentTypeError(
-                    "prompt must be a string or a non-empty list of strings"
-                )
-            prompt = list(prompt)
-        elif prompt is not None and not isinstance(prompt, str):
-            raise InvalidArgumentTypeError(
-                f"prompt must be a string or a list of strings, got {prompt!r}"
-            )
-        self.prompt = prompt
+        self.prompt = prompt = _checked_prompt(prompt)
         if prompt is not None:
             if "num_images_per_prompt" not in names:
                 raise InvalidArgumentTypeError(

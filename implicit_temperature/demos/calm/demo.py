@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import torch
 
 from ...adapters.calm import CALMAdapter, generate, pad_to_chunks
 from ...core import temperature_sample
 from ...core.errors import InvalidArgumentError
+from ..laws import frequencies, tempered, total_variation
 from . import grammar
 from .pretrained import DEMO_PROMPTS, load_demo_model
 
@@ -108,11 +110,10 @@ def next_chunk_table(
     hot = res.samples[0]  # (M, K)
     chunks, inverse = torch.unique(torch.cat([ref, hot]), dim=0, return_inverse=True)
     n = chunks.shape[0]
-    p1 = torch.bincount(inverse[: len(ref)], minlength=n).double() / len(ref)
-    pt = torch.bincount(inverse[len(ref) :], minlength=n).double() / len(hot)
-    target = p1.pow(1.0 / temperature)
-    target = target / target.sum()
-    tv = 0.5 * (pt - target).abs().sum().item()
+    p1 = frequencies(inverse[: len(ref)], n)
+    pt = frequencies(inverse[len(ref) :], n)
+    target = tempered(p1, temperature)
+    tv = total_variation(pt, target)
     # what sampling noise alone gives on average (Jensen bounds): the sample at T,
     # 1/2 sum sqrt(q (1 - q) / M), plus the target estimate propagated to first order through
     # q = p^s / Z (dq_x = s q_x (dp_x / p_x - sum_y q_y dp_y / p_y)): s sum (q/p) sqrt(p (1-p) / M1)
@@ -137,52 +138,18 @@ def next_chunk_table(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print continuations at T = 1, 2 and ``--temperature``, then the next-chunk table; a bad
+    argument is one line on stderr and exit status 2."""
     t0 = time.perf_counter()
     model, tok = load_demo_model()
     try:
         prompt_ids = tok.encode(args.prompt)
         padding = -prompt_ids.shape[1] % model.patch_size
         prompt_ids = pad_to_chunks(prompt_ids, model.patch_size, tok.pad_token_id)
-        for name in ("num_samples", "max_new_tokens", "reference_draws", "table_samples"):
-            if getattr(args, name) < 1:
-                raise InvalidArgumentError(f"--{name.replace('_', '-')} must be >= 1")
-        if args.temperature <= 0:
-            raise InvalidArgumentError(f"--temperature must be > 0, got {args.temperature}")
-        if args.method == "exact" and args.temperature > 1:
-            raise InvalidArgumentError(
-                "--method exact needs --temperature <= 1; use --method batch for T > 1"
-            )
-        temps = sorted({1.0, 2.0, args.temperature}, reverse=True)
-        print(
-            f"CALM demo model (K = {model.patch_size} characters per step); prompt {args.prompt!r}"
-        )
-        print(
-            f"grammar: see implicit_temperature/demos/calm/grammar.py (branch weights "
-            f"{grammar.BRANCH}, end of story {grammar.P_END})"
-        )
-        if padding:
-            print(
-                f"note: the prompt is {padding} token(s) short of a whole chunk and was padded "
-                f"with {padding} <pad> after it (pad_to_chunks, as the reference CALM generate "
-                "pads prompts); the grammar never has <pad> inside a story, so expect the "
-                "model to leave the grammar after this chunk"
-            )
-        print()
-        for t in temps:
-            method = args.method if t <= 1 or args.method == "batch" else "batch"
-            out = generate(
-                model,
-                prompt_ids.expand(NUM_CONTINUATIONS, -1),
-                temperature=t,
-                method=method,
-                num_samples=args.num_samples,
-                max_new_tokens=args.max_new_tokens,
-                eos_token_id=tok.eos_token_id,
-                generator=args.seed,
-            )
-            print(f"T = {t:g} ({method if t != 1 else 'plain draws'}):")
-            for text in tok.batch_decode(out):
-                print(f"    {text}")
+        _check_arguments(args)
+        _print_intro(model, args.prompt, padding)
+        for t in sorted({1.0, 2.0, args.temperature}, reverse=True):
+            _print_continuations(model, tok, prompt_ids, t, args)
         rows, tv, noise = next_chunk_table(
             model,
             tok,
@@ -197,6 +164,65 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _print_table(args, rows, tv, noise)
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Raise :class:`InvalidArgumentError` naming the flag: counts >= 1, T > 0, exact only for
+    T <= 1."""
+    for name in ("num_samples", "max_new_tokens", "reference_draws", "table_samples"):
+        if getattr(args, name) < 1:
+            raise InvalidArgumentError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.temperature <= 0:
+        raise InvalidArgumentError(f"--temperature must be > 0, got {args.temperature}")
+    if args.method == "exact" and args.temperature > 1:
+        raise InvalidArgumentError(
+            "--method exact needs --temperature <= 1; use --method batch for T > 1"
+        )
+
+
+def _print_intro(model: Any, prompt: str, padding: int) -> None:
+    """The model, the prompt, the grammar, and a note when the prompt was padded."""
+    print(f"CALM demo model (K = {model.patch_size} characters per step); prompt {prompt!r}")
+    print(
+        f"grammar: see implicit_temperature/demos/calm/grammar.py (branch weights "
+        f"{grammar.BRANCH}, end of story {grammar.P_END})"
+    )
+    if padding:
+        print(
+            f"note: the prompt is {padding} token(s) short of a whole chunk and was padded "
+            f"with {padding} <pad> after it (pad_to_chunks, as the reference CALM generate "
+            "pads prompts); the grammar never has <pad> inside a story, so expect the "
+            "model to leave the grammar after this chunk"
+        )
+    print()
+
+
+def _print_continuations(
+    model: Any, tok: Any, prompt_ids: torch.Tensor, t: float, args: argparse.Namespace
+) -> None:
+    """``NUM_CONTINUATIONS`` continuations at ``t`` (``--method``, batch above T = 1), seeded
+    by ``--seed``."""
+    method = args.method if t <= 1 or args.method == "batch" else "batch"
+    out = generate(
+        model,
+        prompt_ids.expand(NUM_CONTINUATIONS, -1),
+        temperature=t,
+        method=method,
+        num_samples=args.num_samples,
+        max_new_tokens=args.max_new_tokens,
+        eos_token_id=tok.eos_token_id,
+        generator=args.seed,
+    )
+    print(f"T = {t:g} ({method if t != 1 else 'plain draws'}):")
+    for text in tok.batch_decode(out):
+        print(f"    {text}")
+
+
+def _print_table(args: argparse.Namespace, rows: list[tuple], tv: float, noise: float) -> None:
+    """The next-chunk table of :func:`next_chunk_table` with its TV and noise level."""
     t = args.temperature
     print(
         f"\nnext chunk after {args.prompt!r}: {args.reference_draws} draws at T = 1, "
@@ -209,8 +235,6 @@ def run(args: argparse.Namespace) -> int:
         f"  total variation(measured, P^(1/T)/Z) = {tv:.4f}  "
         f"(sampling noise alone: about {noise:.3f} or less on average)"
     )
-    print(f"\n({time.perf_counter() - t0:.1f} s)")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

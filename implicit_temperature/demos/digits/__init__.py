@@ -6,14 +6,17 @@ Importing this package does not import diffusers.
 
 from .classifier import DigitClassifier, DigitLabeler, held_out_accuracy, load_classifier
 from .model import DEFAULT_INFERENCE_STEPS, DIGIT_MIX, load_digits_pipeline, sample_digits
+from .sampler import DigitsSampler, load_digits_sampler
 
 __all__ = [
     "DEFAULT_INFERENCE_STEPS",
     "DIGIT_MIX",
     "DigitClassifier",
     "DigitLabeler",
+    "DigitsSampler",
     "held_out_accuracy",
     "load_classifier",
     "load_digits_pipeline",
+    "load_digits_sampler",
     "sample_digits",
 ]

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from ...core import DrawBudgetExceeded
 from ..laws import frequencies, tempered, total_variation
 from ..output import (
     METHOD_COLORS,
@@ -32,10 +31,11 @@ from ..output import (
     figure_paths,
     new_figure,
     save_figure,
+    within_budget,
 )
-from .model import DEFAULT_INFERENCE_STEPS, DIGIT_MIX
-
-DIGITS = 10
+from .classifier import held_out_accuracy
+from .model import DEFAULT_INFERENCE_STEPS, DIGIT_MIX, sample_digits
+from .sampler import DIGITS, DigitsSampler, load_digits_sampler
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,84 +124,104 @@ def measure_digits(args: argparse.Namespace, on_block: Any = None) -> dict[str, 
     ...}``, each block ``{"t", "target", "cols", "p", "plain"}`` with columns ``noise``, ``exact``
     (T <= 1) and ``batch``: ``{"images", "draws", "seconds", "freq", "tv", "ink", "contrast"}``.
     """
-    from ...plugins import TemperatureSampler
-    from ...quantizers import ClassifierQuantizer
-    from .classifier import held_out_accuracy, load_classifier
-    from .model import load_digits_pipeline, sample_digits
-
-    pipe = load_digits_pipeline()
-    classify = load_classifier()
-    sampler = TemperatureSampler(
-        pipe,
-        quantizer=ClassifierQuantizer(classify),
-        batch_size=1024,
-        progress=False,
-        num_inference_steps=args.steps,
-    )
-    acc = held_out_accuracy()
-    m = args.num_outputs
-    acc_text = f" (held-out accuracy {acc:.1%})" if acc is not None else ""
-    print(
-        f"digits DDPM: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
-        f"{args.steps} steps; quantizer: the shipped digit classifier{acc_text}"
-    )
-    print(f"training class mix: {' '.join(f'{v:.3f}' for v in DIGIT_MIX)}")
-
+    digits = load_digits_sampler(args.steps)
+    _print_setting(digits.sampler.model, args.steps)
     g = torch.Generator().manual_seed(args.seed)
-    start = time.perf_counter()
-    plain = sampler.adapter.draw(args.law_samples, generator=g)
-    p = frequencies(classify(plain), DIGITS)
-    law_seconds = time.perf_counter() - start
-    print(
-        f"class law P at T = 1 ({args.law_samples} plain draws, {law_seconds:.1f} s): "
-        f"{' '.join(f'{v:.3f}' for v in p.tolist())}\n"
-    )
-
+    plain, p = _measure_class_law(digits, args.law_samples, g)
     blocks: list[dict[str, Any]] = []
     for t in [float(x) for x in args.temperatures]:
-        target = tempered(p, t)
-        cols: dict[str, dict[str, Any]] = {}
-        start = time.perf_counter()
-        noisy = sample_digits(pipe, m, num_inference_steps=args.steps, generator=g, noise_scale=t)
-        cols["noise"] = {"images": noisy, "draws": m, "seconds": time.perf_counter() - start}
-        for method in ["exact", "batch"] if t <= 1 else ["batch"]:
-            start = time.perf_counter()
-            try:
-                res = sampler.sample(
-                    t,
-                    method=method,
-                    num_samples=args.num_samples,
-                    num_outputs=m,
-                    generator=args.seed,
-                    max_draws=args.max_draws,
-                )
-            except DrawBudgetExceeded as exc:
-                print(f"T = {t:g}, {method}: stopped by --max-draws {args.max_draws}: {exc}")
-                continue
-            cols[method] = {
-                "images": res.samples,
-                "draws": res.draws,
-                "seconds": time.perf_counter() - start,
-            }
-        for col in cols.values():
-            col["freq"] = frequencies(classify(col["images"]), DIGITS)
-            col["tv"] = total_variation(col["freq"], target)
-            col["ink"], col["contrast"] = _texture(col["images"])
-        blocks.append({"t": t, "target": target, "cols": cols, "p": p, "plain": plain})
+        blocks.append(_measure_temperature(digits, args, t, g, p, plain))
         if on_block is not None:
             on_block(blocks[-1])
-
     return {
-        "pipe": pipe,
+        "pipe": digits.sampler.model,
         "p": p,
         "plain": plain,
         "blocks": blocks,
-        "m": m,
+        "m": args.num_outputs,
         "num_samples": args.num_samples,
         "law_samples": args.law_samples,
         "steps": args.steps,
         "seed": args.seed,
     }
+
+
+def _print_setting(pipe: Any, steps: int) -> None:
+    """Print the header lines: the pipeline, its steps, the quantizer and the training mix."""
+    acc = held_out_accuracy()
+    acc_text = f" (held-out accuracy {acc:.1%})" if acc is not None else ""
+    print(
+        f"digits DDPM: {type(pipe).__name__} with {type(pipe.scheduler).__name__}, "
+        f"{steps} steps; quantizer: the shipped digit classifier{acc_text}"
+    )
+    print(f"training class mix: {' '.join(f'{v:.3f}' for v in DIGIT_MIX)}")
+
+
+def _measure_class_law(
+    digits: DigitsSampler, n: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(plain, p)``: ``n`` plain draws from ``g`` and their class law P, printed with the
+    time they took."""
+    start = time.perf_counter()
+    plain, p = digits.class_law(n, g)
+    law_seconds = time.perf_counter() - start
+    print(
+        f"class law P at T = 1 ({n} plain draws, {law_seconds:.1f} s): "
+        f"{' '.join(f'{v:.3f}' for v in p.tolist())}\n"
+    )
+    return plain, p
+
+
+def _measure_temperature(
+    digits: DigitsSampler,
+    args: argparse.Namespace,
+    t: float,
+    g: torch.Generator,
+    p: torch.Tensor,
+    plain: torch.Tensor,
+) -> dict[str, Any]:
+    """One block of :func:`measure_digits` at temperature ``t``: the noise-scaling column (drawn
+    from ``g``), then the exact (T <= 1) and batch columns (seeded by ``args.seed``; a method
+    stopped by ``--max-draws`` is printed and left out), each with its statistics."""
+    m = args.num_outputs
+    target = tempered(p, t)
+    cols: dict[str, dict[str, Any]] = {}
+    pipe = digits.sampler.model
+    start = time.perf_counter()
+    noisy = sample_digits(pipe, m, num_inference_steps=args.steps, generator=g, noise_scale=t)
+    cols["noise"] = {"images": noisy, "draws": m, "seconds": time.perf_counter() - start}
+    for method in ["exact", "batch"] if t <= 1 else ["batch"]:
+        col = _method_column(digits, args, t, method)
+        if col is not None:
+            cols[method] = col
+    for col in cols.values():
+        col["freq"] = frequencies(digits.classify(col["images"]), DIGITS)
+        col["tv"] = total_variation(col["freq"], target)
+        col["ink"], col["contrast"] = _texture(col["images"])
+    return {"t": t, "target": target, "cols": cols, "p": p, "plain": plain}
+
+
+def _method_column(
+    digits: DigitsSampler, args: argparse.Namespace, t: float, method: str
+) -> dict[str, Any] | None:
+    """``{"images", "draws", "seconds"}`` of ``method`` at ``t``, or None (printed) when
+    ``--max-draws`` stopped it."""
+    done = within_budget(
+        f"T = {t:g}, {method}",
+        args.max_draws,
+        lambda: digits.sampler.sample(
+            t,
+            method=method,
+            num_samples=args.num_samples,
+            num_outputs=args.num_outputs,
+            generator=args.seed,
+            max_draws=args.max_draws,
+        ),
+    )
+    if done is None:
+        return None
+    res, seconds = done
+    return {"images": res.samples, "draws": res.draws, "seconds": seconds}
 
 
 def _share(v: float) -> str:

@@ -19,13 +19,11 @@ without ``--force``, and matplotlib's global backend is left alone.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ...core import DrawBudgetExceeded
 from ..laws import frequencies, total_variation
 from ..output import (
     METHOD_COLORS,
@@ -35,6 +33,7 @@ from ..output import (
     figure_paths,
     new_figure,
     save_figure,
+    within_budget,
 )
 from .mixture import NearestComponentQuantizer, tempered_weights
 
@@ -92,7 +91,6 @@ def compare_on_mixture(title: str, load: Callable[[], Any], args: argparse.Names
     m = int(args.num_outputs)
     pipe = load()
     means, weights = pipe.mixture_means, pipe.mixture_weights.double()
-    k = means.shape[0]
     quantize = NearestComponentQuantizer(means)
     sampler = TemperatureSampler(pipe, progress=False)
     target = tempered_weights(weights, t)
@@ -104,21 +102,42 @@ def compare_on_mixture(title: str, load: Callable[[], Any], args: argparse.Names
         f"Trained mixture weights w = {[round(v, 3) for v in weights.tolist()]}; "
         f"T = {t:g}; target w^(1/T)/Z; {m} samples per column; seed {args.seed}\n"
     )
+    columns = _draw_columns(pipe, sampler, quantize, args)
+    if t > 1:
+        print("(T > 1: no exact method exists above T = 1; showing batch only)\n")
+    return {
+        "t": t,
+        "m": m,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "means": means,
+        "weights": weights,
+        "target": target,
+        "columns": columns,
+    }
 
+
+def _draw_columns(
+    pipe: Any, sampler: Any, quantize: NearestComponentQuantizer, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """The columns of :func:`compare_on_mixture`, in order: plain draws and noise scaled by T
+    (both from one generator seeded by ``--seed``), then exact (T <= 1) and batch (seeded by
+    ``--seed``); a column stopped by ``--max-draws`` is printed and left out."""
+    t = float(args.temperature)
+    m = int(args.num_outputs)
+    k = pipe.mixture_means.shape[0]
     columns: dict[str, dict[str, Any]] = {}
 
     def timed(name: str, kind: str, fn: Callable[[], tuple[torch.Tensor, int]]) -> None:
-        start = time.perf_counter()
-        try:
-            samples, draws = fn()
-        except DrawBudgetExceeded as exc:
-            print(f"{name}: stopped by --max-draws {args.max_draws}: {exc}\n")
+        done = within_budget(name, args.max_draws, fn, end="\n\n")
+        if done is None:
             return
+        (samples, draws), seconds = done
         columns[name] = {
             "samples": samples,
             "freq": frequencies(quantize(samples), k),
             "draws": draws,
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
             "kind": kind,
         }
 
@@ -126,13 +145,12 @@ def compare_on_mixture(title: str, load: Callable[[], Any], args: argparse.Names
     timed("T=1", "plain", lambda: (sampler.adapter.draw(m, generator=g), m))
 
     def noise_scaled() -> tuple[torch.Tensor, int]:
-        dim = means.shape[1]
+        dim = pipe.mixture_means.shape[1]
         latents = t * torch.randn(m, dim, generator=g)
         return pipe(m, generator=g, latents=latents).samples, m
 
     timed(f"noise x{t:g}", "noise", noise_scaled)
-    methods = ["exact", "batch"] if t <= 1 else ["batch"]
-    for method in methods:
+    for method in ["exact", "batch"] if t <= 1 else ["batch"]:
 
         def run_method(method: str = method) -> tuple[torch.Tensor, int]:
             res = sampler.sample(
@@ -146,19 +164,7 @@ def compare_on_mixture(title: str, load: Callable[[], Any], args: argparse.Names
             return res.samples, res.draws
 
         timed(method, method, run_method)
-    if t > 1:
-        print("(T > 1: no exact method exists above T = 1; showing batch only)\n")
-
-    return {
-        "t": t,
-        "m": m,
-        "num_samples": args.num_samples,
-        "seed": args.seed,
-        "means": means,
-        "weights": weights,
-        "target": target,
-        "columns": columns,
-    }
+    return columns
 
 
 def print_comparison(cmp: dict) -> None:
@@ -216,13 +222,22 @@ def comparison_markdown(cmp: dict) -> str:
 def _figure(
     path: Any, title: str, t: float, means: torch.Tensor, columns: dict, target: torch.Tensor
 ) -> None:
-    names = list(columns)
+    """The demo's figure: the samples of every column (left) and their component shares
+    against the target (right), each method in its colour, saved to ``path``."""
     fig = new_figure(figsize=(11.5, 5.6))
     ax0, ax1 = fig.subplots(1, 2)
-    for name in names:
-        col = columns[name]
+    _scatter_panel(ax0, t, means, columns)
+    _share_panel(ax1, t, columns, target)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _scatter_panel(ax: Any, t: float, means: torch.Tensor, columns: dict) -> None:
+    """The 2-D samples of every column, with the component means numbered."""
+    for name, col in columns.items():
         x = col["samples"].detach().cpu()
-        ax0.scatter(
+        ax.scatter(
             x[:, 0],
             x[:, 1],
             s=3,
@@ -230,9 +245,9 @@ def _figure(
             color=METHOD_COLORS[col["kind"]],
             label=_label(name, col["kind"], t),
         )
-    ax0.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=60, label="component means")
+    ax.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=60, label="component means")
     for i, (mx, my) in enumerate(means.tolist()):
-        ax0.annotate(
+        ax.annotate(
             f"component {i}",
             (mx, my),
             xytext=(6, 6),
@@ -240,27 +255,32 @@ def _figure(
             fontsize=8,
             fontweight="bold",
         )
-    ax0.set_aspect("equal")
-    ax0.set_xlabel("first coordinate x1")
-    ax0.set_ylabel("second coordinate x2")
-    ax0.set_title("generated 2-D samples, coloured by method")
-    legend = ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7)
+    ax.set_aspect("equal")
+    ax.set_xlabel("first coordinate x1")
+    ax.set_ylabel("second coordinate x2")
+    ax.set_title("generated 2-D samples, coloured by method")
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7)
     for handle in getattr(legend, "legend_handles", None) or legend.legendHandles:
         handle.set_sizes([25])
         handle.set_alpha(1.0)
+
+
+def _share_panel(ax: Any, t: float, columns: dict, target: torch.Tensor) -> None:
+    """Bars of each column's component shares, with the target's marks."""
+    names = list(columns)
     k = target.numel()
     width = 0.8 / len(names)
     for j, name in enumerate(names):
         col = columns[name]
         xs = [i + (j - (len(names) - 1) / 2) * width for i in range(k)]
-        ax1.bar(
+        ax.bar(
             xs,
             col["freq"].tolist(),
             width=width,
             color=METHOD_COLORS[col["kind"]],
             label=_label(name, col["kind"], t),
         )
-    ax1.scatter(
+    ax.scatter(
         range(k),
         target.tolist(),
         marker="_",
@@ -270,15 +290,12 @@ def _figure(
         label="target: trained weights w^(1/T), normalised",
         zorder=3,
     )
-    ax1.set_xticks(range(k))
-    ax1.set_xticklabels([f"component {i}" for i in range(k)])
-    ax1.set_xlabel("mixture component (nearest mean)")
-    ax1.set_ylabel("share of the samples")
-    ax1.set_title(f"how often each component is drawn, T = {t:g}")
-    ax1.legend(fontsize=7, markerscale=0.4)
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
+    ax.set_xticks(range(k))
+    ax.set_xticklabels([f"component {i}" for i in range(k)])
+    ax.set_xlabel("mixture component (nearest mean)")
+    ax.set_ylabel("share of the samples")
+    ax.set_title(f"how often each component is drawn, T = {t:g}")
+    ax.legend(fontsize=7, markerscale=0.4)
 
 
 def _label(name: str, kind: str, t: float) -> str:
