@@ -257,13 +257,14 @@ def _concurrently(client, requests: list[dict]) -> list:
 
 
 @pytest.mark.parametrize(
-    "temperature,method", [(1.0, "auto"), (0.5, "auto"), (0.5, "batch"), (0.0, "auto")]
+    "temperature,method",
+    [(1.0, "auto"), (0.5, "auto"), (0.5, "batch"), (0.5, "exact"), (0.7, "exact"), (0.0, "auto")],
 )
 def test_an_answer_does_not_depend_on_its_batch_mates(server, client, temperature, method):
     """The same request and seed: the same text alone and inside a batch of 16 (different
     prompts and seeds around it; half with the same settings, so that at T = 1, in mode
-    decoding and with method="batch" they share the target's core call, one stream per row;
-    half at other temperatures)."""
+    decoding, with method="batch" and with method="exact" they share the target's core call,
+    one stream per row; half at other temperatures)."""
     prompts = ["cat ", "fox met ", "the ", "dog saw "]
     target = dict(
         model="calm",
@@ -291,9 +292,11 @@ def test_an_answer_does_not_depend_on_its_batch_mates(server, client, temperatur
     assert texts(answers[0]) == alone
 
 
-def test_seeded_batch_method_requests_share_one_core_call_per_step(server, client, monkeypatch):
-    """16 concurrent seeded method="batch" requests at one temperature: the core is called
-    once per decoding step and batch, not once per request (per-row generators)."""
+@pytest.mark.parametrize("method", ["batch", "exact"])
+def test_seeded_requests_share_one_core_call_per_step(server, client, monkeypatch, method):
+    """16 concurrent seeded method="batch" (or "exact", T = 0.5: no pilot) requests at one
+    temperature: the core is called once per decoding step and batch, not once per request
+    (per-row generators)."""
     from implicit_temperature.adapters.calm import generation
 
     calls = []
@@ -304,7 +307,7 @@ def test_seeded_batch_method_requests_share_one_core_call_per_step(server, clien
         return real(*args, **kwargs)
 
     monkeypatch.setattr(generation, "temperature_sample", counting)
-    kw = dict(model="calm", temperature=0.5, max_tokens=8, extra_body={"method": "batch"})
+    kw = dict(model="calm", temperature=0.5, max_tokens=8, extra_body={"method": method})
     before = server.state.metrics.batch_size.n
     _concurrently(client, [dict(kw, prompt="cat ", seed=200 + i) for i in range(16)])
     batches = server.state.metrics.batch_size.n - before

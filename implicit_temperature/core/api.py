@@ -29,7 +29,6 @@ from .decide import (
 from .diagnostics import diagnostics_messages, make_diagnostics, pool_statistics
 from .drawing import DrawSource, warn_if_seed_ignored
 from .errors import DrawBudgetExceeded, InvalidArgumentError, TemperatureWarning
-from .exact import cat_samples
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, METHODS, SampleOptions, keyword_signature
 from .pilot import (
     PILOT_BUDGET_SHARE,
@@ -47,8 +46,8 @@ from .preview import Estimate, estimate
 from .progress import Progress
 from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
-from .rows import RowGenerators, is_row_generators
-from .samples import Samples
+from .rows import RowGenerators, is_row_generators, row_generators_supported
+from .samples import Samples, cat_samples
 from .tolerance import (
     ACCURACY_MAX_DRAWS,
     LADDER_MARGIN,
@@ -159,7 +158,9 @@ def temperature_sample(
             least possible cost (1/T draws per output) exceeds it. None means
             ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` (1e6) per output and problem.
         generator: torch.Generator or int seed; the same seed gives the same result. With
-            ``batched=True`` and ``method="batch"``, a list of B of them, one per problem:
+            ``batched=True`` and ``method="batch"`` (given num_samples) or ``method="exact"``
+            without a pilot (T >= 0.5, or a given plan), a list of B of them, one per problem
+            (exact: ``max_draws`` is then each problem's own budget):
             problem b's result then depends on ``generator[b]`` alone, never on what it is
             batched with, and ``draw`` receives the list (``draw(m, generator=[g_1, ...])``)
             and must draw row b from ``g_b`` (see :mod:`.rows`).
@@ -232,7 +233,7 @@ def temperature_sample(
             options=dataclasses.replace(opts, dry_run=False),
         )
     request = Request.make(t, opts, batched=batched, key_name=key_name, advice=advice)
-    gen = _generator(opts, batched)
+    gen = _generator(opts, request)
     warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if opts.method == "batch" and not request.batch_only:
@@ -242,18 +243,20 @@ def temperature_sample(
     return run_auto(source, request, source.single_generator())
 
 
-def _generator(opts: SampleOptions, batched: bool) -> torch.Generator | RowGenerators:
+def _generator(opts: SampleOptions, request: Request) -> torch.Generator | RowGenerators:
     """The run's generator: one stream, or one per problem (a list; see :mod:`.rows`)."""
     given = opts.generator
     if not is_row_generators(given):
         return make_generator(given)
-    if not batched or opts.method != "batch" or opts.num_samples == "auto":
+    if not request.batched or not row_generators_supported(opts, request.temperature):
         raise InvalidArgumentError(
             "generator= is a list (one stream per problem), which needs batched=True and "
-            f'method="batch" with a given num_samples (got batched={batched}, '
-            f"method={opts.method!r}, num_samples={opts.num_samples!r}): the exact method sizes "
-            "its lanes and auto plans from the whole batch, so their rows would depend on each "
-            "other; give one generator, or call once per problem"
+            'method="batch" with a given num_samples, or method="exact" with a plan that needs '
+            'no pilot (T >= 0.5, or plan= a tree or "flat") (got '
+            f"batched={request.batched}, method={opts.method!r}, "
+            f'num_samples={opts.num_samples!r}, plan={opts.plan!r}): method="auto" and the '
+            'pilot of plan="auto" plan from the whole batch, so their rows would depend on '
+            "each other; give one generator, or call once per problem"
         )
     return RowGenerators(given)
 
@@ -338,7 +341,7 @@ def _name_of_key(key_name: Any) -> str | None:
 
 
 def execute_exact(
-    source: DrawSource, request: Request, plan: Plan, budget: int | None
+    source: DrawSource, request: Request, plan: Plan, budget: int | torch.Tensor | None
 ) -> TemperatureResult:
     """Run the exact method with ``plan.tree`` within ``budget`` (the pilot's leaf rates size the
     leaves' first steps; nodes size their requests from the run's own counts)."""
@@ -397,10 +400,12 @@ def run_exact_method(source: DrawSource, request: Request) -> TemperatureResult:
     else:
         pilot = Pilot.none(request, source)
     b = source.num_problems
-    budget = request.max_draws
-    if budget is None and b is not None:
+    budget: int | torch.Tensor | None = request.max_draws
+    if source.row_draws is not None:  # one generator per problem: each problem's own budget
+        budget = request.row_budget(source.row_draws)
+    elif budget is None and b is not None:
         budget = request.budget(source.draws, b)
-    if pilot.cost is not None and budget is not None:
+    if pilot.cost is not None and isinstance(budget, int):
         _refuse_far_beyond(source, request, pilot, budget - source.draws)
     return execute_exact(source, request, Plan("exact", None, pilot, tree=pilot.tree), budget)
 

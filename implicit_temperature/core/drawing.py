@@ -11,7 +11,7 @@ import torch
 from .errors import InvalidArgumentTypeError, SamplerOutputError
 from .keys import KeyFunction
 from .rows import RowGenerators
-from .samples import Samples, wrap_draw_output
+from .samples import Samples, cat_samples, wrap_draw_output
 
 
 def accepts_generator(draw: Callable[..., Any]) -> bool:
@@ -82,6 +82,13 @@ class DrawSource:
     ``seen_keys()`` returns the keys of the run's first draws (at least ``DIAGNOSTIC_DRAWS`` per
     problem where the run drew that many; calls that drew for some problems only are left out),
     for diagnostics.
+
+    Per-row generators (:class:`~.rows.RowGenerators`): ``row_draws`` (host LongTensor (B,))
+    counts each problem's own draws, for per-row budgets. A ``draw`` without ``active=`` is still
+    called for every row when ``active`` is given, but the rows left out receive a throwaway
+    generator (their own stream is not consumed) and their samples are placeholders, so a row's
+    stream only moves when the row itself is drawn for. :meth:`ragged` draws a different count
+    per row (one call per distinct count).
     """
 
     def __init__(
@@ -108,6 +115,20 @@ class DrawSource:
         self._seen: list[torch.Tensor] = []
         self._seen_count = 0
         self._signature: tuple[Any, ...] | None = None
+        self.row_draws: torch.Tensor | None = None
+        if isinstance(generator, RowGenerators):
+            self.row_draws = torch.zeros(len(generator), dtype=torch.long)
+
+    @property
+    def per_row(self) -> bool:
+        """True with one generator per problem (see :mod:`.rows`)."""
+        return isinstance(self.generator, RowGenerators)
+
+    @property
+    def by_row(self) -> bool:
+        """True when a call can leave rows out (``active=``): ``draw`` takes it, or per-row
+        generators keep the rows left out untouched (throwaway streams)."""
+        return self.accepts_active or (self.batched and self.per_row)
 
     def single_generator(self) -> torch.Generator:
         """The run's one generator; methods that plan from the whole batch (exact, auto) have
@@ -123,15 +144,24 @@ class DrawSource:
         """``generator=`` for ``draw``: the run's generator, or the list of the drawn rows'."""
         if not self._pass_generator:
             return {}
-        if isinstance(self.generator, RowGenerators):
-            return {"generator": self.generator.subset(active)}
-        return {"generator": self.generator}
+        g = self.generator
+        if not isinstance(g, RowGenerators):
+            return {"generator": g}
+        if active is None or self.accepts_active:
+            return {"generator": g.subset(active)}
+        throwaway = [torch.Generator(device=g.device) for _ in range(len(g))]
+        return {
+            "generator": [
+                x if a else y
+                for x, y, a in zip(g.generators, throwaway, active.tolist(), strict=True)
+            ]
+        }
 
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
-        if active is not None and not self.accepts_active:
+        if active is not None and not self.by_row:
             active = None
         kwargs = self._generator_kwargs(active)
-        if active is None:
+        if active is None or not self.accepts_active:
             raw = self.draw(m, **kwargs)
             samples = wrap_draw_output(raw, m, self.batched, self.num_problems)
             if isinstance(self.generator, RowGenerators):
@@ -140,17 +170,20 @@ class DrawSource:
             self.num_problems = samples.num_problems
             keys = self.keys(raw, samples)
             drawn = samples.num_problems
+            self._count_rows(m, active)
         else:
             rows = active.nonzero().flatten()  # a host sync, as every exact step has one anyway
             raw = self.draw(m, active=active, **kwargs)
             part = wrap_draw_output(raw, m, True, int(rows.numel()))
             self._check_signature(part)
             part_keys = self.keys(raw, part)
-            assert self.num_problems is not None  # active= needs B, known from earlier calls
-            samples = part.scatter_rows(rows, self.num_problems)
-            keys = part_keys.new_zeros((self.num_problems,) + tuple(part_keys.shape[1:]))
+            b = self.num_problems or len(active)  # B: from earlier calls, or the row streams
+            samples = part.scatter_rows(rows, b)
+            keys = part_keys.new_zeros((b,) + tuple(part_keys.shape[1:]))
             keys[rows.to(keys.device)] = part_keys
             drawn = int(rows.numel())
+            self.num_problems = b
+            self._count_rows(m, active)
         samples, keys = self._shuffle(samples, keys, active)
         self.calls += 1
         self.draws += drawn * m
@@ -158,6 +191,34 @@ class DrawSource:
             self._seen.append(keys)
             self._seen_count += m
         return samples, keys
+
+    def _count_rows(self, m: int, active: torch.Tensor | None) -> None:
+        if self.row_draws is not None:
+            self.row_draws += m if active is None else m * active.cpu().long()
+
+    def ragged(self, counts: torch.Tensor) -> tuple[Samples, torch.Tensor]:
+        """``counts[b]`` draws for row b (host LongTensor (B,), zeros allowed, not all zero):
+        one call per distinct count, for the rows with that count (``active=``), so that each
+        row draws exactly its own count. Returns samples (B, L, ...) and keys (B, L, d),
+        L = max count; row b's entries beyond counts[b] (all of a row with count 0) are
+        placeholders."""
+        width = int(counts.max())
+        parts: list[tuple[Samples, torch.Tensor]] = []
+        which = torch.zeros(counts.shape[0], dtype=torch.long)
+        for i, c in enumerate(sorted({int(x) for x in counts.tolist()} - {0})):
+            mask = counts == c
+            samples, keys = self(c, active=None if bool(mask.all()) else mask)
+            pad = torch.arange(width).clamp(max=c - 1).expand(counts.shape[0], width)
+            parts.append((samples.gather(pad), keys[:, pad[0].to(keys.device)]))
+            which[mask] = i
+        if len(parts) == 1:
+            return parts[0]
+        joined = cat_samples([p[0] for p in parts])
+        keys = torch.cat([p[1] for p in parts], 1)
+        index = which.unsqueeze(1) * width + torch.arange(width).unsqueeze(0)
+        idx = index.to(keys.device)
+        keys = keys.gather(1, idx.unsqueeze(-1).expand(-1, -1, keys.shape[2]))
+        return joined.gather(index), keys
 
     def _shuffle(
         self, samples: Samples, keys: torch.Tensor, active: torch.Tensor | None = None

@@ -28,7 +28,8 @@ import torch
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
 from .options import DEFAULT_MAX_DRAWS_PER_OUTPUT, DEFAULT_MAX_LANES
-from .samples import Samples
+from .rows import RowGenerators
+from .samples import Samples, cat_samples
 from .validation import uniform
 
 _NONE = torch.iinfo(torch.long).max  # round id of "no accepted round"
@@ -72,6 +73,8 @@ class ExactOutput:
     samples: Samples  # (B, Q, ...)
     keys: torch.Tensor  # (B, Q, d)
     stats: ExactStats
+    #: per-row runs only: rounds accepted and finished per problem (host LongTensors (B,))
+    row_tallies: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class _Lanes:
@@ -166,17 +169,6 @@ class _Accepted:
         ids = self.merge()[0]
         at = ids.gather(1, (q - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
         return torch.where(q > 0, at, torch.full_like(at, -1))
-
-
-def cat_samples(parts: list[Samples]) -> Samples:
-    """Join sample batches along the sample dimension, pairwise in a balanced way, so that the
-    copying is O(total log len(parts)) rather than O(total * len(parts))."""
-    while len(parts) > 1:
-        parts = [
-            parts[i].cat(parts[i + 1]) if i + 1 < len(parts) else parts[i]
-            for i in range(0, len(parts), 2)
-        ]
-    return parts[0]
 
 
 class RoundState(NamedTuple):
@@ -354,7 +346,7 @@ def run_exact(
     s: float,
     num_outputs: int | torch.Tensor,
     *,
-    max_draws: int | None,
+    max_draws: int | torch.Tensor | None,
     max_lanes: int = DEFAULT_MAX_LANES,
     accept_rate: torch.Tensor | float | None = None,
     on_draw: Callable[[], None] | None = None,
@@ -375,10 +367,16 @@ def run_exact(
     problems and a ``draw`` that takes ``active=``, problems that have no round to run are left
     out of the call (see :class:`DrawSource`); otherwise every call draws for all B. The round
     update is :func:`round_step`, the lane sizing :func:`first_lanes` / :func:`lane_targets`.
+
+    With one generator per problem (``source.per_row``) the run is :func:`run_exact_rows`:
+    ``max_draws`` is then each problem's own budget (an int, or a host LongTensor (B,)).
     """
+    if source.per_row:
+        return run_exact_rows(source, s, num_outputs, max_draws, max_lanes, accept_rate, on_draw)
     n, a = _check_flat(s)
     q_max = int(num_outputs.max()) if isinstance(num_outputs, torch.Tensor) else int(num_outputs)
     stats, accepted = ExactStats(), _Accepted(q_max)
+    assert not isinstance(max_draws, torch.Tensor)  # per-row budgets: run_exact_rows
     first = first_lanes(num_outputs, accept_rate, max_lanes)
     m, b, by_row = int(first.max()), source.num_problems or 1, source.accepts_active
     active = first > 0 if isinstance(num_outputs, torch.Tensor) and by_row else None
@@ -405,7 +403,8 @@ def run_exact(
             on_draw()
         stats.draws, stats.calls = source.draws, source.calls
         stats.max_lanes_used = max(stats.max_lanes_used, m)
-        _step(lanes, y, y_keys, n, a, in_prog, want, tl, accepted, stats, gen)
+        coin = uniform(tuple(y_keys.shape[:2]), gen, dev) if a > 0 else None
+        _step(lanes, y, y_keys, n, a, in_prog, want, tl, accepted, stats, coin)
         lanes.compact()
         in_prog = lanes.active.sum(1)
         need = (tl.q - tl.n_acc).clamp(min=0)  # outputs each problem still lacks
@@ -439,12 +438,12 @@ def _step(
     tl: _Tallies,
     accepted: _Accepted,
     stats: ExactStats,
-    gen: torch.Generator,
+    coin: torch.Tensor | None,
 ) -> None:
     """Apply :func:`round_step` to the lanes, keep the accepted rounds, abandon rounds that
-    started after a problem's q-th acceptance (they can no longer matter), update the tallies."""
-    b, m = y_keys.shape[:2]
-    coin = uniform((b, m), gen, y_keys.device) if a > 0 else None
+    started after a problem's q-th acceptance (they can no longer matter), update the tallies.
+    ``coin``: the factory's uniforms (B, m) (None when a = 0)."""
+    m = y_keys.shape[1]
     state = RoundState(lanes.active, lanes.rid, lanes.k, lanes.flip, lanes.cand_keys)
     out = round_step(state, y_keys, coin, n, a, in_prog, want, tl.next_id)
     lane = torch.arange(m, device=y_keys.device).unsqueeze(0)
@@ -473,3 +472,114 @@ def _step(
         stats.abandoned += int(abandon.sum())
     lanes.active, lanes.rid, lanes.k, lanes.flip = live, out.state.rid, out.state.k, out.state.flip
     lanes.cand_keys = out.state.cand_keys
+
+
+def lane_width(lanes: torch.Tensor, max_lanes: int) -> torch.Tensor:
+    """Per-row runs: the lanes a row draws for ``lanes`` (B,) wanted, rounded up to a power of
+    two (at most max_lanes; 0 stays 0), so that rows with similar needs share a draw call."""
+    mantissa, exp = torch.frexp(lanes.double().clamp(min=1))
+    up = torch.where(mantissa > 0.5, exp, exp - 1)
+    width = (2 ** up.double()).long().clamp(max=max(max_lanes, 1))
+    return torch.where(lanes > 0, torch.maximum(width, lanes.clamp(max=max_lanes)), 0)
+
+
+def row_budget(
+    source: DrawSource, max_draws: int | torch.Tensor | None, q: torch.Tensor
+) -> torch.Tensor:
+    """Each problem's budget (host LongTensor (B,)) counted against its own ``row_draws``:
+    ``max_draws`` per problem, or ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` per output from now."""
+    assert source.row_draws is not None
+    if max_draws is None:
+        return source.row_draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * q
+    return torch.as_tensor(max_draws, dtype=torch.long).expand(q.shape[0]).clone()
+
+
+def row_sizes(
+    in_prog: torch.Tensor,
+    want: torch.Tensor,
+    need: torch.Tensor,
+    spent: torch.Tensor,
+    budget: torch.Tensor,
+    max_lanes: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row runs, the next step's sizes (pure; host LongTensors (B,), each row's from its own
+    state only): the lanes each row draws for, the rounds it starts (its idle drawn lanes fill
+    with new rounds while it lacks outputs, as :func:`fill_idle`), and the rows that cannot go
+    on within their budget even with only their rounds in progress (the caller raises)."""
+    full = lane_width(in_prog + want, max_lanes)
+    least = lane_width(in_prog, max_lanes)
+    over = spent + full > budget
+    sizes = torch.where(over, least, full)
+    want = torch.where(over, 0, want)
+    stuck = over & ((least == 0) | (spent + least > budget))
+    want = torch.where((need > 0) & (sizes > 0), sizes - in_prog, want)
+    return sizes, want, stuck
+
+
+def _row_over_budget(
+    stats: ExactStats,
+    spent: torch.Tensor,
+    budget: torch.Tensor,
+    stuck: torch.Tensor,
+    q: torch.Tensor,
+) -> DrawBudgetExceeded:
+    """Per-row runs: the first problem that cannot go on within its own budget."""
+    row = int(stuck.nonzero()[0])
+    err = _over_budget(stats, int(budget[row]), q)
+    return DrawBudgetExceeded(
+        f"problem {row} (with one generator per problem, max_draws bounds each problem's own "
+        f"draws; it spent {int(spent[row])}): {err}",
+        err.stats,
+    )
+
+
+def run_exact_rows(
+    source: DrawSource,
+    s: float,
+    num_outputs: int | torch.Tensor,
+    max_draws: int | torch.Tensor | None,
+    max_lanes: int,
+    accept_rate: torch.Tensor | float | None,
+    on_draw: Callable[[], None] | None,
+) -> ExactOutput:
+    """:func:`run_exact` with one generator per problem (:mod:`.rows`): row b's draws, coins,
+    lane counts and budget are functions of row b's own state and stream, so its outputs do not
+    depend on its batch-mates. Each row draws its own lane count (:func:`lane_width`; one draw
+    call per distinct count, :meth:`DrawSource.ragged`), its factory coins come from its own
+    generator, and ``max_draws`` bounds each row's own draws (:func:`row_budget`)."""
+    n, a = _check_flat(s)
+    gens = source.generator
+    assert isinstance(gens, RowGenerators) and source.row_draws is not None
+    b = len(gens)
+    q = torch.as_tensor(num_outputs, dtype=torch.long).cpu().expand(b).clone()
+    budget = row_budget(source, max_draws, q)
+    stats, accepted = ExactStats(), _Accepted(int(q.max()))
+    sizes = lane_width(first_lanes(q, accept_rate, max_lanes).expand(b), max_lanes)
+    in_prog, want = torch.zeros_like(q), sizes
+    stuck = source.row_draws + sizes > budget
+    tl: _Tallies | None = None
+    while not bool(stuck.any()) and int(sizes.max()) > 0:
+        y, y_keys = source.ragged(sizes)
+        dev = y_keys.device
+        if tl is None:
+            tl, lanes = _Tallies(q, b, dev), _Lanes(y, y_keys)
+        lanes.resize(y_keys.shape[1], y)
+        if on_draw is not None:
+            on_draw()
+        stats.draws, stats.calls = source.draws, source.calls
+        stats.max_lanes_used = max(stats.max_lanes_used, int(sizes.max()))
+        coin = gens.ragged_uniform(sizes, y_keys.shape[1], dev) if a > 0 else None
+        _step(lanes, y, y_keys, n, a, in_prog.to(dev), want.to(dev), tl, accepted, stats, coin)
+        lanes.compact()
+        in_prog_d = lanes.active.sum(1)
+        want_d = lane_targets(tl.n_acc, tl.n_fin, in_prog_d, tl.q, max_lanes)
+        need_d = (tl.q - tl.n_acc).clamp(min=0)
+        in_prog, want, need = torch.stack([in_prog_d, want_d, need_d]).cpu()
+        sizes, want, stuck = row_sizes(in_prog, want, need, source.row_draws, budget, max_lanes)
+    stats.draws, stats.calls = source.draws, source.calls
+    if bool(stuck.any()):
+        raise _row_over_budget(stats, source.row_draws, budget, stuck, q)
+    assert tl is not None  # some problem wants an output
+    _, keys, samples = accepted.merge()
+    tallies = (tl.n_acc.cpu(), tl.n_fin.cpu())
+    return ExactOutput(samples=samples, keys=keys, stats=stats, row_tallies=tallies)

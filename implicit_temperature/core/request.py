@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from .errors import (
     DrawBudgetExceeded,
     InvalidArgumentTypeError,
@@ -116,6 +118,13 @@ class Request:
         if self.max_draws is not None:
             return self.max_draws
         return draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * self.num_outputs * num_problems
+
+    def row_budget(self, row_draws: torch.Tensor) -> torch.Tensor:
+        """Per-row generators: each problem's budget (host LongTensor (B,)) against its own
+        draws ``row_draws``: max_draws per problem, or the default counted from now."""
+        if self.max_draws is not None:
+            return torch.full_like(row_draws, self.max_draws)
+        return row_draws + DEFAULT_MAX_DRAWS_PER_OUTPUT * self.num_outputs
 
     def batch_draws(self, num_problems: int) -> int:
         """The batch method's draws: N per output (N in all with share_pool), per problem."""

@@ -12,12 +12,26 @@ Why a Python loop over the B generators: a ``torch.Generator`` is one stream, an
 call that fills row b of a tensor from generator b. The loop is over problems (B is at most a
 server's batch limit), never over samples: each iteration draws a whole row with one call.
 
-Which methods: ``method="batch"`` only. Its cost per problem is fixed (N draws per output), so
-every call draws the same number for every problem and nothing is decided across rows. The exact
-method sizes its lanes and ``auto`` plans from the whole batch (lane counts, pilot sizes, the
-method itself), so under them a row's draws would depend on its batch-mates: they refuse a
-sequence of generators (:class:`~.errors.InvalidArgumentError`) rather than silently break the
-promise.
+Which methods (:func:`row_generators_supported`):
+
+* ``method="batch"`` with a given num_samples. Its cost per problem is fixed (N draws per
+  output), so every call draws the same number for every problem and nothing is decided across
+  rows.
+* ``method="exact"`` where no pilot plans it (a given ``plan``, or plan="auto" at T >= 0.5,
+  the flat round). Every quantity that shapes row b's draws is a function of row b's own state:
+  its lane count (rounded up to a power of two so that rows with similar needs share a call;
+  :func:`~.exact.lane_width`), its budget (``max_draws`` bounds each problem's own draws,
+  counted in ``DrawSource.row_draws``), the leaf rates that size a tree's requests (each row's
+  own tallies), its factory coins (:meth:`RowGenerators.ragged_uniform`). Rows with different
+  counts are drawn by one call per distinct count for just those rows
+  (:meth:`~.drawing.DrawSource.ragged`): a row's stream moves by its own count only, never by
+  a batch-mate's. A ``draw`` without ``active=`` is called for every row, the rows left out
+  with a throwaway generator, so their streams stay untouched.
+
+``method="auto"`` and the pilot of plan="auto" below T = 0.5 plan from the whole batch (pilot
+sizes, the tree, the method itself), so under them a row's draws would depend on its
+batch-mates: they refuse a sequence of generators (:class:`~.errors.InvalidArgumentError`)
+rather than silently break the promise.
 """
 
 from __future__ import annotations
@@ -28,7 +42,19 @@ from typing import Any, TypeGuard
 import torch
 
 from .errors import InvalidArgumentError
+from .options import SampleOptions
 from .validation import make_generator
+
+
+def row_generators_supported(opts: SampleOptions, temperature: float) -> bool:
+    """Whether these options take one generator per problem (see :mod:`.rows`): the batch
+    method with a given num_samples, and the exact method when no pilot plans it (a fixed
+    tree, or plan="auto" at 1/T <= 2, which is the flat round)."""
+    if opts.method == "batch":
+        return opts.num_samples != "auto"
+    if opts.method != "exact":
+        return False
+    return opts.plan != "auto" or temperature >= 0.5
 
 
 def is_row_generators(
@@ -98,6 +124,19 @@ class RowGenerators:
             [torch.rand(shape[1:], generator=g, device=g.device, dtype=dtype) for g in gens]
         )
         return u.to(device, non_blocking=True)
+
+    def ragged_uniform(
+        self, counts: torch.Tensor, width: int, device: torch.device
+    ) -> torch.Tensor:
+        """Uniforms (B, width) float64 on ``device``: row b's first ``counts[b]`` (host LongTensor)
+        from its own generator (one ``torch.rand`` call per row with a nonzero count), the rest
+        1.0; a row with count 0 leaves its stream untouched."""
+        out = torch.ones((len(self.generators), width), dtype=torch.float64)
+        for b, (g, c) in enumerate(zip(self.generators, counts.tolist(), strict=True)):
+            if c > 0:
+                u = torch.rand((int(c),), generator=g, device=g.device, dtype=torch.float64)
+                out[b, : int(c)] = u.cpu()
+        return out.to(device, non_blocking=True)
 
     def check_rows(self, num_problems: int) -> None:
         """InvalidArgumentError unless there is one generator per problem."""

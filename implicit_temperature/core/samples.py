@@ -86,6 +86,17 @@ class Samples:
         return self.data[0]
 
 
+def cat_samples(parts: list[Samples]) -> Samples:
+    """Join sample batches along the sample dimension, pairwise in a balanced way, so that the
+    copying is O(total log len(parts)) rather than O(total * len(parts))."""
+    while len(parts) > 1:
+        parts = [
+            parts[i].cat(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    return parts[0]
+
+
 def wrap_draw_output(raw: Any, m: int, batched: bool, num_problems: int | None) -> Samples:
     """Check ``raw`` (the return value of ``draw(m)``) and wrap it as :class:`Samples`.
 

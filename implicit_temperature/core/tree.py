@@ -37,9 +37,10 @@ import torch
 
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
-from .exact import ExactOutput, ExactStats, run_exact
+from .exact import LANE_FRACTION, ExactOutput, ExactStats, run_exact
 from .options import DEFAULT_MAX_LANES
 from .plan import Tree
+from .rows import RowGenerators
 from .samples import Samples
 
 #: Standard deviations above the observed acceptance at which a node sizes its pair requests.
@@ -118,7 +119,7 @@ class TreeRun:
         self,
         source: DrawSource,
         *,
-        max_draws: int | None,
+        max_draws: int | torch.Tensor | None,
         max_lanes: int,
         leaf_rates: dict[float, torch.Tensor] | None,
         on_draw: Callable[[], None] | None,
@@ -133,6 +134,7 @@ class TreeRun:
         self.kept = 0
         self.streams: dict[int, _Stream] = {}
         self.leaf_tally: dict[float, tuple[int, int]] = {}
+        self.row_tally: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def stream(self, tree: Tree) -> _Stream:
         if id(tree) not in self.streams:
@@ -140,10 +142,7 @@ class TreeRun:
         return self.streams[id(tree)]
 
     def leaf(self, s: float, q: int | torch.Tensor) -> ExactOutput:
-        acc, fin = self.leaf_tally.get(s, (0, 0))
-        rate: torch.Tensor | float | None = self.leaf_rates.get(s)
-        if fin >= LEAF_RATE_ROUNDS:  # measured over earlier requests to this leaf
-            rate = (acc + 1) / (fin + 1)
+        rate = self._leaf_rate(s)
         try:
             out = run_exact(
                 self.source,
@@ -167,9 +166,31 @@ class TreeRun:
             )
             raise
         st = out.stats
+        if out.row_tallies is not None:  # per-row runs: each problem's own tally
+            acc_b, fin_b = self.row_tally.get(s, (0, 0))
+            self.row_tally[s] = (acc_b + out.row_tallies[0], fin_b + out.row_tallies[1])
+        acc, fin = self.leaf_tally.get(s, (0, 0))
         self.leaf_tally[s] = (acc + st.accepted, fin + st.accepted + st.rejected)
         self._add(st)
         return out
+
+    def _leaf_rate(self, s: float) -> torch.Tensor | float | None:
+        """The acceptance rate that sizes a leaf request's first step: the planned one, until
+        LEAF_RATE_ROUNDS rounds of the leaf finished; then the measured one. With per-row
+        generators each problem's own (a problem below LEAF_RATE_ROUNDS: one round per output,
+        as without a rate), never the batch's total."""
+        planned: torch.Tensor | float | None = self.leaf_rates.get(s)
+        if self.source.per_row:
+            if s not in self.row_tally:
+                return planned
+            acc_b, fin_b = self.row_tally[s]
+            measured = (acc_b + 1).double() / (fin_b + 1).double()
+            base = LANE_FRACTION if planned is None else torch.as_tensor(planned).cpu().double()
+            return torch.where(fin_b >= LEAF_RATE_ROUNDS, measured, base)
+        acc, fin = self.leaf_tally.get(s, (0, 0))
+        if fin >= LEAF_RATE_ROUNDS:  # measured over earlier requests to this leaf
+            return (acc + 1) / (fin + 1)
+        return planned
 
     def _add(self, st: ExactStats) -> None:
         self.stats.rounds += st.rounds
@@ -286,7 +307,7 @@ def run_tree(
     tree: Tree,
     num_outputs: int,
     *,
-    max_draws: int | None,
+    max_draws: int | torch.Tensor | None,
     max_lanes: int = DEFAULT_MAX_LANES,
     leaf_rates: dict[float, torch.Tensor] | None = None,
     on_draw: Callable[[], None] | None = None,
@@ -298,6 +319,10 @@ def run_tree(
     run's statistics. ``leaf_rates``: planned S(r) (B,) per leaf exponent; it only sizes the
     first step of a leaf's first request (at most ``max_lanes`` rounds), later requests use the
     leaf's measured acceptance. Nodes size their pair requests from their own counts only.
+    With one generator per problem (``source.per_row``), ``max_draws`` is each problem's own
+    budget (int or host LongTensor (B,)) and every leaf request is sized from the problem's own
+    tallies, so that a problem's outputs never depend on its batch-mates (see
+    :func:`~.exact.run_exact_rows`; node requests are per problem already).
     """
     run = TreeRun(
         source,
@@ -307,8 +332,9 @@ def run_tree(
         on_draw=on_draw,
     )
     request: int | torch.Tensor = num_outputs
-    if source.num_problems is not None:  # per-problem counts from the start
-        request = torch.full((source.num_problems,), num_outputs, dtype=torch.long)
+    b = len(source.generator) if isinstance(source.generator, RowGenerators) else None
+    if source.num_problems is not None or b is not None:  # per-problem counts from the start
+        request = torch.full((source.num_problems or b or 1,), num_outputs, dtype=torch.long)
     try:
         samples, keys = run.stream(tree).take(request)
     except DrawBudgetExceeded as exc:
