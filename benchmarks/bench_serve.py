@@ -3,8 +3,8 @@
 The server (``itemp serve calm``, the shipped demo CALM, default dynamic batching: up to 32
 rows, a 10 ms quiet window) runs as a subprocess on a free 127.0.0.1 port; clients are threads
 of this process, each with its own keep-alive ``httpx`` connection, sending ``/v1/completions``
-requests (prompt "cat ", ``max_tokens`` 16, one output, method auto or batch; with or without a
-seed per request) and nothing to any other address.
+requests (prompt "cat ", ``max_tokens`` 16, one output, method auto, exact or batch; with or
+without a seed per request) and nothing to any other address.
 Every setting sends the same number of requests; a setting's figures are requests/s and
 generated tokens/s over its wall time, and p50/p99 latency per request. Ratios are against
 the one-client row of the same run. A failed request (any status but 200) is counted, never
@@ -26,9 +26,16 @@ from .launch import free_port
 CLIENTS = (1, 8, 32)
 #: (temperature, seeded, method): unseeded requests with equal settings share one core call per
 #: step; seeded ones keep one stream per row: still one core call per step with
-#: method="batch" (per-row generators), one per prompt with "auto" (exact at T = 0.5 here),
-#: whose plans are batch-wide; see serve/engine.py.
-SETTINGS = ((1.0, False, "auto"), (0.5, False, "auto"), (0.5, True, "auto"), (0.5, True, "batch"))
+#: method="batch" and with "exact" at T >= 0.5 (per-row generators, each row's lanes sized
+#: from its own state), one per prompt with "auto" (a pilot, then exact at T = 0.5 here),
+#: whose plans come from the whole batch's pilot; see serve/engine.py.
+SETTINGS = (
+    (1.0, False, "auto"),
+    (0.5, False, "auto"),
+    (0.5, True, "auto"),
+    (0.5, True, "exact"),
+    (0.5, True, "batch"),
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 

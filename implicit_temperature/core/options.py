@@ -239,7 +239,7 @@ class SampleOptions:
         True,
         flag,
         "batch method with a fixed num_samples: estimate the result's TV to P^(1/T) from its "
-        "pools (res.accuracy, AccuracyWarning). The estimate simulates ~300 pooled draws per "
+        "pools (res.accuracy, AccuracyWarning). The estimate simulates ~256 pooled draws per "
         "draw of the pool: on a cheap model it costs more than the draws. False skips it "
         "(res.accuracy then says 'not estimated' and nothing warns); auto and "
         "num_samples='auto' decide by the estimate and refuse False",
