@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
-from ..core.errors import InvalidOptionError
-from ..core.options import positive_int
+from ..cli_options import add_adapter_option, positive_int_arg
 
 DESCRIPTION = """\
 Sample many problems at one or several temperatures, resumably, on one process or many.
@@ -58,23 +56,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    try:
-        return positive_int("value", value)  # the core's check; argparse names the flag
-    except InvalidOptionError:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}") from None
-
-
 def _positive_int_or_auto(text: str) -> int | str:
     """--num-samples: an integer >= 1 or the word auto (N chosen from a pilot)."""
     if text == "auto":
         return "auto"
     try:
-        return _positive_int(text)
+        return positive_int_arg(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected an integer >= 1 or auto, got {text!r}"
@@ -90,20 +77,6 @@ def _shard(text: str) -> tuple[int, int]:
     if not sep or not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, e.g. 0/8, got {text!r}")
     return i, n
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), _json_or_text(value)
 
 
 #: what the job layer adds to a sampling option's help (from SampleOptions), and the flags whose
@@ -142,7 +115,7 @@ def _add_sample_options(parser: argparse.ArgumentParser) -> None:
         elif opt.or_auto:
             kwargs["type"] = _positive_int_or_auto
         elif opt.integer:
-            kwargs["type"] = _positive_int
+            kwargs["type"] = positive_int_arg
         elif opt.real:
             kwargs["type"] = _tolerance
         else:
@@ -176,7 +149,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     )
     src.add_argument(
         "--num-problems",
-        type=_positive_int,
+        type=positive_int_arg,
         metavar="N",
         help="N unconditional problems, ids '0' .. 'N-1' (required: this or --problems)",
     )
@@ -207,7 +180,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     ``--quantizer``, ``-o/--adapter-option`` and ``--device``."""
     parser.add_argument(
         "--max-new-tokens",
-        type=_positive_int,
+        type=positive_int_arg,
         default=32,
         metavar="L",
         help="CALM models: tokens to generate per output (default: %(default)s)",
@@ -230,14 +203,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="quantizer name, passed to the adapter as quantizer=NAME (default: the adapter's)",
     )
-    parser.add_argument(
-        "-o",
-        "--adapter-option",
-        dest="adapter_options",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+    add_adapter_option(
+        parser,
         help="adapter option, VALUE parsed as JSON when it is JSON, else text; "
         "repeatable, e.g. -o num_inference_steps=25 (default: none)",
     )

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import Any
 
+from ..cli_options import add_adapter_option, positive_int_arg
 from ..core.errors import InvalidArgumentError
-from ..jobs.args import _key_value, _positive_int
 
 DESCRIPTION = """\
 Serve a model over an OpenAI-compatible HTTP API: /v1/completions for CALM models (any
@@ -30,7 +30,18 @@ See docs/serving.md (openai client, lm-evaluation-harness, a real CALM checkpoin
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``itemp serve``, each with its default in its help line."""
+    """The options of ``itemp serve``, each with its default in its help line (in this order,
+    which is the order of ``--help``)."""
+    _add_endpoint(parser)
+    _add_model_options(parser)
+    _add_batching(parser)
+    _add_request_limits(parser)
+    _add_logging(parser)
+
+
+def _add_endpoint(parser: argparse.ArgumentParser) -> None:
+    """What is served and where: MODEL, ``--host``, ``--port``, ``--api-key`` (default
+    ``$ITEMP_API_KEY``) and ``--served-model-name``."""
     parser.add_argument(
         "model",
         help="as for itemp sample: a shipped demo name (calm, digits, ...), a diffusers pipeline "
@@ -49,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the model id clients send (default: MODEL as given)",
     )
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """How the model is loaded, as for ``itemp sample``: ``--adapter``, ``--quantizer`` (for image
+    models, the default a request may override), ``-o/--adapter-option`` and ``--device``."""
     parser.add_argument("--adapter", default=None, metavar="NAME", help="as for itemp sample")
     parser.add_argument(
         "--quantizer",
@@ -56,22 +72,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="image models: default quantizer (requests may override it) (default: the adapter's)",
     )
-    parser.add_argument(
-        "-o",
-        "--adapter-option",
-        dest="adapter_options",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="adapter option, as for itemp sample (default: none)",
-    )
+    add_adapter_option(parser, help="adapter option, as for itemp sample (default: none)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: %(default)s)"
     )
+
+
+def _add_batching(parser: argparse.ArgumentParser) -> None:
+    """How requests are batched: ``--max-batch`` rows at most, gathered for ``--max-wait-ms``
+    (its ``>= 0`` check is in :func:`config_kwargs`)."""
     parser.add_argument(
         "--max-batch",
-        type=_positive_int,
+        type=positive_int_arg,
         default=32,
         metavar="B",
         help="rows (prompts x n) decoded together at most (default: %(default)s)",
@@ -84,20 +96,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a batch starts once no request has arrived for W ms (at most 4 W after the first; "
         "see docs/serving.md) (default: %(default)s)",
     )
-    parser.add_argument("--max-prompt-tokens", type=_positive_int, default=2048, metavar="L")
+
+
+def _add_request_limits(parser: argparse.ArgumentParser) -> None:
+    """What one request may ask for (the :class:`~implicit_temperature.serve.server.Limits`
+    fields): ``--max-prompt-tokens``, ``--max-tokens-limit``, ``--max-n``, ``--max-num-samples``
+    and ``--pad-prompts``."""
+    parser.add_argument("--max-prompt-tokens", type=positive_int_arg, default=2048, metavar="L")
     parser.add_argument(
         "--max-tokens-limit",
-        type=_positive_int,
+        type=positive_int_arg,
         default=1024,
         metavar="L",
         help="largest max_tokens a request may ask for (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-n", type=_positive_int, default=64, metavar="N", help="largest n (default: 64)"
+        "--max-n", type=positive_int_arg, default=64, metavar="N", help="largest n (default: 64)"
     )
     parser.add_argument(
         "--max-num-samples",
-        type=_positive_int,
+        type=positive_int_arg,
         default=10_000,
         metavar="N",
         help="largest num_samples a request may ask for (default: %(default)s)",
@@ -110,6 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "padded up to whole chunks with the pad token on the right (as the reference CALM "
         "generate does) or left (default: %(default)s)",
     )
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    """``--log-level``: uvicorn's log level."""
     parser.add_argument(
         "--log-level",
         choices=("critical", "error", "warning", "info", "debug"),

@@ -14,7 +14,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from ..core.errors import ImplicitTemperatureError
 from .batching import Batcher
-from .engine import CompletionResult, CompletionWork, ImageResult
+from .engine import CompletionResult, CompletionWork, ImageResult, ImageWork
 from .errors import APIError, error_body, install_handlers
 from .metrics import Metrics
 from .protocol import (
@@ -203,32 +203,63 @@ def _route_name(path: str) -> str:
 
 
 def build_app(state: ServerState) -> FastAPI:
-    """The app serving ``state`` (the batcher is stopped when the app shuts down)."""
+    """The app serving ``state`` (the batcher is stopped when the app shuts down): the OpenAI
+    error handlers, the API-key check and request metrics, then the routes."""
+    app = FastAPI(title="implicit-temperature", lifespan=_lifespan(state))
+    app.state.itemp = state
+    install_handlers(app)
+    _add_auth_and_metrics(app, state)
+    _add_info_routes(app, state)
+    _add_completions_route(app, state)
+    _add_images_route(app, state)
+    return app
+
+
+def _lifespan(
+    state: ServerState,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: nothing at start; at shutdown, stop ``state``'s batcher (in a thread,
+    as it joins the worker)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await asyncio.to_thread(state.batcher.stop)
 
-    app = FastAPI(title="implicit-temperature", lifespan=lifespan)
-    app.state.itemp = state
-    install_handlers(app)
+    return lifespan
+
+
+def _authorized(state: ServerState, request: Request) -> bool:
+    """Whether ``request`` may go on: always without an API key or off ``/v1``; otherwise only
+    with ``Authorization: Bearer KEY`` (compared in constant time)."""
+    if state.api_key is None or not request.url.path.startswith("/v1"):
+        return True
+    given = request.headers.get("authorization", "")
+    return secrets.compare_digest(given.encode(), f"Bearer {state.api_key}".encode())
+
+
+def _add_auth_and_metrics(app: FastAPI, state: ServerState) -> None:
+    """The middleware of every request: a 401 with an OpenAI error body when
+    :func:`_authorized` says no, and the request counted with its route, status and latency in
+    ``state.metrics`` (the 401s too)."""
 
     @app.middleware("http")
     async def auth_and_metrics(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
         path = request.url.path
-        if state.api_key is not None and path.startswith("/v1"):
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {state.api_key}".encode()):
-                response: Response = JSONResponse(
-                    error_body(401, "Unauthorized: send Authorization: Bearer <api key>"), 401
-                )
-                state.metrics.request(_route_name(path), 401, time.perf_counter() - start)
-                return response
-        response = await call_next(request)
+        if not _authorized(state, request):
+            response: Response = JSONResponse(
+                error_body(401, "Unauthorized: send Authorization: Bearer <api key>"), 401
+            )
+        else:
+            response = await call_next(request)
         state.metrics.request(_route_name(path), response.status_code, time.perf_counter() - start)
         return response
+
+
+def _add_info_routes(app: FastAPI, state: ServerState) -> None:
+    """``GET /health`` (status and served name), ``GET /metrics`` (Prometheus text, with the
+    queue depth) and ``GET /v1/models`` (the one served model)."""
 
     @app.get("/health")
     async def health() -> Response:
@@ -243,6 +274,11 @@ def build_app(state: ServerState) -> FastAPI:
     async def models() -> ModelList:
         card = ModelCard(id=state.served_model_name, root=state.source, kind=state.kind)
         return ModelList(data=[card])
+
+
+def _add_completions_route(app: FastAPI, state: ServerState) -> None:
+    """``POST /v1/completions``: the request checked (400/404 before anything is queued), then
+    an SSE stream (``stream``) or one JSON answer; a failure is :func:`_failure`'s error."""
 
     @app.post("/v1/completions", response_model=None)
     async def completions(req: CompletionRequest, request: Request) -> Response:
@@ -260,6 +296,30 @@ def build_app(state: ServerState) -> FastAPI:
         state.metrics.add("draws", result.draws)
         return JSONResponse(completion_response(state, req, result).model_dump())
 
+
+def image_response(req: ImageRequest, work: ImageWork, result: ImageResult) -> dict[str, Any]:
+    """The JSON body answering ``req``: the base64 images and the ``implicit_temperature`` block
+    (the seed only where it alone decided the images: seeded, or sampled alone), with
+    ``prompt_used`` (False: the pipeline is unconditional) and ``batched_with``."""
+    info = TemperatureInfo(
+        temperature=req.temperature,
+        method=result.method,
+        draws=result.draws,
+        plans=None if result.plan is None else [str(result.plan)],
+        estimated_tv=result.estimated_tv,
+        seed=work.seed if work.seeded or result.batched_with == 1 else None,
+    )
+    data = [ImageData(b64_json=b) for b in result.images]
+    body = ImageResponse(data=data, implicit_temperature=info).model_dump()
+    body["implicit_temperature"]["prompt_used"] = result.prompt_used
+    body["implicit_temperature"]["batched_with"] = result.batched_with
+    return body
+
+
+def _add_images_route(app: FastAPI, state: ServerState) -> None:
+    """``POST /v1/images/generations``: the request checked (400/404 before anything is queued),
+    then :func:`image_response`; a failure is :func:`_failure`'s error."""
+
     @app.post("/v1/images/generations", response_model=None)
     async def images(req: ImageRequest, request: Request) -> Response:
         state.check_model(req.model, "images")
@@ -271,18 +331,4 @@ def build_app(state: ServerState) -> FastAPI:
             raise _failure(exc) from None
         state.metrics.add("draws", result.draws)
         state.metrics.add("images", len(result.images))
-        info = TemperatureInfo(
-            temperature=req.temperature,
-            method=result.method,
-            draws=result.draws,
-            plans=None if result.plan is None else [str(result.plan)],
-            estimated_tv=result.estimated_tv,
-            seed=work.seed if work.seeded or result.batched_with == 1 else None,
-        )
-        data = [ImageData(b64_json=b) for b in result.images]
-        body = ImageResponse(data=data, implicit_temperature=info).model_dump()
-        body["implicit_temperature"]["prompt_used"] = result.prompt_used  # False: unconditional
-        body["implicit_temperature"]["batched_with"] = result.batched_with
-        return JSONResponse(body)
-
-    return app
+        return JSONResponse(image_response(req, work, result))
