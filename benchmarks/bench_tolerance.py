@@ -433,15 +433,16 @@ def truth_precision(rows: list[dict]) -> str:
 
 
 def _truth_error(res: dict) -> str:
-    """Median and max of the calibration truths' Monte Carlo error, and of those above the
-    accuracy target's floor."""
+    """Median and max of the calibration truths' Monte Carlo error, and its largest share of
+    the truth where the truth is above the accuracy target's floor."""
     every = sorted(r["error"] for r in res["calibration"] if "error" in r)
     if not every:
         return "not recorded"
-    big = sorted(r["error"] for r in res["calibration"] if "error" in r and r["truth"] > TV_FLOOR)
+    rows = [r for r in res["calibration"] if "error" in r and r["truth"] > TV_FLOOR]
+    big = [r["error"] / r["truth"] for r in rows]
     text = f"median {every[len(every) // 2]:.2g}, max {every[-1]:.2g}"
     if big:
-        text += f"; where the truth is above {TV_FLOOR:g}: max {big[-1]:.2g}"
+        text += f"; where the truth is above {TV_FLOOR:g}: at most {max(big):.0%} of the truth"
     return text
 
 
