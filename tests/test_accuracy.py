@@ -11,6 +11,7 @@ from conftest import PEAKED, tempered
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from implicit_temperature.core import batch_law
 from implicit_temperature.core.accuracy import (
     compact,
     estimate_batch_tv,
@@ -20,7 +21,7 @@ from implicit_temperature.core.accuracy import (
     upper_bound,
 )
 from implicit_temperature.core.batch import selection_probabilities
-from implicit_temperature.core.batch_law import batch_tv
+from implicit_temperature.core.batch_law import batch_tv, batch_tv_against
 from implicit_temperature.core.grouping import group_counts
 from implicit_temperature.demos.law_suite import flat_head, suite
 
@@ -65,6 +66,40 @@ def test_batch_tv_shrinks_with_n():
     p = flat_head()
     small, large = batch_tv(p, 0.25, 50, pools=1024), batch_tv(p, 0.25, 2000, pools=256)
     assert small.tv > 0.05 > 0.02 > large.tv  # 0.07 at N = 50 (N = 200: 0.025)
+
+
+def test_batch_tv_error_shrinks_like_one_over_root_pools():
+    # error = half the sum of the classes' standard errors: 16x the pools, ~1/4 the error
+    p = flat_head()
+    few, many = batch_tv(p, 0.25, 100, pools=512), batch_tv(p, 0.25, 100, pools=8192)
+    assert 0 < many.error < few.error
+    assert few.error / many.error == pytest.approx(4.0, rel=0.25)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.25])
+def test_batch_tv_against_a_threshold_runs_until_it_can_tell(temperature):
+    # PEAKED, pools of 12: the exact output law is known (enumeration). Judged against a
+    # threshold 5x the truth, the first 512 pools decide; against the truth itself (a tie by
+    # construction) the pools double until the error is below threshold / 8, and the TV is
+    # then within 2 errors of the truth. A pool cap is honoured and stated.
+    truth = 0.5 * float(
+        (exact_batch_law(PEAKED, temperature, 12) - tempered(PEAKED, temperature)).abs().sum()
+    )
+    far = batch_tv_against(PEAKED, temperature, 12, 5 * truth)
+    assert far.pools == batch_law.DECIDE_START_POOLS and far.tv < 5 * truth - 4 * far.error
+    tie = batch_tv_against(PEAKED, temperature, 12, truth)
+    assert tie.pools >= batch_law.TRUSTED_POOLS
+    assert tie.error <= truth / batch_law.DECIDE_PRECISION or tie.pools == 16_384
+    assert abs(tie.tv - truth) <= 2 * tie.error
+    capped = batch_tv_against(PEAKED, temperature, 12, truth, max_pools=1024)
+    assert capped.pools == 1024 and capped.error > tie.error
+
+
+def test_batch_tv_against_is_reproducible_and_seeded():
+    p = flat_head()
+    a = batch_tv_against(p, 0.25, 141, 0.02, estimator="jackknife")
+    assert a == batch_tv_against(p, 0.25, 141, 0.02, estimator="jackknife")
+    assert a != batch_tv_against(p, 0.25, 141, 0.02, estimator="jackknife", generator=10**6)
 
 
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=120))
