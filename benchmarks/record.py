@@ -28,13 +28,55 @@ def load(report: Path) -> dict[str, Entry]:
     if not p.exists():
         return {}
     data = json.loads(p.read_text(encoding="utf-8"))
-    return dict(data.get("sections", {}))
+    return {name: decode(entry) for name, entry in data.get("sections", {}).items()}
 
 
 def save(report: Path, entries: dict[str, Entry]) -> None:
     """Write the record (sections in the given order)."""
-    text = json.dumps({"sections": entries}, indent=1, default=_jsonable, sort_keys=False)
+    data = {"sections": {name: encode(entry) for name, entry in entries.items()}}
+    text = json.dumps(data, indent=1, default=_jsonable, sort_keys=False)
     path_for(report).write_text(text + "\n", encoding="utf-8")
+
+
+#: A dict whose keys are not all strings (a section keyed by tolerance, 0.05) is stored as its
+#: items, so that a result read back renders as the one the section returned.
+ITEMS, TUPLE = "__items__", "__tuple__"
+
+
+def encode(value: Any) -> Any:
+    """``value`` as JSON data that :func:`decode` turns back into it: dicts with non-string
+    keys become ``{"__items__": [[key, value], ...]}`` and tuple keys ``{"__tuple__": [...]}``
+    (tuples elsewhere become lists, as JSON has them)."""
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: encode(v) for k, v in value.items()}
+        return {ITEMS: [[_encode_key(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    return value
+
+
+def _encode_key(key: Any) -> Any:
+    if isinstance(key, tuple):
+        return {TUPLE: [_encode_key(k) for k in key]}
+    return key
+
+
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode`."""
+    if isinstance(value, dict):
+        if set(value) == {ITEMS}:
+            return {_decode_key(k): decode(v) for k, v in value[ITEMS]}
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def _decode_key(key: Any) -> Any:
+    if isinstance(key, dict) and set(key) == {TUPLE}:
+        return tuple(_decode_key(k) for k in key[TUPLE])
+    return key
 
 
 def _jsonable(value: Any) -> Any:

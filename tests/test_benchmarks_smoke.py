@@ -239,3 +239,21 @@ def test_update_reruns_some_sections_and_keeps_the_others(report: tuple[str, Pat
     assert "2000-01-01 00:00 UTC" in page and "more than one run" in page
     for prefix in ("1. Selection", "2. Exact", "3. Accuracy", "4. What"):
         assert _section(page, prefix) == _section(text, prefix) or prefix == "1. Selection"
+
+
+def test_record_round_trips_non_string_keys(tmp_path: Path) -> None:
+    """A section keyed by tolerance (floats) or by (law, T) tuples reads back as it was written:
+    the frontier section's ``need[0.05]`` failed after a JSON round trip with string keys."""
+    from benchmarks import record
+
+    result = {
+        "need": {0.05: {"exact": 3.0}, 0.02: {"batch": None}},
+        "cells": {("zipf", 0.25): [1, 2], (1, (2, 3)): "x"},
+        "rows": [{"T": 0.5, "N": 200}],
+        "plain": {"a": 1},
+    }
+    out = tmp_path / "benchmarks.md"
+    record.save(out, {"frontier": {"result": result, "seconds": 1.0, "run": {}}})
+    back = record.load(out)["frontier"]["result"]
+    assert back == result
+    assert list(back["need"]) == [0.05, 0.02]
