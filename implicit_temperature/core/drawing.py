@@ -149,11 +149,10 @@ class DrawSource:
             return {"generator": g}
         if active is None or self.accepts_active:
             return {"generator": g.subset(active)}
-        throwaway = [torch.Generator(device=g.device) for _ in range(len(g))]
-        return {
+        return {  # rows left out get a throwaway stream, made only for them
             "generator": [
-                x if a else y
-                for x, y, a in zip(g.generators, throwaway, active.tolist(), strict=True)
+                x if a else torch.Generator(device=g.device)
+                for x, a in zip(g.generators, active.tolist(), strict=True)
             ]
         }
 
