@@ -2,7 +2,9 @@
 does on the 12-law suite (:mod:`implicit_temperature.demos.law_suite`).
 
 Calibration: for each (law, T, N, outputs) setting, the true TV of the batch rule
-(:func:`~implicit_temperature.core.batch_law.batch_tv`, simulated with P known) against the
+(:func:`~implicit_temperature.core.batch_law.batch_tv_precise`, simulated with P known, pools
+doubled until its Monte Carlo error is at most 10% of it or it is clearly below 0.02, where the
+within-2x target starts) against the
 estimate and upper bound of :func:`~implicit_temperature.core.accuracy.estimate_batch_tv`
 computed, as a run would, from the N x outputs pooled draws only (two problems per setting).
 
@@ -41,8 +43,8 @@ from implicit_temperature.core.batch_law import (
     SMALL_POOL_MARGIN,
     TRUSTED_POOLS,
     BatchTV,
-    batch_tv,
     batch_tv_against,
+    batch_tv_precise,
 )
 from implicit_temperature.core.grouping import group_counts
 from implicit_temperature.core.tolerance import RESULT_POOLS, RESULT_REPLICATES
@@ -59,8 +61,13 @@ OUTPUTS = 20
 #: problems per setting (independent samples), and the estimators calibrated.
 CAL_SIZES, CAL_OUTPUTS, CAL_PROBLEMS = (50, 200, 1000), (1, 10), 4
 CAL_ESTIMATORS = ("binomial", "jackknife")
-#: simulated pools of the truth (N <= 200, N = 1000): its Monte Carlo noise stays below ~0.01.
+#: the truth's simulated pools (N <= 200, N = 1000) first: doubled until its Monte Carlo error
+#: is at most TRUTH_PRECISION of it, or it is clearly below TV_FLOOR, or a doubling would pass
+#: TRUTH_MAX_DRAWS simulated draws (batch_tv_precise). --quick: QUICK_POOLS, fixed.
 TRUTH_POOLS = (8192, 2048)
+TRUTH_PRECISION = 0.1
+TRUTH_MAX_DRAWS = DECIDE_MAX_DRAWS
+QUICK_POOLS = 512
 
 
 def calibration(quick: bool) -> list[dict]:
@@ -81,18 +88,35 @@ def calibration(quick: bool) -> list[dict]:
                 for n in sizes:
                     if estimator != "binomial" and n > 200:
                         continue
-                    pools = 512 if quick else TRUTH_POOLS[n > 200]
-                    truth = batch_tv(law.probs, t, n, pools=pools, estimator=estimator)
+                    truth = calibration_truth(law, t, n, estimator, quick)
                     for q in outputs:
                         est = _estimate(law, t, n, n * q, problems, estimator, g)
                         for e, u, k in zip(est.estimate, est.upper, est.known, strict=True):
                             rows.append(
                                 dict(estimator=estimator, law=law.name, T=t, N=n, outputs=q)
                                 | dict(truth=truth.tv, noise=truth.noise, error=truth.error)
+                                | dict(pools=truth.pools)
                                 | dict(estimate=float(e))
                                 | dict(upper=float(u), known=bool(k))
                             )
     return rows
+
+
+def calibration_truth(law: Law, t: float, n: int, estimator: str, quick: bool) -> BatchTV:
+    """The batch rule's true TV at (law, T, N): :func:`batch_tv_precise` from TRUTH_POOLS pools
+    to TRUTH_PRECISION relative error (or clearly below TV_FLOOR, or TRUTH_MAX_DRAWS); --quick:
+    QUICK_POOLS pools, not doubled."""
+    start = QUICK_POOLS if quick else TRUTH_POOLS[n > 200]
+    return batch_tv_precise(
+        law.probs,
+        t,
+        n,
+        precision=TRUTH_PRECISION,
+        floor=TV_FLOOR,
+        start_pools=start,
+        max_draws=start * n if quick else TRUTH_MAX_DRAWS,
+        estimator=estimator,
+    )
 
 
 def _estimate(law: Law, t: float, n: int, m: int, problems: int, estimator: str, g):
@@ -334,7 +358,7 @@ def section(res: dict, fig: str | None) -> str:
         f"independent problems each, the result path's simulation sizes ({RESULT_POOLS} pools, "
         f"{RESULT_REPLICATES} bootstrap replicates); {s['known']} with an estimate (the rest: too "
         "few repeated keys, reported unknown, bound 1). Truth: the batch rule's TV simulated "
-        f"with P known ({TRUTH_POOLS[0]} pools; {TRUTH_POOLS[1]} at N = 1000; its Monte Carlo "
+        f"with P known ({_truth_pools(res)}; its Monte Carlo "
         f"error, half the sum of the classes' standard errors: {_truth_error(res)}).",
         "",
         f"- the 90% upper bound covers the true TV in **{s['coverage']:.1%}** of them;",
@@ -429,6 +453,19 @@ def truth_precision(rows: list[dict]) -> str:
         f"{errors[-1]:.2g}; within {DECIDE_MARGIN:g} errors of the threshold (a near tie): "
         f"{sum(j['tie'] for j in every)} of {len(every)}, {len(ties)} of auto's results"
         + (f" ({tie_text})." if ties else ".")
+    )
+
+
+def _truth_pools(res: dict) -> str:
+    """How the calibration truths' pools were chosen, and the range used."""
+    pools = sorted(r["pools"] for r in res["calibration"] if "pools" in r)
+    used = f"{pools[0]} - {pools[-1]} pools used" if pools else "pools not recorded"
+    if pools and pools[-1] <= QUICK_POOLS:
+        return f"--quick: {QUICK_POOLS} pools, fixed; {used}"
+    return (
+        f"{TRUTH_POOLS[0]} pools first ({TRUTH_POOLS[1]} at N = 1000), doubled until the "
+        f"error is at most {TRUTH_PRECISION:.0%} of the TV or the TV is {DECIDE_MARGIN:g} "
+        f"errors below {TV_FLOOR:g}, up to {TRUTH_MAX_DRAWS:,} simulated draws; {used}"
     )
 
 

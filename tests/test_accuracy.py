@@ -254,3 +254,41 @@ def test_simulation_noise_is_not_counted_as_error():
     assert torch.all(err > 0)
     assert torch.all(corrected < raw), (corrected, raw)
     assert float(corrected.mean()) <= 0.8 * float(raw.mean()), (corrected, raw)
+
+
+def test_batch_tv_precise_doubles_until_the_relative_error_is_reached():
+    # flat head, T = 0.25, N = 100: TV ~0.03. From 512 pools the error (half the sum of the
+    # classes' standard errors) is above 5% of the TV; the pools double until it is not, and the
+    # TV is then within 3 errors of a 4x larger independent simulation. A TV clearly below a
+    # floor stops at once; a draw cap is honoured.
+    p = flat_head()
+    got = batch_law.batch_tv_precise(p, 0.25, 100, precision=0.05, start_pools=512)
+    assert got.pools > 512 and got.error <= 0.05 * got.tv
+    ref = batch_tv(p, 0.25, 100, pools=4 * got.pools, generator=10**6)
+    assert abs(got.tv - ref.tv) <= 3 * (got.error + ref.error)
+    below = batch_law.batch_tv_precise(p, 0.25, 100, precision=1e-6, floor=0.5, start_pools=512)
+    assert below.pools == 512
+    capped = batch_law.batch_tv_precise(p, 0.25, 100, precision=1e-6, max_draws=100 * 2048)
+    assert capped.pools == 2048
+
+
+@pytest.mark.parametrize("name", ["dirichlet-5000 (0.05)", "flat-head"])
+def test_sparse_and_dense_class_moments_agree(name):
+    # the per-class pool sums: sparse (segment sums) for the Dirichlet law's ~3,000 classes,
+    # dense for the flat head's few, against a direct (pools, classes) table, to rounding
+    from implicit_temperature.core import accuracy
+
+    law = batch_law._classes({x.name: x for x in suite()}[name].probs, 0.01)
+    width = law.mass.shape[1]
+    assert (width > 30) == (name != "flat-head")  # which path each law takes
+    g = torch.Generator().manual_seed(4)
+    cls = torch.multinomial(law.mass[0].float(), 2 * 64 * 30, replacement=True, generator=g)
+    cls = cls.view(2 * 64, 30)
+    a, b = torch.rand(2, 2 * 64, 30, dtype=torch.float64, generator=g)
+    got = accuracy._class_moments(cls, a, b, 2, 64, width)
+    ref = torch.zeros(2, 2 * 64, width, dtype=torch.float64)
+    ref[0].scatter_add_(1, cls, a)
+    ref[1].scatter_add_(1, cls, b)
+    x, y = ref.view(2, 2, 64, width)
+    expect = torch.stack([x.sum(1), y.sum(1), (x * x).sum(1), (y * y).sum(1), (x * y).sum(1)])
+    assert torch.allclose(got, expect, rtol=1e-12, atol=1e-12)

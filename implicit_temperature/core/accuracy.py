@@ -342,20 +342,48 @@ def selection_law_and_error(
     per_count = _log_binomial(k, s) - torch.log(k)  # log C(c, s) / c, tabulated for c = 0..n
     log_share = per_count[counts] - log_total.repeat_interleave(pools).unsqueeze(1)
     share = torch.where(usable.repeat_interleave(pools).unsqueeze(1), log_share.exp(), 0.0)
-    picked = torch.zeros(w * pools, width, dtype=torch.float64, device=keys.device)
-    picked = picked.scatter_add_(1, cls, probs).view(w, pools, width)
-    shares = torch.zeros_like(picked).view(w * pools, width).scatter_add_(1, cls, share)
-    shares = shares.view(w, pools, width)
+    sums = _class_moments(cls, probs, share, w, pools, width)  # (5, W, C)
     mean = torch.where(usable.unsqueeze(1), (log_mean - log_total.unsqueeze(1)).exp(), 0.0)
-    p_bar, s_bar = picked.mean(1), shares.mean(1)
-    dev = shares - s_bar.unsqueeze(1)
-    cov = ((picked - p_bar.unsqueeze(1)) * dev).sum(1)
-    var = (dev * dev).sum(1)
+    p_bar, s_bar = sums[0] / pools, sums[1] / pools
+    cov = sums[4] - pools * p_bar * s_bar
+    var = (sums[3] - pools * s_bar * s_bar).clamp(min=0.0)
     beta = torch.where(var > 0, cov / var.clamp(min=1e-300), 0.0).clamp(0.0, 1.0)
-    adjusted = picked - beta.unsqueeze(1) * dev
-    spread = adjusted - adjusted.mean(1, keepdim=True)
-    err = (spread * spread).sum(1) / max(pools - 1, 1) / pools
+    spread = (sums[2] - pools * p_bar * p_bar) - 2 * beta * cov + beta * beta * var
+    err = spread.clamp(min=0.0) / max(pools - 1, 1) / pools
     return p_bar - beta * (s_bar - mean), err
+
+
+def _class_moments(
+    cls: torch.Tensor, picked: torch.Tensor, share: torch.Tensor, w: int, pools: int, width: int
+) -> torch.Tensor:
+    """Per world and class, over its pools, the sums of a, b, a^2, b^2 and a b, (5, W, C)
+    float64, where a and b are a pool's total of ``picked`` and of ``share`` over its samples of
+    that class (cls, picked, share: (W * pools, n)). With more classes than samples per pool
+    (a spread law has thousands, a pool of N touches at most N) each pool's per-class totals
+    are formed sparsely (its samples sorted by class, segment sums: cost W pools n log n, not
+    W pools C); otherwise as dense (W * pools, C) tables."""
+    if width <= cls.shape[1]:
+        a = torch.zeros(cls.shape[0], width, dtype=torch.float64, device=cls.device)
+        b = torch.zeros_like(a).scatter_add_(1, cls, share)
+        a = a.scatter_add_(1, cls, picked)
+        parts = (a, b, a * a, b * b, a * b)
+        return torch.stack([v.view(w, pools, width).sum(1) for v in parts])
+    cs, order = torch.sort(cls, dim=1, stable=True)
+    vals = torch.stack([picked.gather(1, order), share.gather(1, order)])  # (2, R, n)
+    cum = torch.cumsum(vals, dim=2)
+    last = torch.ones_like(cs, dtype=torch.bool)
+    last[:, :-1] = cs[:, 1:] != cs[:, :-1]  # the last sample of each class in its pool
+    ends = torch.where(last.unsqueeze(0), cum, 0.0)
+    before = torch.cummax(torch.where(last, torch.arange(cs.shape[1], device=cs.device), -1), 1)
+    prev = torch.cat([torch.full_like(cs[:, :1], -1), before.values[:, :-1]], dim=1)
+    base = torch.where(prev >= 0, cum.gather(2, prev.clamp(min=0).expand(2, -1, -1)), 0.0)
+    a, b = torch.where(last, ends - base, 0.0).unbind(0)
+    world = torch.arange(w, device=cs.device).repeat_interleave(pools).unsqueeze(1) * width
+    index = (world + cs).flatten()
+    out = torch.zeros(5, w * width, dtype=torch.float64, device=cs.device)
+    for i, v in enumerate((a, b, a * a, b * b, a * b)):
+        out[i].scatter_add_(0, index, v.flatten())
+    return out.view(5, w, width)
 
 
 def _log_binomial(c: torch.Tensor, s: float) -> torch.Tensor:

@@ -26,6 +26,7 @@ near TV 0.02, 256 pools were off by up to 0.03, 2,048 by up to ~1.5x ``error``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -186,8 +187,60 @@ def batch_tv_against(
     :func:`batch_tv` reports it)."""
     n = positive_int("num_samples", num_samples)
     cap = max(DECIDE_START_POOLS, min(max_pools, DECIDE_MAX_DRAWS // n))
+    steps = _doublings(probs, temperature, n, DECIDE_START_POOLS, generator, resolution, estimator)
+    for got in steps:
+        trusted = got.pools >= TRUSTED_POOLS
+        margin = DECIDE_MARGIN if trusted else SMALL_POOL_MARGIN
+        precise = trusted and got.error <= threshold / DECIDE_PRECISION
+        if abs(got.tv - threshold) >= margin * got.error or precise or 2 * got.pools > cap:
+            return got
+    raise AssertionError("unreachable: the doublings never end")  # pragma: no cover
+
+
+def batch_tv_precise(
+    probs: torch.Tensor,
+    temperature: float,
+    num_samples: int,
+    *,
+    precision: float = 0.1,
+    floor: float = 0.0,
+    start_pools: int = TRUSTED_POOLS,
+    max_draws: int = DECIDE_MAX_DRAWS,
+    generator: int = 0,
+    resolution: float = 0.01,
+    estimator: str = "binomial",
+) -> BatchTV:
+    """:func:`batch_tv` with as many pools as it takes for a relative precision: from
+    ``start_pools`` pools, doubled (as :func:`batch_tv_against` does: new pools, seed
+    ``generator`` + the pools done, pooled with the earlier ones) until the error is at most
+    ``precision`` times the TV, or the TV is clearly below ``floor`` (TV + DECIDE_MARGIN errors
+    < floor: below it the relative precision is not needed), or a doubling would exceed
+    ``max_draws`` simulated draws (never fewer than ``start_pools`` pools). The result states
+    the pools used and the error reached, so a capped one says how precise it is."""
+    n = positive_int("num_samples", num_samples)
+    start = positive_int("start_pools", start_pools)
+    cap = max(start, max_draws // n)
+    for got in _doublings(probs, temperature, n, start, generator, resolution, estimator):
+        precise = got.error <= precision * got.tv
+        below = got.tv + DECIDE_MARGIN * got.error < floor
+        if precise or below or 2 * got.pools > cap:
+            return got
+    raise AssertionError("unreachable: the doublings never end")  # pragma: no cover
+
+
+def _doublings(
+    probs: torch.Tensor,
+    temperature: float,
+    n: int,
+    start: int,
+    generator: int,
+    resolution: float,
+    estimator: str,
+) -> Iterator[BatchTV]:
+    """The TV after ``start`` pools, then after each doubling of the pools simulated (new pools
+    seeded ``generator`` + the pools done, pooled with the earlier ones), without end."""
     total = var = torch.zeros((), dtype=torch.float64)
-    done, more = 0, DECIDE_START_POOLS
+    done, more = 0, start
     while True:
         halves, sizes, target, v = _halves(
             probs, temperature, n, more, generator + done, resolution, estimator
@@ -198,9 +251,5 @@ def batch_tv_against(
         tv = 0.5 * float((total / done - target).abs().sum())
         error = 0.5 * float(var.sqrt().sum()) / done
         noise = 0.25 * float((halves[0] - halves[1]).abs().sum())
-        trusted = done >= TRUSTED_POOLS
-        margin = DECIDE_MARGIN if trusted else SMALL_POOL_MARGIN
-        precise = trusted and error <= threshold / DECIDE_PRECISION
-        if abs(tv - threshold) >= margin * error or precise or 2 * done > cap:
-            return BatchTV(tv=tv, noise=noise, pools=done, error=error)
+        yield BatchTV(tv=tv, noise=noise, pools=done, error=error)
         more = done
