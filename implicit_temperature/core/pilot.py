@@ -35,9 +35,9 @@ PILOT_SHARE = 0.05
 PILOT_BUDGET_SHARE = 0.25
 #: A pilot with fewer colliding pairs than this says little about the exact cost (a continuous
 #: model, a fine quantizer): it keeps growing (doubling, within its cap) until it has them or
-#: until the cost floor they imply (:func:`collision_floor`) alone rules exact out. A pilot
-#: without a single colliding pair grows at once to the size whose floor rules exact out
-#: (:func:`deciding_pilot_size`): one more draw request instead of several doublings.
+#: until the cost floor they imply (:func:`collision_floor`) alone rules exact out. A first
+#: request without a single colliding pair draws at once up to where that growth would end if
+#: no key ever repeated (:func:`prefetch_size`): one more model call instead of several.
 MIN_PILOT_PAIRS = 3
 
 
@@ -156,18 +156,15 @@ def run_pilot(
             cap = min(cap, pilot_cap(request, start, b))
         counts = group_counts(torch.cat(parts, 1))[0].cpu()
         kept = None if kept is None or not reusable(counts) else [*kept, x]
-        ps = PilotPowerSums(counts)
-        tree, cost = choose_tree(ps, request.s, request.options.plan)
-        planned = float(cost.sum()) * request.num_outputs
-        grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
-        if grow is None or float(colliding_pairs(counts).max()) == 0.0:  # the larger of both
-            more = _grow_for_collisions(counts, request, have, cap, allowance)
-            grow = more if grow is None or (more is not None and more > grow) else grow
+        if len(parts) == 1 and not source.per_row:  # one request for a pilot without repeats
+            source.prefetch(prefetch_size(counts, request, cap, ref_cost, allowance) - have)
+        grow = next_size(counts, request, cap, ref_cost, allowance)
         if grow is None:
             break
         target = grow
+    drawn = source.draws - source.buffered_draws - start  # prefetched draws not used: not pilot's
     pilot = plan_from_counts(
-        counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
+        counts, request, draws=drawn, total_draws=source.draws, calls=source.calls
     )
     samples = None if kept is None else cat_samples(kept)
     return dataclasses.replace(pilot, keys=torch.cat(parts, 1), samples=samples)
@@ -285,29 +282,57 @@ def _grow_for_collisions(
 ) -> int | None:
     """Double the pilot while a problem has fewer than MIN_PILOT_PAIRS colliding pairs, unless
     the collision floor already puts exact beyond ``allowance`` or the cap is reached; None:
-    stop. Without a single colliding pair in any problem (and with an allowance) it grows at
-    once to :func:`deciding_pilot_size` instead (at least doubling), so that a continuous model
-    pays one more draw request, not one per doubling."""
+    stop."""
     if have >= cap or request.s < 2.0:
         return None
-    pairs = colliding_pairs(counts)
-    if float(pairs.min()) >= MIN_PILOT_PAIRS:
+    if float(colliding_pairs(counts).min()) >= MIN_PILOT_PAIRS:
         return None
     floor = float(collision_floor(counts, request.s).sum()) * request.num_outputs
     if allowance is not None and floor > allowance:
         return None
-    grow = 2 * have
-    if allowance is not None and float(pairs.max()) == 0.0:
-        grow = max(grow, deciding_pilot_size(allowance, counts.shape[0], request.num_outputs))
-    return min(cap, grow)
+    return min(cap, 2 * have)
 
 
-def deciding_pilot_size(allowance: float, num_problems: int, num_outputs: int) -> int:
-    """The least pilot size M per problem at which, if it still shows no colliding pair, the
-    collision floor (C(M, 2) / 3 per output and problem, :func:`collision_floor` at k = 0)
-    exceeds ``allowance`` (all problems and outputs): M(M - 1) > 6 allowance / (B outputs)."""
-    c = 6.0 * allowance / (num_problems * num_outputs)
-    m = max(2, math.ceil((1.0 + math.sqrt(1.0 + 4.0 * c)) / 2.0))
-    while m * (m - 1) <= c:  # rounding
-        m += 1
-    return m
+def next_size(
+    counts: torch.Tensor,
+    request: Request,
+    cap: int,
+    ref_cost: float | None,
+    allowance: float | None,
+) -> int | None:
+    """The pilot size per problem to grow to after the draws with per-draw counts (B, M), or
+    None to stop: PILOT_SHARE of the planned draws (:func:`next_pilot_size`), else doubling for
+    collisions (:func:`_grow_for_collisions`)."""
+    b, have = counts.shape
+    _, cost = choose_tree(PilotPowerSums(counts), request.s, request.options.plan)
+    planned = float(cost.sum()) * request.num_outputs
+    grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
+    if grow is None:
+        grow = _grow_for_collisions(counts, request, have, cap, allowance)
+    return grow
+
+
+def prefetch_size(
+    counts: torch.Tensor,
+    request: Request,
+    cap: int,
+    ref_cost: float | None,
+    allowance: float | None,
+) -> int:
+    """Where the pilot would end if no key ever repeated (the sizes :func:`next_size` gives for
+    all-distinct counts), for a pilot (per-draw counts (B, M)) without a single colliding pair;
+    M otherwise. Drawing up to it in one request (:meth:`~.drawing.DrawSource.prefetch`) costs
+    a continuous model one call instead of one per growth step, and changes nothing else: each
+    step still decides on its own prefix, and the draws it does not reach stay fresh, served to
+    the run's next calls."""
+    b, have = counts.shape
+    if float(colliding_pairs(counts).max()) > 0.0:
+        return have
+    size: int | None = have
+    end = have
+    while size is not None:
+        end = size
+        size = next_size(
+            torch.ones((b, end), dtype=counts.dtype), request, cap, ref_cost, allowance
+        )
+    return end
