@@ -35,6 +35,7 @@ from .pilot import (
     PILOT_MIN,
     PILOT_SHARE,
     Pilot,
+    PilotReplay,
     batch_pilot_size,
     collision_floor,
     extend_pilot,
@@ -440,7 +441,7 @@ class BatchChunk(NamedTuple):
 
 
 def batch_chunk(
-    source: DrawSource,
+    source: Callable[[int], tuple[Samples, torch.Tensor]],
     request: Request,
     gen: torch.Generator | RowGenerators,
     c: int,
@@ -478,7 +479,8 @@ def run_batch(
 ) -> TemperatureResult:
     """The batch method, in chunks of outputs (BATCH_CHUNK_DRAWS draws per call at most);
     ``res.accuracy`` is estimated from the first pools. N and the rule: the plan's, else
-    num_samples and the options' estimator ("auto": binomial)."""
+    num_samples and the options' estimator ("auto": binomial). A plan with ``reuse_pilot``
+    cuts its pools from the pilot's draws, drawing only what the pilot lacks."""
     o = request.options
     n = request.pool_size if plan is None or plan.num_samples is None else plan.num_samples
     estimator = plan.estimator if plan is not None and plan.estimator is not None else None
@@ -486,9 +488,12 @@ def run_batch(
         estimator = "binomial" if o.estimator == "auto" else o.estimator
     n_out = o.num_outputs
     per_chunk = max(1, BATCH_CHUNK_DRAWS // n)
-    pool = source(n) if o.share_pool else None
+    supply: Callable[[int], tuple[Samples, torch.Tensor]] = source
+    if plan is not None and plan.reuse_pilot:  # pools cut from the pilot's draws (decide.py)
+        supply = PilotReplay(source, plan.pilot)
+    pool = supply(n) if o.share_pool else None
     parts = [
-        batch_chunk(source, request, gen, min(per_chunk, n_out - lo), pool, n, estimator)
+        batch_chunk(supply, request, gen, min(per_chunk, n_out - lo), pool, n, estimator)
         for lo in range(0, n_out, per_chunk)
     ]
     joined = [torch.cat(t, 1) for t in zip(*(p[1:6] for p in parts), strict=True)]
@@ -615,7 +620,8 @@ def _auto_batch(
     keys = res.extra.pop("pool_keys")
     acc = res.accuracy
     if acc is None or not acc.known or acc.estimate <= LADDER_MARGIN * acc.tolerance:
-        cost = "" if res.accuracy is None or res.accuracy.known else _unknown_cost(keys, request)
+        seen = plan.pilot.keys if plan.reuse_pilot and plan.pilot.keys is not None else keys
+        cost = "" if res.accuracy is None or res.accuracy.known else _unknown_cost(seen, request)
         return conclude(res, request, cost)
     b = keys.shape[0]
     remaining = auto_budget(request, b) - source.draws

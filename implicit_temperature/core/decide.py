@@ -49,8 +49,10 @@ class Candidate:
 class Plan:
     """The decision: the method to run, its tree (exact) or N and weights ``estimator``
     (batch; None: the options' rule), its estimated draws (``expected_draws``, pilot not
-    included; None when unknown), the pilot it was made from, and ``reason``, a sentence saying
-    why (becomes ``TemperatureResult.reason``)."""
+    included; None when unknown), the pilot it was made from, ``reason``, a sentence saying
+    why (becomes ``TemperatureResult.reason``), and ``reuse_pilot``: batch only, the pools are
+    cut from the pilot's own draws (:class:`~.pilot.PilotReplay`; fresh draws only for what the
+    pilot lacks), chosen only where the pilot has (almost) no repeated key."""
 
     method: str
     reason: str | None
@@ -59,6 +61,7 @@ class Plan:
     num_samples: int | None = None
     expected_draws: float | None = None
     estimator: str | None = None
+    reuse_pilot: bool = False
 
 
 def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> Plan | None:
@@ -158,6 +161,8 @@ def decide(pilot: Pilot, request: Request) -> Plan:
                 f"; the pilot had (almost) no repeated key, so temperature cannot act: a pool "
                 f"of {n} (a larger one would cost more and still be a plain draw)"
             )
+        if n is not None and pilot.samples is not None:  # no repeats in any problem
+            return _reuse_plan(pilot, request, n, reason)
         per_n = c.cost / c.num_samples if c.num_samples else 0.0
         cost = None if n is None else n * per_n
         return Plan(c.method, reason, pilot, num_samples=n, expected_draws=cost)
@@ -167,6 +172,26 @@ def decide(pilot: Pilot, request: Request) -> Plan:
         f"{plan_text!r}), batch needs {int(cands[1].cost)}; raise max_draws or lower "
         "num_samples / num_outputs",
         {"draws": pilot.total_draws, "model_calls": pilot.total_calls},
+    )
+
+
+def _reuse_plan(pilot: Pilot, request: Request, n: int, reason: str) -> Plan:
+    """Batch with pools of ``n`` cut from the pilot's own draws (it has (almost) no repeated
+    key in any problem): the draws it lacks are the plan's only fresh ones. A pick from a pool
+    of distinct keys is uniform, a plain draw of P, as from a fresh pool; the pilot's size
+    depends on its counts only, never on the values."""
+    assert pilot.keys is not None
+    o = request.options
+    b, have = pilot.keys.shape[0], pilot.keys.shape[1]
+    need = n * (1 if o.share_pool else o.num_outputs)
+    fresh = max(0, need - have) * b
+    reason += (
+        f"; the pools are the pilot's own draws ({min(need, have)} per problem"
+        f"{f', {fresh} fresh' if fresh else ', none fresh'}): with every key distinct a pick "
+        "is a plain draw of P, as from fresh pools"
+    )
+    return Plan(
+        "batch", reason, pilot, num_samples=n, expected_draws=float(fresh), reuse_pilot=True
     )
 
 

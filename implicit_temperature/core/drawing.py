@@ -116,6 +116,7 @@ class DrawSource:
         self._seen_count = 0
         self._signature: tuple[Any, ...] | None = None
         self.row_draws: torch.Tensor | None = None
+        self._buffer: tuple[Samples, torch.Tensor] | None = None
         if isinstance(generator, RowGenerators):
             self.row_draws = torch.zeros(len(generator), dtype=torch.long)
 
@@ -156,9 +157,41 @@ class DrawSource:
             ]
         }
 
+    @property
+    def buffered_draws(self) -> int:
+        """Draws made by :meth:`prefetch` and not yet served (all problems)."""
+        if self._buffer is None:
+            return 0
+        keys = self._buffer[1]
+        return int(keys.shape[0] * keys.shape[1])
+
+    def prefetch(self, m: int) -> None:
+        """Draw m per problem now (one call, counted in ``draws`` and ``calls`` at once) and
+        serve them first to the next calls for all problems (``source(m)`` without ``active=``),
+        so that a run that will need them pays one model call instead of several. Draws
+        served from it are as fresh as any: nothing looks at them before they are served. Not
+        with per-row generators (a row's stream must move by its own requests only)."""
+        if m <= 0 or self.per_row:
+            return
+        got = self._fresh(m, None)
+        self._buffer = got if self._buffer is None else _joined(self._buffer, got)
+
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
         if active is not None and not self.by_row:
             active = None
+        if self._buffer is None or active is not None:
+            return self._fresh(m, active)
+        samples, keys = self._buffer
+        take = min(m, keys.shape[1])
+        head = (samples.gather(_positions(keys, 0, take)), keys[:, :take])
+        rest = keys.shape[1] - take
+        self._buffer = None
+        if rest > 0:
+            self._buffer = (samples.gather(_positions(keys, take, rest)), keys[:, take:])
+        return head if take == m else _joined(head, self._fresh(m - take, None))
+
+    def _fresh(self, m: int, active: torch.Tensor | None) -> tuple[Samples, torch.Tensor]:
+        """m new draws from ``draw`` (for the rows of ``active``; None: all)."""
         kwargs = self._generator_kwargs(active)
         if active is None or not self.accepts_active:
             raw = self.draw(m, **kwargs)
@@ -269,6 +302,18 @@ class DrawSource:
         if len(self._seen) > 1:
             self._seen = [torch.cat([k.to(self._seen[0].device) for k in self._seen], dim=1)]
         return self._seen[0]
+
+
+def _positions(keys: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """Indices (B, length) of draws start .. start + length - 1 of every problem (host)."""
+    return torch.arange(start, start + length).expand(keys.shape[0], length)
+
+
+def _joined(
+    a: tuple[Samples, torch.Tensor], b: tuple[Samples, torch.Tensor]
+) -> tuple[Samples, torch.Tensor]:
+    """Two (samples, keys) parts, their draws one after the other."""
+    return a[0].cat(b[0]), torch.cat([a[1], b[1].to(a[1].device)], 1)
 
 
 def _describe(sig: tuple[Any, ...]) -> str:

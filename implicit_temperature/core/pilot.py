@@ -1,6 +1,13 @@
 """The planning pilot: a small batch of draws whose repeats estimate what each tree costs.
 
-The pilot's draws only plan: they are never reused as samples (the plan depends on them).
+The pilot's draws plan; the exact method never reuses them as samples (the plan depends on
+them, so they are no longer fresh draws from P). One case reuses them: when every problem's
+pilot has (almost) no repeated key, temperature cannot act, auto runs batch with small pools,
+and those pools are cut from the pilot's own draws (:attr:`Pilot.samples`, :class:`PilotReplay`)
+instead of fresh ones. A pick from a pool of distinct keys is a uniform pick, i.e. a plain draw
+of P, whether the pool is fresh or the pilot's (the pilot's size depends on its counts only,
+never on the values); either way the result is not P^(1/T), its accuracy is "unknown" and auto
+warns.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from .grouping import group_counts
 from .plan import Tree, leaf
 from .planner import choose_tree
 from .request import Request
+from .samples import Samples, cat_samples
 
 #: The pilot starts at PILOT_MIN draws per problem and grows to PILOT_SHARE of the planned cost
 #: (never beyond num_samples, nor beyond PILOT_BUDGET_SHARE of max_draws), so that for a single
@@ -27,7 +35,9 @@ PILOT_SHARE = 0.05
 PILOT_BUDGET_SHARE = 0.25
 #: A pilot with fewer colliding pairs than this says little about the exact cost (a continuous
 #: model, a fine quantizer): it keeps growing (doubling, within its cap) until it has them or
-#: until the cost floor they imply (:func:`collision_floor`) alone rules exact out.
+#: until the cost floor they imply (:func:`collision_floor`) alone rules exact out. A first
+#: request without a single colliding pair draws at once up to where that growth would end if
+#: no key ever repeated (:func:`prefetch_size`): one more model call instead of several.
 MIN_PILOT_PAIRS = 3
 
 
@@ -39,7 +49,10 @@ class Pilot:
     (pilot and anything before), its number of problems B, and ``counts`` (B, M): each pilot
     draw's count of its key within its problem (None without a pilot), from which
     :func:`collision_floor` and the accuracy estimates of :mod:`.tolerance` are computed, and
-    ``keys`` (B, M, d), the pilot's keys (None without a pilot), so that it can be extended."""
+    ``keys`` (B, M, d), the pilot's keys (None without a pilot), so that it can be extended,
+    and ``samples`` (B, M, ...), its draws, kept only while every problem's pilot has fewer than
+    MIN_PILOT_PAIRS colliding pairs (the one case whose batch pools reuse them, see the module
+    docstring; None otherwise, so that a pilot with repeats holds no samples)."""
 
     tree: Tree | None
     cost: torch.Tensor | None = None
@@ -51,6 +64,7 @@ class Pilot:
     num_problems: int = 1
     counts: torch.Tensor | None = None
     keys: torch.Tensor | None = None
+    samples: Samples | None = None
 
     @staticmethod
     def none(request: Request, source: DrawSource) -> Pilot:
@@ -126,9 +140,10 @@ def run_pilot(
     if cap < 2:  # no room for a pilot: no estimate
         return Pilot.none(request, source)
     parts: list[torch.Tensor] = []
+    kept: list[Samples] | None = []  # the draws, while no problem has MIN_PILOT_PAIRS pairs
     have, target = 0, min(PILOT_MIN, cap)
     while True:
-        _, k = source(target - have)
+        x, k = source(target - have)
         parts.append(k)
         have, b = target, k.shape[0]
         if request.max_draws is not None:  # B is known now: the pilot's share per problem
@@ -140,19 +155,54 @@ def run_pilot(
                 )
             cap = min(cap, pilot_cap(request, start, b))
         counts = group_counts(torch.cat(parts, 1))[0].cpu()
-        ps = PilotPowerSums(counts)
-        tree, cost = choose_tree(ps, request.s, request.options.plan)
-        planned = float(cost.sum()) * request.num_outputs
-        grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
-        if grow is None:
-            grow = _grow_for_collisions(counts, request, have, cap, allowance)
+        kept = None if kept is None or not reusable(counts) else [*kept, x]
+        if len(parts) == 1 and not source.per_row:  # one request for a pilot without repeats
+            source.prefetch(prefetch_size(counts, request, cap, ref_cost, allowance) - have)
+        grow = next_size(counts, request, cap, ref_cost, allowance)
         if grow is None:
             break
         target = grow
+    drawn = source.draws - source.buffered_draws - start  # prefetched draws not used: not pilot's
     pilot = plan_from_counts(
-        counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
+        counts, request, draws=drawn, total_draws=source.draws, calls=source.calls
     )
-    return dataclasses.replace(pilot, keys=torch.cat(parts, 1))
+    samples = None if kept is None else cat_samples(kept)
+    return dataclasses.replace(pilot, keys=torch.cat(parts, 1), samples=samples)
+
+
+def reusable(counts: torch.Tensor) -> bool:
+    """Every problem's pilot (per-draw counts (B, M)) has fewer than MIN_PILOT_PAIRS colliding
+    pairs: the pilot whose draws batch pools may reuse (see the module docstring)."""
+    return float(colliding_pairs(counts).max()) < MIN_PILOT_PAIRS
+
+
+class PilotReplay:
+    """A draw supply for the batch pools of a pilot without repeats: ``replay(m)`` returns the
+    pilot's next m draws (samples (B, m, ...), keys (B, m, d)), in the pilot's order, and draws
+    from ``source`` only what the pilot lacks. ``fresh`` counts the draws it asked for."""
+
+    def __init__(self, source: DrawSource, pilot: Pilot) -> None:
+        assert pilot.samples is not None and pilot.keys is not None
+        self.source, self.samples, self.keys = source, pilot.samples, pilot.keys
+        self.used = 0
+        self.fresh = 0
+
+    def __call__(self, m: int) -> tuple[Samples, torch.Tensor]:
+        b, have = self.keys.shape[0], self.keys.shape[1]
+        take = min(m, have - self.used)
+        if take == 0:
+            self.fresh += m * b
+            return self.source(m)
+        pos = torch.arange(self.used, self.used + take).expand(b, take)
+        samples = self.samples.gather(pos)
+        keys = self.keys[:, self.used : self.used + take]
+        self.used += take
+        if take < m:
+            extra, extra_keys = self.source(m - take)
+            self.fresh += (m - take) * b
+            samples = samples.cat(extra)
+            keys = torch.cat([keys, extra_keys.to(keys.device)], 1)
+        return samples, keys
 
 
 #: A batch plan's pilot is grown to this share of the plan's draws (while that at least doubles
@@ -185,16 +235,20 @@ def batch_pilot_size(
 
 
 def extend_pilot(source: DrawSource, request: Request, pilot: Pilot, target: int) -> Pilot:
-    """The pilot grown to ``target`` draws per problem (fresh draws appended), re-planned."""
+    """The pilot grown to ``target`` draws per problem (fresh draws appended), re-planned; its
+    samples are kept while it stays :func:`reusable`."""
     assert pilot.keys is not None
     start = source.draws - pilot.draws
-    _, k = source(target - pilot.keys.shape[1])
+    x, k = source(target - pilot.keys.shape[1])
     keys = torch.cat([pilot.keys, k], 1)
     counts = group_counts(keys)[0].cpu()
     grown = plan_from_counts(
         counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
     )
-    return dataclasses.replace(grown, keys=keys)
+    samples = None
+    if pilot.samples is not None and reusable(counts):
+        samples = pilot.samples.cat(x)
+    return dataclasses.replace(grown, keys=keys, samples=samples)
 
 
 def plan_from_counts(
@@ -237,3 +291,48 @@ def _grow_for_collisions(
     if allowance is not None and floor > allowance:
         return None
     return min(cap, 2 * have)
+
+
+def next_size(
+    counts: torch.Tensor,
+    request: Request,
+    cap: int,
+    ref_cost: float | None,
+    allowance: float | None,
+) -> int | None:
+    """The pilot size per problem to grow to after the draws with per-draw counts (B, M), or
+    None to stop: PILOT_SHARE of the planned draws (:func:`next_pilot_size`), else doubling for
+    collisions (:func:`_grow_for_collisions`)."""
+    b, have = counts.shape
+    _, cost = choose_tree(PilotPowerSums(counts), request.s, request.options.plan)
+    planned = float(cost.sum()) * request.num_outputs
+    grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
+    if grow is None:
+        grow = _grow_for_collisions(counts, request, have, cap, allowance)
+    return grow
+
+
+def prefetch_size(
+    counts: torch.Tensor,
+    request: Request,
+    cap: int,
+    ref_cost: float | None,
+    allowance: float | None,
+) -> int:
+    """Where the pilot would end if no key ever repeated (the sizes :func:`next_size` gives for
+    all-distinct counts), for a pilot (per-draw counts (B, M)) without a single colliding pair;
+    M otherwise. Drawing up to it in one request (:meth:`~.drawing.DrawSource.prefetch`) costs
+    a continuous model one call instead of one per growth step, and changes nothing else: each
+    step still decides on its own prefix, and the draws it does not reach stay fresh, served to
+    the run's next calls."""
+    b, have = counts.shape
+    if float(colliding_pairs(counts).max()) > 0.0:
+        return have
+    size: int | None = have
+    end = have
+    while size is not None:
+        end = size
+        size = next_size(
+            torch.ones((b, end), dtype=counts.dtype), request, cap, ref_cost, allowance
+        )
+    return end

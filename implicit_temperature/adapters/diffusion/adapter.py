@@ -31,7 +31,9 @@ class DiffusionAdapter(SampleAdapter):
             ``quantizer="grid", quantizer_options={"cell_size": 0.5}`` (the one way to pass
             quantizer options to an adapter; or pass a ready quantizer object as ``quantizer=``).
         batch_size: most samples per pipeline call (memory); default the pipeline's
-            ``default_draw_batch_size`` or 16.
+            ``default_draw_batch_size``, else sized from the UNet's sample (16 for 3 x 32 x 32
+            values or more, e.g. Stable Diffusion's latents; up to 256 for small images, see
+            :func:`~implicit_temperature.adapters.pipelines.driver.default_batch_size`).
         prompt: a string, or a list of B strings (then the adapter is batched: B problems).
         progress: tqdm bar over chunks: True, False, or None (when >= 4 chunks).
         pipeline_progress_bar: keep the pipeline's own per-call bar (default off).

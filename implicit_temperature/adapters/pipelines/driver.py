@@ -21,8 +21,16 @@ from ...core.options import is_positive_int, positive_int
 from .outputs import samples_to_tensor
 from .progress import CallProgress, pipeline_bar_silenced
 
-#: Chunk size when neither ``batch_size=`` nor the pipeline's ``default_draw_batch_size`` is set.
+#: Chunk size when neither ``batch_size=`` nor the pipeline's ``default_draw_batch_size`` is set
+#: and the model's sample size is unknown; also the least default (:func:`default_batch_size`).
 DEFAULT_BATCH_SIZE = 16
+#: Values per pipeline call that the default chunk size is sized from: what 16 samples of a
+#: 3 x 32 x 32 image hold. Smaller samples get proportionally more per call (a random 8 x 8 UNet
+#: makes 256 per call, where each call's cost is mostly per-step overhead); larger ones get
+#: DEFAULT_BATCH_SIZE, as before (Stable Diffusion's 4 x 64 x 64 latents: 16).
+DRAW_BATCH_VALUES = 16 * 3 * 32 * 32
+#: The largest default chunk size, whatever the sample size.
+MAX_DEFAULT_BATCH_SIZE = 256
 #: Show our progress bar (``progress=None``) when one draw needs at least this many chunks.
 PROGRESS_MIN_CHUNKS = 4
 
@@ -73,6 +81,36 @@ def check_inference_steps(pipe: Any, call_kwargs: dict[str, Any]) -> None:
         )
 
 
+def sample_values(pipe: Any) -> int | None:
+    """Values in one sample of the pipeline's denoiser (``unet`` or ``transformer``):
+    ``in_channels x sample_size^2`` from its config (latents for latent pipelines), or None
+    where the config does not say."""
+    for name in ("unet", "transformer"):
+        config = getattr(getattr(pipe, name, None), "config", None)
+        if config is None:
+            continue
+        channels = getattr(config, "in_channels", None)
+        size = getattr(config, "sample_size", None)
+        sides = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+        values = (channels, *sides)
+        if len(sides) == 2 and all(is_positive_int(v) for v in values):
+            return int(channels) * int(sides[0]) * int(sides[1])
+    return None
+
+
+def default_batch_size(pipe: Any) -> int:
+    """The chunk size without ``batch_size=``: the pipeline's ``default_draw_batch_size``, else
+    DRAW_BATCH_VALUES // :func:`sample_values` within [DEFAULT_BATCH_SIZE,
+    MAX_DEFAULT_BATCH_SIZE], else DEFAULT_BATCH_SIZE."""
+    given = getattr(pipe, "default_draw_batch_size", None)
+    if given:
+        return int(given)
+    values = sample_values(pipe)
+    if values is None:
+        return DEFAULT_BATCH_SIZE
+    return max(DEFAULT_BATCH_SIZE, min(MAX_DEFAULT_BATCH_SIZE, DRAW_BATCH_VALUES // values))
+
+
 def _checked_prompt(prompt: Any) -> str | list[str] | None:
     """``prompt`` as the driver keeps it: None, a string, or a non-empty list of strings (a
     tuple becomes a list); anything else raises."""
@@ -93,7 +131,9 @@ class PipelineDriver:
     Args:
         pipe: a ``diffusers.DiffusionPipeline``.
         batch_size: most samples per pipeline call (memory). Default: the pipeline's
-            ``default_draw_batch_size`` attribute if it has one, else 16.
+            ``default_draw_batch_size`` attribute if it has one, else sized from the
+            denoiser's sample (:func:`default_batch_size`: 16 for samples of 3 x 32 x 32
+            values or more, up to 256 for small ones, e.g. 1 x 8 x 8), else 16.
         prompt: None (unconditional: called with ``batch_size=chunk``), a string (called with
             ``prompt=..., num_images_per_prompt=chunk``), or a list of B strings (one call for all
             B prompts; samples come back as ``(B, n, ...)``).
@@ -118,7 +158,7 @@ class PipelineDriver:
         call_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.pipe = pipe
-        default = getattr(pipe, "default_draw_batch_size", None) or DEFAULT_BATCH_SIZE
+        default = default_batch_size(pipe)
         self.batch_size = positive_int("batch_size", default if batch_size is None else batch_size)
         self.progress = progress
         names, var_kw = _call_parameters(pipe)
