@@ -26,7 +26,7 @@ near TV 0.02, 256 pools were off by up to 0.03, 2,048 by up to ~1.5x ``error``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -187,14 +187,15 @@ def batch_tv_against(
     :func:`batch_tv` reports it)."""
     n = positive_int("num_samples", num_samples)
     cap = max(DECIDE_START_POOLS, min(max_pools, DECIDE_MAX_DRAWS // n))
-    steps = _doublings(probs, temperature, n, DECIDE_START_POOLS, generator, resolution, estimator)
-    for got in steps:
+
+    def decided(got: BatchTV) -> bool:
         trusted = got.pools >= TRUSTED_POOLS
         margin = DECIDE_MARGIN if trusted else SMALL_POOL_MARGIN
         precise = trusted and got.error <= threshold / DECIDE_PRECISION
-        if abs(got.tv - threshold) >= margin * got.error or precise or 2 * got.pools > cap:
-            return got
-    raise AssertionError("unreachable: the doublings never end")  # pragma: no cover
+        return abs(got.tv - threshold) >= margin * got.error or precise
+
+    steps = _doublings(probs, temperature, n, DECIDE_START_POOLS, generator, resolution, estimator)
+    return _first_of(steps, decided, cap)
 
 
 def batch_tv_precise(
@@ -220,10 +221,19 @@ def batch_tv_precise(
     n = positive_int("num_samples", num_samples)
     start = positive_int("start_pools", start_pools)
     cap = max(start, max_draws // n)
-    for got in _doublings(probs, temperature, n, start, generator, resolution, estimator):
-        precise = got.error <= precision * got.tv
-        below = got.tv + DECIDE_MARGIN * got.error < floor
-        if precise or below or 2 * got.pools > cap:
+
+    def enough(got: BatchTV) -> bool:
+        return got.error <= precision * got.tv or got.tv + DECIDE_MARGIN * got.error < floor
+
+    steps = _doublings(probs, temperature, n, start, generator, resolution, estimator)
+    return _first_of(steps, enough, cap)
+
+
+def _first_of(steps: Iterator[BatchTV], done: Callable[[BatchTV], bool], cap: int) -> BatchTV:
+    """The first of ``steps`` (:func:`_doublings`) that is ``done``, or the last before a
+    doubling would pass ``cap`` pools."""
+    for got in steps:
+        if done(got) or 2 * got.pools > cap:
             return got
     raise AssertionError("unreachable: the doublings never end")  # pragma: no cover
 
