@@ -35,7 +35,6 @@ from .pilot import (
     PILOT_MIN,
     PILOT_SHARE,
     Pilot,
-    PilotReplay,
     batch_pilot_size,
     collision_floor,
     extend_pilot,
@@ -441,7 +440,7 @@ class BatchChunk(NamedTuple):
 
 
 def batch_chunk(
-    source: Callable[[int], tuple[Samples, torch.Tensor]],
+    source: DrawSource,
     request: Request,
     gen: torch.Generator | RowGenerators,
     c: int,
@@ -488,12 +487,12 @@ def run_batch(
         estimator = "binomial" if o.estimator == "auto" else o.estimator
     n_out = o.num_outputs
     per_chunk = max(1, BATCH_CHUNK_DRAWS // n)
-    supply: Callable[[int], tuple[Samples, torch.Tensor]] = source
     if plan is not None and plan.reuse_pilot:  # pools cut from the pilot's draws (decide.py)
-        supply = PilotReplay(source, plan.pilot)
-    pool = supply(n) if o.share_pool else None
+        assert plan.pilot.samples is not None and plan.pilot.keys is not None
+        source.replay(plan.pilot.samples, plan.pilot.keys)
+    pool = source(n) if o.share_pool else None
     parts = [
-        batch_chunk(supply, request, gen, min(per_chunk, n_out - lo), pool, n, estimator)
+        batch_chunk(source, request, gen, min(per_chunk, n_out - lo), pool, n, estimator)
         for lo in range(0, n_out, per_chunk)
     ]
     joined = [torch.cat(t, 1) for t in zip(*(p[1:6] for p in parts), strict=True)]

@@ -51,8 +51,8 @@ class Plan:
     (batch; None: the options' rule), its estimated draws (``expected_draws``, pilot not
     included; None when unknown), the pilot it was made from, ``reason``, a sentence saying
     why (becomes ``TemperatureResult.reason``), and ``reuse_pilot``: batch only, the pools are
-    cut from the pilot's own draws (:class:`~.pilot.PilotReplay`; fresh draws only for what the
-    pilot lacks), chosen only where the pilot has (almost) no repeated key."""
+    cut from the pilot's own draws (:meth:`~.drawing.DrawSource.replay`; fresh draws only for
+    what the pilot lacks), chosen only where the pilot has (almost) no repeated key."""
 
     method: str
     reason: str | None

@@ -159,7 +159,8 @@ class DrawSource:
 
     @property
     def buffered_draws(self) -> int:
-        """Draws made by :meth:`prefetch` and not yet served (all problems)."""
+        """Draws made by :meth:`prefetch` (or given to :meth:`replay`) and not yet served (all
+        problems)."""
         if self._buffer is None:
             return 0
         keys = self._buffer[1]
@@ -175,6 +176,15 @@ class DrawSource:
             return
         got = self._fresh(m, None)
         self._buffer = got if self._buffer is None else _joined(self._buffer, got)
+
+    def replay(self, samples: Samples, keys: torch.Tensor) -> None:
+        """Serve these draws (samples (B, m, ...), keys (B, m, d), already counted in
+        ``draws``) first to the next calls for all problems, as :meth:`prefetch` does with its
+        own; nothing is drawn or counted. Unlike prefetched draws they are not fresh where the
+        caller looked at them: the one user is auto's batch plan for a pilot without repeats,
+        whose pools are the pilot's own draws (:mod:`.pilot`)."""
+        got = (samples, keys)
+        self._buffer = got if self._buffer is None else _joined(got, self._buffer)
 
     def __call__(self, m: int, active: torch.Tensor | None = None) -> tuple[Samples, torch.Tensor]:
         if active is not None and not self.by_row:

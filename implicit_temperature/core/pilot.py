@@ -3,11 +3,11 @@
 The pilot's draws plan; the exact method never reuses them as samples (the plan depends on
 them, so they are no longer fresh draws from P). One case reuses them: when every problem's
 pilot has (almost) no repeated key, temperature cannot act, auto runs batch with small pools,
-and those pools are cut from the pilot's own draws (:attr:`Pilot.samples`, :class:`PilotReplay`)
-instead of fresh ones. A pick from a pool of distinct keys is a uniform pick, i.e. a plain draw
-of P, whether the pool is fresh or the pilot's (the pilot's size depends on its counts only,
-never on the values); either way the result is not P^(1/T), its accuracy is "unknown" and auto
-warns.
+and those pools are cut from the pilot's own draws (:attr:`Pilot.samples`, served by
+:meth:`~.drawing.DrawSource.replay`) instead of fresh ones. A pick from a pool of distinct keys
+is a uniform pick, i.e. a plain draw of P, whether the pool is fresh or the pilot's (the
+pilot's size depends on its counts only, never on the values); either way the result is not
+P^(1/T), its accuracy is "unknown" and auto warns.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def run_pilot(
             cap = min(cap, pilot_cap(request, start, b))
         counts = group_counts(torch.cat(parts, 1))[0].cpu()
         kept = None if kept is None or not reusable(counts) else [*kept, x]
-        if len(parts) == 1 and not source.per_row:  # one request for a pilot without repeats
+        if len(parts) == 1:  # one request for a pilot without repeats
             source.prefetch(prefetch_size(counts, request, cap, ref_cost, allowance) - have)
         grow = next_size(counts, request, cap, ref_cost, allowance)
         if grow is None:
@@ -174,35 +174,6 @@ def reusable(counts: torch.Tensor) -> bool:
     """Every problem's pilot (per-draw counts (B, M)) has fewer than MIN_PILOT_PAIRS colliding
     pairs: the pilot whose draws batch pools may reuse (see the module docstring)."""
     return float(colliding_pairs(counts).max()) < MIN_PILOT_PAIRS
-
-
-class PilotReplay:
-    """A draw supply for the batch pools of a pilot without repeats: ``replay(m)`` returns the
-    pilot's next m draws (samples (B, m, ...), keys (B, m, d)), in the pilot's order, and draws
-    from ``source`` only what the pilot lacks. ``fresh`` counts the draws it asked for."""
-
-    def __init__(self, source: DrawSource, pilot: Pilot) -> None:
-        assert pilot.samples is not None and pilot.keys is not None
-        self.source, self.samples, self.keys = source, pilot.samples, pilot.keys
-        self.used = 0
-        self.fresh = 0
-
-    def __call__(self, m: int) -> tuple[Samples, torch.Tensor]:
-        b, have = self.keys.shape[0], self.keys.shape[1]
-        take = min(m, have - self.used)
-        if take == 0:
-            self.fresh += m * b
-            return self.source(m)
-        pos = torch.arange(self.used, self.used + take).expand(b, take)
-        samples = self.samples.gather(pos)
-        keys = self.keys[:, self.used : self.used + take]
-        self.used += take
-        if take < m:
-            extra, extra_keys = self.source(m - take)
-            self.fresh += (m - take) * b
-            samples = samples.cat(extra)
-            keys = torch.cat([keys, extra_keys.to(keys.device)], 1)
-        return samples, keys
 
 
 #: A batch plan's pilot is grown to this share of the plan's draws (while that at least doubles
