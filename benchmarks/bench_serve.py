@@ -25,10 +25,9 @@ from .launch import free_port
 
 CLIENTS = (1, 8, 32)
 #: (temperature, seeded, method): unseeded requests with equal settings share one core call per
-#: step; seeded ones keep one stream per row: still one core call per step with
-#: method="batch" and with "exact" at T >= 0.5 (per-row generators, each row's lanes sized
-#: from its own state), one per prompt with "auto" (a pilot, then exact at T = 0.5 here),
-#: whose plans come from the whole batch's pilot; see serve/engine.py.
+#: step; seeded ones keep one stream per row and still share one core call per step (per-row
+#: generators: each row's lanes sized, and with "auto" its pilot and plan made, from its own
+#: state; a pilot, then exact at T = 0.5 here); see serve/engine.py.
 SETTINGS = (
     (1.0, False, "auto"),
     (0.5, False, "auto"),

@@ -292,11 +292,11 @@ def test_an_answer_does_not_depend_on_its_batch_mates(server, client, temperatur
     assert texts(answers[0]) == alone
 
 
-@pytest.mark.parametrize("method", ["batch", "exact"])
+@pytest.mark.parametrize("method", ["batch", "exact", "auto"])
 def test_seeded_requests_share_one_core_call_per_step(server, client, monkeypatch, method):
-    """16 concurrent seeded method="batch" (or "exact", T = 0.5: no pilot) requests at one
-    temperature: the core is called once per decoding step and batch, not once per request
-    (per-row generators)."""
+    """16 concurrent seeded method="batch" (or "exact", or "auto", which plans each row from its
+    own pilot) requests at one temperature: the core is called once per decoding step and
+    batch, not once per request (per-row generators)."""
     from implicit_temperature.adapters.calm import generation
 
     calls = []

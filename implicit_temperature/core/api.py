@@ -238,9 +238,20 @@ def temperature_sample(
     source = DrawSource(draw, key, batched=batched, generator=gen)
     if opts.method == "batch" and not request.batch_only:
         return conclude(run_batch(source, request, gen), request)
+    if source.per_row and (opts.method != "exact" or _planned_exact(request)):
+        from .row_runs import run_auto_rows, run_exact_rows_planned  # they run on this module
+
+        if opts.method == "exact":
+            return run_exact_rows_planned(source, request)
+        return run_auto_rows(source, request)
     if opts.method == "exact":
         return conclude(run_exact_method(source, request), request)
     return run_auto(source, request, source.single_generator())
+
+
+def _planned_exact(request: Request) -> bool:
+    """The exact method plans its tree from a pilot (plan="auto" above 1/T = 2)."""
+    return request.fixed_tree is None and request.s > 2.0
 
 
 def _generator(opts: SampleOptions, request: Request) -> torch.Generator | RowGenerators:
@@ -250,13 +261,8 @@ def _generator(opts: SampleOptions, request: Request) -> torch.Generator | RowGe
         return make_generator(given)
     if not request.batched or not row_generators_supported(opts, request.temperature):
         raise InvalidArgumentError(
-            "generator= is a list (one stream per problem), which needs batched=True and "
-            'method="batch" with a given num_samples, or method="exact" with a plan that needs '
-            'no pilot (T >= 0.5, or plan= a tree or "flat") (got '
-            f"batched={request.batched}, method={opts.method!r}, "
-            f'num_samples={opts.num_samples!r}, plan={opts.plan!r}): method="auto" and the '
-            'pilot of plan="auto" plan from the whole batch, so their rows would depend on '
-            "each other; give one generator, or call once per problem"
+            "generator= is a list (one stream per problem), which needs batched=True (draw "
+            f"returning (B, m, ...)), got batched={request.batched}: give one generator or seed"
         )
     return RowGenerators(given)
 
@@ -395,7 +401,7 @@ def run_exact_method(source: DrawSource, request: Request) -> TemperatureResult:
     """method="exact": the explicit tree, or the one a pilot plans (plan="auto" above s = 2);
     refused at once when even its least cost, or its planned cost, is far beyond the budget."""
     request.check_least_cost(source.draws, source.calls, source.num_problems or 1)
-    if request.fixed_tree is None and request.s > 2.0:
+    if _planned_exact(request):
         pilot = run_pilot(source, request)
     else:
         pilot = Pilot.none(request, source)

@@ -262,6 +262,33 @@ class DrawSource:
         keys = keys.gather(1, idx.unsqueeze(-1).expand(-1, -1, keys.shape[2]))
         return joined.gather(index), keys
 
+    def rows(self, index: torch.Tensor) -> DrawSource:
+        """A source over the problems ``index`` (sorted LongTensor) of this one, for per-row
+        generators: its calls draw for those rows only (``active=`` where ``draw`` takes it,
+        else throwaway streams for the others), each from its own generator, so a row's stream
+        moves as it would here. It shares the key function (and its interned objects), counts
+        its own ``draws`` and ``calls``, and its ``row_draws`` start from these rows' draws so
+        far (per-row budgets); :meth:`absorb` adds them back here."""
+        gens = self.generator
+        assert isinstance(gens, RowGenerators) and self.row_draws is not None
+        idx = index.cpu()
+        mask = torch.zeros(len(gens), dtype=torch.bool)
+        mask[idx] = True
+        view = DrawSource(_RowsDraw(self, idx), None, batched=True, generator=gens.select(mask))
+        view.keys = self.keys
+        view._signature = self._signature
+        view.num_problems = int(idx.numel())
+        view.row_draws = self.row_draws[idx].clone()
+        return view
+
+    def absorb(self, view: DrawSource, index: torch.Tensor) -> None:
+        """Count the draws and calls of ``view`` (:meth:`rows` of ``index``) as this source's."""
+        assert self.row_draws is not None and view.row_draws is not None
+        self.draws += view.draws
+        self.calls += view.calls
+        self.row_draws[index.cpu()] = view.row_draws
+        view.draws = view.calls = 0
+
     def _shuffle(
         self, samples: Samples, keys: torch.Tensor, active: torch.Tensor | None = None
     ) -> tuple[Samples, torch.Tensor]:
@@ -312,6 +339,40 @@ class DrawSource:
         if len(self._seen) > 1:
             self._seen = [torch.cat([k.to(self._seen[0].device) for k in self._seen], dim=1)]
         return self._seen[0]
+
+
+class _RowsDraw:
+    """``draw`` of :meth:`DrawSource.rows`: the parent's draw for rows ``index`` of B."""
+
+    def __init__(self, parent: DrawSource, index: torch.Tensor) -> None:
+        self.parent, self.index = parent, index
+
+    def __call__(
+        self, m: int, generator: list[torch.Generator] | None = None, active: Any = None
+    ) -> Any:
+        p = self.parent
+        gens = p.generator
+        assert isinstance(gens, RowGenerators)
+        chosen = self.index if active is None else self.index[active.cpu()]
+        full = torch.zeros(len(gens), dtype=torch.bool)
+        full[chosen] = True
+        kwargs: dict[str, Any] = {}
+        if p.accepts_active:
+            if p._pass_generator:
+                kwargs["generator"] = generator
+            return p.draw(m, active=full, **kwargs)
+        if p._pass_generator:
+            assert generator is not None
+            given = iter(generator)
+            kwargs["generator"] = [
+                next(given) if f else torch.Generator(device=gens.device) for f in full.tolist()
+            ]
+        raw = p.draw(m, **kwargs)
+        if isinstance(raw, torch.Tensor):
+            return raw[chosen.to(raw.device)]
+        if isinstance(raw, (list, tuple)):
+            return [raw[i] for i in chosen.tolist()]
+        return raw[chosen.numpy()]
 
 
 def _positions(keys: torch.Tensor, start: int, length: int) -> torch.Tensor:

@@ -209,12 +209,36 @@ def extend_pilot(source: DrawSource, request: Request, pilot: Pilot, target: int
     """The pilot grown to ``target`` draws per problem (fresh draws appended), re-planned; its
     samples are kept while it stays :func:`reusable`."""
     assert pilot.keys is not None
-    start = source.draws - pilot.draws
+    before = source.draws
     x, k = source(target - pilot.keys.shape[1])
-    keys = torch.cat([pilot.keys, k], 1)
+    return grown_pilot(
+        request,
+        pilot,
+        x,
+        k,
+        draws=source.draws - before,
+        total_draws=source.draws,
+        calls=source.calls,
+    )
+
+
+def grown_pilot(
+    request: Request,
+    pilot: Pilot,
+    x: Samples,
+    k: torch.Tensor,
+    *,
+    draws: int,
+    total_draws: int,
+    calls: int,
+) -> Pilot:
+    """``pilot`` with the new draws ``x`` (keys ``k`` (B, m, d), ``draws`` of them) appended,
+    re-planned; its samples are kept while it stays :func:`reusable`."""
+    assert pilot.keys is not None
+    keys = torch.cat([pilot.keys, k.to(pilot.keys.device)], 1)
     counts = group_counts(keys)[0].cpu()
     grown = plan_from_counts(
-        counts, request, draws=source.draws - start, total_draws=source.draws, calls=source.calls
+        counts, request, draws=pilot.draws + draws, total_draws=total_draws, calls=calls
     )
     samples = None
     if pilot.samples is not None and reusable(counts):

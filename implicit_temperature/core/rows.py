@@ -12,7 +12,7 @@ Why a Python loop over the B generators: a ``torch.Generator`` is one stream, an
 call that fills row b of a tensor from generator b. The loop is over problems (B is at most a
 server's batch limit), never over samples: each iteration draws a whole row with one call.
 
-Which methods (:func:`row_generators_supported`):
+Which methods (:func:`row_generators_supported`): all of them.
 
 * ``method="batch"`` with a given num_samples. Its cost per problem is fixed (N draws per
   output), so every call draws the same number for every problem and nothing is decided across
@@ -27,11 +27,13 @@ Which methods (:func:`row_generators_supported`):
   (:meth:`~.drawing.DrawSource.ragged`): a row's stream moves by its own count only, never by
   a batch-mate's. A ``draw`` without ``active=`` is called for every row, the rows left out
   with a throwaway generator, so their streams stay untouched.
-
-``method="auto"`` and the pilot of plan="auto" below T = 0.5 plan from the whole batch (pilot
-sizes, the tree, the method itself), so under them a row's draws would depend on its
-batch-mates: they refuse a sequence of generators (:class:`~.errors.InvalidArgumentError`)
-rather than silently break the promise.
+* ``method="auto"``, ``num_samples="auto"`` and the pilot of plan="auto" below T = 0.5: with
+  one stream it plans from the whole batch; with one per problem each problem plans from its
+  own pilot, as a single-problem call would (:mod:`.row_plans`: its pilot's growth, its
+  decision, its batch plan's growth and re-plan, ``max_draws`` per problem), and the problems
+  that chose the same plan run together (:mod:`.row_runs`). The result then merges them:
+  ``method`` is "mixed" where problems chose differently (``res.extra["methods"]`` per
+  problem).
 """
 
 from __future__ import annotations
@@ -47,14 +49,10 @@ from .validation import make_generator
 
 
 def row_generators_supported(opts: SampleOptions, temperature: float) -> bool:
-    """Whether these options take one generator per problem (see :mod:`.rows`): the batch
-    method with a given num_samples, and the exact method when no pilot plans it (a fixed
-    tree, or plan="auto" at 1/T <= 2, which is the flat round)."""
-    if opts.method == "batch":
-        return opts.num_samples != "auto"
-    if opts.method != "exact":
-        return False
-    return opts.plan != "auto" or temperature >= 0.5
+    """Whether these options take one generator per problem (see :mod:`.rows`): every method
+    does (auto and planned exact plan each problem from its own pilot). Kept so that callers
+    written against versions where auto did not can still ask."""
+    return opts.method in ("auto", "exact", "batch") and temperature > 0
 
 
 def is_row_generators(

@@ -79,6 +79,14 @@ class Samples:
             return Samples(self.data[index.to(self.data.device)], "tensor")
         return Samples(self.data[index.numpy()], "ndarray")
 
+    def select_rows(self, rows: torch.Tensor) -> Samples:
+        """The problems ``rows`` (LongTensor of indices), in that order: (len(rows), m, ...)."""
+        if self.kind == "list":
+            return Samples([self.data[i] for i in rows.tolist()], "list")
+        if self.kind == "tensor":
+            return Samples(self.data[rows.to(self.data.device)], "tensor")
+        return Samples(self.data[rows.cpu().numpy()], "ndarray")
+
     def output(self, batched: bool) -> Any:
         """The user-facing object: (B, K, ...) when batched, else (K, ...) (B must be 1)."""
         if batched:
@@ -95,6 +103,28 @@ def cat_samples(parts: list[Samples]) -> Samples:
             for i in range(0, len(parts), 2)
         ]
     return parts[0]
+
+
+def cat_rows(parts: list[Samples]) -> Samples:
+    """Join sample batches along the problem dimension: (B1, m, ...) + (B2, m, ...) -> (B1 + B2,
+    m, ...); equal m and kinds."""
+    kind = parts[0].kind
+    if kind == "list":
+        return Samples([row for p in parts for row in p.data], "list")
+    if kind == "tensor":
+        device = parts[0].data.device
+        return Samples(torch.cat([p.data.to(device) for p in parts], dim=0), "tensor")
+    return Samples(np.concatenate([p.data for p in parts], axis=0), "ndarray")
+
+
+def as_samples(data: Any) -> Samples:
+    """A batched user-facing samples object (tensor, ndarray or list of lists, (B, m, ...)) back
+    in a :class:`Samples`."""
+    if isinstance(data, torch.Tensor):
+        return Samples(data, "tensor")
+    if isinstance(data, np.ndarray):
+        return Samples(data, "ndarray")
+    return Samples(list(data), "list")
 
 
 def wrap_draw_output(raw: Any, m: int, batched: bool, num_problems: int | None) -> Samples:

@@ -56,11 +56,10 @@ def register_adapters(register: Callable[[type], None]) -> None:
       and the exact sampler passes a bool tensor ``(B,)`` once some problems are done; return
       ``(B_active, n, ...)`` for those problems only, so finished problems cost no model time.
     * ``draw(n, generator=[g_1, ..., g_B])`` (optional, batched adapters): with
-      ``temperature_sample(..., batched=True, method="batch", generator=[...])`` (one
-      generator or seed per problem) ``draw`` receives the list of the drawn problems'
-      generators and must draw row b from ``g_b`` alone; then a problem's result never depends
-      on its batch-mates. The exact method and ``auto`` refuse such a list (their lane sizes
-      and plans are batch-wide).
+      ``temperature_sample(..., batched=True, generator=[...])`` (one generator or seed per
+      problem, any method) ``draw`` receives the list of the drawn problems' generators and
+      must draw row b from ``g_b`` alone; then a problem's result never depends on its
+      batch-mates (auto and the exact method's pilot plan each problem from its own draws).
     * ``sample_to_json(sample) -> JSON value | None`` (optional): one sample (one row of what
       ``draw`` returned, after the leading ``n``) as it goes into a job's ``results.jsonl``
       (field ``outputs[k].sample``), e.g. a string for text samples; None writes only its key.

@@ -11,12 +11,9 @@ the chunk choice is dispatched per prompt group.
 Requests **without** a seed promise no reproducibility (as in vLLM, where unseeded requests share
 the engine's generator): those with equal sampling settings share one generator per batch, so
 their rows are picked by **one** vectorised core call per step. Seeded requests keep one stream
-per row: at T = 1, in mode decoding, with ``method="batch"`` and with ``method="exact"`` where
-no pilot plans it (T >= 0.5, or a given plan) those with equal settings are still picked by one
-core call per step (the core takes one generator per row and sizes every row from its own
-state, see core/rows.py); with "auto", and exact below T = 0.5 with plan "auto", whose plans are
-batch-wide decisions, each seeded prompt is its own core call per step (the backbone stays
-batched).
+per row, and those with equal settings are still picked by one core call per step, whatever
+the method: the core takes one generator per row and sizes and plans every row from its own
+state (auto and planned exact: each row's own pilot; see core/rows.py).
 """
 
 from __future__ import annotations
@@ -210,9 +207,8 @@ class CALMEngine:
     def _groups(self, works: list[CompletionWork]) -> tuple[list[_Group], list[list[_Group]]]:
         """The batch's row groups (one pick call per group and step) and, per work and prompt,
         its group. Unseeded rows with equal settings share one stream; seeded rows whose pick
-        takes per-row generators (T = 1, mode, method="batch", method="exact" without a pilot)
-        share one group with a stream per row; other seeded prompts (auto, exact planned by a
-        pilot) are a group each."""
+        takes per-row generators (every method of the installed core) share one group with a
+        stream per row; with a pick that does not, each seeded prompt is a group."""
         groups: dict[tuple, _Group] = {}
         owners: list[list[_Group]] = []
         row = 0

@@ -247,11 +247,10 @@ def generate(
             ``put(chunk (B, K))`` per step (pads for finished rows), then ``end()``.
         generator: torch.Generator or int seed (same seed, same output); None follows torch's
             global seed. A list of B generators/seeds gives each prompt its own stream: a
-            prompt's output then depends only on its own seed, never on its batch-mates. At
-            T = 1, in mode decoding and with ``method="batch"`` the core still decides all
-            rows in one call (one stream per row, see core/rows.py); with "exact" and "auto",
-            whose lane sizes and plans are batch-wide, it is one core call per prompt and step
-            (the backbone stays batched).
+            prompt's output then depends only on its own seed, never on its batch-mates. The
+            core still decides all rows in one call per step, whatever the method (one stream
+            per row; auto and planned exact plan each row from its own pilot, see
+            core/rows.py).
         max_draws: exact/auto: draw budget per step (``DrawBudgetExceeded`` beyond it).
         **options: the other sampling options of :class:`~implicit_temperature.core.options.
             SampleOptions` (share_pool, max_lanes, estimator, progress), applied per step; all
