@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -158,13 +159,19 @@ def run_pilot(
         kept = None if kept is None or not reusable(counts) else [*kept, x]
         if len(parts) == 1:  # one request for a pilot without repeats
             source.prefetch(prefetch_size(counts, request, cap, ref_cost, allowance) - have)
-        grow = next_size(counts, request, cap, ref_cost, allowance)
+        planned = planned_tree(counts, request)
+        grow = next_size(counts, request, cap, ref_cost, allowance, planned)
         if grow is None:
             break
         target = grow
     drawn = source.draws - source.buffered_draws - start  # prefetched draws not used: not pilot's
     pilot = plan_from_counts(
-        counts, request, draws=drawn, total_draws=source.draws, calls=source.calls
+        counts,
+        request,
+        draws=drawn,
+        total_draws=source.draws,
+        calls=source.calls,
+        planned=planned,
     )
     samples = None if kept is None else cat_samples(kept)
     return dataclasses.replace(pilot, keys=torch.cat(parts, 1), samples=samples)
@@ -246,14 +253,36 @@ def grown_pilot(
     return dataclasses.replace(grown, keys=keys, samples=samples)
 
 
+class Planned(NamedTuple):
+    """The pilot's power sums for some counts, and the tree they plan with its cost per output
+    (B,) (before the collision floor): computed once per pilot size, read by
+    :func:`next_size` and :func:`plan_from_counts`."""
+
+    sums: PilotPowerSums
+    tree: Tree
+    cost: torch.Tensor
+
+
+def planned_tree(counts: torch.Tensor, request: Request) -> Planned:
+    """:class:`Planned` for per-draw counts (B, M)."""
+    ps = PilotPowerSums(counts)
+    return Planned(ps, *choose_tree(ps, request.s, request.options.plan))
+
+
 def plan_from_counts(
-    counts: torch.Tensor, request: Request, *, draws: int, total_draws: int, calls: int
+    counts: torch.Tensor,
+    request: Request,
+    *,
+    draws: int,
+    total_draws: int,
+    calls: int,
+    planned: Planned | None = None,
 ) -> Pilot:
     """The Pilot that observed draws with per-draw counts (B, M) plan: the tree for
     ``request.options.plan``, its cost per output (at least the :func:`collision_floor`), and the
-    acceptance rates that size its pair requests. Also used to re-plan from a batch run's pools."""
-    ps = PilotPowerSums(counts)
-    tree, cost = choose_tree(ps, request.s, request.options.plan)
+    acceptance rates that size its pair requests. Also used to re-plan from a batch run's pools.
+    ``planned``: :func:`planned_tree` of these counts, when the caller has it."""
+    ps, tree, cost = planned if planned is not None else planned_tree(counts, request)
     cost = torch.maximum(cost, collision_floor(counts, request.s))
     leaves = sorted({t.s for t in tree.nodes() if t.is_leaf})
     log_s = ps.log_s(torch.tensor(leaves, dtype=torch.float64))
@@ -294,14 +323,16 @@ def next_size(
     cap: int,
     ref_cost: float | None,
     allowance: float | None,
+    planned: Planned | None = None,
 ) -> int | None:
     """The pilot size per problem to grow to after the draws with per-draw counts (B, M), or
     None to stop: PILOT_SHARE of the planned draws (:func:`next_pilot_size`), else doubling for
-    collisions (:func:`_grow_for_collisions`)."""
+    collisions (:func:`_grow_for_collisions`). ``planned``: :func:`planned_tree` of these
+    counts, when the caller has it."""
     b, have = counts.shape
-    _, cost = choose_tree(PilotPowerSums(counts), request.s, request.options.plan)
-    planned = float(cost.sum()) * request.num_outputs
-    grow = next_pilot_size(have, cap, min(planned, ref_cost or math.inf), b)
+    cost = (planned if planned is not None else planned_tree(counts, request)).cost
+    total = float(cost.sum()) * request.num_outputs
+    grow = next_pilot_size(have, cap, min(total, ref_cost or math.inf), b)
     if grow is None:
         grow = _grow_for_collisions(counts, request, have, cap, allowance)
     return grow

@@ -20,7 +20,9 @@ class TemperatureResult:
               dim num_outputs; batched runs: (B, num_outputs, ...).
     keys:     their keys, LongTensor (num_outputs,) or (num_outputs, d); batched: leading B.
     method:   the method that produced them, "exact" or "batch" (``requested_method`` says what
-              was asked for, e.g. "auto").
+              was asked for, e.g. "auto"); "mixed" when, with one generator per problem, auto
+              chose differently for different problems (``extra["methods"]`` lists each
+              problem's method; ``plan`` then lists the trees run, and ``reason`` each group's).
     draws:    base samples drawn in total (every problem, pilot included).
     model_calls: number of ``draw`` calls.
     rounds / accepted_rounds / rejected_rounds / abandoned_rounds: exact method bookkeeping.

@@ -24,11 +24,13 @@ from .grouping import group_counts
 from .pilot import (
     PILOT_MIN,
     Pilot,
+    Planned,
     batch_pilot_size,
     grown_pilot,
     next_size,
     pilot_cap,
     plan_from_counts,
+    planned_tree,
     reusable,
 )
 from .request import Request
@@ -48,6 +50,7 @@ class _Growing:
     keys: list[torch.Tensor] = field(default_factory=list)
     kept: list[Samples] | None = field(default_factory=list)
     counts: torch.Tensor | None = None
+    planned: Planned | None = None
 
 
 def _row(samples: Samples, keys: torch.Tensor, b: int, m: int) -> tuple[Samples, torch.Tensor]:
@@ -99,7 +102,8 @@ def row_pilots(
                 )
             g.counts = group_counts(torch.cat(g.keys, 1))[0].cpu()
             g.kept = None if g.kept is None or not reusable(g.counts) else [*g.kept, x]
-            size = next_size(g.counts, request, g.cap, ref_cost, allowance)
+            g.planned = planned_tree(g.counts, request)
+            size = next_size(g.counts, request, g.cap, ref_cost, allowance, g.planned)
             if size is not None:
                 g.target = size
     return [_finished(request, source, b, g) for b, g in enumerate(grow)]
@@ -112,7 +116,12 @@ def _finished(request: Request, source: DrawSource, b: int, g: _Growing) -> Pilo
     assert source.row_draws is not None
     spent = int(source.row_draws[b])
     pilot = plan_from_counts(
-        g.counts, request, draws=spent - g.start, total_draws=spent, calls=source.calls
+        g.counts,
+        request,
+        draws=spent - g.start,
+        total_draws=spent,
+        calls=source.calls,
+        planned=g.planned,
     )
     samples = None if g.kept is None else cat_samples(g.kept)
     return dataclasses.replace(pilot, keys=torch.cat(g.keys, 1), samples=samples)
