@@ -12,6 +12,7 @@ from conftest import ALPHA, chi_square_pvalue, tempered
 from test_row_generators import LAWS, active_draw, per_row_draw
 
 import implicit_temperature as it
+from implicit_temperature.core.preview import Estimate
 
 
 def _mixed_laws() -> torch.Tensor:
@@ -151,4 +152,18 @@ def test_per_row_auto_warns_once_on_spread_rows():
         warnings.simplefilter("error", it.AccuracyWarning)
         it.temperature_sample(
             per_row_draw(laws[:4]), 0.5, num_outputs=4, batched=True, generator=[1, 2, 3, 4]
+        )
+
+
+def test_dry_run_takes_one_generator_per_problem():
+    """dry_run=True with a list: the pilot's rows are drawn from their own streams (the same
+    seeds give the same preview), and an unbatched list is refused naming batched=True."""
+    kw = dict(batched=True, dry_run=True, num_outputs=4)
+    first = it.temperature_sample(active_draw(LAWS), 0.25, generator=list(range(16)), **kw)
+    again = it.temperature_sample(active_draw(LAWS), 0.25, generator=list(range(16)), **kw)
+    assert isinstance(first, Estimate) and str(first) == str(again)
+    assert first.pilot_draws == 16 * 200
+    with pytest.raises(it.InvalidArgumentError, match="batched=True"):
+        it.temperature_sample(
+            lambda m, generator=None: torch.zeros(m), 0.5, generator=[1, 2], dry_run=True
         )

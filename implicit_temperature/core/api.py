@@ -158,12 +158,13 @@ def temperature_sample(
             least possible cost (1/T draws per output) exceeds it. None means
             ``DEFAULT_MAX_DRAWS_PER_OUTPUT`` (1e6) per output and problem.
         generator: torch.Generator or int seed; the same seed gives the same result. With
-            ``batched=True`` and ``method="batch"`` (given num_samples) or ``method="exact"``
-            without a pilot (T >= 0.5, or a given plan), a list of B of them, one per problem
-            (exact: ``max_draws`` is then each problem's own budget):
-            problem b's result then depends on ``generator[b]`` alone, never on what it is
-            batched with, and ``draw`` receives the list (``draw(m, generator=[g_1, ...])``)
-            and must draw row b from ``g_b`` (see :mod:`.rows`).
+            ``batched=True``, a list of B of them, one per problem, with any method
+            (``max_draws`` is then each problem's own budget; auto and the exact method's
+            pilot plan each problem from its own pilot, and ``res.method`` is "mixed" where
+            problems chose differently): problem b's result then depends on ``generator[b]``
+            alone, never on what it is batched with, and ``draw`` receives the list
+            (``draw(m, generator=[g_1, ...])``) and must draw row b from ``g_b`` (see
+            :mod:`.rows`).
         batched: see ``draw``.
         share_pool: batch method: one pool of N for all outputs (fewer draws; outputs correlated).
         max_lanes: exact method: most rounds run side by side per problem (one draw each per step).

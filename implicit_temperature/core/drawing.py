@@ -132,12 +132,12 @@ class DrawSource:
         return self.accepts_active or (self.batched and self.per_row)
 
     def single_generator(self) -> torch.Generator:
-        """The run's one generator; methods that plan from the whole batch (exact, auto) have
-        no per-row streams (``temperature_sample`` refuses a list for them before any draw)."""
+        """The run's one generator, for the code that plans from the whole batch (auto with one
+        stream; with one per problem ``temperature_sample`` runs :mod:`.row_runs` instead)."""
         if isinstance(self.generator, RowGenerators):
             raise InvalidArgumentTypeError(
-                "this method takes one generator, not one per problem: give generator= a "
-                'torch.Generator or an int seed, or use method="batch" with a given num_samples'
+                "this step takes one generator, not one per problem (with a list, auto plans "
+                "each problem from its own pilot in core.row_runs)"
             )
         return self.generator
 

@@ -218,8 +218,8 @@ class SampleOptions:
     generator: torch.Generator | int | None = option(
         None,
         generator_value,
-        "torch.Generator or int seed: the same seed gives the same result (batched, "
-        'method="batch": a list, one per problem: each row then depends on its own only)',
+        "torch.Generator or int seed: the same seed gives the same result (batched: a "
+        "list, one per problem: each row then depends on its own only, any method)",
     )
     share_pool: bool = option(
         False, flag, "batch method: one pool of N for all outputs (fewer draws; correlated)"

@@ -17,15 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .accuracy import estimate_batch_tv
 from .decide import decide, decide_without_pilot, ladder_estimators
 from .drawing import DrawSource
-from .errors import DrawBudgetExceeded
+from .errors import DrawBudgetExceeded, InvalidArgumentError
 from .grouping import group_counts
 from .options import SampleOptions
 from .pilot import plan_from_counts
 from .plan import format_tree
 from .request import KeyName, Request
+from .rows import RowGenerators, is_row_generators
 from .tolerance import LADDER_POOLS, accuracy_generator
 from .validation import check_temperature, make_generator
 
@@ -99,7 +102,16 @@ def estimate(
     t = check_temperature(temperature)
     opts = SampleOptions.from_kwargs(sample_options, where="estimate()", base=options)
     request = Request.make(t, opts, batched=batched, key_name=key_name)
-    source = DrawSource(draw, key, batched=batched, generator=make_generator(opts.generator))
+    given = opts.generator
+    if is_row_generators(given):  # one stream per problem: the pilot's rows drawn from each
+        if not batched:
+            raise InvalidArgumentError(
+                "generator= is a list (one stream per problem), which needs batched=True"
+            )
+        generator: torch.Generator | RowGenerators = RowGenerators(given)
+    else:
+        generator = make_generator(given)
+    source = DrawSource(draw, key, batched=batched, generator=generator)
     m = request.pool_size
     if opts.max_draws is not None and opts.max_draws < m:
         raise DrawBudgetExceeded(
