@@ -320,19 +320,26 @@ def finish(
     return result
 
 
-def conclude(result: TemperatureResult, request: Request, cost: str = "") -> TemperatureResult:
+def conclude(
+    result: TemperatureResult,
+    request: Request,
+    cost: str = "",
+    found: list[str] | None = None,
+) -> TemperatureResult:
     """The checks of a call's final result, one warning at most: an :class:`AccuracyWarning`
     (or :class:`InaccurateResultError`) when its estimated TV misses the tolerance, which also
     carries the diagnostics' findings; else the diagnostics' :class:`TemperatureWarning` when
-    temperature could not act."""
-    found: list[str] = []
-    if result.diagnostics is not None:
-        found = diagnostics_messages(
-            result.diagnostics,
-            method=result.method,
-            temperature=request.temperature,
-            advice=request.advice,
-        )
+    temperature could not act. ``found``: the findings, where the caller has them (a merged
+    result, whose parts' diagnostics may not stack); else from ``result.diagnostics``."""
+    if found is None:
+        found = []
+        if result.diagnostics is not None:
+            found = diagnostics_messages(
+                result.diagnostics,
+                method=result.method,
+                temperature=request.temperature,
+                advice=request.advice,
+            )
     acc = result.accuracy
     if acc is not None and not acc.meets:
         check_accuracy(result, request.options.on_inaccurate, cost, request.advice, found)
@@ -602,12 +609,21 @@ def _auto_exact(source: DrawSource, request: Request, plan: Plan) -> Temperature
     if request.max_draws is None and plan.expected_draws is not None:
         runaway = source.draws + math.ceil(RUNAWAY_FACTOR * plan.expected_draws) + RUNAWAY_SLACK * b
         budget = min(budget, runaway)
+    return run_committed_exact(source, request, plan, budget)
+
+
+def run_committed_exact(
+    source: DrawSource, request: Request, plan: Plan, budget: int | torch.Tensor
+) -> TemperatureResult:
+    """:func:`execute_exact` for an exact plan auto committed to: an overrun raises, saying
+    why the outputs are not returned (``budget``: in all, or per problem (B,))."""
     try:
         return execute_exact(source, request, plan, budget)
     except DrawBudgetExceeded as exc:
+        what = f"max_draws={budget}" if isinstance(budget, int) else "a problem's own budget"
         raise DrawBudgetExceeded(
             f'method="auto" chose exact ({plan.reason}) and committed to it, but the run '
-            f"overran max_draws={budget} ({exc.stats.get('draws')} drawn; without max_draws the "
+            f"overran {what} ({exc.stats.get('draws')} drawn; without max_draws the "
             f"limit is {RUNAWAY_FACTOR:g}x the plan's estimate). Its outputs are not returned: "
             "keeping only runs that finish in budget would favour outcomes with short rounds. "
             'Raise max_draws, or use method="batch".',

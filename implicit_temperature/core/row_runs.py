@@ -38,20 +38,21 @@ from .api import (
     RUNAWAY_SLACK,
     _plain_accuracy,
     _unknown_cost,
+    conclude,
     execute_exact,
     run_batch,
+    run_committed_exact,
 )
 from .decide import Plan, decide_without_pilot, refine
 from .diagnostics import Diagnostics, diagnostics_messages
 from .drawing import DrawSource
-from .errors import DrawBudgetExceeded, TemperatureWarning
 from .pilot import Pilot, plan_from_counts
 from .plan import format_tree
 from .request import Request
 from .result import TemperatureResult
 from .row_plans import row_auto_budget, row_decisions, row_trees
 from .samples import as_samples, cat_rows
-from .tolerance import LADDER_MARGIN, batch_accuracy, check_accuracy, observed_counts, warn
+from .tolerance import LADDER_MARGIN, batch_accuracy, observed_counts
 
 
 @dataclass
@@ -156,17 +157,7 @@ def _exact(
         budget = torch.minimum(budget, view.row_draws + runaway)
     if not auto:
         return execute_exact(view, request, plan, budget)
-    try:
-        return execute_exact(view, request, plan, budget)
-    except DrawBudgetExceeded as exc:
-        raise DrawBudgetExceeded(
-            f'method="auto" chose exact ({plan.reason}) and committed to it, but a problem '
-            f"overran its budget ({exc}); without max_draws the limit is {RUNAWAY_FACTOR:g}x "
-            "its plan's estimate. Its outputs are not returned: keeping only runs that finish "
-            "in budget would favour outcomes with short rounds. Raise max_draws, or use "
-            'method="batch".',
-            exc.stats,
-        ) from exc
+    return run_committed_exact(view, request, plan, budget)
 
 
 def _group_plan(plans: list[Plan]) -> Plan:
@@ -511,10 +502,4 @@ def _conclude(
             if message not in found:
                 found.append(message)
     cost = next((c for p in parts for c in p.costs if c), "")
-    acc = result.accuracy
-    if acc is not None and not acc.meets:
-        check_accuracy(result, request.options.on_inaccurate, cost, request.advice, found)
-    else:
-        for message in found:
-            warn(message, TemperatureWarning)
-    return result
+    return conclude(result, request, cost, found)
