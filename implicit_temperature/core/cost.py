@@ -133,7 +133,11 @@ class PilotPowerSums(PowerSums):
     leaves in (1, 2)) are underestimated.
     """
 
-    def __init__(self, counts: torch.Tensor) -> None:
+    def __init__(self, counts: torch.Tensor, row_stable: bool = False) -> None:
+        """``row_stable``: compute each problem's sums by elementwise products and per-row
+        sums instead of one matrix product, so that a problem's figures are bitwise the same
+        whatever it is stacked with (a matrix product's rounding depends on the batch's
+        shape); used where each problem must plan from its own pilot (core/row_plans.py)."""
         counts = counts.cpu()  # planning runs on the host (many small steps)
         c = counts.to(torch.float64)
         if c.dim() == 1:
@@ -155,7 +159,10 @@ class PilotPowerSums(PowerSums):
             + torch.lgamma(n - kv + 1)
         )
         weight = torch.where(ok, torch.exp(log_ratio), torch.zeros_like(log_ratio))
-        est = hist @ weight  # (B, K+1): estimates of S(0..K)
+        if row_stable:
+            est = (hist.unsqueeze(2) * weight.unsqueeze(0)).sum(1)
+        else:
+            est = hist @ weight  # (B, K+1): estimates of S(0..K)
         c_max = c.amax(1)
         self.k = torch.clamp(torch.floor(torch.sqrt(2 * c_max)), min=1, max=kcap).long()  # (B,)
         self.log_int = torch.log(est.clamp(min=1e-300))
@@ -163,6 +170,14 @@ class PilotPowerSums(PowerSums):
         rows = torch.arange(b, device=dev)
         self.log_k = self.log_int[rows, self.k]
         self.slope = self.log_k - self.log_int[rows, self.k - 1]  # <= 0
+
+    def rows(self, index: torch.Tensor) -> PilotPowerSums:
+        """The power sums of the problems ``index`` (LongTensor), as their own object."""
+        out = PilotPowerSums.__new__(PilotPowerSums)
+        out.num_problems = int(index.numel())
+        for name in ("k", "log_int", "cum", "log_k", "slope"):
+            setattr(out, name, getattr(self, name)[index])
+        return out
 
     def log_s(self, r: torch.Tensor) -> torch.Tensor:
         r = r.to(torch.float64).to(self.log_int.device).unsqueeze(0)  # (1, R)

@@ -263,10 +263,23 @@ class Planned(NamedTuple):
     cost: torch.Tensor
 
 
-def planned_tree(counts: torch.Tensor, request: Request) -> Planned:
-    """:class:`Planned` for per-draw counts (B, M)."""
-    ps = PilotPowerSums(counts)
+def planned_tree(counts: torch.Tensor, request: Request, row_stable: bool = False) -> Planned:
+    """:class:`Planned` for per-draw counts (B, M) (``row_stable``: see
+    :class:`~.cost.PilotPowerSums`)."""
+    ps = PilotPowerSums(counts, row_stable=row_stable)
     return Planned(ps, *choose_tree(ps, request.s, request.options.plan))
+
+
+def planned_rows(counts: torch.Tensor, request: Request) -> list[Planned]:
+    """Each problem's :class:`Planned`, as it would be alone (row-stable power sums), for
+    per-draw counts (B, M): one computation for all B where the tree does not depend on the
+    counts (a given tree, or 1/T <= 2), else one per problem."""
+    if request.fixed_tree is None and request.s > 2.0:
+        return [planned_tree(counts[b : b + 1], request, True) for b in range(counts.shape[0])]
+    ps, tree, cost = planned_tree(counts, request, True)
+    assert isinstance(ps, PilotPowerSums)
+    rows = [torch.tensor([b]) for b in range(counts.shape[0])]
+    return [Planned(ps.rows(r), tree, cost[r]) for r in rows]
 
 
 def plan_from_counts(

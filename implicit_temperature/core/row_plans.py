@@ -30,7 +30,7 @@ from .pilot import (
     next_size,
     pilot_cap,
     plan_from_counts,
-    planned_tree,
+    planned_rows,
     reusable,
 )
 from .request import Request
@@ -51,6 +51,7 @@ class _Growing:
     kept: list[Samples] | None = field(default_factory=list)
     counts: torch.Tensor | None = None
     planned: Planned | None = None
+    new: Samples | None = None  # the last step's draws (1, m, ...)
 
 
 def _row(samples: Samples, keys: torch.Tensor, b: int, m: int) -> tuple[Samples, torch.Tensor]:
@@ -75,7 +76,8 @@ def row_pilots(
 ) -> list[Pilot]:
     """Each problem's pilot (:func:`~.pilot.run_pilot` for one problem, with ``ref_cost`` and
     ``allowance`` per problem), grown together: one :meth:`~.drawing.DrawSource.ragged` call
-    per growth step."""
+    per growth step, and the problems with equal pilot sizes counted and planned together
+    (:func:`_plan_step`; row-stable figures, so each is what it would be alone)."""
     assert source.row_draws is not None
     rows = len(source.row_draws)
     grow: list[_Growing] = []
@@ -88,10 +90,12 @@ def row_pilots(
         if not bool((want > 0).any()):
             break
         samples, keys = source.ragged(want)
+        drew: dict[int, list[int]] = {}  # pilot size -> the problems that drew
         for b in want.nonzero().flatten().tolist():
             g, m = grow[b], int(want[b])
             x, k = _row(samples, keys, b, m)
             g.keys.append(k)
+            g.new = x
             g.have = g.target
             if request.max_draws is not None and int(source.row_draws[b]) > request.max_draws:
                 raise DrawBudgetExceeded(
@@ -100,13 +104,27 @@ def row_pilots(
                     "problem's own draws); raise max_draws",
                     {"draws": source.draws, "model_calls": source.calls},
                 )
-            g.counts = group_counts(torch.cat(g.keys, 1))[0].cpu()
-            g.kept = None if g.kept is None or not reusable(g.counts) else [*g.kept, x]
-            g.planned = planned_tree(g.counts, request)
-            size = next_size(g.counts, request, g.cap, ref_cost, allowance, g.planned)
-            if size is not None:
-                g.target = size
+            drew.setdefault(g.have, []).append(b)
+        for members in drew.values():
+            _plan_step([grow[b] for b in members], request, ref_cost, allowance)
     return [_finished(request, source, b, g) for b, g in enumerate(grow)]
+
+
+def _plan_step(
+    grow: list[_Growing], request: Request, ref_cost: float | None, allowance: float | None
+) -> None:
+    """After a growth step, for problems whose pilots have the same size: their counts and
+    plans (computed together, each row's as it would be alone: counts are integers, and the
+    power sums are row-stable), whether their draws stay reusable, and their next sizes."""
+    stacked = torch.cat([torch.cat(g.keys, 1) for g in grow])
+    counts = group_counts(stacked)[0].cpu()
+    for i, (g, planned) in enumerate(zip(grow, planned_rows(counts, request), strict=True)):
+        g.counts, g.planned = counts[i : i + 1], planned
+        assert g.new is not None
+        g.kept = None if g.kept is None or not reusable(g.counts) else [*g.kept, g.new]
+        size = next_size(g.counts, request, g.cap, ref_cost, allowance, g.planned)
+        if size is not None:
+            g.target = size
 
 
 def _finished(request: Request, source: DrawSource, b: int, g: _Growing) -> Pilot:
