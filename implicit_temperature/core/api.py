@@ -21,10 +21,12 @@ from .decide import (
     AUTO_BUDGET_FACTOR,
     AUTO_EXACT_SHARE,
     Plan,
-    candidates,
+    auto_budget,
+    batch_plan_growth,
     decide,
     decide_without_pilot,
-    refine,
+    pilot_allowance,
+    refine_pools,
 )
 from .diagnostics import diagnostics_messages, make_diagnostics, pool_statistics
 from .drawing import DrawSource, warn_if_seed_ignored
@@ -35,10 +37,8 @@ from .pilot import (
     PILOT_MIN,
     PILOT_SHARE,
     Pilot,
-    batch_pilot_size,
     collision_floor,
     extend_pilot,
-    plan_from_counts,
     run_pilot,
 )
 from .plan import format_tree
@@ -46,7 +46,7 @@ from .preview import Estimate, estimate
 from .progress import Progress
 from .request import MAX_FEASIBLE_DRAWS, KeyName, Request
 from .result import TemperatureResult
-from .rows import RowGenerators, is_row_generators, row_generators_supported
+from .rows import RowGenerators, is_row_generators
 from .samples import Samples, cat_samples
 from .tolerance import (
     ACCURACY_MAX_DRAWS,
@@ -260,7 +260,7 @@ def _generator(opts: SampleOptions, request: Request) -> torch.Generator | RowGe
     given = opts.generator
     if not is_row_generators(given):
         return make_generator(given)
-    if not request.batched or not row_generators_supported(opts, request.temperature):
+    if not request.batched:
         raise InvalidArgumentError(
             "generator= is a list (one stream per problem), which needs batched=True (draw "
             f"returning (B, m, ...)), got batched={request.batched}: give one generator or seed"
@@ -574,32 +574,15 @@ def run_auto(source: DrawSource, request: Request, gen: torch.Generator) -> Temp
             request.num_outputs * (res.keys.shape[0] if request.batched else 1)
         )
         return conclude(res, request)
-    batch_cost = float(request.batch_draws(b0))
-    if request.max_draws is None:
-        allowance = AUTO_BUDGET_FACTOR * batch_cost
-    else:
-        allowance = AUTO_EXACT_SHARE * request.max_draws
+    batch_cost, allowance = pilot_allowance(request, b0)
     pilot = run_pilot(source, request, ref_cost=batch_cost, allowance=allowance)
     plan = decide(pilot, request)
-    while plan.method == "batch" and plan.expected_draws:
-        left = auto_budget(request, pilot.num_problems) - source.draws - plan.expected_draws
-        contested = candidates(pilot, request)[0].fits
-        grow = batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS, contested)
-        if grow is None:
-            break
+    while (grow := batch_plan_growth(pilot, plan, request, source.draws)) is not None:
         pilot = extend_pilot(source, request, pilot, grow)
         plan = decide(pilot, request)
     if plan.method == "batch":
         return _auto_batch(source, request, gen, plan)
     return conclude(_auto_exact(source, request, plan), request)
-
-
-def auto_budget(request: Request, num_problems: int) -> int:
-    """What method="auto" may spend in all: max_draws, else AUTO_BUDGET_FACTOR x the batch
-    method's draws."""
-    if request.max_draws is not None:
-        return request.max_draws
-    return AUTO_BUDGET_FACTOR * request.batch_draws(num_problems)
 
 
 def _auto_exact(source: DrawSource, request: Request, plan: Plan) -> TemperatureResult:
@@ -647,14 +630,8 @@ def _auto_batch(
         return conclude(res, request, cost)
     b = keys.shape[0]
     remaining = auto_budget(request, b) - source.draws
-    counts = observed_counts(keys).cpu()
-    if request.temperature < 1.0 and math.isfinite(request.s):
-        pilot = plan_from_counts(
-            counts, request, draws=0, total_draws=source.draws, calls=source.calls
-        )
-    else:
-        pilot = Pilot.none(request, source)
-    better = refine(counts, request, pilot, remaining, res.extra["num_samples"])
+    none = Pilot.none(request, source)
+    better = refine_pools(keys, request, none, remaining, res.extra["num_samples"])
     if better.plan is None:
         return conclude(res, request, better.cost)
     if better.plan.method == "exact":

@@ -14,10 +14,24 @@ from dataclasses import dataclass
 import torch
 
 from .errors import DrawBudgetExceeded
-from .pilot import MIN_PILOT_PAIRS, PILOT_MIN, Pilot, colliding_pairs
+from .pilot import (
+    MIN_PILOT_PAIRS,
+    PILOT_MIN,
+    Pilot,
+    batch_pilot_size,
+    colliding_pairs,
+    plan_from_counts,
+)
 from .plan import Tree, format_tree, leaf
 from .request import Request
-from .tolerance import LADDER_BASE, LADDER_MARGIN, Ladder, batch_ladder
+from .tolerance import (
+    ACCURACY_MAX_DRAWS,
+    LADDER_BASE,
+    LADDER_MARGIN,
+    Ladder,
+    batch_ladder,
+    observed_counts,
+)
 
 #: method="auto" without max_draws picks exact when its planned draws are at most this many times
 #: the batch method's draws (num_samples per output): exactness is worth some cost.
@@ -62,6 +76,35 @@ class Plan:
     expected_draws: float | None = None
     estimator: str | None = None
     reuse_pilot: bool = False
+
+
+def auto_budget(request: Request, num_problems: int) -> int:
+    """What method="auto" may spend in all on ``num_problems`` problems: max_draws, else
+    AUTO_BUDGET_FACTOR x the batch method's draws."""
+    if request.max_draws is not None:
+        return request.max_draws
+    return AUTO_BUDGET_FACTOR * request.batch_draws(num_problems)
+
+
+def pilot_allowance(request: Request, num_problems: int) -> tuple[float, float]:
+    """What auto's pilot is sized against: the batch method's draws (``ref_cost``) and the most
+    auto lets exact cost (``allowance``: AUTO_BUDGET_FACTOR x those draws, or AUTO_EXACT_SHARE
+    of max_draws)."""
+    batch_cost = float(request.batch_draws(num_problems))
+    if request.max_draws is None:
+        return batch_cost, AUTO_BUDGET_FACTOR * batch_cost
+    return batch_cost, AUTO_EXACT_SHARE * request.max_draws
+
+
+def batch_plan_growth(pilot: Pilot, plan: Plan, request: Request, spent: int) -> int | None:
+    """The pilot size per problem a batch ``plan`` wants its pilot grown to before it is kept
+    (:func:`~.pilot.batch_pilot_size`), ``spent`` draws having been made; None: keep it (and
+    always for exact plans or plans without an estimate)."""
+    if plan.method != "batch" or not plan.expected_draws:
+        return None
+    left = auto_budget(request, pilot.num_problems) - spent - plan.expected_draws
+    contested = candidates(pilot, request)[0].fits
+    return batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS, contested)
 
 
 def decide_without_pilot(request: Request, num_problems: int, pilot: Pilot) -> Plan | None:
@@ -337,6 +380,21 @@ def refine(
         )
         return Refinement(plan, text)
     return Refinement(None, text)
+
+
+def refine_pools(
+    keys: torch.Tensor, request: Request, none: Pilot, remaining: int, tried: int
+) -> Refinement:
+    """:func:`refine` from a batch attempt's pooled keys (B, M, d): exact is costed from their
+    counts below T = 1 (``none``, the pilot without draws, gives the draws and calls spent so
+    far, and stands in above)."""
+    counts = observed_counts(keys).cpu()
+    pilot = none
+    if request.temperature < 1.0 and math.isfinite(request.s):
+        pilot = plan_from_counts(
+            counts, request, draws=0, total_draws=none.total_draws, calls=none.total_calls
+        )
+    return refine(counts, request, pilot, remaining, tried)
 
 
 def _cost_text(

@@ -350,23 +350,16 @@ class _RowsDraw:
     def __call__(
         self, m: int, generator: list[torch.Generator] | None = None, active: Any = None
     ) -> Any:
+        """``generator``: the drawn rows' own generators, which are the parent's for the same
+        rows, so the parent's :meth:`DrawSource._generator_kwargs` passes them on."""
         p = self.parent
-        gens = p.generator
-        assert isinstance(gens, RowGenerators)
+        assert p.row_draws is not None
         chosen = self.index if active is None else self.index[active.cpu()]
-        full = torch.zeros(len(gens), dtype=torch.bool)
+        full = torch.zeros(len(p.row_draws), dtype=torch.bool)
         full[chosen] = True
-        kwargs: dict[str, Any] = {}
+        kwargs = p._generator_kwargs(full)
         if p.accepts_active:
-            if p._pass_generator:
-                kwargs["generator"] = generator
             return p.draw(m, active=full, **kwargs)
-        if p._pass_generator:
-            assert generator is not None
-            given = iter(generator)
-            kwargs["generator"] = [
-                next(given) if f else torch.Generator(device=gens.device) for f in full.tolist()
-            ]
         raw = p.draw(m, **kwargs)
         if isinstance(raw, torch.Tensor):
             return raw[chosen.to(raw.device)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .decide import AUTO_BUDGET_FACTOR, AUTO_EXACT_SHARE, Plan, candidates, decide
+from .decide import Plan, batch_plan_growth, decide, pilot_allowance
 from .drawing import DrawSource
 from .errors import DrawBudgetExceeded
 from .grouping import group_counts
@@ -25,7 +25,6 @@ from .pilot import (
     PILOT_MIN,
     Pilot,
     Planned,
-    batch_pilot_size,
     grown_pilot,
     next_size,
     pilot_cap,
@@ -35,7 +34,6 @@ from .pilot import (
 )
 from .request import Request
 from .samples import Samples, cat_samples
-from .tolerance import ACCURACY_MAX_DRAWS
 
 
 @dataclass
@@ -60,7 +58,9 @@ def _row(samples: Samples, keys: torch.Tensor, b: int, m: int) -> tuple[Samples,
     return one.gather(torch.arange(m).unsqueeze(0)), keys[b : b + 1, :m]
 
 
-def _no_pilot(request: Request, source: DrawSource, b: int) -> Pilot:
+def no_pilot(request: Request, source: DrawSource, b: int) -> Pilot:
+    """Problem b's pilot without draws (:meth:`~.pilot.Pilot.none` for one problem, its own
+    draws so far)."""
     assert source.row_draws is not None
     none = Pilot.none(request, source)
     return dataclasses.replace(
@@ -130,7 +130,7 @@ def _plan_step(
 def _finished(request: Request, source: DrawSource, b: int, g: _Growing) -> Pilot:
     """Problem b's Pilot once its pilot stopped growing."""
     if g.counts is None:
-        return _no_pilot(request, source, b)
+        return no_pilot(request, source, b)
     assert source.row_draws is not None
     spent = int(source.row_draws[b])
     pilot = plan_from_counts(
@@ -145,36 +145,21 @@ def _finished(request: Request, source: DrawSource, b: int, g: _Growing) -> Pilo
     return dataclasses.replace(pilot, keys=torch.cat(g.keys, 1), samples=samples)
 
 
-def row_auto_budget(request: Request) -> int:
-    """What method="auto" may spend on one problem: max_draws, else AUTO_BUDGET_FACTOR x one
-    problem's batch draws."""
-    if request.max_draws is not None:
-        return request.max_draws
-    return AUTO_BUDGET_FACTOR * request.batch_draws(1)
-
-
 def row_decisions(source: DrawSource, request: Request) -> list[Plan]:
     """Each problem's plan, as :func:`~.api.run_auto` makes it for one problem: its pilot, the
     decision, and a batch plan's pilot grown while the plan asks (all problems' growth drawn
     together)."""
     assert source.row_draws is not None
-    batch_cost = float(request.batch_draws(1))
-    if request.max_draws is None:
-        allowance = AUTO_BUDGET_FACTOR * batch_cost
-    else:
-        allowance = AUTO_EXACT_SHARE * request.max_draws
+    batch_cost, allowance = pilot_allowance(request, 1)
     pilots = row_pilots(source, request, ref_cost=batch_cost, allowance=allowance)
     plans = [decide(p, request) for p in pilots]
     settled = [False] * len(plans)
     while True:
         want = torch.zeros(len(plans), dtype=torch.long)
-        for b, plan in enumerate(plans):
-            if settled[b] or plan.method != "batch" or not plan.expected_draws:
+        for b, (pilot, plan) in enumerate(zip(pilots, plans, strict=True)):
+            if settled[b]:
                 continue
-            pilot = pilots[b]
-            left = row_auto_budget(request) - int(source.row_draws[b]) - plan.expected_draws
-            contested = candidates(pilot, request)[0].fits
-            size = batch_pilot_size(pilot, plan.expected_draws, left, ACCURACY_MAX_DRAWS, contested)
+            size = batch_plan_growth(pilot, plan, request, int(source.row_draws[b]))
             if size is None or pilot.keys is None:
                 settled[b] = True
             else:

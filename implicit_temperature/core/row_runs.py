@@ -43,16 +43,16 @@ from .api import (
     run_batch,
     run_committed_exact,
 )
-from .decide import Plan, decide_without_pilot, refine
+from .decide import Plan, auto_budget, decide_without_pilot, refine_pools
 from .diagnostics import Diagnostics, diagnostics_messages
 from .drawing import DrawSource
-from .pilot import Pilot, plan_from_counts
+from .pilot import Pilot
 from .plan import format_tree
 from .request import Request
 from .result import TemperatureResult
-from .row_plans import row_auto_budget, row_decisions, row_trees
+from .row_plans import no_pilot, row_decisions, row_trees
 from .samples import as_samples, cat_rows
-from .tolerance import LADDER_MARGIN, batch_accuracy, observed_counts
+from .tolerance import LADDER_MARGIN, batch_accuracy
 
 
 @dataclass
@@ -237,17 +237,20 @@ def _row_accuracy(result: TemperatureResult, request: Request) -> Accuracy:
     return merge_accuracies(rows, request.options.tolerance)
 
 
-def merge_accuracies(records: list[Accuracy], tolerance: float) -> Accuracy:
+def merge_accuracies(
+    records: list[Accuracy], tolerance: float, sizes: list[int] | None = None
+) -> Accuracy:
     """One record for several problems: the worst estimate and bound, per-problem estimates
-    side by side (NaN where unknown)."""
+    side by side (NaN where unknown; a record without them counts its estimate for each of
+    its ``sizes`` problems, one by default)."""
     if len(records) == 1:
         return records[0]
     per = torch.cat(
         [
             r.per_problem.double().cpu()
             if r.per_problem is not None
-            else torch.tensor([r.estimate], dtype=torch.float64)
-            for r in records
+            else torch.full((size,), r.estimate, dtype=torch.float64)
+            for r, size in zip(records, sizes or [1] * len(records), strict=True)
         ]
     )
     known = all(r.known for r in records)
@@ -295,15 +298,9 @@ def _replan(
                 continue
             if tv <= LADDER_MARGIN * request.options.tolerance:
                 continue
-            counts = observed_counts(own).cpu()
-            spent = int(source.row_draws[row])
-            pilot = _none_pilot(request, source, spent)
-            if request.temperature < 1.0 and math.isfinite(request.s):
-                pilot = plan_from_counts(
-                    counts, request, draws=0, total_draws=spent, calls=source.calls
-                )
-            n = res.extra["num_samples"]
-            found = refine(counts, request, pilot, row_auto_budget(request) - spent, n)
+            remaining = auto_budget(request, 1) - int(source.row_draws[row])
+            none = no_pilot(request, source, row)
+            found = refine_pools(own, request, none, remaining, res.extra["num_samples"])
             part.costs[i] = found.cost
             if found.plan is not None:
                 better[row] = found.plan
@@ -318,11 +315,6 @@ def _replan(
     attempts = sum(before[row] - int(planned[row]) for row in replaced)
     kept = [_without(p, set(replaced)) for p in parts]
     return [p for p in kept if p is not None] + new, attempts
-
-
-def _none_pilot(request: Request, source: DrawSource, spent: int) -> Pilot:
-    none = Pilot.none(request, source)
-    return dataclasses.replace(none, num_problems=1, total_draws=spent)
 
 
 def _without(part: RowPart, rows: set[int]) -> RowPart | None:
@@ -404,7 +396,7 @@ def merge_results(
         expected_draws=_sum([r.expected_draws for r in results]),
         diagnostics=_merge_diagnostics([r.diagnostics for r in results], inverse),
         accuracy=_merge_accuracy(parts, request, inverse),
-        extra={"methods": [per_row[i] for i in order.argsort().tolist()]},
+        extra={"methods": [per_row[i] for i in inverse.tolist()]},
     )
     if len(parts) > 1:
         merged.extra["row_groups"] = [(p.rows.tolist(), p.result.summary()) for p in parts]
@@ -475,13 +467,7 @@ def _merge_accuracy(parts: list[RowPart], request: Request, inverse: torch.Tenso
     records = [p.result.accuracy or Accuracy.exact(tol) for p in parts]
     if len(records) == 1:
         return records[0]
-    expanded = []
-    for p, r in zip(parts, records, strict=True):
-        if r.per_problem is None:
-            per = torch.full((len(p.rows),), r.estimate, dtype=torch.float64)
-            r = dataclasses.replace(r, per_problem=per)
-        expanded.append(r)
-    merged = merge_accuracies(expanded, tol)
+    merged = merge_accuracies(records, tol, [len(p.rows) for p in parts])
     assert merged.per_problem is not None
     return dataclasses.replace(merged, per_problem=merged.per_problem[inverse])
 

@@ -12,7 +12,7 @@ Why a Python loop over the B generators: a ``torch.Generator`` is one stream, an
 call that fills row b of a tensor from generator b. The loop is over problems (B is at most a
 server's batch limit), never over samples: each iteration draws a whole row with one call.
 
-Which methods (:func:`row_generators_supported`): all of them.
+Which methods: all of them.
 
 * ``method="batch"`` with a given num_samples. Its cost per problem is fixed (N draws per
   output), so every call draws the same number for every problem and nothing is decided across
@@ -44,15 +44,7 @@ from typing import Any, TypeGuard
 import torch
 
 from .errors import InvalidArgumentError
-from .options import SampleOptions
 from .validation import make_generator
-
-
-def row_generators_supported(opts: SampleOptions, temperature: float) -> bool:
-    """Whether these options take one generator per problem (see :mod:`.rows`): every method
-    does (auto and planned exact plan each problem from its own pilot). Kept so that callers
-    written against versions where auto did not can still ask."""
-    return opts.method in ("auto", "exact", "batch") and temperature > 0
 
 
 def is_row_generators(

@@ -206,29 +206,24 @@ class CALMEngine:
 
     def _groups(self, works: list[CompletionWork]) -> tuple[list[_Group], list[list[_Group]]]:
         """The batch's row groups (one pick call per group and step) and, per work and prompt,
-        its group. Unseeded rows with equal settings share one stream; seeded rows whose pick
-        takes per-row generators (every method of the installed core) share one group with a
-        stream per row; with a pick that does not, each seeded prompt is a group."""
+        its group. Unseeded rows with equal settings share one stream; seeded rows with equal
+        settings share one group with a stream per row (both picks take per-row generators,
+        with every method)."""
         groups: dict[tuple, _Group] = {}
         owners: list[list[_Group]] = []
         row = 0
         for work in works:
             pick, per_work = self._pick(work), []
-            per_row = getattr(pick, "row_generators", False)
+            shared = work.seeds is None
             for p in range(len(work.prompts)):
-                if work.seeds is None:
-                    key: tuple = ("shared", work.sampling_key)
-                elif per_row:
-                    key = ("rows", work.sampling_key)
-                else:
-                    key = ("prompt", id(work), p)
+                key = ("shared" if shared else "rows", work.sampling_key)
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = _Group(pick, CALMGenerateOutput(sequences=torch.empty(0)))
-                    if key[0] != "rows":
-                        seed = None if work.seeds is None else work.seeds[p]
-                        group.generator = make_generator(seed, self.device)
-                if key[0] == "rows":
+                    if shared:
+                        group.generator = make_generator(None, self.device)
+                if not shared:
+                    assert work.seeds is not None
                     g = make_generator(work.seeds[p], self.device)
                     group.row_gens += [g] * work.n
                 group.rows += range(row, row + work.n)

@@ -29,7 +29,7 @@ from ...core.options import (
     keyword_signature,
     positive_int,
 )
-from ...core.rows import RowGenerators, row_generators_supported
+from ...core.rows import RowGenerators
 from ...core.tolerance import warn
 from ...core.validation import check_temperature, make_generator
 from .adapter import (
@@ -115,9 +115,8 @@ def _draw_generator(g: torch.Generator | RowGenerators) -> Any:
 
 def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
     """The chunk choice at temperature ``t`` through the core sampler with ``opts`` (one plain
-    draw at T = 1). Takes per-row generators (``pick.row_generators``) at T = 1, with
-    ``method="batch"`` and with ``method="exact"`` where no pilot plans it (T >= 0.5 or a given
-    tree), whose rows the core decides each from its own stream (see core/rows.py)."""
+    draw at T = 1). Takes per-row generators (``pick.row_generators``) with every method: the
+    core decides each row from its own stream (see core/rows.py)."""
 
     def pick(adapter: CALMAdapter, g: Any, out: CALMGenerateOutput) -> torch.Tensor:
         gen = _draw_generator(g)
@@ -146,7 +145,7 @@ def sampling_pick(t: float, opts: SampleOptions) -> PickFn:
             out.estimated_tv.append(tv)
         return res.samples[:, 0, :]
 
-    pick.row_generators = t == 1.0 or row_generators_supported(opts, t)  # type: ignore[attr-defined]
+    pick.row_generators = True  # type: ignore[attr-defined]
     return pick
 
 
