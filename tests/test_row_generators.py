@@ -56,6 +56,33 @@ def test_a_row_alone_equals_the_same_row_in_a_batch_of_16(temperature):
     assert torch.equal(again.samples, together.samples)
 
 
+@pytest.mark.filterwarnings("ignore::implicit_temperature.AccuracyWarning")
+def test_a_batch_rows_accuracy_is_its_own_alone_and_in_a_batch():
+    """method="batch" with a generator per problem: each problem's accuracy estimate comes from
+    its own pools alone, so it is the same alone, in a batch of 16 and in reversed order (one
+    estimate over the stack drew its simulation from one stream, so a row's figure moved with
+    its batch-mates); the result keeps no pooled keys."""
+    kw = dict(method="batch", num_samples=40, num_outputs=8, batched=True)
+    seeds = [1000 + b for b in range(16)]
+    together = it.temperature_sample(per_row_draw(LAWS), 0.25, generator=seeds, **kw)
+    per = together.accuracy.per_problem
+    assert per is not None and per.shape == (16,) and bool(torch.isfinite(per).all())
+    assert together.estimated_tv == float(per.max())
+    assert "pool_keys" not in together.extra
+    for b in (0, 5, 15):
+        alone = it.temperature_sample(
+            per_row_draw(LAWS[b : b + 1]), 0.25, generator=[seeds[b]], **kw
+        )
+        assert alone.estimated_tv == float(per[b]), b
+    order = list(reversed(range(16)))
+    shuffled = it.temperature_sample(
+        per_row_draw(LAWS[order]), 0.25, generator=[seeds[i] for i in order], **kw
+    )
+    assert torch.equal(shuffled.accuracy.per_problem.flip(0), per)
+    plain = it.temperature_sample(per_row_draw(LAWS), 0.25, generator=3, **kw)
+    assert "pool_keys" not in plain.extra
+
+
 def test_per_row_gumbel_noise_picks_with_the_selection_probabilities():
     """batch_selection with one generator per row: the pick frequencies over 20000 rows of one
     fixed pool match selection_probabilities (chi-square, p > ALPHA)."""

@@ -237,11 +237,19 @@ def temperature_sample(
     gen = _generator(opts, request)
     warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
-    if opts.method == "batch" and not request.batch_only:
-        return conclude(run_batch(source, request, gen), request)
+    if opts.method == "batch" and not request.batch_only and not source.per_row:
+        res = run_batch(source, request, gen)
+        res.extra.pop("pool_keys")
+        return conclude(res, request)
     if source.per_row and (opts.method != "exact" or _planned_exact(request)):
-        from .row_runs import run_auto_rows, run_exact_rows_planned  # they run on this module
+        from .row_runs import (  # they run on this module
+            run_auto_rows,
+            run_batch_rows,
+            run_exact_rows_planned,
+        )
 
+        if opts.method == "batch" and not request.batch_only:
+            return conclude(run_batch_rows(source, request), request)
         if opts.method == "exact":
             return run_exact_rows_planned(source, request)
         return run_auto_rows(source, request)

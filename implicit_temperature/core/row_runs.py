@@ -13,12 +13,13 @@ problem, so that problem b's result depends on its own stream alone (see :mod:`.
 4. The groups' results are merged into one :class:`TemperatureResult` in problem order
    (:func:`merge_results`).
 
-Batch accuracy records are computed problem by problem here (:func:`_row_accuracy`): the
-estimate's simulation draws from one seeded stream per call, so an estimate made over a group
-would depend on the group, and auto's re-plan reads it.
+Batch accuracy records are computed problem by problem here (:func:`_row_accuracy`), for auto's
+groups and for method="batch" (:func:`run_batch_rows`): the estimate's simulation draws from one
+seeded stream per call, so an estimate made over a group would depend on the group, and auto's
+re-plan reads it.
 
 Budgets are per problem: ``max_draws`` bounds each problem's own draws; without it auto allows
-each problem AUTO_BUDGET_FACTOR x its batch draws (:func:`~.row_plans.row_auto_budget`), and
+each problem AUTO_BUDGET_FACTOR x its batch draws (:func:`~.decide.auto_budget`), and
 an exact run it committed to stops beyond RUNAWAY_FACTOR x that problem's estimate.
 """
 
@@ -212,6 +213,22 @@ def stack_pilots(pilots: list[Pilot]) -> Pilot:
         keys=cat([p.keys for p in pilots]),
         samples=samples,
     )
+
+
+def run_batch_rows(source: DrawSource, request: Request) -> TemperatureResult:
+    """method="batch" with one generator per problem: the pools and picks come from each
+    problem's own stream (:class:`~.drawing.DrawSource` per row), and so does the accuracy
+    record, each problem's estimate from its own pools alone, so that a problem's whole
+    result is the same alone as inside any batch."""
+    estimate = request.options.estimate_accuracy
+    unestimated = dataclasses.replace(  # estimated below, problem by problem
+        request, options=dataclasses.replace(request.options, estimate_accuracy=False)
+    )
+    result = run_batch(source, unestimated, source.generator)
+    if estimate:
+        result.accuracy = _row_accuracy(result, request)
+    result.extra.pop("pool_keys")
+    return result
 
 
 def _row_accuracy(result: TemperatureResult, request: Request) -> Accuracy:
