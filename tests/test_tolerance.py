@@ -392,3 +392,40 @@ def test_calm_generate_without_the_estimate_decodes_the_same_chunks_silently():
         skipped = generate(model, ids, estimate_accuracy=False, return_dict_in_generate=True, **kw)
     assert torch.equal(skipped.sequences, estimated.sequences)
     assert all(not a.estimated for a in skipped.accuracies)
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_auto_re_plans_again_when_a_re_planned_run_still_misses(monkeypatch, per_row):
+    """zipf-30 at T = 0.1, tolerance=0.02: a first attempt misses 0.7 x 0.02 and its re-planned
+    run's estimate misses 0.02 itself, so with a single re-plan the call warned (one stream,
+    seed 1112, a case the suite's 3-seed rerun found: N = 50, estimate 0.031, then N = 71,
+    estimate 0.09, true TV 0.025; per problem, seed 1105: 0.07). Auto now re-plans from that
+    run's pools too (AUTO_REPLANS times at most): the result meets the tolerance without a
+    warning, within the budget, and for real (P known, batch_tv_against)."""
+    from implicit_temperature.core import api, row_runs
+
+    law = next(law for law in suite() if law.name == "zipf-30")
+    p = law.probs.float()
+
+    def rows_draw(m, generator=None):  # batched, one generator per problem
+        return torch.stack([torch.multinomial(p, m, True, generator=g) for g in generator])
+
+    draw, gen, kw = law.draw(), 1112, dict(num_outputs=20, tolerance=0.02, max_draws=4_000_000)
+    if per_row:
+        draw, gen, kw = rows_draw, [1105], kw | dict(batched=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AccuracyWarning)
+        res = it.temperature_sample(draw, 0.1, generator=gen, **kw)
+    assert res.method == "batch" and res.estimated_tv <= 0.02
+    assert res.draws <= kw["max_draws"]
+    if not per_row:
+        attempts = res.extra["attempts"]
+        assert len(attempts) == 2 and "N = 71" in attempts[1], attempts
+        n = res.extra["num_samples"]
+        truth = batch_tv_against(law.probs, 0.1, n, 0.02)
+        assert truth.tv + 2 * truth.error <= 0.02, (n, truth)
+    # with one re-plan only, as before, the same call ends on the missed run and warns
+    monkeypatch.setattr(row_runs if per_row else api, "AUTO_REPLANS", 1)
+    with pytest.warns(it.AccuracyWarning, match="above tolerance=0.02"):
+        once = it.temperature_sample(draw, 0.1, generator=gen, **kw)
+    assert once.estimated_tv > 0.02

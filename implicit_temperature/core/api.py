@@ -50,6 +50,7 @@ from .rows import RowGenerators, is_row_generators
 from .samples import Samples, cat_samples
 from .tolerance import (
     ACCURACY_MAX_DRAWS,
+    AUTO_REPLANS,
     LADDER_MARGIN,
     batch_accuracy,
     check_accuracy,
@@ -627,8 +628,9 @@ def _auto_batch(
 ) -> TemperatureResult:
     """A batch attempt; when its estimate misses LADDER_MARGIN x the tolerance (the aim that
     chose its N: an estimate just under the tolerance is too close to trust, the estimate is a
-    noisy one), re-plan once from its pools and run the new plan (exact or a larger N) if it
-    fits what is left of the budget."""
+    noisy one), re-plan from its pools and run the new plan (exact or a larger N) if it fits
+    what is left of the budget; a re-planned batch run whose estimate still misses the
+    tolerance is re-planned again from its own pools, AUTO_REPLANS times at most."""
     res = run_batch(source, request, gen, plan)
     keys = res.extra.pop("pool_keys")
     acc = res.accuracy
@@ -636,20 +638,29 @@ def _auto_batch(
         seen = plan.pilot.keys if plan.reuse_pilot and plan.pilot.keys is not None else keys
         cost = "" if res.accuracy is None or res.accuracy.known else _unknown_cost(seen, request)
         return conclude(res, request, cost)
-    b = keys.shape[0]
-    remaining = auto_budget(request, b) - source.draws
-    none = Pilot.none(request, source)
-    better = refine_pools(keys, request, none, remaining, res.extra["num_samples"])
-    if better.plan is None:
-        return conclude(res, request, better.cost)
-    if better.plan.method == "exact":
-        new = _auto_exact(source, request, better.plan)
-    else:
-        new = run_batch(source, request, gen, better.plan)
-        new.extra.pop("pool_keys")
-    new.pilot_draws = res.draws  # the planning pilot and the attempt, both only planned
-    new.extra["attempts"] = [res.summary()]
-    return conclude(new, request, better.cost)
+    attempts: list[str] = []
+    cost = ""
+    for replans in range(AUTO_REPLANS + 1):
+        remaining = auto_budget(request, keys.shape[0]) - source.draws
+        none = Pilot.none(request, source)
+        better = refine_pools(keys, request, none, remaining, res.extra["num_samples"])
+        cost = better.cost  # what reaching the tolerance would cost, from the latest pools
+        if better.plan is None or replans == AUTO_REPLANS:
+            break
+        attempts.append(res.summary())
+        drawn = source.draws  # the planning pilot and the attempts, all only planned
+        if better.plan.method == "exact":
+            res = _auto_exact(source, request, better.plan)
+        else:
+            res = run_batch(source, request, gen, better.plan)
+            keys = res.extra.pop("pool_keys")
+        res.pilot_draws = drawn
+        acc = res.accuracy
+        if acc is None or not acc.known or acc.estimate <= acc.tolerance:
+            break
+    if attempts:
+        res.extra["attempts"] = attempts
+    return conclude(res, request, cost)
 
 
 def _unknown_cost(keys: torch.Tensor, request: Request) -> str:

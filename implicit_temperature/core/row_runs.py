@@ -9,7 +9,8 @@ problem, so that problem b's result depends on its own stream alone (see :mod:`.
    own (:mod:`.rows`).
 3. method="auto": a batch attempt whose estimate misses LADDER_MARGIN x the tolerance is
    re-planned from its own pools (:func:`~.decide.refine`), problem by problem, and those
-   problems run again, grouped by their new plans (one re-plan, as for one problem).
+   problems run again, grouped by their new plans; a re-planned run that still misses the
+   tolerance is re-planned again, AUTO_REPLANS times at most, as for one problem.
 4. The groups' results are merged into one :class:`TemperatureResult` in problem order
    (:func:`merge_results`).
 
@@ -53,7 +54,7 @@ from .request import Request
 from .result import TemperatureResult
 from .row_plans import no_pilot, row_decisions, row_trees
 from .samples import as_samples, cat_rows
-from .tolerance import LADDER_MARGIN, batch_accuracy
+from .tolerance import AUTO_REPLANS, LADDER_MARGIN, batch_accuracy
 
 
 @dataclass
@@ -73,11 +74,32 @@ def run_auto_rows(source: DrawSource, request: Request) -> TemperatureResult:
     b = len(source.row_draws)
     early = decide_without_pilot(request, 1, Pilot.none(request, source))
     plans = [early] * b if early is not None else row_decisions(source, request)
-    planned = source.row_draws.clone()  # each problem's pilot
-    parts = run_groups(source, request, plans, auto=True)
-    parts, attempts = _replan(source, request, parts, planned)
-    pilots = int(planned.sum()) + attempts
+    start = source.row_draws.clone()  # each problem's draws before its final run
+    parts = _replanned(source, request, run_groups(source, request, plans, auto=True), start)
+    pilots = int(start.sum())  # pilots and replaced attempts: only planned
     return _conclude(merge_results(source, request, parts, pilots), request, parts)
+
+
+def _replanned(
+    source: DrawSource, request: Request, parts: list[RowPart], start: torch.Tensor
+) -> list[RowPart]:
+    """Auto's re-plans, problem by problem, as for one problem (:func:`~.api._auto_batch`):
+    first of the attempts that missed LADDER_MARGIN x the tolerance, then, AUTO_REPLANS times
+    in all at most, of re-planned batch runs that still miss the tolerance itself, each from
+    its own latest pools. ``start`` (B,): each problem's draws before its first attempt,
+    updated in place to those before its final run."""
+    done: list[RowPart] = []
+    current = parts
+    for replans in range(AUTO_REPLANS + 1):
+        margin = LADDER_MARGIN if replans == 0 else 1.0
+        last = replans == AUTO_REPLANS  # only say what reaching the tolerance would cost
+        kept, current = _replan(source, request, current, start, margin, last)
+        done += kept
+        if not current:
+            break
+    for part in done + current:
+        part.result.extra.pop("pool_keys", None)
+    return done + current
 
 
 def run_exact_rows_planned(source: DrawSource, request: Request) -> TemperatureResult:
@@ -287,12 +309,18 @@ def merge_accuracies(
 
 
 def _replan(
-    source: DrawSource, request: Request, parts: list[RowPart], planned: torch.Tensor
-) -> tuple[list[RowPart], int]:
-    """Auto's one re-plan of batch attempts that missed LADDER_MARGIN x the tolerance, problem
-    by problem (:func:`~.decide.refine` on the problem's own pools); the problems with a new plan
-    run again, grouped. Returns the final parts and the draws of the replaced attempts
-    (``planned``: each problem's draws before its attempt)."""
+    source: DrawSource,
+    request: Request,
+    parts: list[RowPart],
+    start: torch.Tensor,
+    margin: float,
+    last: bool,
+) -> tuple[list[RowPart], list[RowPart]]:
+    """One re-plan of the batch problems of ``parts`` whose estimate misses ``margin`` x the
+    tolerance (:func:`~.decide.refine` on the problem's own pools, its cost text kept for the
+    warning); unless ``last``, those with a new plan run again, grouped. Returns the parts
+    without the replaced problems and the new runs (whose pooled keys are kept for the next
+    re-plan); ``start`` is set to the replaced problems' draws before their new run."""
     assert source.row_draws is not None
     b = len(source.row_draws)
     better: list[Plan | None] = [None] * b
@@ -313,25 +341,24 @@ def _replan(
             if math.isnan(tv):
                 part.costs[i] = _unknown_cost(own, request)
                 continue
-            if tv <= LADDER_MARGIN * request.options.tolerance:
+            if tv <= margin * request.options.tolerance:
                 continue
             remaining = auto_budget(request, 1) - int(source.row_draws[row])
             none = no_pilot(request, source, row)
             found = refine_pools(own, request, none, remaining, res.extra["num_samples"])
             part.costs[i] = found.cost
-            if found.plan is not None:
+            if found.plan is not None and not last:
                 better[row] = found.plan
                 replaced.append(row)
     if not replaced:
-        return parts, 0
-    before = {row: int(source.row_draws[row]) for row in replaced}
+        return parts, []
+    for row in replaced:
+        start[row] = source.row_draws[row]
     new = run_groups(source, request, better, auto=True)
     for p in new:
-        p.result.extra.pop("pool_keys", None)
         p.costs = [""] * len(p.rows)
-    attempts = sum(before[row] - int(planned[row]) for row in replaced)
     kept = [_without(p, set(replaced)) for p in parts]
-    return [p for p in kept if p is not None] + new, attempts
+    return [p for p in kept if p is not None], new
 
 
 def _without(part: RowPart, rows: set[int]) -> RowPart | None:

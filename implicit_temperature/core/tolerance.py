@@ -37,6 +37,11 @@ LADDER_POOLS = 64
 #: N is chosen where the point estimate is at most this share of the tolerance: the estimate's
 #: own noise (sampling and simulation, ~+-30% at s = 10) must not land the result above it.
 LADDER_MARGIN = 0.7
+#: method="auto" re-plans a batch attempt at most this many times: the first attempt when its
+#: estimate misses LADDER_MARGIN x the tolerance, a re-planned one only when its estimate misses
+#: the tolerance itself (it would warn), while the budget allows; each re-plan reads the latest
+#: attempt's pools, the largest sample so far.
+AUTO_REPLANS = 3
 #: The estimates are a deterministic function of the counts: their simulation has its own seed
 #: (it never consumes the caller's generator, so sampling streams are unchanged by it).
 ACCURACY_SEED = 0x1D7E
