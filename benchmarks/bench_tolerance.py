@@ -549,22 +549,31 @@ def section(res: dict, fig: str | None) -> str:
     return "\n".join(lines)
 
 
+def _failures(r: dict) -> list[str]:
+    """What went wrong in one suite case, in words (nothing when both calls passed)."""
+    out = []
+    d, g = r["default"], r["tight"]
+    if not (d["truth"] <= HONEST or d["warned"]):
+        out.append(
+            f"default call returned {d['method']} with true TV {d['truth']:.3f}, estimate "
+            f"{_f(d['estimate'])}, no warning"
+        )
+    if not g["truth"] <= TIGHT:
+        out.append(
+            f"tolerance=0.02 returned {g['method']} with true TV {g['truth']:.3f}, estimate "
+            f"{_f(g['estimate'])}, {'with' if g['warned'] else 'without'} a warning"
+        )
+    return out
+
+
 def reruns_verdict(rows: list[dict], reruns: list[dict]) -> str:
     """The same figures over every seed (the table's and the reruns'), with each failure named."""
     every = rows + reruns
     text = suite_verdict(every).replace(" cases", " calls")
     bad = [
-        f"{r['law']} T={r['T']:g} seed {r.get('seed', 'of the table')}: "
-        + (
-            f"default call returned {r['default']['method']} with true TV "
-            f"{r['default']['truth']:.3f}, estimate {_f(r['default']['estimate'])}, no warning"
-            if not (r["default"]["truth"] <= HONEST or r["default"]["warned"])
-            else f"tolerance=0.02 returned {r['tight']['method']} with true TV "
-            f"{r['tight']['truth']:.3f}, estimate {_f(r['tight']['estimate'])}"
-        )
+        f"{r['law']} T={r['T']:g} seed {r.get('seed', 'of the table')}: {f}"
         for r in every
-        if not (r["default"]["truth"] <= HONEST or r["default"]["warned"])
-        or not r["tight"]["truth"] <= TIGHT
+        for f in _failures(r)
     ]
     head = (
         f"**Over {1 + EXTRA_SEEDS} seeds per case** ({len(every)} cases x 2 calls; the table shows "
