@@ -569,7 +569,7 @@ def _failures(r: dict) -> list[str]:
 def reruns_verdict(rows: list[dict], reruns: list[dict]) -> str:
     """The same figures over every seed (the table's and the reruns'), with each failure named."""
     every = rows + reruns
-    text = suite_verdict(every).replace(" cases", " calls")
+    text = suite_verdict(every, unit="calls")
     bad = [
         f"{r['law']} T={r['T']:g} seed {r.get('seed', 'of the table')}: {f}"
         for r in every
@@ -673,8 +673,8 @@ def _breakdown_table(rows: list[dict], by: tuple[str, ...], head: str) -> list[s
     return lines
 
 
-def suite_verdict(rows: list[dict]) -> str:
-    """The done-when figures of the suite, in one paragraph."""
+def suite_verdict(rows: list[dict], unit: str = "cases") -> str:
+    """The done-when figures of the suite, in one paragraph (``unit``: what a row is called)."""
     n = len(rows)
     honest = sum(r["default"]["truth"] <= HONEST or r["default"]["warned"] for r in rows)
     errors = sum(math.isnan(r["tight"]["truth"]) for r in rows)
@@ -682,7 +682,7 @@ def suite_verdict(rows: list[dict]) -> str:
     ratios = [r["tight"]["draws_per_output"] / r["cheapest_cost"] for r in met]
     within = sum(x <= 1.5 for x in ratios)
     return (
-        f"Default call: TV <= {HONEST:g} or an AccuracyWarning in {honest} of {n} cases. "
+        f"Default call: TV <= {HONEST:g} or an AccuracyWarning in {honest} of {n} {unit}. "
         f"tolerance=0.02: met in {len(met)} of {n} ({errors} raised instead of returning); of "
         "those, cost <= 1.5x the cheapest method "
         f"meeting it in {within} (ratios {_f(min(ratios, default=math.nan))} - "

@@ -238,19 +238,15 @@ def temperature_sample(
     gen = _generator(opts, request)
     warn_if_seed_ignored(draw, opts.generator)
     source = DrawSource(draw, key, batched=batched, generator=gen)
-    if opts.method == "batch" and not request.batch_only and not source.per_row:
-        res = run_batch(source, request, gen)
-        res.extra.pop("pool_keys")
-        return conclude(res, request)
-    if source.per_row and (opts.method != "exact" or _planned_exact(request)):
-        from .row_runs import (  # they run on this module
-            run_auto_rows,
-            run_batch_rows,
-            run_exact_rows_planned,
-        )
+    if opts.method == "batch" and not request.batch_only:
+        if source.per_row:
+            from .row_runs import run_batch_rows  # it runs on this module
 
-        if opts.method == "batch" and not request.batch_only:
             return conclude(run_batch_rows(source, request), request)
+        return conclude(run_batch(source, request, gen), request)
+    if source.per_row and (opts.method != "exact" or _planned_exact(request)):
+        from .row_runs import run_auto_rows, run_exact_rows_planned  # they run on this module
+
         if opts.method == "exact":
             return run_exact_rows_planned(source, request)
         return run_auto_rows(source, request)
@@ -339,7 +335,10 @@ def conclude(
     (or :class:`InaccurateResultError`) when its estimated TV misses the tolerance, which also
     carries the diagnostics' findings; else the diagnostics' :class:`TemperatureWarning` when
     temperature could not act. ``found``: the findings, where the caller has them (a merged
-    result, whose parts' diagnostics may not stack); else from ``result.diagnostics``."""
+    result, whose parts' diagnostics may not stack); else from ``result.diagnostics``. The
+    batch method's pooled keys (``extra["pool_keys"]``, for auto's re-plans) are dropped here,
+    so that no result returned to the caller holds them."""
+    result.extra.pop("pool_keys", None)
     if found is None:
         found = []
         if result.diagnostics is not None:
@@ -551,7 +550,7 @@ def run_batch(
     )
     res.extra["num_samples"] = n
     res.extra["estimator"] = estimator
-    res.extra["pool_keys"] = pool_keys  # for auto's re-planning; dropped before returning
+    res.extra["pool_keys"] = pool_keys  # for auto's re-planning; conclude drops it
     return res
 
 

@@ -97,8 +97,6 @@ def _replanned(
         done += kept
         if not current:
             break
-    for part in done + current:
-        part.result.extra.pop("pool_keys", None)
     return done + current
 
 
@@ -150,12 +148,7 @@ def _run_group(
     plan = _group_plan(plans)
     if plan.method == "exact":
         return _exact(view, request, plan, [p.expected_draws for p in plans], auto)
-    unestimated = dataclasses.replace(  # estimated below, problem by problem
-        request, options=dataclasses.replace(request.options, estimate_accuracy=False)
-    )
-    result = run_batch(view, unestimated, view.generator, plan)
-    result.accuracy = _row_accuracy(result, request)
-    return result
+    return run_batch_rows(view, request, plan)
 
 
 def _exact(
@@ -237,8 +230,11 @@ def stack_pilots(pilots: list[Pilot]) -> Pilot:
     )
 
 
-def run_batch_rows(source: DrawSource, request: Request) -> TemperatureResult:
-    """method="batch" with one generator per problem: the pools and picks come from each
+def run_batch_rows(
+    source: DrawSource, request: Request, plan: Plan | None = None
+) -> TemperatureResult:
+    """The batch method (``plan``'s N and rule, else the options') with one generator per
+    problem: method="batch", and auto's batch groups. The pools and picks come from each
     problem's own stream (:class:`~.drawing.DrawSource` per row), and so does the accuracy
     record, each problem's estimate from its own pools alone, so that a problem's whole
     result is the same alone as inside any batch."""
@@ -246,10 +242,9 @@ def run_batch_rows(source: DrawSource, request: Request) -> TemperatureResult:
     unestimated = dataclasses.replace(  # estimated below, problem by problem
         request, options=dataclasses.replace(request.options, estimate_accuracy=False)
     )
-    result = run_batch(source, unestimated, source.generator)
+    result = run_batch(source, unestimated, source.generator, plan)
     if estimate:
         result.accuracy = _row_accuracy(result, request)
-    result.extra.pop("pool_keys")
     return result
 
 
